@@ -1,0 +1,16 @@
+//! errand-core: the pieces both binaries agree on.
+//!
+//! # Layout
+//! - [`task`]: the task record, its states and ids (the API's truth).
+//! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
+//!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
+//! - [`settings`]: layered configuration.
+//! - [`telemetry`]: tracing setup.
+
+pub mod settings;
+pub mod store;
+pub mod task;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use store::{StoreError, TaskStore};

@@ -1,0 +1,218 @@
+//! Layered settings: the embedded `config/base.yaml`, then `config/base.yaml` and
+//! `config/{ERRAND_ENV}.yaml` from the config directory when present, then `ERRAND__…`
+//! environment variables. The embedded copy means a binary run from any directory still
+//! has a complete, working configuration.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+const EMBEDDED_BASE: &str = include_str!("../../../config/base.yaml");
+
+/// Which environment-specific file is layered over the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl TryFrom<String> for Environment {
+    type Error = SettingsError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.to_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "production" => Ok(Self::Production),
+            other => Err(SettingsError::Environment(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("ERRAND_ENV must be `local` or `production`, not `{0}`")]
+    Environment(String),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub api: ApiSettings,
+    pub worker: WorkerSettings,
+    pub tasks: TaskSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub response_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+impl RedisSettings {
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub max_payload_bytes: usize,
+    pub retry_after_secs: u64,
+    pub max_wait_secs: u64,
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueSettings {
+    pub name: String,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub queues: Vec<QueueSettings>,
+    pub batch_size: usize,
+    pub poll_interval_ms: u64,
+    pub heartbeat_secs: u64,
+    pub lease_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+impl WorkerSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskSettings {
+    pub default_max_attempts: u32,
+    pub default_result_ttl_secs: u64,
+    pub max_result_bytes: usize,
+    pub max_sleep_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads settings for the environment named by `ERRAND_ENV` (default `local`) from the
+    /// directory named by `ERRAND_CONFIG_DIR` (default `./config`).
+    pub fn load() -> Result<Self, SettingsError> {
+        let env: Environment = std::env::var("ERRAND_ENV")
+            .unwrap_or_else(|_| "local".into())
+            .try_into()?;
+        let dir = std::env::var_os("ERRAND_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(env, &dir)
+    }
+
+    pub fn load_from(env: Environment, dir: &std::path::Path) -> Result<Self, SettingsError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                EMBEDDED_BASE,
+                config::FileFormat::Yaml,
+            ))
+            .add_source(config::File::from(dir.join("base.yaml")).required(false))
+            .add_source(config::File::from(dir.join(format!("{}.yaml", env.as_str()))).required(false))
+            .add_source(
+                config::Environment::with_prefix("ERRAND")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("api.api_keys"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
+        if self.worker.queues.is_empty() {
+            return bad("worker.queues must name at least one queue");
+        }
+        if self.worker.queues.iter().any(|q| q.concurrency == 0) {
+            return bad("worker.queues[].concurrency must be at least 1");
+        }
+        if self.worker.batch_size == 0 {
+            return bad("worker.batch_size must be at least 1");
+        }
+        if self.worker.lease_secs < 2 {
+            return bad("worker.lease_secs must be at least 2");
+        }
+        if self.tasks.default_max_attempts == 0 {
+            return bad("tasks.default_max_attempts must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_base_alone_is_a_complete_configuration() {
+        let dir = std::env::temp_dir().join("errand-no-config-here");
+        let s = Settings::load_from(Environment::Local, &dir).expect("base must load");
+        assert_eq!(s.api.port, 8080);
+        assert_eq!(s.worker.queues[0].name, "default");
+        assert_eq!(s.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn production_file_switches_to_json_logs() {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+        let s = Settings::load_from(Environment::Production, &dir).unwrap();
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.api.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn unknown_environment_is_rejected() {
+        assert!(Environment::try_from("staging".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,42 @@
+-- Queues again (as a new apalis job) tasks whose time has come in one of two zsets:
+--  mode 'delayed': scheduled or retrying tasks now due;
+--  mode 'running': running tasks whose lease lapsed (their worker died).
+-- Bounded per call, so a large backlog is moved in slices and no reply is ever huge.
+-- ARGV[A]: mode, [A+1]: now ms, [A+2]: now rfc3339, [A+3..]: fresh job ids (one per slot)
+local mode, now_ms, now = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local src = (mode == 'running') and L.running or L.delayed
+local limit = #ARGV - (A + 2)
+local ids = redis.call('ZRANGEBYSCORE', src, '-inf', now_ms, 'LIMIT', 0, limit)
+local moved = 0
+for i, id in ipairs(ids) do
+  redis.call('ZREM', src, id)
+  local key = L.record .. id
+  local f = redis.call('HMGET', key, 'state', 'queue', 'attempt', 'max_attempts', 'worker')
+  local state = f[1]
+  local eligible = (mode == 'delayed' and (state == 'scheduled' or state == 'retrying'))
+    or (mode == 'running' and state == 'running')
+  if eligible then
+    local jid = ARGV[A + 2 + i]
+    if mode == 'running' then
+      local attempt = tonumber(f[3])
+      local err = cjson.encode({kind = 'worker_lost',
+        message = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease during attempt ' .. attempt})
+      if attempt >= tonumber(f[4]) then
+        redis.call('HSET', key, 'state', 'failed', 'error', err, 'finished_at', now, 'updated_at', now)
+        expire_terminal(key)
+        publish_event(id, 'failed')
+      else
+        redis.call('HSET', key, 'state', 'queued', 'error', err, 'job', jid, 'updated_at', now)
+        enqueue_job(f[2], id, jid)
+        publish_event(id, 'queued')
+        moved = moved + 1
+      end
+    else
+      redis.call('HSET', key, 'state', 'queued', 'job', jid, 'next_attempt_at', '', 'updated_at', now)
+      enqueue_job(f[2], id, jid)
+      publish_event(id, 'queued')
+      moved = moved + 1
+    end
+  end
+end
+return {#ids, moved}

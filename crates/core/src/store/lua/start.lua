@@ -1,0 +1,34 @@
+-- A worker received job `jid` for task `id`: claim the task for one attempt, or say why not.
+-- ARGV[A]: id, [A+1]: jid, [A+2]: worker, [A+3]: now ms, [A+4]: now rfc3339, [A+5]: lease until ms
+-- Returns {'run', fields} | {'stale'} (job superseded) | {'busy'} (live lease elsewhere)
+--       | {'gone'} (expired/unknown) | {'skip', state} | {'exhausted'}
+local id, jid, worker = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local now_ms, now = tonumber(ARGV[A + 3]), ARGV[A + 4]
+local key = L.record .. id
+local f = redis.call('HMGET', key, 'state', 'job', 'attempt', 'max_attempts', 'worker')
+local state = f[1]
+if not state then return {'gone'} end
+if f[2] ~= jid then return {'stale'} end
+local attempt, max = tonumber(f[3]), tonumber(f[4])
+if state == 'running' then
+  local lease = redis.call('ZSCORE', L.running, id)
+  if lease and tonumber(lease) > now_ms then return {'busy'} end
+  -- The lease lapsed: the previous runner is gone. This delivery is the next attempt.
+  local err = cjson.encode({kind = 'worker_lost',
+    message = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease during attempt ' .. attempt})
+  if attempt >= max then
+    redis.call('HSET', key, 'state', 'failed', 'error', err, 'finished_at', now, 'updated_at', now)
+    redis.call('ZREM', L.running, id)
+    expire_terminal(key)
+    publish_event(id, 'failed')
+    return {'exhausted'}
+  end
+  redis.call('HSET', key, 'error', err)
+elseif state ~= 'queued' then
+  return {'skip', state}
+end
+redis.call('HSET', key, 'state', 'running', 'attempt', attempt + 1, 'worker', worker,
+  'started_at', now, 'updated_at', now, 'progress', '', 'next_attempt_at', '')
+redis.call('ZADD', L.running, ARGV[A + 5], id)
+publish_event(id, 'running')
+return {'run', redis.call('HGETALL', key)}

@@ -1,0 +1,78 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A task's id: server-made (UUIDv7, so ids sort by creation time) or given by the client,
+/// which makes the submit idempotent. Restricted to a URL- and key-safe alphabet so it can
+/// sit in a path segment and a Redis key unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+pub struct TaskId(String);
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("a task id is 1 to 128 characters from A-Z a-z 0-9 . _ : -")]
+pub struct InvalidTaskId;
+
+impl TaskId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidTaskId> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidTaskId) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = InvalidTaskId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_and_increase() {
+        let a = TaskId::generate();
+        let b = TaskId::generate();
+        assert!(TaskId::parse(a.as_str()).is_ok());
+        assert!(a.as_str() < b.as_str(), "UUIDv7 sorts by time");
+    }
+
+    #[test]
+    fn rejects_unsafe_or_oversized_ids() {
+        for bad in ["", "a b", "a/b", "é", "{x}", &"x".repeat(129)] {
+            assert_eq!(TaskId::parse(bad), Err(InvalidTaskId), "{bad:?}");
+        }
+        assert!(TaskId::parse("celery123").is_ok());
+        assert!(TaskId::parse("order-42:retry_1.x").is_ok());
+    }
+}

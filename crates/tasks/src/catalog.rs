@@ -1,0 +1,202 @@
+use std::{collections::BTreeMap, sync::Arc};
+
+use futures::{FutureExt, future::BoxFuture};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{PartialSchema, openapi::{RefOr, schema::Schema}};
+
+use crate::{Failure, TaskContext, TaskKind, kinds};
+
+/// Limits kinds check payloads against (from `tasks.*` settings).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sleep_secs: u64,
+}
+
+/// A payload that does not fit its kind. `field` is a JSON path into the payload.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// What `GET /v1/kinds` says about a kind.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KindInfo {
+    #[schema(example = "sleep")]
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub summary: String,
+    pub idempotent: bool,
+    /// JSON Schema of the payload.
+    #[schema(value_type = Object)]
+    pub payload_schema: Value,
+    #[schema(value_type = Object)]
+    pub example: Value,
+}
+
+type RunFn = fn(TaskContext, Value) -> BoxFuture<'static, Result<Value, Failure>>;
+
+struct Entry {
+    info: KindInfo,
+    schema_name: String,
+    schema: RefOr<Schema>,
+    validate: fn(&Value, &Limits) -> Result<(), Invalid>,
+    run: RunFn,
+}
+
+/// The registry of task kinds, shared by the API (validation, docs) and the worker (runs).
+#[derive(Clone)]
+pub struct Catalog {
+    kinds: Arc<BTreeMap<&'static str, Entry>>,
+    aliases: Arc<BTreeMap<&'static str, &'static str>>,
+    limits: Limits,
+}
+
+fn decode<K: TaskKind>(payload: &Value) -> Result<K::Payload, Invalid> {
+    serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "payload".to_owned() } else { format!("payload.{path}") };
+        Invalid::new(field, e.into_inner().to_string())
+    })
+}
+
+fn validate<K: TaskKind>(payload: &Value, limits: &Limits) -> Result<(), Invalid> {
+    let p = decode::<K>(payload)?;
+    K::check(&p, limits)
+}
+
+fn run<K: TaskKind>(ctx: TaskContext, payload: Value) -> BoxFuture<'static, Result<Value, Failure>> {
+    match decode::<K>(&payload) {
+        Ok(p) => K::run(ctx, p).boxed(),
+        Err(e) => futures::future::ready(Err(Failure::permanent("invalid_payload", e.to_string()))).boxed(),
+    }
+}
+
+impl Catalog {
+    pub fn new(limits: Limits) -> Self {
+        let mut c = CatalogBuilder::default();
+        c.add::<kinds::sleep::Sleep>();
+        c.add::<kinds::noop::Noop>();
+        Self { kinds: Arc::new(c.kinds), aliases: Arc::new(c.aliases), limits }
+    }
+
+    /// The canonical name for `name` (which may be an alias), if the kind exists.
+    pub fn resolve(&self, name: &str) -> Option<&'static str> {
+        self.kinds
+            .get_key_value(name)
+            .map(|(k, _)| *k)
+            .or_else(|| self.aliases.get(name).copied())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    pub fn validate(&self, kind: &str, payload: &Value) -> Result<(), Invalid> {
+        let e = self.kinds.get(kind).ok_or_else(|| Invalid::new("kind", format!("unknown task kind `{kind}`")))?;
+        (e.validate)(payload, &self.limits)
+    }
+
+    /// Starts one attempt of `kind`. An unknown kind (a record written by a newer version
+    /// of errand) fails permanently rather than crashing the worker.
+    pub fn run(&self, kind: &str, ctx: TaskContext, payload: Value) -> BoxFuture<'static, Result<Value, Failure>> {
+        match self.kinds.get(kind) {
+            Some(e) => (e.run)(ctx, payload),
+            None => futures::future::ready(Err(Failure::permanent(
+                "unknown_kind",
+                format!("this worker does not know task kind `{kind}`"),
+            )))
+            .boxed(),
+        }
+    }
+
+    pub fn infos(&self) -> Vec<KindInfo> {
+        self.kinds.values().map(|e| e.info.clone()).collect()
+    }
+
+    /// Payload schemas, named, for the OpenAPI components.
+    pub fn schemas(&self) -> Vec<(String, RefOr<Schema>)> {
+        self.kinds.values().map(|e| (e.schema_name.clone(), e.schema.clone())).collect()
+    }
+}
+
+#[derive(Default)]
+struct CatalogBuilder {
+    kinds: BTreeMap<&'static str, Entry>,
+    aliases: BTreeMap<&'static str, &'static str>,
+}
+
+impl CatalogBuilder {
+    fn add<K: TaskKind>(&mut self) {
+        let schema = <K::Payload as PartialSchema>::schema();
+        let info = KindInfo {
+            name: K::NAME.to_owned(),
+            aliases: K::ALIASES.iter().map(|a| (*a).to_owned()).collect(),
+            summary: K::SUMMARY.to_owned(),
+            idempotent: K::IDEMPOTENT,
+            payload_schema: serde_json::to_value(&schema).unwrap_or(Value::Null),
+            example: K::example(),
+        };
+        for a in K::ALIASES {
+            self.aliases.insert(a, K::NAME);
+        }
+        self.kinds.insert(
+            K::NAME,
+            Entry {
+                info,
+                schema_name: <K::Payload as utoipa::ToSchema>::name().into_owned(),
+                schema,
+                validate: validate::<K>,
+                run: run::<K>,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::new(Limits { max_sleep_secs: 60 })
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_canonical_kind() {
+        let c = catalog();
+        assert_eq!(c.resolve("long_running"), Some("sleep"));
+        assert_eq!(c.resolve("sleep"), Some("sleep"));
+        assert_eq!(c.resolve("nope"), None);
+    }
+
+    #[test]
+    fn validation_names_the_offending_field() {
+        let c = catalog();
+        let e = c.validate("sleep", &json!({"duration_secs": "five"})).unwrap_err();
+        assert_eq!(e.field, "payload.duration_secs");
+        let e = c.validate("sleep", &json!({"duration_secs": 1, "extra": true})).unwrap_err();
+        assert_eq!(e.field, "payload", "unknown fields are rejected: {e}");
+        assert!(e.message.contains("extra"), "{e}");
+        let e = c.validate("sleep", &json!({"duration_secs": 61})).unwrap_err();
+        assert_eq!(e.field, "payload.duration_secs");
+        assert!(c.validate("sleep", &json!({"duration_secs": 2})).is_ok());
+    }
+
+    #[test]
+    fn every_kind_documents_a_valid_example() {
+        let c = catalog();
+        for info in c.infos() {
+            c.validate(&info.name, &info.example).unwrap_or_else(|e| panic!("{}: {e}", info.name));
+            assert!(info.payload_schema.is_object(), "{}", info.name);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per task kind.
+
+pub mod noop;
+pub mod sleep;

@@ -1,0 +1,47 @@
+//! errand-tasks: the task catalog. One module per task kind under [`kinds`]; the
+//! [`Catalog`] is what the API validates submissions against (and documents in OpenAPI)
+//! and what the worker runs.
+//!
+//! Adding a kind: write a module with a payload type and a [`TaskKind`] impl, then add
+//! one line to [`Catalog::new`].
+
+mod catalog;
+mod context;
+pub mod kinds;
+
+pub use catalog::{Catalog, Invalid, KindInfo, Limits};
+pub use context::{Failure, TaskContext};
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A kind of task errand can run. Implementations are typed; the catalog erases them.
+pub trait TaskKind: Send + Sync + 'static {
+    /// The payload, deserialized strictly (unknown fields are rejected at submit time).
+    type Payload: DeserializeOwned + ToSchema + Send + 'static;
+
+    /// Canonical name, used in submissions and stored on the record.
+    const NAME: &'static str;
+    /// Other names accepted at submit time (stored as the canonical name).
+    const ALIASES: &'static [&'static str] = &[];
+    /// One line for `GET /v1/kinds` and the docs.
+    const SUMMARY: &'static str;
+    /// Whether running it twice has the same effect as once. Delivery is at least once, so
+    /// a non-idempotent kind may see a repeat after a worker dies mid-task.
+    const IDEMPOTENT: bool;
+
+    /// An example payload for the docs.
+    fn example() -> Value;
+
+    /// Checks beyond the payload's types (ranges, limits). The error names the field.
+    fn check(_payload: &Self::Payload, _limits: &Limits) -> Result<(), Invalid> {
+        Ok(())
+    }
+
+    /// Runs one attempt. Must honour `ctx.cancelled()` at its await points; CPU-bound work
+    /// belongs on `tokio::task::spawn_blocking`, never on the async executor.
+    fn run(ctx: TaskContext, payload: Self::Payload) -> impl Future<Output = Result<Value, Failure>> + Send + 'static;
+}
