@@ -1,1 +1,13 @@
-//! placeholder
+//! errand-api: the HTTP face of errand.
+//!
+//! # Layout
+//! - [`startup`]: builds the actix-web app from settings (`Application`).
+//! - [`routes`]: one module per resource.
+//! - [`error`]: `ApiError`, mapped to problem+json in one place.
+//! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
+
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -154,7 +154,9 @@ impl Settings {
                 config::FileFormat::Yaml,
             ))
             .add_source(config::File::from(dir.join("base.yaml")).required(false))
-            .add_source(config::File::from(dir.join(format!("{}.yaml", env.as_str()))).required(false))
+            .add_source(
+                config::File::from(dir.join(format!("{}.yaml", env.as_str()))).required(false),
+            )
             .add_source(
                 config::Environment::with_prefix("ERRAND")
                     .prefix_separator("__")

@@ -1,6 +1,8 @@
 //! Tracing setup shared by both binaries: pretty logs for people, JSON for pipelines.
 
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::settings::{LogFormat, LogSettings};
 
@@ -24,7 +26,11 @@ where
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(sink))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(sink),
+            )
             .try_init(),
     };
     if result.is_ok() {

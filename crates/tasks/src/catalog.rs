@@ -3,7 +3,10 @@ use std::{collections::BTreeMap, sync::Arc};
 use futures::{FutureExt, future::BoxFuture};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::{PartialSchema, openapi::{RefOr, schema::Schema}};
+use utoipa::{
+    PartialSchema,
+    openapi::{RefOr, schema::Schema},
+};
 
 use crate::{Failure, TaskContext, TaskKind, kinds};
 
@@ -23,7 +26,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -63,7 +69,11 @@ pub struct Catalog {
 fn decode<K: TaskKind>(payload: &Value) -> Result<K::Payload, Invalid> {
     serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "payload".to_owned() } else { format!("payload.{path}") };
+        let field = if path == "." {
+            "payload".to_owned()
+        } else {
+            format!("payload.{path}")
+        };
         Invalid::new(field, e.into_inner().to_string())
     })
 }
@@ -73,10 +83,14 @@ fn validate<K: TaskKind>(payload: &Value, limits: &Limits) -> Result<(), Invalid
     K::check(&p, limits)
 }
 
-fn run<K: TaskKind>(ctx: TaskContext, payload: Value) -> BoxFuture<'static, Result<Value, Failure>> {
+fn run<K: TaskKind>(
+    ctx: TaskContext,
+    payload: Value,
+) -> BoxFuture<'static, Result<Value, Failure>> {
     match decode::<K>(&payload) {
         Ok(p) => K::run(ctx, p).boxed(),
-        Err(e) => futures::future::ready(Err(Failure::permanent("invalid_payload", e.to_string()))).boxed(),
+        Err(e) => futures::future::ready(Err(Failure::permanent("invalid_payload", e.to_string())))
+            .boxed(),
     }
 }
 
@@ -85,7 +99,11 @@ impl Catalog {
         let mut c = CatalogBuilder::default();
         c.add::<kinds::sleep::Sleep>();
         c.add::<kinds::noop::Noop>();
-        Self { kinds: Arc::new(c.kinds), aliases: Arc::new(c.aliases), limits }
+        Self {
+            kinds: Arc::new(c.kinds),
+            aliases: Arc::new(c.aliases),
+            limits,
+        }
     }
 
     /// The canonical name for `name` (which may be an alias), if the kind exists.
@@ -101,13 +119,21 @@ impl Catalog {
     }
 
     pub fn validate(&self, kind: &str, payload: &Value) -> Result<(), Invalid> {
-        let e = self.kinds.get(kind).ok_or_else(|| Invalid::new("kind", format!("unknown task kind `{kind}`")))?;
+        let e = self
+            .kinds
+            .get(kind)
+            .ok_or_else(|| Invalid::new("kind", format!("unknown task kind `{kind}`")))?;
         (e.validate)(payload, &self.limits)
     }
 
     /// Starts one attempt of `kind`. An unknown kind (a record written by a newer version
     /// of errand) fails permanently rather than crashing the worker.
-    pub fn run(&self, kind: &str, ctx: TaskContext, payload: Value) -> BoxFuture<'static, Result<Value, Failure>> {
+    pub fn run(
+        &self,
+        kind: &str,
+        ctx: TaskContext,
+        payload: Value,
+    ) -> BoxFuture<'static, Result<Value, Failure>> {
         match self.kinds.get(kind) {
             Some(e) => (e.run)(ctx, payload),
             None => futures::future::ready(Err(Failure::permanent(
@@ -124,7 +150,10 @@ impl Catalog {
 
     /// Payload schemas, named, for the OpenAPI components.
     pub fn schemas(&self) -> Vec<(String, RefOr<Schema>)> {
-        self.kinds.values().map(|e| (e.schema_name.clone(), e.schema.clone())).collect()
+        self.kinds
+            .values()
+            .map(|e| (e.schema_name.clone(), e.schema.clone()))
+            .collect()
     }
 }
 
@@ -181,12 +210,18 @@ mod tests {
     #[test]
     fn validation_names_the_offending_field() {
         let c = catalog();
-        let e = c.validate("sleep", &json!({"duration_secs": "five"})).unwrap_err();
+        let e = c
+            .validate("sleep", &json!({"duration_secs": "five"}))
+            .unwrap_err();
         assert_eq!(e.field, "payload.duration_secs");
-        let e = c.validate("sleep", &json!({"duration_secs": 1, "extra": true})).unwrap_err();
+        let e = c
+            .validate("sleep", &json!({"duration_secs": 1, "extra": true}))
+            .unwrap_err();
         assert_eq!(e.field, "payload", "unknown fields are rejected: {e}");
         assert!(e.message.contains("extra"), "{e}");
-        let e = c.validate("sleep", &json!({"duration_secs": 61})).unwrap_err();
+        let e = c
+            .validate("sleep", &json!({"duration_secs": 61}))
+            .unwrap_err();
         assert_eq!(e.field, "payload.duration_secs");
         assert!(c.validate("sleep", &json!({"duration_secs": 2})).is_ok());
     }
@@ -195,7 +230,8 @@ mod tests {
     fn every_kind_documents_a_valid_example() {
         let c = catalog();
         for info in c.infos() {
-            c.validate(&info.name, &info.example).unwrap_or_else(|e| panic!("{}: {e}", info.name));
+            c.validate(&info.name, &info.example)
+                .unwrap_or_else(|e| panic!("{}: {e}", info.name));
             assert!(info.payload_schema.is_object(), "{}", info.name);
         }
     }

@@ -21,7 +21,12 @@ impl TaskContext {
         progress: watch::Sender<Option<Progress>>,
         cancel: CancellationToken,
     ) -> Self {
-        Self { id, attempt, progress, cancel }
+        Self {
+            id,
+            attempt,
+            progress,
+            cancel,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -35,7 +40,10 @@ impl TaskContext {
     /// Reports progress. Cheap: only the latest value is kept and the worker writes it to
     /// Redis at its own pace, so a chatty task cannot flood Redis.
     pub fn report(&self, percent: u8, message: impl Into<Option<String>>) {
-        let _ = self.progress.send(Some(Progress { percent: percent.min(100), message: message.into() }));
+        let _ = self.progress.send(Some(Progress {
+            percent: percent.min(100),
+            message: message.into(),
+        }));
     }
 
     /// Resolves when the task was cancelled (by a client, by its timeout, or by shutdown).
@@ -50,7 +58,10 @@ impl TaskContext {
 
 impl fmt::Debug for TaskContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskContext").field("id", &self.id).field("attempt", &self.attempt).finish()
+        f.debug_struct("TaskContext")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .finish()
     }
 }
 
@@ -65,10 +76,18 @@ pub struct Failure {
 
 impl Failure {
     pub fn retryable(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: kind.into(), message: message.into(), retryable: true }
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     pub fn permanent(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: kind.into(), message: message.into(), retryable: false }
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+            retryable: false,
+        }
     }
 }

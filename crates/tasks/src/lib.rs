@@ -43,5 +43,8 @@ pub trait TaskKind: Send + Sync + 'static {
 
     /// Runs one attempt. Must honour `ctx.cancelled()` at its await points; CPU-bound work
     /// belongs on `tokio::task::spawn_blocking`, never on the async executor.
-    fn run(ctx: TaskContext, payload: Self::Payload) -> impl Future<Output = Result<Value, Failure>> + Send + 'static;
+    fn run(
+        ctx: TaskContext,
+        payload: Self::Payload,
+    ) -> impl Future<Output = Result<Value, Failure>> + Send + 'static;
 }

@@ -1,1 +1,269 @@
-//! placeholder
+//! Test-only harness: a real `redis-server` on a free port in a temp dir, the real errand
+//! binaries as child processes, and waiting on conditions with deadlines (never fixed
+//! sleeps).
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio::process::{Child, Command};
+
+/// A port nobody is listening on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private redis-server, killed (and its directory removed) on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    appendonly: bool,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// With `appendonly`, data survives a restart (as with the docker-compose Redis).
+    pub async fn start_with(appendonly: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            dir,
+            appendonly,
+        };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args([
+                "--appendonly",
+                if self.appendonly { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{bin}` ({e}); install redis-server (`just up` does)")
+            });
+        self.child = Some(child);
+        let url = self.url();
+        wait_for(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || {
+                let url = url.clone();
+                async move {
+                    let client = redis::Client::open(url).ok()?;
+                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+                }
+            },
+        )
+        .await;
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    /// Stops the server (SIGKILL); keeps its data directory.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+}
+
+/// Where cargo put the workspace's binaries (next to the test executable's `deps/`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --bins` first (`just test` does)",
+        p.display()
+    );
+    p
+}
+
+/// A running errand binary.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    /// Spawns `bin` with `env`. Logs go to the test's output only when `TEST_LOG` is set.
+    pub fn spawn(bin: &str, args: &[&str], env: &[(String, String)]) -> Self {
+        let mut cmd = Command::new(bin_path(bin));
+        cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
+        cmd.env(
+            "ERRAND_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+        );
+        if std::env::var_os("TEST_LOG").is_none() {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        Self {
+            child,
+            name: bin.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id().expect("running") as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        nix::sys::signal::kill(self.pid(), sig).expect("signal");
+    }
+
+    /// Waits for the process to exit; returns its exit code (None if killed by a signal).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit within {timeout:?}", self.name))
+            .expect("wait");
+        status.code()
+    }
+}
+
+/// One errand deployment for a test: env shared by its api and workers.
+pub struct Errand {
+    pub env: Vec<(String, String)>,
+    pub api_port: u16,
+}
+
+impl Errand {
+    /// Settings pointing at `redis` under a key prefix unique to this test.
+    pub fn new(redis: &RedisServer) -> Self {
+        let api_port = free_port();
+        let prefix = format!("t{}", ulid_like());
+        let env = vec![
+            ("ERRAND__REDIS__URL".into(), redis.url()),
+            ("ERRAND__REDIS__KEY_PREFIX".into(), prefix),
+            ("ERRAND__API__PORT".into(), api_port.to_string()),
+            ("ERRAND__WORKER__LEASE_SECS".into(), "3".into()),
+            ("ERRAND__WORKER__HEARTBEAT_SECS".into(), "1".into()),
+            (
+                "RUST_LOG".into(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+        ];
+        Self { env, api_port }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    pub async fn spawn_api(&self) -> Proc {
+        let p = Proc::spawn("errand-api", &[], &self.env);
+        let url = format!("{}/healthz", self.base_url());
+        wait_for(
+            "errand-api to answer /healthz",
+            Duration::from_secs(20),
+            || {
+                let url = url.clone();
+                async move {
+                    reqwest::get(&url)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                }
+            },
+        )
+        .await;
+        p
+    }
+
+    pub fn spawn_worker(&self, args: &[&str]) -> Proc {
+        Proc::spawn("errand-worker", args, &self.env)
+    }
+}
+
+fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:x}{}{}",
+        t,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,1 +1,113 @@
-//! placeholder
+//! errand-worker: runs queued tasks.
+//!
+//! # Layout
+//! - [`backend`]: apalis workers on apalis-redis, one per served queue, supervised.
+//! - [`runner`]: one delivered job → claim, run one attempt, record the outcome.
+//! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
+//! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
+//! - [`maintenance`]: due and orphaned tasks re-queued, apalis bookkeeping trimmed.
+
+pub mod backend;
+pub mod leases;
+pub mod maintenance;
+pub mod runner;
+pub mod wake;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use errand_core::{Settings, TaskStore, store};
+use errand_tasks::{Catalog, Limits};
+use tokio_util::sync::CancellationToken;
+
+use crate::{leases::Running, runner::Runner};
+
+/// A name unique to this process start: host, pid and a ULID.
+pub fn process_name() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}:{}:{}", std::process::id(), ulid::Ulid::generate())
+}
+
+/// Runs the worker until `shutdown` resolves, then stops fetching and lets running tasks
+/// finish for up to `worker.shutdown_grace_secs`.
+pub async fn run_until_stopped(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let conn = store::connect(&settings.redis)?;
+    let layout = store::Layout::new(&settings.redis.key_prefix);
+    let store = TaskStore::new(conn, layout);
+    let client = redis::Client::open(settings.redis.url.as_str())?;
+    let catalog = Catalog::new(Limits {
+        max_sleep_secs: settings.tasks.max_sleep_secs,
+    });
+    let name = process_name();
+    let running = Running::default();
+    let stop_fetching = CancellationToken::new();
+    let abandon = CancellationToken::new();
+    let stop_background = CancellationToken::new();
+
+    let lease_thread = leases::spawn(settings.clone(), running.clone(), stop_background.clone())?;
+    let queues: Vec<String> = settings
+        .worker
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    let upkeep = tokio::spawn(maintenance::run(
+        store.clone(),
+        queues,
+        Duration::from_millis(250),
+        stop_background.clone(),
+    ));
+
+    let runner = Arc::new(Runner {
+        store,
+        catalog,
+        settings: settings.clone(),
+        running: running.clone(),
+        abandon: abandon.clone(),
+    });
+    let mut served = Vec::new();
+    for q in &settings.worker.queues {
+        served.push(tokio::spawn(backend::serve_queue(
+            runner.clone(),
+            client.clone(),
+            name.clone(),
+            q.clone(),
+            stop_fetching.clone(),
+        )));
+    }
+    tracing::info!(worker = %name, queues = ?settings.worker.queues.iter().map(|q| &q.name).collect::<Vec<_>>(), "worker started");
+
+    shutdown.await;
+    tracing::info!(
+        running = running.len(),
+        "shutdown requested: no new tasks; finishing running ones"
+    );
+    stop_fetching.cancel();
+    let grace = settings.worker.shutdown_grace();
+    let drained = tokio::time::timeout(grace, async {
+        for s in served {
+            let _ = s.await;
+        }
+        while !running.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            abandoned = running.len(),
+            "grace period over; abandoning running tasks to other workers"
+        );
+        abandon.cancel();
+    }
+    stop_background.cancel();
+    let _ = upkeep.await;
+    let _ = tokio::task::spawn_blocking(move || lease_thread.join()).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}

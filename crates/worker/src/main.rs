@@ -1,1 +1,57 @@
-fn main() {}
+//! The errand-worker binary: settings, telemetry, signals; the rest is in the library.
+
+use clap::Parser;
+use errand_core::{Settings, settings::QueueSettings, telemetry};
+
+/// Runs errand tasks from Redis. Settings come from config/ and ERRAND__* variables.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Queues to serve with their concurrency, e.g. `default=16,emails=4`
+    /// (overrides worker.queues).
+    #[arg(long, env = "ERRAND_QUEUES")]
+    queues: Option<String>,
+}
+
+fn parse_queues(s: &str) -> anyhow::Result<Vec<QueueSettings>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (name, conc) = p.split_once('=').unwrap_or((p, "16"));
+            Ok(QueueSettings {
+                name: name.trim().to_owned(),
+                concurrency: conc.trim().parse()?,
+            })
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load()?;
+    if let Some(q) = cli.queues {
+        settings.worker.queues = parse_queues(&q)?;
+    }
+    telemetry::init("errand-worker", &settings.log, std::io::stdout);
+    let result = errand_worker::run_until_stopped(settings, shutdown_signal()).await;
+    if let Err(e) = &result {
+        tracing::error!(error = ?e, "worker failed");
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

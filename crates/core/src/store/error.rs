@@ -46,6 +46,10 @@ impl From<RedisError> for StoreError {
                             | ServerErrorKind::ReadOnly
                     )
             );
-        if transient { Self::Unavailable(e) } else { Self::Redis(e) }
+        if transient {
+            Self::Unavailable(e)
+        } else {
+            Self::Redis(e)
+        }
     }
 }

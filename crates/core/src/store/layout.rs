@@ -97,8 +97,14 @@ mod tests {
         let head = l.script_head();
         assert_eq!(c.job_data_hash(), format!("{}default{}", head[4], head[5]));
         assert_eq!(c.job_meta_hash(), format!("{}default{}", head[4], head[6]));
-        assert_eq!(c.active_jobs_list(), format!("{}default{}", head[4], head[7]));
-        assert_eq!(l.wake_channel("default"), format!("{}wake:default", head[8]));
+        assert_eq!(
+            c.active_jobs_list(),
+            format!("{}default{}", head[4], head[7])
+        );
+        assert_eq!(
+            l.wake_channel("default"),
+            format!("{}wake:default", head[8])
+        );
         assert_eq!(l.events_channel(), format!("{}events", head[8]));
     }
 }

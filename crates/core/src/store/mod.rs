@@ -22,7 +22,11 @@ use crate::{
 macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| {
-            Script::new(concat!(include_str!("lua/prelude.lua"), "\n", include_str!(concat!("lua/", $file))))
+            Script::new(concat!(
+                include_str!("lua/prelude.lua"),
+                "\n",
+                include_str!(concat!("lua/", $file))
+            ))
         })
     };
 }
@@ -144,7 +148,11 @@ impl TaskStore {
             id: task.id,
             kind: task.kind,
             queue: task.queue,
-            state: if due.is_some() { TaskState::Scheduled } else { TaskState::Queued },
+            state: if due.is_some() {
+                TaskState::Scheduled
+            } else {
+                TaskState::Queued
+            },
             payload: task.payload,
             progress: None,
             result: None,
@@ -172,11 +180,15 @@ impl TaskStore {
             inv.arg(k).arg(v);
         }
         let mut c = self.conn.clone();
-        let reply: (i64, Option<HashMap<String, String>>) = inv.invoke_async(&mut c).await?;
-        match reply {
-            (1, _) => Ok(Submitted::Created(record)),
-            (_, Some(existing)) => Ok(Submitted::Existing(TaskRecord::from_hash(existing)?)),
-            (_, None) => Err(StoreError::Protocol("submit returned no record".into())),
+        let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await?;
+        match reply.as_slice() {
+            [created] if redis::from_redis_value_ref::<i64>(created)? == 1 => {
+                Ok(Submitted::Created(record))
+            }
+            [_, existing] => Ok(Submitted::Existing(TaskRecord::from_hash(
+                redis::from_redis_value_ref(existing)?,
+            )?)),
+            _ => Err(StoreError::Protocol("submit returned no record".into())),
         }
     }
 
@@ -218,7 +230,9 @@ impl TaskStore {
         Ok(match verdict.as_str() {
             "run" => {
                 let h: HashMap<String, String> = redis::from_redis_value_ref(
-                    reply.get(1).ok_or_else(|| StoreError::Protocol("claim: no record".into()))?,
+                    reply
+                        .get(1)
+                        .ok_or_else(|| StoreError::Protocol("claim: no record".into()))?,
                 )?;
                 Claim::Run(TaskRecord::from_hash(h)?)
             }
@@ -232,9 +246,17 @@ impl TaskStore {
                     .map(redis::from_redis_value_ref)
                     .transpose()?
                     .unwrap_or_default();
-                Claim::Skip(st.parse().map_err(|e: crate::task::UnknownState| StoreError::Protocol(e.to_string()))?)
+                Claim::Skip(
+                    st.parse().map_err(|e: crate::task::UnknownState| {
+                        StoreError::Protocol(e.to_string())
+                    })?,
+                )
             }
-            other => return Err(StoreError::Protocol(format!("unknown claim verdict {other}"))),
+            other => {
+                return Err(StoreError::Protocol(format!(
+                    "unknown claim verdict {other}"
+                )));
+            }
         })
     }
 
@@ -286,7 +308,11 @@ impl TaskStore {
 
     /// Extends the leases of tasks this process is running. `XX`: a lease that was already
     /// given up (task finished, or taken over) is never resurrected.
-    pub async fn renew_leases(&self, ids: &[String], until: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn renew_leases(
+        &self,
+        ids: &[String],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -302,7 +328,12 @@ impl TaskStore {
     }
 
     /// Re-queues up to `limit` tasks from the given zset; returns (examined, queued).
-    pub async fn recover(&self, which: Recover, limit: usize, now: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
+    pub async fn recover(
+        &self,
+        which: Recover,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize), StoreError> {
         let mut inv = self.invoke(&RECOVER);
         inv.arg(match which {
             Recover::Due => "delayed",
@@ -319,7 +350,11 @@ impl TaskStore {
     }
 
     /// Deletes up to `slice` finished apalis jobs per bookkeeping set of `queue`.
-    pub async fn clean_finished_jobs(&self, queue: &str, slice: usize) -> Result<usize, StoreError> {
+    pub async fn clean_finished_jobs(
+        &self,
+        queue: &str,
+        slice: usize,
+    ) -> Result<usize, StoreError> {
         let cfg = self.layout.apalis_config(queue);
         let mut inv = self.invoke(&JANITOR);
         inv.arg(self.layout.apalis_queue(queue))
@@ -347,7 +382,10 @@ fn record_fields(r: &TaskRecord, job: &str) -> Vec<(&'static str, String)> {
         ("payload", r.payload.to_string()),
         ("attempt", r.attempt.to_string()),
         ("max_attempts", r.max_attempts.to_string()),
-        ("timeout_secs", r.timeout_secs.map(|t| t.to_string()).unwrap_or_default()),
+        (
+            "timeout_secs",
+            r.timeout_secs.map(|t| t.to_string()).unwrap_or_default(),
+        ),
         ("result_ttl_secs", r.result_ttl_secs.to_string()),
         ("created_at", rfc3339(r.created_at)),
         ("scheduled_for", opt_time(r.scheduled_for)),

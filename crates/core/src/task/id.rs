@@ -25,10 +25,13 @@ impl TaskId {
     pub fn parse(s: &str) -> Result<Self, InvalidTaskId> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidTaskId) }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidTaskId)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -83,25 +83,38 @@ impl TaskRecord {
     /// Builds a record from the flat Redis hash the store scripts write.
     pub fn from_hash(mut h: HashMap<String, String>) -> Result<Self, CorruptRecord> {
         fn req(h: &mut HashMap<String, String>, f: &'static str) -> Result<String, CorruptRecord> {
-            h.remove(f).ok_or(CorruptRecord { field: f, reason: "missing".into() })
+            h.remove(f).ok_or(CorruptRecord {
+                field: f,
+                reason: "missing".into(),
+            })
         }
         fn opt(h: &mut HashMap<String, String>, f: &str) -> Option<String> {
             h.remove(f).filter(|v| !v.is_empty())
         }
         fn bad(field: &'static str, e: impl std::fmt::Display) -> CorruptRecord {
-            CorruptRecord { field, reason: e.to_string() }
+            CorruptRecord {
+                field,
+                reason: e.to_string(),
+            }
         }
         fn time(v: String, f: &'static str) -> Result<DateTime<Utc>, CorruptRecord> {
-            DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&Utc)).map_err(|e| bad(f, e))
+            DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad(f, e))
         }
-        fn opt_time(h: &mut HashMap<String, String>, f: &'static str) -> Result<Option<DateTime<Utc>>, CorruptRecord> {
+        fn opt_time(
+            h: &mut HashMap<String, String>,
+            f: &'static str,
+        ) -> Result<Option<DateTime<Utc>>, CorruptRecord> {
             opt(h, f).map(|v| time(v, f)).transpose()
         }
         fn opt_json<T: serde::de::DeserializeOwned>(
             h: &mut HashMap<String, String>,
             f: &'static str,
         ) -> Result<Option<T>, CorruptRecord> {
-            opt(h, f).map(|v| serde_json::from_str(&v).map_err(|e| bad(f, e))).transpose()
+            opt(h, f)
+                .map(|v| serde_json::from_str(&v).map_err(|e| bad(f, e)))
+                .transpose()
         }
         fn num<T: std::str::FromStr>(v: String, f: &'static str) -> Result<T, CorruptRecord>
         where
@@ -115,13 +128,16 @@ impl TaskRecord {
             kind: req(&mut h, "kind")?,
             queue: req(&mut h, "queue")?,
             state: req(&mut h, "state")?.parse().map_err(|e| bad("state", e))?,
-            payload: serde_json::from_str(&req(&mut h, "payload")?).map_err(|e| bad("payload", e))?,
+            payload: serde_json::from_str(&req(&mut h, "payload")?)
+                .map_err(|e| bad("payload", e))?,
             progress: opt_json(&mut h, "progress")?,
             result: opt_json(&mut h, "result")?,
             error: opt_json(&mut h, "error")?,
             attempt: num(req(&mut h, "attempt")?, "attempt")?,
             max_attempts: num(req(&mut h, "max_attempts")?, "max_attempts")?,
-            timeout_secs: opt(&mut h, "timeout_secs").map(|v| num(v, "timeout_secs")).transpose()?,
+            timeout_secs: opt(&mut h, "timeout_secs")
+                .map(|v| num(v, "timeout_secs"))
+                .transpose()?,
             result_ttl_secs: num(req(&mut h, "result_ttl_secs")?, "result_ttl_secs")?,
             created_at: time(req(&mut h, "created_at")?, "created_at")?,
             scheduled_for: opt_time(&mut h, "scheduled_for")?,

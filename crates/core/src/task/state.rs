@@ -85,10 +85,17 @@ mod tests {
 
     #[test]
     fn exactly_three_states_are_terminal() {
-        let terminal: Vec<_> = TaskState::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        let terminal: Vec<_> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(
             terminal,
-            [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled]
+            [
+                TaskState::Succeeded,
+                TaskState::Failed,
+                TaskState::Cancelled
+            ]
         );
     }
 }

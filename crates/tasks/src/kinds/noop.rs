@@ -11,7 +11,8 @@ impl TaskKind for Noop {
     /// Any JSON value.
     type Payload = Value;
     const NAME: &'static str = "noop";
-    const SUMMARY: &'static str = "Returns its payload as the result; measures errand's own overhead.";
+    const SUMMARY: &'static str =
+        "Returns its payload as the result; measures errand's own overhead.";
     const IDEMPOTENT: bool = true;
 
     fn example() -> Value {

@@ -25,7 +25,8 @@ impl TaskKind for Sleep {
     type Payload = SleepPayload;
     const NAME: &'static str = "sleep";
     const ALIASES: &'static [&'static str] = &["long_running"];
-    const SUMMARY: &'static str = "Sleeps duration_secs, reporting progress every second (the seed's long_running_task).";
+    const SUMMARY: &'static str =
+        "Sleeps duration_secs, reporting progress every second (the seed's long_running_task).";
     const IDEMPOTENT: bool = true;
 
     fn example() -> Value {
@@ -34,12 +35,18 @@ impl TaskKind for Sleep {
 
     fn check(p: &SleepPayload, limits: &Limits) -> Result<(), Invalid> {
         if !p.duration_secs.is_finite() || p.duration_secs < 0.0 {
-            return Err(Invalid::new("payload.duration_secs", "must be a number >= 0"));
+            return Err(Invalid::new(
+                "payload.duration_secs",
+                "must be a number >= 0",
+            ));
         }
         if p.duration_secs > limits.max_sleep_secs as f64 {
             return Err(Invalid::new(
                 "payload.duration_secs",
-                format!("must be at most {} (tasks.max_sleep_secs)", limits.max_sleep_secs),
+                format!(
+                    "must be at most {} (tasks.max_sleep_secs)",
+                    limits.max_sleep_secs
+                ),
             ));
         }
         Ok(())
@@ -61,8 +68,15 @@ impl TaskKind for Sleep {
                 _ = ctx.cancelled() => return Err(Failure::permanent("cancelled", "sleep was cancelled")),
             }
             let done = started.elapsed().min(total);
-            let percent = if total.is_zero() { 100 } else { (done.as_secs_f64() / total.as_secs_f64() * 100.0) as u8 };
-            ctx.report(percent, format!("slept {:.0} of {} s", done.as_secs_f64(), p.duration_secs));
+            let percent = if total.is_zero() {
+                100
+            } else {
+                (done.as_secs_f64() / total.as_secs_f64() * 100.0) as u8
+            };
+            ctx.report(
+                percent,
+                format!("slept {:.0} of {} s", done.as_secs_f64(), p.duration_secs),
+            );
         }
         Ok(json!({ "message": format!("task {} done", ctx.id()), "slept_secs": p.duration_secs }))
     }

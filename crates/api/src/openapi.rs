@@ -1,0 +1,54 @@
+//! The OpenAPI 3.1 document, generated from the route and type annotations; the task
+//! kinds' payload schemas are added from the catalog so they can never drift from it.
+
+use errand_core::task::{Progress, TaskError, TaskRecord, TaskState};
+use errand_tasks::{Catalog, KindInfo};
+use utoipa::{
+    OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{error::Problem, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "errand",
+        description = "A Redis-backed distributed task queue. Submit a task over HTTP and get its id at once; \
+workers run it; read its state, progress and result back by id.\n\n\
+Errors are `application/problem+json` (RFC 9457) and name the offending field. \
+When API keys are configured, `/v1/*` needs `Authorization: Bearer <key>`.",
+        license(name = "MIT"),
+    ),
+    paths(
+        routes::tasks::submit_task,
+        routes::tasks::get_task,
+        routes::kinds::list_kinds,
+        routes::health::healthz,
+        routes::health::readyz,
+    ),
+    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, routes::tasks::SubmitTask, KindInfo, routes::health::Health)),
+    tags(
+        (name = "tasks", description = "Submit tasks and read them back"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in catalog.schemas() {
+        components.schemas.insert(name, schema);
+    }
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An entry of api.api_keys"))
+                .build(),
+        ),
+    );
+    doc
+}

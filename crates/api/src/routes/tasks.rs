@@ -1,0 +1,269 @@
+use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
+use chrono::{DateTime, Utc};
+use errand_core::{
+    store::{NewTask, Submitted},
+    task::{TaskId, TaskRecord},
+};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::{
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+/// A task to run.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "sleep", "payload": {"duration_secs": 5}}))]
+pub struct SubmitTask {
+    /// A kind from `GET /v1/kinds` (aliases accepted).
+    #[schema(example = "sleep")]
+    pub kind: String,
+    /// The kind's input; validated against its schema at submit time.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"duration_secs": 5}))]
+    pub payload: Option<Value>,
+    /// Queue name (`[A-Za-z0-9_.-]`, at most 64); default `default`.
+    #[schema(example = "default")]
+    pub queue: Option<String>,
+    /// Client-chosen id: submitting the same id again returns the existing task (200) and
+    /// enqueues nothing. Same as the `Idempotency-Key` header.
+    #[schema(example = "order-42-receipt")]
+    pub id: Option<String>,
+    /// Attempts before the task is `failed` (1 to 100).
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt time limit in seconds (1 to 604800).
+    #[schema(minimum = 1, maximum = 604800)]
+    pub timeout_secs: Option<u64>,
+    /// Run no earlier than this many seconds from now (exclusive with `run_at`).
+    #[schema(maximum = 31536000)]
+    pub delay_secs: Option<u64>,
+    /// Run no earlier than this time (RFC 3339; exclusive with `delay_secs`).
+    pub run_at: Option<DateTime<Utc>>,
+    /// How long the record stays readable once terminal (1 to 2592000 s).
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub result_ttl_secs: Option<u64>,
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a JSON body, naming the offending field on a type error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != "." && !inner.is_syntax() && !inner.is_eof()).then_some(path);
+        ApiError::BadRequest {
+            field,
+            detail: format!("invalid JSON body: {inner}"),
+        }
+    })
+}
+
+fn valid_queue(q: &str) -> bool {
+    !q.is_empty()
+        && q.len() <= 64
+        && q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    v: Option<T>,
+    lo: T,
+    hi: T,
+) -> Result<Option<T>, ApiError> {
+    match v {
+        Some(x) if x < lo || x > hi => Err(ApiError::invalid(
+            field,
+            format!("must be between {lo} and {hi}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Validates a submission and applies defaults. Shared by every submit route.
+pub fn prepare(
+    state: &AppState,
+    req: &HttpRequest,
+    t: SubmitTask,
+    now: DateTime<Utc>,
+) -> Result<NewTask, ApiError> {
+    let header_key = req
+        .headers()
+        .get("Idempotency-Key")
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+    let id = match (t.id, header_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid(
+                "id",
+                "differs from the Idempotency-Key header",
+            ));
+        }
+        (Some(a), _) | (None, Some(a)) => {
+            TaskId::parse(&a).map_err(|e| ApiError::invalid("id", e.to_string()))?
+        }
+        (None, None) => TaskId::generate(),
+    };
+    let kind = state.catalog.resolve(&t.kind).ok_or_else(|| {
+        ApiError::invalid(
+            "kind",
+            format!("unknown task kind `{}`; see GET /v1/kinds", t.kind),
+        )
+    })?;
+    let payload = t
+        .payload
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let size = payload.to_string().len();
+    if size > state.settings.api.max_payload_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "payload is {size} bytes; the limit is {} (api.max_payload_bytes)",
+            state.settings.api.max_payload_bytes
+        )));
+    }
+    state
+        .catalog
+        .validate(kind, &payload)
+        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let queue = t.queue.unwrap_or_else(|| "default".into());
+    if !valid_queue(&queue) {
+        return Err(ApiError::invalid(
+            "queue",
+            "1 to 64 characters from A-Z a-z 0-9 _ . -",
+        ));
+    }
+    let max_attempts = in_range("max_attempts", t.max_attempts, 1, 100)?
+        .unwrap_or(state.settings.tasks.default_max_attempts);
+    let timeout_secs = in_range("timeout_secs", t.timeout_secs, 1, 604_800)?;
+    let result_ttl_secs = in_range("result_ttl_secs", t.result_ttl_secs, 1, 2_592_000)?
+        .unwrap_or(state.settings.tasks.default_result_ttl_secs);
+    let run_at = match (
+        in_range("delay_secs", t.delay_secs, 0, 31_536_000)?,
+        t.run_at,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "delay_secs",
+                "give delay_secs or run_at, not both",
+            ));
+        }
+        (Some(d), None) => Some(now + chrono::Duration::seconds(d as i64)),
+        (None, Some(at)) if at > now + chrono::Duration::days(365) => {
+            return Err(ApiError::invalid(
+                "run_at",
+                "must be within a year from now",
+            ));
+        }
+        (None, at) => at,
+    };
+    Ok(NewTask {
+        id,
+        kind: kind.to_owned(),
+        queue,
+        payload,
+        max_attempts,
+        timeout_secs,
+        result_ttl_secs,
+        run_at,
+    })
+}
+
+/// Submit a task. Answers at once with the record; a worker runs it.
+#[utoipa::path(
+    tag = "tasks",
+    request_body = SubmitTask,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`")),
+    responses(
+        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskRecord,
+         headers(("Location" = String, description = "/v1/tasks/{id}"))),
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskRecord),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/tasks")]
+pub async fn submit_task(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let body = body.map_err(ApiError::body)?;
+    let task = prepare(&state, &req, parse_json(&req, &body)?, now)?;
+    let retry_after = state.settings.api.retry_after_secs;
+    match state
+        .store
+        .submit(task, now)
+        .await
+        .map_err(|e| ApiError::store(e, retry_after))?
+    {
+        Submitted::Created(r) => {
+            tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
+            Ok(HttpResponse::Accepted()
+                .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
+                .json(r))
+        }
+        Submitted::Existing(r) => Ok(HttpResponse::Ok()
+            .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
+            .json(r)),
+    }
+}
+
+pub fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
+    TaskId::parse(raw).map_err(|e| ApiError::BadRequest {
+        field: Some("id".into()),
+        detail: e.to_string(),
+    })
+}
+
+/// A task's record: state, progress, result or error.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, body = TaskRecord),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task (or its record expired)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/tasks/{id}")]
+pub async fn get_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let retry_after = state.settings.api.retry_after_secs;
+    match state
+        .store
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::store(e, retry_after))?
+    {
+        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        None => Err(ApiError::NotFound(id.to_string())),
+    }
+}

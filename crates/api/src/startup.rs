@@ -1,0 +1,120 @@
+//! Builds the HTTP application from settings. Binding is separate from serving so tests
+//! can bind port 0 and learn the port before the server runs.
+
+use std::net::TcpListener;
+
+use actix_web::{
+    App, HttpResponse, HttpServer,
+    body::MessageBody,
+    dev::{Server, ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::{Next, from_fn},
+    web,
+};
+use errand_core::{Settings, TaskStore, store};
+use errand_tasks::{Catalog, Limits};
+use tracing_actix_web::TracingLogger;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{error::ApiError, openapi, routes, state::AppState};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((settings.api.host.as_str(), settings.api.port))?;
+        let port = listener.local_addr()?.port();
+        let conn = store::connect(&settings.redis)?;
+        let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
+        let catalog = Catalog::new(Limits {
+            max_sleep_secs: settings.tasks.max_sleep_secs,
+        });
+        let doc = openapi::document(&catalog);
+        let max_body = settings.api.max_body_bytes;
+        let state = web::Data::new(AppState {
+            store,
+            catalog,
+            settings,
+        });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(require_api_key))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest {
+                        field: Some("path".into()),
+                        detail: e.to_string(),
+                    }
+                    .into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest {
+                        field: Some("query".into()),
+                        detail: e.to_string(),
+                    }
+                    .into()
+                }))
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+                .service(routes::kinds::list_kinds)
+                .service(routes::tasks::submit_task)
+                .service(routes::tasks::get_task)
+                .service(web::redirect("/docs", "/docs/"))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+                .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                    Err::<HttpResponse, _>(ApiError::RouteNotFound(format!(
+                        "{} {}",
+                        req.method(),
+                        req.path()
+                    )))
+                }))
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix handles both), then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// When `api.api_keys` is set, `/v1/*` needs `Authorization: Bearer <key>`.
+async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let keys = &req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.api.api_keys.clone())
+        .unwrap_or_default();
+    if !keys.is_empty() && req.path().starts_with("/v1/") {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|p| keys.iter().any(|k| k == p)) {
+            let res = req.into_response(actix_web::ResponseError::error_response(
+                &ApiError::Unauthorized,
+            ));
+            return Ok(res.map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}

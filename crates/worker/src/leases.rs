@@ -1,0 +1,106 @@
+//! Leases on running tasks, renewed from a dedicated OS thread with its own runtime and
+//! connection. A task that blocks an executor thread (against the rules, but it happens)
+//! stalls apalis's heartbeat, which then lets apalis hand the job to another worker. The
+//! lease is what stops that second worker from running it too: it stays alive as long as
+//! this process is, whatever its executor threads are doing.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use errand_core::{Settings, TaskStore, store};
+use tokio_util::sync::CancellationToken;
+
+/// Tasks this process is running, with the token that cancels each.
+#[derive(Clone, Default)]
+pub struct Running(Arc<Mutex<HashMap<String, CancellationToken>>>);
+
+impl Running {
+    /// Registers a task; the guard removes it (and so stops renewing its lease) on drop.
+    pub fn enter(&self, id: &str, cancel: CancellationToken) -> RunningGuard {
+        self.lock().insert(id.to_owned(), cancel);
+        RunningGuard {
+            running: self.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cancels the local run of task `id`, if this process is running it.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.lock().get(id).map(|t| t.cancel()).is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct RunningGuard {
+    running: Running,
+    id: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.id);
+    }
+}
+
+/// Starts the renewal thread; it ends when `stop` is cancelled.
+pub fn spawn(
+    settings: Settings,
+    running: Running,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("errand-leases".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "lease thread cannot start a runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let conn = match store::connect(&settings.redis) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "lease thread cannot connect");
+                        return;
+                    }
+                };
+                let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
+                let lease = settings.worker.lease();
+                let every = (lease / 4).max(Duration::from_millis(250));
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    let ids = running.ids();
+                    let until = chrono::Utc::now() + lease;
+                    if let Err(e) = store.renew_leases(&ids, until).await {
+                        tracing::warn!(error = %e, tasks = ids.len(), "lease renewal failed");
+                    }
+                }
+            })
+        })
+}

@@ -1,0 +1,278 @@
+//! Runs one delivered job: claim the task, run one attempt, record how it ended.
+//!
+//! The apalis handler always succeeds from apalis's point of view: errand owns retries
+//! (apalis-redis's backend retries ignore `max_attempts`), so every failure is recorded on
+//! errand's record and, if attempts remain, re-queued by errand as a new job.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use errand_core::{
+    Settings, StoreError, TaskStore,
+    store::{Claim, Outcome},
+    task::{Progress, TaskError, TaskRecord},
+};
+use errand_tasks::{Catalog, Failure, TaskContext};
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::leases::Running;
+
+pub struct Runner {
+    pub store: TaskStore,
+    pub catalog: Catalog,
+    pub settings: Settings,
+    pub running: Running,
+    /// Cancelled when the process is shutting down and the grace period ran out.
+    pub abandon: CancellationToken,
+}
+
+/// The identity apalis-redis hands us for a job.
+pub struct Delivery {
+    pub job_id: String,
+    /// From the job's metadata, written by errand's submit script.
+    pub task_id: Option<String>,
+    /// The job's stored data; errand writes the task id there too.
+    pub data: Vec<u8>,
+}
+
+impl Runner {
+    pub async fn handle(self: Arc<Self>, worker: String, d: Delivery) {
+        let data_id = std::str::from_utf8(&d.data).ok().map(str::to_owned);
+        let Some(task_id) = d.task_id.clone().or_else(|| data_id.clone()) else {
+            tracing::error!(job = %d.job_id, "job names no task; dropped");
+            return;
+        };
+        let span = tracing::info_span!("task", task_id = %task_id, job = %d.job_id);
+        async move {
+            let claim = match self
+                .retrying("claim", || {
+                    self.store.claim(
+                        &task_id,
+                        &d.job_id,
+                        &worker,
+                        self.settings.worker.lease(),
+                        Utc::now(),
+                    )
+                })
+                .await
+            {
+                Some(c) => c,
+                None => return,
+            };
+            let record = match claim {
+                Claim::Run(r) => r,
+                other => {
+                    tracing::debug!(verdict = ?other, "job not run");
+                    return;
+                }
+            };
+            if data_id.as_deref() != Some(task_id.as_str()) {
+                // The job's stored data does not decode to the task it belongs to: fail that
+                // task alone (apalis-redis would have killed the whole worker over it).
+                let err = TaskError {
+                    kind: "corrupt_job".into(),
+                    message: "the queued job's stored data does not decode".into(),
+                };
+                self.end(&record, Outcome::Failed(err)).await;
+                return;
+            }
+            self.run_attempt(record).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_attempt(&self, record: TaskRecord) {
+        let id = record.id.to_string();
+        let attempt = record.attempt;
+        let cancel = self.abandon.child_token();
+        let _guard = self.running.enter(&id, cancel.clone());
+        tracing::info!(kind = %record.kind, attempt, "attempt started");
+
+        let (tx, rx) = watch::channel::<Option<Progress>>(None);
+        let forwarder = tokio::spawn(forward_progress(
+            self.store.clone(),
+            id.clone(),
+            attempt,
+            rx,
+        ));
+        let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
+        let fut = self.catalog.run(&record.kind, ctx, record.payload.clone());
+        let mut handle = tokio::spawn(fut.in_current_span());
+
+        let limit = record.timeout_secs.map(Duration::from_secs);
+        let joined = match limit {
+            Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
+                Ok(j) => Some(j),
+                Err(_) => {
+                    cancel.cancel();
+                    handle.abort();
+                    None
+                }
+            },
+            None => Some((&mut handle).await),
+        };
+        let outcome: Result<serde_json::Value, Failure> = match joined {
+            None => Err(Failure::retryable(
+                "timeout",
+                format!(
+                    "attempt ran longer than {} s",
+                    limit.unwrap_or_default().as_secs()
+                ),
+            )),
+            Some(Ok(r)) => r,
+            Some(Err(e)) if e.is_panic() => {
+                Err(Failure::retryable("panic", panic_message(e.into_panic())))
+            }
+            Some(Err(_)) => Err(Failure::retryable("aborted", "the attempt was aborted")),
+        };
+        // Let the last progress report land before the terminal write.
+        let _ = forwarder.await;
+
+        if self.abandon.is_cancelled() {
+            // Shutdown ran out of grace: leave the task running; its lease lapses and another
+            // worker takes it over as a new attempt.
+            tracing::warn!("attempt abandoned at shutdown");
+            return;
+        }
+        let now = Utc::now();
+        let outcome = match outcome {
+            Ok(result) => {
+                let size = result.to_string().len();
+                if size > self.settings.tasks.max_result_bytes {
+                    Outcome::Failed(TaskError {
+                        kind: "result_too_large".into(),
+                        message: format!(
+                            "result is {size} bytes; the limit is {} (tasks.max_result_bytes)",
+                            self.settings.tasks.max_result_bytes
+                        ),
+                    })
+                } else {
+                    Outcome::Succeeded(result)
+                }
+            }
+            Err(f) => {
+                let error = TaskError {
+                    kind: f.kind.clone(),
+                    message: f.message.clone(),
+                };
+                if f.retryable && attempt < record.max_attempts {
+                    Outcome::Retry {
+                        error,
+                        at: now + backoff(attempt),
+                    }
+                } else {
+                    Outcome::Failed(error)
+                }
+            }
+        };
+        match &outcome {
+            Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
+            Outcome::Retry { error, at } => {
+                tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry")
+            }
+            Outcome::Failed(error) | Outcome::Cancelled(error) => {
+                tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry")
+            }
+        }
+        self.end(&record, outcome).await;
+    }
+
+    async fn end(&self, record: &TaskRecord, outcome: Outcome) {
+        let id = record.id.as_str();
+        if let Some(false) = self
+            .retrying("finish", || {
+                self.store.finish(id, record.attempt, &outcome, Utc::now())
+            })
+            .await
+        {
+            tracing::info!("attempt no longer owned the task; its outcome was not recorded");
+        }
+    }
+
+    /// Retries a store call while Redis is unavailable, until it works or shutdown gives up.
+    /// Giving up is safe: the task's lease lapses and it is re-run (at least once).
+    async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match f().await {
+                Ok(v) => return Some(v),
+                Err(e) if e.is_unavailable() && !self.abandon.is_cancelled() => {
+                    tracing::warn!(error = %e, "{what}: redis unavailable; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.abandon.cancelled() => return None,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "{what} failed");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Writes the latest progress, coalescing bursts, until the task's sender is dropped.
+async fn forward_progress(
+    store: TaskStore,
+    id: String,
+    attempt: u32,
+    mut rx: watch::Receiver<Option<Progress>>,
+) {
+    while rx.changed().await.is_ok() {
+        let p = rx.borrow_and_update().clone();
+        if let Some(p) = p {
+            if let Err(e) = store.progress(&id, attempt, &p, Utc::now()).await {
+                tracing::debug!(error = %e, "progress not recorded");
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 min, each scaled by a
+/// random factor in [0.5, 1.0) so a burst of failures does not retry in lockstep.
+pub fn backoff(attempt: u32) -> chrono::Duration {
+    let base = 1000u64.saturating_mul(1 << attempt.saturating_sub(1).min(20));
+    let capped = base.min(300_000) as f64;
+    let jittered = capped * rand::rng().random_range(0.5..1.0);
+    chrono::Duration::milliseconds(jittered as i64)
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("task panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("task panicked: {s}")
+    } else {
+        "task panicked".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_bounded_jitter() {
+        for (attempt, lo, hi) in [
+            (1, 500, 1000),
+            (2, 1000, 2000),
+            (4, 4000, 8000),
+            (30, 150_000, 300_000),
+        ] {
+            for _ in 0..50 {
+                let ms = backoff(attempt).num_milliseconds();
+                assert!((lo..hi).contains(&ms), "attempt {attempt}: {ms} ms");
+            }
+        }
+    }
+}

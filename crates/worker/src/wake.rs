@@ -1,0 +1,119 @@
+//! Waking idle workers the moment a task is submitted.
+//!
+//! apalis-redis 1.0's own wake-up never fires (its push always goes through the scheduled
+//! set), so an idle worker would only look for work on its heartbeat. errand's submit script
+//! PUBLISHes on `<prefix>:wake:<queue>`; a dedicated subscriber connection turns that into a
+//! coalescing signal that drives apalis's fetch. A tokio interval signals too, as a fallback
+//! that bounds pickup time if a wake-up is lost (e.g. one that lands mid-fetch, or while the
+//! subscriber reconnects). apalis's own `poll_with_interval` is not used: it was measured
+//! to stall.
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::{Stream, StreamExt, task::AtomicWaker};
+use tokio_util::sync::CancellationToken;
+
+/// A coalescing wake signal: any number of signals before the next poll yield one item.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<(AtomicBool, AtomicWaker)>);
+
+impl Wake {
+    pub fn signal(&self) {
+        self.0.0.store(true, Ordering::Release);
+        self.0.1.wake();
+    }
+}
+
+impl Stream for Wake {
+    type Item = ();
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if self.0.0.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(Some(()));
+        }
+        self.0.1.register(cx.waker());
+        if self.0.0.swap(false, Ordering::AcqRel) {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Feeds `wake` from the queue's wake channel and a fallback interval until `stop`.
+pub fn spawn(
+    client: redis::Client,
+    channel: String,
+    fallback: Duration,
+    wake: Wake,
+    stop: CancellationToken,
+) {
+    let w = wake.clone();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(fallback);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => w.signal(),
+                _ = s.cancelled() => return,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            match client.get_async_pubsub().await {
+                Ok(mut ps) => match ps.subscribe(&channel).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        // Anything pushed while we were not listening is picked up now.
+                        wake.signal();
+                        let mut messages = ps.on_message();
+                        loop {
+                            tokio::select! {
+                                m = messages.next() => match m {
+                                    Some(_) => wake.signal(),
+                                    None => break,
+                                },
+                                _ = stop.cancelled() => return,
+                            }
+                        }
+                        tracing::warn!(%channel, "wake-up subscription dropped; resubscribing");
+                    }
+                    Err(e) => tracing::warn!(%channel, error = %e, "cannot subscribe to wake-ups"),
+                },
+                Err(e) => tracing::warn!(%channel, error = %e, "cannot open wake-up connection"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn many_signals_before_a_poll_coalesce_into_one_item() {
+        let mut w = Wake::default();
+        for _ in 0..100 {
+            w.signal();
+        }
+        assert_eq!(w.next().await, Some(()));
+        let again = tokio::time::timeout(Duration::from_millis(20), w.next()).await;
+        assert!(again.is_err(), "no second item without a new signal");
+    }
+}
