@@ -217,7 +217,7 @@ mod tests {
         let e = c
             .validate("sleep", &json!({"duration_secs": 1, "extra": true}))
             .unwrap_err();
-        assert_eq!(e.field, "payload", "unknown fields are rejected: {e}");
+        assert_eq!(e.field, "payload.extra", "unknown fields are rejected: {e}");
         assert!(e.message.contains("extra"), "{e}");
         let e = c
             .validate("sleep", &json!({"duration_secs": 61}))

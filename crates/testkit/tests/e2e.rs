@@ -65,12 +65,12 @@ async fn sleep_task_runs_reports_progress_and_survives_an_api_restart() {
     let seen = std::cell::RefCell::new(Vec::<u64>::new());
     let done = wait_for("sleep task to succeed", Duration::from_secs(15), || async {
         let r = get(&http, &base, &id).await;
-        if r["state"] == "running" {
-            if let Some(p) = r["progress"]["percent"].as_u64() {
-                let mut seen = seen.borrow_mut();
-                if seen.last() != Some(&p) {
-                    seen.push(p);
-                }
+        if r["state"] == "running"
+            && let Some(p) = r["progress"]["percent"].as_u64()
+        {
+            let mut seen = seen.borrow_mut();
+            if seen.last() != Some(&p) {
+                seen.push(p);
             }
         }
         (r["state"] == "succeeded").then_some(r)

@@ -63,7 +63,7 @@ impl Runner {
                 None => return,
             };
             let record = match claim {
-                Claim::Run(r) => r,
+                Claim::Run(r) => *r,
                 other => {
                     tracing::debug!(verdict = ?other, "job not run");
                     return;
@@ -230,10 +230,10 @@ async fn forward_progress(
 ) {
     while rx.changed().await.is_ok() {
         let p = rx.borrow_and_update().clone();
-        if let Some(p) = p {
-            if let Err(e) = store.progress(&id, attempt, &p, Utc::now()).await {
-                tracing::debug!(error = %e, "progress not recorded");
-            }
+        if let Some(p) = p
+            && let Err(e) = store.progress(&id, attempt, &p, Utc::now()).await
+        {
+            tracing::debug!(error = %e, "progress not recorded");
         }
     }
 }

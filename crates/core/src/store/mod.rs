@@ -75,7 +75,7 @@ pub enum Submitted {
 #[derive(Debug)]
 pub enum Claim {
     /// Run it: the record is now `running` under this worker for the returned attempt.
-    Run(TaskRecord),
+    Run(Box<TaskRecord>),
     /// The job was superseded (the task was re-queued as another job): drop it.
     Stale,
     /// Another worker's lease on this task is alive: drop it; that worker will finish it.
@@ -143,6 +143,14 @@ impl TaskStore {
     /// Creates the record and enqueues its job in one round trip, or returns the record
     /// already stored under that id (idempotent submit).
     pub async fn submit(&self, task: NewTask, now: DateTime<Utc>) -> Result<Submitted, StoreError> {
+        // Records keep millisecond timestamps; answer with exactly what is stored.
+        let now = chrono::SubsecRound::trunc_subsecs(now, 3);
+        let task = NewTask {
+            run_at: task
+                .run_at
+                .map(|t| chrono::SubsecRound::trunc_subsecs(t, 3)),
+            ..task
+        };
         let due = task.run_at.filter(|t| *t > now);
         let record = TaskRecord {
             id: task.id,
@@ -234,7 +242,7 @@ impl TaskStore {
                         .get(1)
                         .ok_or_else(|| StoreError::Protocol("claim: no record".into()))?,
                 )?;
-                Claim::Run(TaskRecord::from_hash(h)?)
+                Claim::Run(Box::new(TaskRecord::from_hash(h)?))
             }
             "stale" => Claim::Stale,
             "busy" => Claim::Busy,

@@ -1,0 +1,6 @@
+//! API integration tests: the real `Application` on port 0 against a real redis-server.
+
+mod helpers;
+mod openapi;
+mod redis_down;
+mod submit;

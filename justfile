@@ -1,0 +1,36 @@
+# errand's tasks. `just` alone lists them.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Start Redis, the API on :8080 and two workers (installs redis-server if missing).
+up: ensure-redis build
+    scripts/up.sh
+
+# Stop what `just up` started.
+down:
+    scripts/down.sh
+
+# Build both binaries.
+build:
+    cargo build --bins
+
+# Run every test: unit, integration, end-to-end (each test binary starts its own Redis).
+test: ensure-redis
+    cargo build --bins
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+
+# The checks CI runs before the tests.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Make sure redis-server is on PATH.
+ensure-redis:
+    scripts/ensure-redis.sh
