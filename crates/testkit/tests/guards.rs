@@ -223,3 +223,192 @@ async fn worker_restarted_at_once_gets_to_work() {
     )
     .await;
 }
+
+/// Submits `n` noop tasks over HTTP with 64 concurrent clients.
+async fn submit_many(http: &reqwest::Client, base: &str, n: usize, extra: Value) {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let mut body = json!({"kind": "noop", "payload": {"i": i}});
+            if let (Value::Object(b), Value::Object(e)) = (&mut body, &extra) {
+                b.extend(e.clone());
+            }
+            let req = http.post(format!("{base}/v1/tasks")).json(&body);
+            async move { assert_eq!(req.send().await.expect("submit").status(), 202) }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Counts live keys with a full SCAN, which also reclaims expired keys it passes (so the
+/// memory figure that follows is not inflated by keys Redis has not evicted yet).
+async fn live_keys(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+    let mut cursor = 0u64;
+    let mut n = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        n += keys.len();
+        if next == 0 {
+            return n;
+        }
+        cursor = next;
+    }
+}
+
+async fn count(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> usize {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(conn)
+        .await
+        .unwrap();
+    keys.len()
+}
+
+/// Defect 1: a backlog of ~8,000 due jobs made every apalis-redis fetch fail and killed the
+/// workers. errand never routes jobs through that set: 50,000 queued tasks drain completely,
+/// with the worker alive throughout.
+#[tokio::test]
+async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let prefix = errand.env[1].1.clone();
+    let _api = errand.spawn_api().await;
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+    submit_many(&http, &base, 50_000, json!({})).await;
+
+    let mut worker = errand.spawn_worker(&["--queues", "default=64"]);
+    let mut conn = redis.conn().await;
+    let started = Instant::now();
+    wait_for("the 50k backlog to drain", Duration::from_secs(300), || {
+        let mut conn = conn.clone();
+        let prefix = prefix.clone();
+        async move {
+            let left: i64 = redis::cmd("LLEN")
+                .arg(format!("{prefix}:q:default:active"))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            let running: i64 = redis::cmd("ZCARD")
+                .arg(format!("{prefix}:running"))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (left == 0 && running == 0).then_some(())
+        }
+    })
+    .await;
+    eprintln!("50k backlog drained in {:?}", started.elapsed());
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "worker alive after the drain"
+    );
+    // Every record is terminal and succeeded.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:task:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 50_000);
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.cmd("HGET").arg(k).arg("state");
+    }
+    let states: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
+    assert!(states.iter().all(|s| s == "succeeded"), "all succeeded");
+}
+
+/// Defect 3: apalis-redis keeps every finished job forever. Over 10,000 finished tasks
+/// (with a short result TTL), no key of errand or apalis-redis is left growing: the key
+/// count and memory return to their baseline.
+#[tokio::test]
+async fn no_key_grows_without_bound_over_10k_finished_tasks() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let prefix = errand.env[1].1.clone();
+    let _api = errand.spawn_api().await;
+    let _worker = errand.spawn_worker(&["--queues", "default=32"]);
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+    let mut conn = redis.conn().await;
+
+    // Baseline: one finished task, expired.
+    submit_many(&http, &base, 1, json!({"result_ttl_secs": 1})).await;
+    let (settle_conn, settle_prefix) = (conn.clone(), prefix.clone());
+    let settle = move |expected_tasks: usize| {
+        let conn = settle_conn.clone();
+        let prefix = settle_prefix.clone();
+        async move {
+            wait_for(
+                "finished tasks to be cleaned up",
+                Duration::from_secs(60),
+                || {
+                    let mut conn = conn.clone();
+                    let prefix = prefix.clone();
+                    async move {
+                        let tasks = count(&mut conn, &format!("{prefix}:task:*")).await;
+                        let metas = count(&mut conn, &format!("{prefix}:q:default:meta:*")).await;
+                        let data: i64 = redis::cmd("HLEN")
+                            .arg(format!("{prefix}:q:default:data"))
+                            .query_async(&mut conn)
+                            .await
+                            .ok()?;
+                        let done: i64 = redis::cmd("SCARD")
+                            .arg(format!("{prefix}:q:default:done"))
+                            .query_async(&mut conn)
+                            .await
+                            .ok()?;
+                        (tasks == expected_tasks && metas == 0 && data == 0 && done == 0)
+                            .then_some(())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    settle(0).await;
+    let keys_before = live_keys(&mut conn).await;
+    let info_before: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    submit_many(&http, &base, 10_000, json!({"result_ttl_secs": 2})).await;
+    settle(0).await;
+    let keys_after = live_keys(&mut conn).await;
+    let info_after: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let used = |info: &str| -> i64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    eprintln!(
+        "keys {keys_before} -> {keys_after}; used_memory {} -> {}",
+        used(&info_before),
+        used(&info_after)
+    );
+    assert_eq!(
+        keys_after, keys_before,
+        "same number of keys after 10k finished tasks"
+    );
+    let growth = used(&info_after) - used(&info_before);
+    assert!(
+        growth < 2 * 1024 * 1024,
+        "memory grew {growth} bytes over 10k tasks"
+    );
+}

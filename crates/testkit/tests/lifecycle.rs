@@ -8,16 +8,30 @@ use errand_testkit::{Errand, RedisServer, wait_for};
 use serde_json::{Value, json};
 
 async fn submit(http: &reqwest::Client, base: &str, body: Value) -> Value {
-    let res = http.post(format!("{base}/v1/tasks")).json(&body).send().await.expect("submit");
+    let res = http
+        .post(format!("{base}/v1/tasks"))
+        .json(&body)
+        .send()
+        .await
+        .expect("submit");
     assert_eq!(res.status(), 202);
     res.json().await.unwrap()
 }
 
 async fn get(http: &reqwest::Client, base: &str, id: &str) -> reqwest::Response {
-    http.get(format!("{base}/v1/tasks/{id}")).send().await.unwrap()
+    http.get(format!("{base}/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap()
 }
 
-async fn wait_state(http: &reqwest::Client, base: &str, id: &str, state: &str, timeout: Duration) -> Value {
+async fn wait_state(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    state: &str,
+    timeout: Duration,
+) -> Value {
     wait_for(&format!("task {id} to be {state}"), timeout, || async {
         let r: Value = get(http, base, id).await.json().await.ok()?;
         (r["state"] == state).then_some(r)
@@ -50,12 +64,19 @@ async fn timed_out_attempts_are_retried_until_max_attempts_then_fail() {
     assert_eq!(retrying["error"]["kind"], "timeout", "{retrying}");
     let next = time(&retrying["next_attempt_at"]);
     let delay = next - time(&retrying["updated_at"]);
-    assert!(delay >= chrono::Duration::milliseconds(450) && delay <= chrono::Duration::milliseconds(1050), "first backoff {delay}");
+    assert!(
+        delay >= chrono::Duration::milliseconds(450)
+            && delay <= chrono::Duration::milliseconds(1050),
+        "first backoff {delay}"
+    );
 
     let failed = wait_state(&http, &base, &id, "failed", Duration::from_secs(15)).await;
     assert_eq!(failed["attempt"], 2, "{failed}");
     assert_eq!(failed["error"]["kind"], "timeout");
-    assert!(time(&failed["started_at"]) >= next - chrono::Duration::milliseconds(5), "attempt 2 waited for its backoff");
+    assert!(
+        time(&failed["started_at"]) >= next - chrono::Duration::milliseconds(5),
+        "attempt 2 waited for its backoff"
+    );
 }
 
 /// `delay_secs` → `scheduled`, run no earlier than due (and not much later).
@@ -79,7 +100,10 @@ async fn delayed_task_waits_scheduled_then_runs_on_time() {
     let done = wait_state(&http, &base, id, "succeeded", Duration::from_secs(10)).await;
     let started = time(&done["started_at"]);
     assert!(started >= due, "started {started} before due {due}");
-    assert!(started - due < chrono::Duration::seconds(1), "started {started}, due {due}");
+    assert!(
+        started - due < chrono::Duration::seconds(1),
+        "started {started}, due {due}"
+    );
 }
 
 /// Each worker serves only its configured queues.
@@ -94,13 +118,34 @@ async fn named_queues_are_served_only_by_workers_configured_for_them() {
 
     let email = submit(&http, &base, json!({"kind": "noop", "queue": "emails"})).await;
     let plain = submit(&http, &base, json!({"kind": "noop"})).await;
-    wait_state(&http, &base, plain["id"].as_str().unwrap(), "succeeded", Duration::from_secs(10)).await;
+    wait_state(
+        &http,
+        &base,
+        plain["id"].as_str().unwrap(),
+        "succeeded",
+        Duration::from_secs(10),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let e: Value = get(&http, &base, email["id"].as_str().unwrap()).await.json().await.unwrap();
-    assert_eq!(e["state"], "queued", "default-only worker leaves the emails queue alone");
+    let e: Value = get(&http, &base, email["id"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        e["state"], "queued",
+        "default-only worker leaves the emails queue alone"
+    );
 
     let _emails = errand.spawn_worker(&["--queues", "emails=2"]);
-    let e = wait_state(&http, &base, email["id"].as_str().unwrap(), "succeeded", Duration::from_secs(10)).await;
+    let e = wait_state(
+        &http,
+        &base,
+        email["id"].as_str().unwrap(),
+        "succeeded",
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(e["queue"], "emails");
 }
 
@@ -117,5 +162,8 @@ async fn terminal_record_expires_after_its_result_ttl() {
     let rec = submit(&http, &base, json!({"kind": "noop", "result_ttl_secs": 1})).await;
     let id = rec["id"].as_str().unwrap();
     wait_state(&http, &base, id, "succeeded", Duration::from_secs(10)).await;
-    wait_for("record to expire", Duration::from_secs(5), || async { (get(&http, &base, id).await.status() == 404).then_some(()) }).await;
+    wait_for("record to expire", Duration::from_secs(5), || async {
+        (get(&http, &base, id).await.status() == 404).then_some(())
+    })
+    .await;
 }

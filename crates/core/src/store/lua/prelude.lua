@@ -3,7 +3,7 @@
 -- every key; script-specific arguments start at ARGV[10].
 local L = {
   record = ARGV[1],        -- task record hash prefix, e.g. "errand:task:"
-  index = ARGV[2],         -- zset of all task ids by creation time
+  index = ARGV[2],         -- reserved for the listing index (not written yet)
   running = ARGV[3],       -- zset: running task id -> lease expiry (ms)
   delayed = ARGV[4],       -- zset: scheduled/retrying task id -> due time (ms)
   apalis = ARGV[5],        -- apalis-redis queue name prefix, e.g. "errand:q:"

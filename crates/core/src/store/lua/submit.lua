@@ -1,5 +1,5 @@
 -- Creates a task record and enqueues it, or returns the existing record for that id.
--- ARGV[A]: id, [A+1]: job id, [A+2]: created ms, [A+3]: due ms (0 = now), [A+4..]: record field/value pairs
+-- ARGV[A]: id, [A+1]: job id, [A+2]: created ms (unused until listing has an index), [A+3]: due ms (0 = now), [A+4..]: record field/value pairs
 local id, jid = ARGV[A], ARGV[A + 1]
 local key = L.record .. id
 if redis.call('EXISTS', key) == 1 then
@@ -8,7 +8,6 @@ end
 local fields = {}
 for i = A + 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))
-redis.call('ZADD', L.index, ARGV[A + 2], id)
 local due = tonumber(ARGV[A + 3])
 if due > 0 then
   redis.call('ZADD', L.delayed, due, id)
