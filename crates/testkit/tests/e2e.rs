@@ -2,6 +2,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use errand_testkit::api::{get, wait_state};
 use errand_testkit::{Errand, RedisServer, wait_for};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -12,30 +13,6 @@ async fn submit(http: &reqwest::Client, base: &str, body: Value) -> reqwest::Res
         .send()
         .await
         .expect("submit")
-}
-
-async fn get(http: &reqwest::Client, base: &str, id: &str) -> Value {
-    http.get(format!("{base}/v1/tasks/{id}"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
-}
-
-async fn wait_state(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    state: &str,
-    timeout: Duration,
-) -> Value {
-    wait_for(&format!("task {id} to be {state}"), timeout, || async {
-        let r = get(http, base, id).await;
-        (r["state"] == state).then_some(r)
-    })
-    .await
 }
 
 /// The seed's long task: accepted at once, observed queued/running with rising progress,

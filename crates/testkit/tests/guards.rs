@@ -3,44 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use errand_testkit::api::{submit, wait_state};
 use errand_testkit::{Errand, RedisServer, wait_for};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-
-async fn submit(http: &reqwest::Client, base: &str, body: Value) -> Value {
-    let res = http
-        .post(format!("{base}/v1/tasks"))
-        .json(&body)
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(res.status(), 202);
-    res.json().await.unwrap()
-}
-
-async fn get(http: &reqwest::Client, base: &str, id: &str) -> Value {
-    http.get(format!("{base}/v1/tasks/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_state(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    state: &str,
-    timeout: Duration,
-) -> Value {
-    wait_for(&format!("task {id} to be {state}"), timeout, || async {
-        let r = get(http, base, id).await;
-        (r["state"] == state).then_some(r)
-    })
-    .await
-}
 
 /// A worker killed with SIGKILL mid-task: once its lease lapses, another worker runs the
 /// task again as attempt 2 and it succeeds. Nothing accepted is lost.

@@ -4,39 +4,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use errand_testkit::api::{submit, wait_state};
 use errand_testkit::{Errand, RedisServer, wait_for};
 use serde_json::{Value, json};
-
-async fn submit(http: &reqwest::Client, base: &str, body: Value) -> Value {
-    let res = http
-        .post(format!("{base}/v1/tasks"))
-        .json(&body)
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(res.status(), 202);
-    res.json().await.unwrap()
-}
 
 async fn get(http: &reqwest::Client, base: &str, id: &str) -> reqwest::Response {
     http.get(format!("{base}/v1/tasks/{id}"))
         .send()
         .await
         .unwrap()
-}
-
-async fn wait_state(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    state: &str,
-    timeout: Duration,
-) -> Value {
-    wait_for(&format!("task {id} to be {state}"), timeout, || async {
-        let r: Value = get(http, base, id).await.json().await.ok()?;
-        (r["state"] == state).then_some(r)
-    })
-    .await
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
