@@ -42,6 +42,12 @@ pub enum ApiError {
     /// 404: no task with that id (never existed, or its record expired).
     #[error("no task `{0}`")]
     NotFound(String),
+    /// 404: the task existed, but its record expired (its result TTL ran out).
+    #[error("task `{id}` expired at {at}; its record was kept for its result TTL")]
+    Expired { id: String, at: String },
+    /// 409: the task is in a state that does not allow this (cancel a finished task…).
+    #[error("{0}")]
+    Conflict(String),
     /// 404: no such route.
     #[error("no route {0}")]
     RouteNotFound(String),
@@ -96,6 +102,8 @@ impl ApiError {
             Self::Invalid { .. } => ("invalid-field", "Invalid field"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
             Self::NotFound(_) => ("task-not-found", "Task not found"),
+            Self::Expired { .. } => ("task-expired", "Task expired"),
+            Self::Conflict(_) => ("conflict", "Illegal transition"),
             Self::RouteNotFound(_) => ("not-found", "Not found"),
             Self::TooLarge(_) => ("too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
@@ -111,7 +119,10 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::RouteNotFound(_) | Self::Expired { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 
 pub mod error;
+pub mod events;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

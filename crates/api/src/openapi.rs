@@ -1,7 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the route and type annotations; the task
 //! kinds' payload schemas are added from the catalog so they can never drift from it.
 
-use errand_core::task::{Progress, TaskError, TaskRecord, TaskState};
+use errand_core::{
+    store::{WorkerInfo, WorkerQueue},
+    task::{Progress, TaskError, TaskRecord, TaskState},
+};
 use errand_tasks::{Catalog, KindInfo};
 use utoipa::{
     OpenApi,
@@ -22,14 +25,25 @@ When API keys are configured, `/v1/*` needs `Authorization: Bearer <key>`.",
     ),
     paths(
         routes::tasks::submit_task,
+        routes::batch::submit_batch,
+        routes::tasks::list_tasks,
         routes::tasks::get_task,
+        routes::watch::task_events,
+        routes::control::cancel_task,
+        routes::control::retry_task,
+        routes::queues::list_queues,
+        routes::queues::list_workers,
         routes::kinds::list_kinds,
         routes::health::healthz,
         routes::health::readyz,
     ),
-    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, routes::tasks::SubmitTask, KindInfo, routes::health::Health)),
+    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, routes::tasks::SubmitTask, routes::tasks::TaskPage,
+        routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
+        routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::WorkerList,
+        WorkerInfo, WorkerQueue, KindInfo, routes::health::Health)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
+        (name = "operations", description = "Queues and workers"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -13,14 +13,17 @@ use actix_web::{
 };
 use errand_core::{Settings, TaskStore, store};
 use errand_tasks::{Catalog, Limits};
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
+use utoipa_redoc::{Redoc, Servable};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{error::ApiError, openapi, routes, state::AppState};
+use crate::{error::ApiError, events::Events, openapi, routes, state::AppState};
 
 pub struct Application {
     port: u16,
     server: Server,
+    stop: CancellationToken,
 }
 
 impl Application {
@@ -29,15 +32,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let conn = store::connect(&settings.redis)?;
         let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
-        let catalog = Catalog::new(Limits {
-            max_sleep_secs: settings.tasks.max_sleep_secs,
-        });
+        let catalog = Catalog::new(Limits::from(&settings.tasks));
         let doc = openapi::document(&catalog);
         let max_body = settings.api.max_body_bytes;
+        let stop = CancellationToken::new();
+        let events = Events::start(
+            redis::Client::open(settings.redis.url.as_str())?,
+            store.layout().events_channel(),
+            stop.clone(),
+        );
         let state = web::Data::new(AppState {
             store,
             catalog,
             settings,
+            events,
         });
 
         let server = HttpServer::new(move || {
@@ -63,10 +71,18 @@ impl Application {
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
                 .service(routes::kinds::list_kinds)
+                .service(routes::batch::submit_batch)
                 .service(routes::tasks::submit_task)
+                .service(routes::tasks::list_tasks)
                 .service(routes::tasks::get_task)
+                .service(routes::watch::task_events)
+                .service(routes::control::cancel_task)
+                .service(routes::control::retry_task)
+                .service(routes::queues::list_queues)
+                .service(routes::queues::list_workers)
                 .service(web::redirect("/docs", "/docs/"))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+                .service(Redoc::with_url("/redoc", doc.clone()))
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {
                     Err::<HttpResponse, _>(ApiError::RouteNotFound(format!(
                         "{} {}",
@@ -78,7 +94,7 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, stop })
     }
 
     pub fn port(&self) -> u16 {
@@ -87,7 +103,9 @@ impl Application {
 
     /// Serves until SIGTERM/SIGINT (actix handles both), then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.stop.cancel();
+        result
     }
 }
 

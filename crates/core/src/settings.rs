@@ -81,6 +81,8 @@ pub struct ApiSettings {
     pub max_payload_bytes: usize,
     pub retry_after_secs: u64,
     pub max_wait_secs: u64,
+    pub max_batch: usize,
+    pub max_batch_body_bytes: usize,
     #[serde(default)]
     pub api_keys: Vec<String>,
 }
@@ -119,6 +121,8 @@ pub struct TaskSettings {
     pub default_result_ttl_secs: u64,
     pub max_result_bytes: usize,
     pub max_sleep_secs: u64,
+    /// Enables the `chaos` kind (panics, failures, blocked threads on demand).
+    pub diagnostic_kinds: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

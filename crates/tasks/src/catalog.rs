@@ -14,6 +14,17 @@ use crate::{Failure, TaskContext, TaskKind, kinds};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_sleep_secs: u64,
+    /// Whether the `chaos` kind is offered.
+    pub diagnostic_kinds: bool,
+}
+
+impl From<&errand_core::settings::TaskSettings> for Limits {
+    fn from(t: &errand_core::settings::TaskSettings) -> Self {
+        Self {
+            max_sleep_secs: t.max_sleep_secs,
+            diagnostic_kinds: t.diagnostic_kinds,
+        }
+    }
 }
 
 /// A payload that does not fit its kind. `field` is a JSON path into the payload.
@@ -99,6 +110,9 @@ impl Catalog {
         let mut c = CatalogBuilder::default();
         c.add::<kinds::sleep::Sleep>();
         c.add::<kinds::noop::Noop>();
+        if limits.diagnostic_kinds {
+            c.add::<kinds::chaos::Chaos>();
+        }
         Self {
             kinds: Arc::new(c.kinds),
             aliases: Arc::new(c.aliases),
@@ -196,7 +210,10 @@ mod tests {
     use serde_json::json;
 
     fn catalog() -> Catalog {
-        Catalog::new(Limits { max_sleep_secs: 60 })
+        Catalog::new(Limits {
+            max_sleep_secs: 60,
+            diagnostic_kinds: true,
+        })
     }
 
     #[test]

@@ -211,6 +211,7 @@ impl Errand {
             ("ERRAND__API__PORT".into(), api_port.to_string()),
             ("ERRAND__WORKER__LEASE_SECS".into(), "3".into()),
             ("ERRAND__WORKER__HEARTBEAT_SECS".into(), "1".into()),
+            ("ERRAND__TASKS__DIAGNOSTIC_KINDS".into(), "true".into()),
             (
                 "RUST_LOG".into(),
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -293,7 +293,8 @@ async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
 
 /// Defect 3: apalis-redis keeps every finished job forever. Over 10,000 finished tasks
 /// (with a short result TTL), no key of errand or apalis-redis is left growing: the key
-/// count and memory return to their baseline.
+/// count returns to its baseline and memory stays within the one bounded structure that
+/// grows with finished tasks: the tombstones of expired ids (capped at 10,000).
 #[tokio::test]
 async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     let redis = RedisServer::start().await;
@@ -331,7 +332,17 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                             .query_async(&mut conn)
                             .await
                             .ok()?;
-                        (tasks == expected_tasks && metas == 0 && data == 0 && done == 0)
+                        // Expired records leave the listing indexes too.
+                        let indexed: i64 = redis::cmd("ZCARD")
+                            .arg(format!("{prefix}:tasks"))
+                            .query_async(&mut conn)
+                            .await
+                            .ok()?;
+                        (tasks == expected_tasks
+                            && metas == 0
+                            && data == 0
+                            && done == 0
+                            && indexed == expected_tasks as i64)
                             .then_some(())
                     }
                 },
@@ -377,4 +388,57 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
         growth < 2 * 1024 * 1024,
         "memory grew {growth} bytes over 10k tasks"
     );
+}
+
+/// Defect 9: a task that blocks its executor thread stalls apalis's heartbeat, and apalis
+/// then hands its job to another worker. errand's lease lives on a dedicated thread, so it
+/// stays alive: the other worker's claim finds the task busy and drops the job. Every task
+/// runs once (attempt 1, by the worker that started it), never twice at the same time.
+#[tokio::test]
+async fn task_blocking_its_thread_is_not_run_twice() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let _api = errand.spawn_api().await;
+    let _blocked = errand.spawn_worker(&[]);
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+
+    // As many blocking tasks as the worker has executor threads (2 cores): its runtime,
+    // apalis heartbeat included, stalls for 7 s, over twice the 3 s lease.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = submit(
+            &http,
+            &base,
+            json!({"kind": "chaos", "payload": {"mode": "block_thread", "secs": 7}}),
+        )
+        .await;
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let mut owners = Vec::new();
+    for id in &ids {
+        let r = wait_state(&http, &base, id, "running", Duration::from_secs(10)).await;
+        owners.push(r["worker"].clone());
+    }
+    let _other = errand.spawn_worker(&[]);
+
+    // While blocked, no second attempt starts anywhere.
+    let watch_until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < watch_until {
+        for id in &ids {
+            let r = errand_testkit::api::get(&http, &base, id).await;
+            assert_eq!(r["attempt"], 1, "a second attempt started: {r}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (id, owner) in ids.iter().zip(owners) {
+        let done = wait_state(&http, &base, id, "succeeded", Duration::from_secs(20)).await;
+        assert_eq!(done["attempt"], 1, "{done}");
+        assert_eq!(done["result"]["attempt"], 1, "{done}");
+        assert_eq!(
+            done["worker"], owner,
+            "finished by the worker that started it"
+        );
+        assert!(done["error"].is_null(), "no lost-worker error: {done}");
+    }
 }

@@ -64,10 +64,13 @@ async fn handle(
         task_id: meta.get("errand_id").map(str::to_owned),
         data,
     };
-    ctx.runner
-        .clone()
-        .handle(ctx.worker.to_string(), delivery)
-        .await;
+    // Detached from apalis's future: when apalis drops its in-flight jobs (its worker died
+    // after a stalled heartbeat and is being restarted), a claimed attempt still runs to its
+    // end and records its outcome, under a lease that keeps every other worker off it.
+    let attempt = tokio::spawn(ctx.runner.clone().handle(ctx.worker.to_string(), delivery));
+    if let Err(e) = attempt.await {
+        tracing::error!(error = %e, job = %job, "attempt task failed");
+    }
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 //! stalls apalis's heartbeat, which then lets apalis hand the job to another worker. The
 //! lease is what stops that second worker from running it too: it stays alive as long as
 //! this process is, whatever its executor threads are doing.
+//!
+//! The same thread writes the process's heartbeat (`GET /v1/workers`) and stops tasks whose
+//! cancel was requested, in case the cancel message was missed.
 
 use std::{
     collections::HashMap,
@@ -10,7 +13,10 @@ use std::{
     time::Duration,
 };
 
-use errand_core::{Settings, TaskStore, store};
+use errand_core::{
+    Settings, TaskStore,
+    store::{self, WorkerInfo},
+};
 use tokio_util::sync::CancellationToken;
 
 /// Tasks this process is running, with the token that cancels each.
@@ -29,6 +35,10 @@ impl Running {
 
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    fn first_ids(&self, n: usize) -> Vec<String> {
+        self.lock().keys().take(n).cloned().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -60,10 +70,12 @@ impl Drop for RunningGuard {
     }
 }
 
-/// Starts the renewal thread; it ends when `stop` is cancelled.
+/// Starts the renewal thread; it ends when `stop` is cancelled. `me` describes this process
+/// for its heartbeat.
 pub fn spawn(
     settings: Settings,
     running: Running,
+    me: WorkerInfo,
     stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -90,17 +102,35 @@ pub fn spawn(
                 let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
                 let lease = settings.worker.lease();
                 let every = (lease / 4).max(Duration::from_millis(250));
+                let heartbeat_ttl = (every * 4).max(Duration::from_secs(5));
+                let mut me = me;
                 loop {
+                    let ids = running.ids();
+                    let now = chrono::Utc::now();
+                    match store.renew_leases(&ids, now + lease).await {
+                        Ok(cancel) => {
+                            for id in cancel {
+                                if running.cancel(&id) {
+                                    tracing::info!(task_id = %id, "cancel requested; stopping task");
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, tasks = ids.len(), "lease renewal failed")
+                        }
+                    }
+                    me.running = ids.len();
+                    me.running_ids = running.first_ids(100);
+                    me.last_seen = now;
+                    if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {
+                        tracing::debug!(error = %e, "heartbeat failed");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
-                        _ = stop.cancelled() => return,
-                    }
-                    let ids = running.ids();
-                    let until = chrono::Utc::now() + lease;
-                    if let Err(e) = store.renew_leases(&ids, until).await {
-                        tracing::warn!(error = %e, tasks = ids.len(), "lease renewal failed");
+                        _ = stop.cancelled() => break,
                     }
                 }
+                let _ = store.worker_gone(&me.name).await;
             })
         })
 }

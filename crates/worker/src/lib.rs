@@ -15,7 +15,10 @@ pub mod wake;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use errand_core::{Settings, TaskStore, store};
+use errand_core::{
+    Settings, TaskStore,
+    store::{self, WorkerInfo, WorkerQueue},
+};
 use errand_tasks::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 
@@ -23,11 +26,19 @@ use crate::{leases::Running, runner::Runner};
 
 /// A name unique to this process start: host, pid and a ULID.
 pub fn process_name() -> String {
-    let host = hostname::get()
+    format!(
+        "{}:{}:{}",
+        host_name(),
+        std::process::id(),
+        ulid::Ulid::generate()
+    )
+}
+
+fn host_name() -> String {
+    hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "host".into());
-    format!("{host}:{}:{}", std::process::id(), ulid::Ulid::generate())
+        .unwrap_or_else(|| "host".into())
 }
 
 /// Runs the worker until `shutdown` resolves, then stops fetching and lets running tasks
@@ -40,16 +51,50 @@ pub async fn run_until_stopped(
     let layout = store::Layout::new(&settings.redis.key_prefix);
     let store = TaskStore::new(conn, layout);
     let client = redis::Client::open(settings.redis.url.as_str())?;
-    let catalog = Catalog::new(Limits {
-        max_sleep_secs: settings.tasks.max_sleep_secs,
-    });
+    let catalog = Catalog::new(Limits::from(&settings.tasks));
     let name = process_name();
     let running = Running::default();
     let stop_fetching = CancellationToken::new();
     let abandon = CancellationToken::new();
     let stop_background = CancellationToken::new();
 
-    let lease_thread = leases::spawn(settings.clone(), running.clone(), stop_background.clone())?;
+    let me = WorkerInfo {
+        name: name.clone(),
+        host: host_name(),
+        pid: std::process::id(),
+        queues: settings
+            .worker
+            .queues
+            .iter()
+            .map(|q| WorkerQueue {
+                name: q.name.clone(),
+                concurrency: q.concurrency,
+            })
+            .collect(),
+        running: 0,
+        running_ids: Vec::new(),
+        started_at: chrono::Utc::now(),
+        last_seen: chrono::Utc::now(),
+    };
+    let lease_thread = leases::spawn(
+        settings.clone(),
+        running.clone(),
+        me,
+        stop_background.clone(),
+    )?;
+    // A cancel of a running task reaches the process running it at once.
+    let cancels = running.clone();
+    store::listen(
+        client.clone(),
+        store.layout().cancel_channel(),
+        stop_background.clone(),
+        || {},
+        move |id| {
+            if cancels.cancel(&id) {
+                tracing::info!(task_id = %id, "cancel requested; stopping task");
+            }
+        },
+    );
     let queues: Vec<String> = settings
         .worker
         .queues

@@ -2,7 +2,8 @@
 //! any number of workers may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
-//! - delete apalis-redis's copies of finished jobs.
+//! - delete apalis-redis's copies of finished jobs;
+//! - drop expired records from the listing indexes.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ pub async fn run(store: TaskStore, queues: Vec<String>, every: Duration, stop: C
             _ = stop.cancelled() => return,
         }
         if let Err(e) = tick(&store, &queues).await {
-            tracing::debug!(error = %e, "maintenance tick failed");
+            tracing::warn!(error = %e, "maintenance tick failed");
         }
     }
 }
@@ -35,6 +36,11 @@ async fn tick(store: &TaskStore, queues: &[String]) -> Result<(), errand_core::S
             if examined < SLICE {
                 break;
             }
+        }
+    }
+    for _ in 0..20 {
+        if store.expire_indexes(SLICE).await? < SLICE {
+            break;
         }
     }
     for q in queues {

@@ -104,30 +104,34 @@ impl Runner {
         let mut handle = tokio::spawn(fut.in_current_span());
 
         let limit = record.timeout_secs.map(Duration::from_secs);
-        let joined = match limit {
-            Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
-                Ok(j) => Some(j),
-                Err(_) => {
-                    cancel.cancel();
-                    handle.abort();
-                    None
-                }
-            },
-            None => Some((&mut handle).await),
-        };
-        let outcome: Result<serde_json::Value, Failure> = match joined {
-            None => Err(Failure::retryable(
-                "timeout",
-                format!(
-                    "attempt ran longer than {} s",
-                    limit.unwrap_or_default().as_secs()
-                ),
-            )),
-            Some(Ok(r)) => r,
-            Some(Err(e)) if e.is_panic() => {
-                Err(Failure::retryable("panic", panic_message(e.into_panic())))
+        let deadline = async {
+            match limit {
+                Some(l) => tokio::time::sleep(l).await,
+                None => std::future::pending().await,
             }
-            Some(Err(_)) => Err(Failure::retryable("aborted", "the attempt was aborted")),
+        };
+        let ended = tokio::select! {
+            j = &mut handle => Ended::Joined(j),
+            _ = deadline => Ended::TimedOut,
+            _ = cancel.cancelled() => Ended::Cancelled,
+        };
+        let outcome: Result<serde_json::Value, Failure> = match ended {
+            Ended::Joined(j) => joined(j),
+            Ended::TimedOut => {
+                cancel.cancel();
+                stop(&mut handle).await;
+                Err(Failure::retryable(
+                    "timeout",
+                    format!(
+                        "attempt ran longer than {} s",
+                        limit.unwrap_or_default().as_secs()
+                    ),
+                ))
+            }
+            Ended::Cancelled => {
+                stop(&mut handle).await;
+                Err(Failure::permanent("cancelled", "cancelled by request"))
+            }
         };
         // Let the last progress report land before the terminal write.
         let _ = forwarder.await;
@@ -140,6 +144,12 @@ impl Runner {
         }
         let now = Utc::now();
         let outcome = match outcome {
+            Err(f) if f.kind == "cancelled" && cancel.is_cancelled() => {
+                Outcome::Cancelled(TaskError {
+                    kind: f.kind,
+                    message: f.message,
+                })
+            }
             Ok(result) => {
                 let size = result.to_string().len();
                 if size > self.settings.tasks.max_result_bytes {
@@ -220,6 +230,36 @@ impl Runner {
         }
     }
 }
+
+enum Ended {
+    Joined(Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>),
+    TimedOut,
+    Cancelled,
+}
+
+fn joined(
+    j: Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>,
+) -> Result<serde_json::Value, Failure> {
+    match j {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(Failure::retryable("panic", panic_message(e.into_panic()))),
+        Err(_) => Err(Failure::retryable("aborted", "the attempt was aborted")),
+    }
+}
+
+/// Gives a task whose token was cancelled a moment to stop on its own, then aborts it at its
+/// next await point. A task blocking its thread cannot be aborted; its result is ignored.
+async fn stop(handle: &mut tokio::task::JoinHandle<Result<serde_json::Value, Failure>>) {
+    if tokio::time::timeout(STOP_GRACE, &mut *handle)
+        .await
+        .is_err()
+    {
+        handle.abort();
+    }
+}
+
+/// How long a cancelled task may take to notice before it is aborted.
+const STOP_GRACE: Duration = Duration::from_millis(300);
 
 /// Writes the latest progress, coalescing bursts, until the task's sender is dropped.
 async fn forward_progress(

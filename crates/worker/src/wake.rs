@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{Stream, StreamExt, task::AtomicWaker};
+use futures::{Stream, task::AtomicWaker};
 use tokio_util::sync::CancellationToken;
 
 /// A coalescing wake signal: any number of signals before the next poll yield one item.
@@ -68,42 +68,20 @@ pub fn spawn(
             }
         }
     });
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        while !stop.is_cancelled() {
-            match client.get_async_pubsub().await {
-                Ok(mut ps) => match ps.subscribe(&channel).await {
-                    Ok(()) => {
-                        backoff = Duration::from_millis(100);
-                        // Anything pushed while we were not listening is picked up now.
-                        wake.signal();
-                        let mut messages = ps.on_message();
-                        loop {
-                            tokio::select! {
-                                m = messages.next() => match m {
-                                    Some(_) => wake.signal(),
-                                    None => break,
-                                },
-                                _ = stop.cancelled() => return,
-                            }
-                        }
-                        tracing::warn!(%channel, "wake-up subscription dropped; resubscribing");
-                    }
-                    Err(e) => tracing::warn!(%channel, error = %e, "cannot subscribe to wake-ups"),
-                },
-                Err(e) => tracing::warn!(%channel, error = %e, "cannot open wake-up connection"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
+    let on_connect = wake.clone();
+    errand_core::store::listen(
+        client,
+        channel,
+        stop,
+        move || on_connect.signal(),
+        move |_| wake.signal(),
+    );
 }
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
 
     #[tokio::test]

@@ -1,13 +1,19 @@
+use std::time::Duration;
+
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{NewTask, Submitted},
-    task::{TaskId, TaskRecord},
+    store::{Cursor, ListQuery, NewTask, Submitted},
+    task::{TaskId, TaskRecord, TaskState},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::{
+    query::{self, Query},
+    watch,
+};
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
@@ -80,7 +86,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn valid_queue(q: &str) -> bool {
+pub fn valid_queue(q: &str) -> bool {
     !q.is_empty()
         && q.len() <= 64
         && q.bytes()
@@ -102,17 +108,20 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// The `Idempotency-Key` header, if given (a non-ASCII value fails id validation later).
+pub fn idempotency_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("Idempotency-Key")
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
+}
+
 /// Validates a submission and applies defaults. Shared by every submit route.
 pub fn prepare(
     state: &AppState,
-    req: &HttpRequest,
+    header_key: Option<String>,
     t: SubmitTask,
     now: DateTime<Utc>,
 ) -> Result<NewTask, ApiError> {
-    let header_key = req
-        .headers()
-        .get("Idempotency-Key")
-        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
     let id = match (t.id, header_key) {
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::invalid(
@@ -212,7 +221,7 @@ pub async fn submit_task(
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let body = body.map_err(ApiError::body)?;
-    let task = prepare(&state, &req, parse_json(&req, &body)?, now)?;
+    let task = prepare(&state, idempotency_key(&req), parse_json(&req, &body)?, now)?;
     let retry_after = state.settings.api.retry_after_secs;
     match state
         .store
@@ -239,14 +248,29 @@ pub fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
     })
 }
 
-/// A task's record: state, progress, result or error.
+/// Why an id has no record: it expired (if still remembered) or never existed.
+pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
+    match state.store.expired_at(id).await {
+        Ok(Some(at)) => ApiError::Expired {
+            id: id.to_string(),
+            at: errand_core::task::rfc3339(at),
+        },
+        _ => ApiError::NotFound(id.to_string()),
+    }
+}
+
+/// A task's record: state, progress, result or error. With `wait`, answers as soon as the
+/// task is terminal, or with its current record when `wait` seconds pass first.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(
+        ("id" = String, Path, description = "Task id"),
+        ("wait" = Option<u64>, Query, description = "Long-poll: wait up to this many seconds (at most api.max_wait_secs) for the task to end"),
+    ),
     responses(
         (status = 200, body = TaskRecord),
-        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such task (or its record expired)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task, or its record expired (type task-expired)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -254,16 +278,101 @@ pub fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
 pub async fn get_task(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let retry_after = state.settings.api.retry_after_secs;
-    match state
-        .store
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?
-    {
+    let mut q = Query::parse(req.query_string())?;
+    let wait = q.uint("wait", 0, state.settings.api.max_wait_secs)?;
+    q.finish()?;
+    let record = match wait {
+        Some(secs) if secs > 0 => {
+            watch::until_terminal(&state, &id, Duration::from_secs(secs)).await?
+        }
+        _ => state
+            .store
+            .get(&id)
+            .await
+            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?,
+    };
+    match record {
         Some(r) => Ok(HttpResponse::Ok().json(r)),
-        None => Err(ApiError::NotFound(id.to_string())),
+        None => Err(missing(&state, &id).await),
     }
+}
+
+/// One page of tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskRecord>,
+    /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
+    /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists tasks, newest first. Filtered by `state`, the order is by when each task entered
+/// that state; otherwise by creation. Cost per call is bounded whatever the filters.
+#[utoipa::path(
+    tag = "tasks",
+    params(
+        ("state" = Option<TaskState>, Query, description = "Only tasks in this state"),
+        ("queue" = Option<String>, Query, description = "Only tasks of this queue"),
+        ("kind" = Option<String>, Query, description = "Only tasks of this kind"),
+        ("limit" = Option<u64>, Query, description = "Page size, 1 to 500 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = TaskPage),
+        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/tasks")]
+pub async fn list_tasks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut q = Query::parse(req.query_string())?;
+    let task_state = q
+        .str("state")
+        .map(|s| {
+            s.parse::<TaskState>()
+                .map_err(|e| query::bad("state", &e.to_string()))
+        })
+        .transpose()?;
+    let queue = q.str("queue");
+    if let Some(name) = &queue
+        && !valid_queue(name)
+    {
+        return Err(query::bad(
+            "queue",
+            "1 to 64 characters from A-Z a-z 0-9 _ . -",
+        ));
+    }
+    let kind = q
+        .str("kind")
+        .map(|k| state.catalog.resolve(&k).map(str::to_owned).unwrap_or(k));
+    let limit = q.uint("limit", 1, 500)?.unwrap_or(50) as usize;
+    let after = q
+        .str("cursor")
+        .map(|c| {
+            Cursor::decode(&c).ok_or_else(|| query::bad("cursor", "not a cursor from next_cursor"))
+        })
+        .transpose()?;
+    q.finish()?;
+    let page = state
+        .store
+        .list(&ListQuery {
+            state: task_state,
+            queue,
+            kind,
+            after,
+            limit,
+            budget: (limit * 10).max(1000),
+        })
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    Ok(HttpResponse::Ok().json(TaskPage {
+        tasks: page.tasks,
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }

@@ -1,6 +1,7 @@
 //! API integration tests: the real `Application` on port 0 against a real redis-server.
 
 mod helpers;
+mod listing;
 mod openapi;
 mod redis_down;
 mod submit;

@@ -66,8 +66,29 @@ impl Layout {
         format!("{}:delayed", self.prefix)
     }
 
+    /// Zset of every live task id by creation ms: the unfiltered listing.
     pub fn index(&self) -> String {
         format!("{}:tasks", self.prefix)
+    }
+
+    /// Channel a cancel of a running task is announced on; workers stop the task.
+    pub fn cancel_channel(&self) -> String {
+        format!("{}:cancel", self.prefix)
+    }
+
+    /// Zset of ids whose records expired recently (tombstones, trimmed to a fixed count).
+    pub fn expired(&self) -> String {
+        format!("{}:expired", self.prefix)
+    }
+
+    /// Zset of worker process names by last heartbeat ms.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// Hash describing one worker process; expires when its heartbeats stop.
+    pub fn worker(&self, name: &str) -> String {
+        format!("{}:worker:{name}", self.prefix)
     }
 
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).

@@ -1,4 +1,5 @@
 //! One module per task kind.
 
+pub mod chaos;
 pub mod noop;
 pub mod sleep;

@@ -3,34 +3,65 @@
 -- every key; script-specific arguments start at ARGV[10].
 local L = {
   record = ARGV[1],        -- task record hash prefix, e.g. "errand:task:"
-  index = ARGV[2],         -- reserved for the listing index (not written yet)
+  index = ARGV[2],         -- zset: every live task id -> created ms (unfiltered listing)
   running = ARGV[3],       -- zset: running task id -> lease expiry (ms)
   delayed = ARGV[4],       -- zset: scheduled/retrying task id -> due time (ms)
   apalis = ARGV[5],        -- apalis-redis queue name prefix, e.g. "errand:q:"
   sfx_data = ARGV[6],      -- apalis-redis key suffixes (from apalis_redis::Config)
   sfx_meta = ARGV[7],
   sfx_active = ARGV[8],
-  chan = ARGV[9],          -- channel prefix: <chan>wake:<queue>, <chan>events
+  chan = ARGV[9],          -- prefix of every other key and channel, e.g. "errand:"
 }
 local A = 10
+
+local TERMINAL = {succeeded = true, failed = true, cancelled = true}
+
+-- Keys derived from the prefix (store::Layout documents each).
+local function queue_index(queue) return L.chan .. 'idx:' .. queue end
+local function state_index(queue, state) return L.chan .. 'idx:' .. queue .. ':' .. state end
+local EXPIRY = L.chan .. 'expiry'       -- zset: "queue|state|id" -> record expiry ms
+local EXPIRED = L.chan .. 'expired'     -- zset: recently expired ids -> expiry ms (tombstones)
+local QUEUES = L.chan .. 'queues'       -- set: every queue ever submitted to
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function publish_event(id, state)
   redis.call('PUBLISH', L.chan .. 'events', id .. ' ' .. state)
 end
 
+local function wake(queue)
+  redis.call('PUBLISH', L.chan .. 'wake:' .. queue, '1')
+end
+
 -- Hands task `id` to apalis-redis as job `jid` on `queue`, in apalis-redis 1.0's own layout
 -- (what its batch_push.lua writes), but straight onto the active list: never through its
--- scheduled set, whose unbounded fetch breaks past ~8k entries. Then wakes idle workers.
+-- scheduled set, whose unbounded fetch breaks past ~8k entries. The caller wakes the queue.
 local function enqueue_job(queue, id, jid)
   local q = L.apalis .. queue
   redis.call('HSET', q .. L.sfx_data, jid, id)
   redis.call('HSET', q .. L.sfx_meta .. ':' .. jid,
     'attempts', 0, 'max_attempts', 1, 'status', 'Pending', 'idempotency_key', '', 'errand_id', id)
   redis.call('RPUSH', q .. L.sfx_active, jid)
-  redis.call('PUBLISH', L.chan .. 'wake:' .. queue, '1')
 end
 
-local function expire_terminal(key)
-  local ttl = tonumber(redis.call('HGET', key, 'result_ttl_secs')) or 86400
-  redis.call('EXPIRE', key, ttl)
+-- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on
+-- create), and gives a record entering a terminal state its TTL (and takes it away from a
+-- record leaving one, on manual retry). Every state change goes through here.
+local function transition(key, id, queue, from, to, ms)
+  if from then
+    redis.call('ZREM', state_index(queue, from), id)
+    if TERMINAL[from] then
+      redis.call('ZREM', EXPIRY, queue .. '|' .. from .. '|' .. id)
+      redis.call('PERSIST', key)
+    end
+  end
+  redis.call('ZADD', state_index(queue, to), ms, id)
+  if TERMINAL[to] then
+    local ttl = tonumber(redis.call('HGET', key, 'result_ttl_secs')) or 86400
+    redis.call('EXPIRE', key, ttl)
+    redis.call('ZADD', EXPIRY, ms + ttl * 1000, queue .. '|' .. to .. '|' .. id)
+  end
 end

@@ -7,36 +7,43 @@ local mode, now_ms, now = ARGV[A], ARGV[A + 1], ARGV[A + 2]
 local src = (mode == 'running') and L.running or L.delayed
 local limit = #ARGV - (A + 2)
 local ids = redis.call('ZRANGEBYSCORE', src, '-inf', now_ms, 'LIMIT', 0, limit)
-local moved = 0
+local moved, woken = 0, {}
+local ms = tonumber(now_ms)
 for i, id in ipairs(ids) do
   redis.call('ZREM', src, id)
   local key = L.record .. id
-  local f = redis.call('HMGET', key, 'state', 'queue', 'attempt', 'max_attempts', 'worker')
-  local state = f[1]
+  local f = redis.call('HMGET', key, 'state', 'queue', 'attempt', 'max_attempts', 'worker', 'cancel_requested')
+  local state, queue = f[1], f[2]
   local eligible = (mode == 'delayed' and (state == 'scheduled' or state == 'retrying'))
     or (mode == 'running' and state == 'running')
   if eligible then
     local jid = ARGV[A + 2 + i]
+    local to = 'queued'
     if mode == 'running' then
       local attempt = tonumber(f[3])
       local err = cjson.encode({kind = 'worker_lost',
         message = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease during attempt ' .. attempt})
-      if attempt >= tonumber(f[4]) then
-        redis.call('HSET', key, 'state', 'failed', 'error', err, 'finished_at', now, 'updated_at', now)
-        expire_terminal(key)
-        publish_event(id, 'failed')
+      if f[6] == '1' then
+        to = 'cancelled'
+        redis.call('HSET', key, 'state', to, 'finished_at', now, 'updated_at', now,
+          'error', cjson.encode({kind = 'cancelled', message = 'cancelled while its worker was lost'}))
+      elseif attempt >= tonumber(f[4]) then
+        to = 'failed'
+        redis.call('HSET', key, 'state', to, 'error', err, 'finished_at', now, 'updated_at', now)
       else
-        redis.call('HSET', key, 'state', 'queued', 'error', err, 'job', jid, 'updated_at', now)
-        enqueue_job(f[2], id, jid)
-        publish_event(id, 'queued')
-        moved = moved + 1
+        redis.call('HSET', key, 'state', to, 'error', err, 'job', jid, 'updated_at', now)
       end
     else
-      redis.call('HSET', key, 'state', 'queued', 'job', jid, 'next_attempt_at', '', 'updated_at', now)
-      enqueue_job(f[2], id, jid)
-      publish_event(id, 'queued')
+      redis.call('HSET', key, 'state', to, 'job', jid, 'next_attempt_at', '', 'updated_at', now)
+    end
+    transition(key, id, queue, state, to, ms)
+    if to == 'queued' then
+      enqueue_job(queue, id, jid)
+      woken[queue] = true
       moved = moved + 1
     end
+    publish_event(id, to)
   end
 end
+for queue in pairs(woken) do wake(queue) end
 return {#ids, moved}

@@ -1,19 +1,32 @@
--- Creates a task record and enqueues it, or returns the existing record for that id.
--- ARGV[A]: id, [A+1]: job id, [A+2]: created ms (unused until listing has an index), [A+3]: due ms (0 = now), [A+4..]: record field/value pairs
-local id, jid = ARGV[A], ARGV[A + 1]
-local key = L.record .. id
-if redis.call('EXISTS', key) == 1 then
-  return {0, redis.call('HGETALL', key)}
+-- Creates task records and enqueues them, or returns the record already stored under an id.
+-- One call submits one task or a whole batch; idle workers of each queue are woken once.
+-- ARGV[A]: created ms, [A+1]: task count, then per task:
+--   id, job id, queue, due ms (0 = now), field count n, n record field/value items
+-- Returns one item per task: 1 (created) or the existing record's HGETALL.
+local created = tonumber(ARGV[A])
+local out, woken = {}, {}
+local i = A + 2
+for t = 1, tonumber(ARGV[A + 1]) do
+  local id, jid, queue, due, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local key = L.record .. id
+  if redis.call('EXISTS', key) == 1 then
+    out[t] = redis.call('HGETALL', key)
+  else
+    redis.call('HSET', key, unpack(ARGV, i + 5, i + 4 + nf))
+    redis.call('ZADD', L.index, created, id)
+    redis.call('ZADD', queue_index(queue), created, id)
+    if not woken[queue] then redis.call('SADD', QUEUES, queue) end
+    if due > 0 then
+      redis.call('ZADD', L.delayed, due, id)
+      transition(key, id, queue, nil, 'scheduled', created)
+    else
+      enqueue_job(queue, id, jid)
+      transition(key, id, queue, nil, 'queued', created)
+      woken[queue] = true
+    end
+    out[t] = 1
+  end
+  i = i + 5 + nf
 end
-local fields = {}
-for i = A + 4, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', key, unpack(fields))
-local due = tonumber(ARGV[A + 3])
-if due > 0 then
-  redis.call('ZADD', L.delayed, due, id)
-  publish_event(id, 'scheduled')
-else
-  enqueue_job(redis.call('HGET', key, 'queue'), id, jid)
-  publish_event(id, 'queued')
-end
-return {1}
+for queue in pairs(woken) do wake(queue) end
+return out

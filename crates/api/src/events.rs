@@ -1,0 +1,102 @@
+//! Task events for long-poll and SSE. Every store script PUBLISHes "<id> <state>" on
+//! `<prefix>:events`; each API process holds ONE subscription and fans messages out to the
+//! requests watching that id, so a waiting request costs no Redis traffic until its task
+//! changes. A request registers before it reads the record, so no change falls between.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+type Watchers = HashMap<String, Vec<(u64, mpsc::Sender<String>)>>;
+
+#[derive(Clone, Default)]
+pub struct Events {
+    watchers: Arc<Mutex<Watchers>>,
+    next: Arc<AtomicU64>,
+}
+
+/// A registration for one task's events; dropping it unregisters.
+pub struct Watch {
+    pub rx: mpsc::Receiver<String>,
+    events: Events,
+    id: String,
+    key: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut w = self.events.lock();
+        if let Some(list) = w.get_mut(&self.id) {
+            list.retain(|(k, _)| *k != self.key);
+            if list.is_empty() {
+                w.remove(&self.id);
+            }
+        }
+    }
+}
+
+impl Events {
+    /// Starts the subscription (reconnecting until `stop`).
+    pub fn start(client: redis::Client, channel: String, stop: CancellationToken) -> Self {
+        let events = Self::default();
+        let e = events.clone();
+        let on_connect = events.clone();
+        errand_core::store::listen(
+            client,
+            channel,
+            stop,
+            // Changes published while disconnected were missed: wake every watcher to re-read.
+            move || on_connect.broadcast("reconnected"),
+            move |msg| {
+                if let Some((id, state)) = msg.split_once(' ') {
+                    e.dispatch(id, state);
+                }
+            },
+        );
+        events
+    }
+
+    pub fn watch(&self, id: &str) -> Watch {
+        // Small buffer: a watcher re-reads the record on each message, so a full buffer
+        // (a burst of progress) loses nothing but redundant wake-ups.
+        let (tx, rx) = mpsc::channel(8);
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(id.to_owned())
+            .or_default()
+            .push((key, tx));
+        Watch {
+            rx,
+            events: self.clone(),
+            id: id.to_owned(),
+            key,
+        }
+    }
+
+    fn dispatch(&self, id: &str, state: &str) {
+        if let Some(list) = self.lock().get(id) {
+            for (_, tx) in list {
+                let _ = tx.try_send(state.to_owned());
+            }
+        }
+    }
+
+    fn broadcast(&self, what: &str) {
+        for list in self.lock().values() {
+            for (_, tx) in list {
+                let _ = tx.try_send(what.to_owned());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watchers> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,127 @@
+//! `POST /v1/tasks/batch`: many tasks, one request, one Redis round trip.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::Utc;
+use errand_core::{store::Submitted, task::TaskId};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::tasks::{SubmitTask, parse_json, prepare};
+use crate::{
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+/// Tasks to submit together.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"tasks": [{"kind": "noop", "payload": {"i": 1}}, {"kind": "sleep", "payload": {"duration_secs": 1}, "id": "job-2"}]}))]
+pub struct SubmitBatch {
+    /// 1 to `api.max_batch` tasks (default 1000), each as for `POST /v1/tasks`.
+    pub tasks: Vec<SubmitTask>,
+}
+
+/// What became of one task of a batch, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    pub id: TaskId,
+    pub state: errand_core::task::TaskState,
+    /// False when a task with this id already existed (nothing was enqueued for it).
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    pub tasks: Vec<BatchItem>,
+    pub created: usize,
+    pub existing: usize,
+}
+
+/// Submits up to `api.max_batch` tasks atomically per task and in one Redis round trip. The
+/// whole batch is validated first: one invalid task rejects the batch (422 naming
+/// `tasks[i].field`) and nothing is enqueued.
+#[utoipa::path(
+    tag = "tasks",
+    request_body = SubmitBatch,
+    responses(
+        (status = 202, description = "Accepted; per-task outcome in request order", body = BatchResult),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body, batch or a payload too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/tasks/batch")]
+pub async fn submit_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let limit = state.settings.api.max_batch_body_bytes;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::body(e.into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(format!(
+                "batch body over {limit} bytes (api.max_batch_body_bytes)"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let batch: SubmitBatch = parse_json(&req, &body)?;
+    let max = state.settings.api.max_batch;
+    if batch.tasks.is_empty() {
+        return Err(ApiError::invalid("tasks", "give at least one task"));
+    }
+    if batch.tasks.len() > max {
+        return Err(ApiError::TooLarge(format!(
+            "{} tasks in one batch; the limit is {max} (api.max_batch)",
+            batch.tasks.len()
+        )));
+    }
+    let tasks = batch
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            prepare(&state, None, t, now).map_err(|e| match e {
+                ApiError::Invalid { field, detail } => ApiError::Invalid {
+                    field: format!("tasks[{i}].{field}"),
+                    detail,
+                },
+                ApiError::TooLarge(d) => ApiError::TooLarge(format!("tasks[{i}]: {d}")),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let submitted = state
+        .store
+        .submit_many(tasks, now)
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let items: Vec<BatchItem> = submitted
+        .into_iter()
+        .map(|s| match s {
+            Submitted::Created(r) => BatchItem {
+                id: r.id,
+                state: r.state,
+                created: true,
+            },
+            Submitted::Existing(r) => BatchItem {
+                id: r.id,
+                state: r.state,
+                created: false,
+            },
+        })
+        .collect();
+    let created = items.iter().filter(|i| i.created).count();
+    tracing::info!(created, total = items.len(), "batch accepted");
+    Ok(HttpResponse::Accepted().json(BatchResult {
+        existing: items.len() - created,
+        created,
+        tasks: items,
+    }))
+}

@@ -1,0 +1,95 @@
+//! Changing a task's course: cancel and manual retry.
+
+use actix_web::{HttpResponse, http::header, post, web};
+use chrono::Utc;
+use errand_core::{
+    store::{Cancel, Retry},
+    task::TaskRecord,
+};
+
+use super::tasks::{missing, parse_id};
+use crate::{
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+/// Cancels a task. One that has not started never will (200, `cancelled`). A running one is
+/// told to stop (202, still `running` with `cancel_requested`); it ends `cancelled` within a
+/// second. A terminal task cannot be cancelled (409).
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Cancelled before it started", body = TaskRecord),
+        (status = 202, description = "Running: its worker is stopping it", body = TaskRecord),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already terminal", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/tasks/{id}/cancel")]
+pub async fn cancel_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let outcome = state
+        .store
+        .cancel(&id, Utc::now())
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    match outcome {
+        Cancel::Gone => Err(missing(&state, &id).await),
+        Cancel::Terminal(s) => Err(ApiError::Conflict(format!(
+            "task `{id}` is already {s}; only scheduled, queued, running or retrying tasks can be cancelled"
+        ))),
+        Cancel::Requested(r) => {
+            tracing::info!(task_id = %id, "cancel requested for running task");
+            Ok(HttpResponse::Accepted().json(r))
+        }
+        Cancel::Cancelled(r) => {
+            tracing::info!(task_id = %id, "task cancelled before it ran");
+            Ok(HttpResponse::Ok().json(r))
+        }
+    }
+}
+
+/// Runs a failed or cancelled task again: queued at once as a new job, with a fresh budget
+/// of `max_attempts`; result, error and progress are cleared. Other states are 409.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 202, description = "Queued again", body = TaskRecord,
+         headers(("Location" = String, description = "/v1/tasks/{id}"))),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not failed or cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/tasks/{id}/retry")]
+pub async fn retry_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let outcome = state
+        .store
+        .retry(&id, Utc::now())
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    match outcome {
+        Retry::Gone => Err(missing(&state, &id).await),
+        Retry::Conflict(s) => Err(ApiError::Conflict(format!(
+            "task `{id}` is {s}; only failed or cancelled tasks can be retried"
+        ))),
+        Retry::Queued(r) => {
+            tracing::info!(task_id = %id, "task queued again by request");
+            Ok(HttpResponse::Accepted()
+                .insert_header((header::LOCATION, format!("/v1/tasks/{id}")))
+                .json(r))
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Watching a task: long-poll (`?wait=`) and server-sent events. Both register for the
+//! task's events before reading the record (see `events.rs`), then re-read it on each
+//! relevant event; a slow re-read tick covers a subscription that is reconnecting.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, http::header, web};
+use errand_core::task::{TaskId, TaskRecord};
+use futures::stream;
+use tokio::time::Instant;
+
+use super::tasks::{missing, parse_id};
+use crate::{
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+/// Re-read the record this often even without events (lost messages, reconnects).
+const FALLBACK: Duration = Duration::from_secs(2);
+/// An SSE comment this often keeps proxies from closing an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+fn is_terminal_event(e: &str) -> bool {
+    matches!(e, "succeeded" | "failed" | "cancelled" | "reconnected")
+}
+
+/// The record once terminal, or as it is when `limit` runs out; `None` if there is none.
+pub async fn until_terminal(
+    state: &AppState,
+    id: &TaskId,
+    limit: Duration,
+) -> Result<Option<TaskRecord>, ApiError> {
+    let retry_after = state.settings.api.retry_after_secs;
+    let deadline = Instant::now() + limit;
+    let mut watch = state.events.watch(id.as_str());
+    loop {
+        let record = state
+            .store
+            .get(id)
+            .await
+            .map_err(|e| ApiError::store(e, retry_after))?;
+        match record {
+            Some(r) if !r.state.is_terminal() => {
+                let fallback = tokio::time::sleep(FALLBACK);
+                tokio::pin!(fallback);
+                loop {
+                    tokio::select! {
+                        e = watch.rx.recv() => match e {
+                            Some(e) if !is_terminal_event(&e) => continue,
+                            _ => break,
+                        },
+                        _ = &mut fallback => break,
+                        _ = tokio::time::sleep_until(deadline) => return Ok(Some(r)),
+                    }
+                }
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// Server-sent events for one task: an event with the full record now, then one on every
+/// state change (`event: <state>`) and progress report (`event: progress`); the stream
+/// ends after the terminal state. A task that disappears ends it with `event: gone`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "text/event-stream; each event's data is the task record", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/tasks/{id}/events")]
+pub async fn task_events(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let watch = state.events.watch(id.as_str());
+    let first = state
+        .store
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let Some(first) = first else {
+        return Err(missing(&state, &id).await);
+    };
+    struct S {
+        state: web::Data<AppState>,
+        id: TaskId,
+        watch: crate::events::Watch,
+        last: Option<TaskRecord>,
+        pending: Option<TaskRecord>,
+        done: bool,
+    }
+    let s = S {
+        state,
+        id,
+        watch,
+        last: None,
+        pending: Some(first),
+        done: false,
+    };
+    let body = stream::unfold(s, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            if let Some(r) = s.pending.take() {
+                let name = match &s.last {
+                    Some(l) if l.state == r.state => "progress",
+                    _ => r.state.as_str(),
+                };
+                let changed = s.last.as_ref() != Some(&r);
+                s.done = r.state.is_terminal();
+                let frame = format!(
+                    "event: {name}\ndata: {}\n\n",
+                    serde_json::to_string(&r).unwrap_or_default()
+                );
+                s.last = Some(r);
+                if changed {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(web::Bytes::from(frame)),
+                        s,
+                    ));
+                }
+                if s.done {
+                    return None;
+                }
+            }
+            tokio::select! {
+                _ = s.watch.rx.recv() => {}
+                _ = tokio::time::sleep(FALLBACK) => {}
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s));
+                }
+            }
+            match s.state.store.get(&s.id).await {
+                Ok(Some(r)) => s.pending = Some(r),
+                Ok(None) => {
+                    s.done = true;
+                    return Some((Ok(web::Bytes::from_static(b"event: gone\ndata: {}\n\n")), s));
+                }
+                // Redis unavailable: keep the stream open and try again on the next wake.
+                Err(e) => tracing::debug!(error = %e, "sse re-read failed"),
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}

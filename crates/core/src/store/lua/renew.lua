@@ -1,0 +1,12 @@
+-- Extends the leases of tasks this worker runs (XX: a lease already given up, because the
+-- task ended or was taken over, is never resurrected) and reports which of them have a
+-- cancel requested: the fallback for a missed cancel message.
+-- ARGV[A]: lease until ms, [A+1..]: task ids
+local until_ms = ARGV[A]
+local cancel = {}
+for i = A + 1, #ARGV do
+  local id = ARGV[i]
+  redis.call('ZADD', L.running, 'XX', until_ms, id)
+  if redis.call('HGET', L.record .. id, 'cancel_requested') == '1' then cancel[#cancel + 1] = id end
+end
+return cancel

@@ -1,0 +1,49 @@
+//! Subscriptions with reconnect: wake-ups and cancels (workers), task events (API).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `on_message` for every message on `channel`, over a dedicated pub/sub connection
+/// that reconnects with backoff until `stop`. `on_connect` runs after each (re)subscribe,
+/// since messages published while disconnected are lost.
+pub fn listen(
+    client: redis::Client,
+    channel: String,
+    stop: CancellationToken,
+    on_connect: impl Fn() + Send + 'static,
+    on_message: impl Fn(String) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            match client.get_async_pubsub().await {
+                Ok(mut ps) => match ps.subscribe(&channel).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        on_connect();
+                        let mut messages = ps.on_message();
+                        loop {
+                            tokio::select! {
+                                m = messages.next() => match m {
+                                    Some(m) => on_message(m.get_payload().unwrap_or_default()),
+                                    None => break,
+                                },
+                                _ = stop.cancelled() => return,
+                            }
+                        }
+                        tracing::warn!(%channel, "subscription dropped; resubscribing");
+                    }
+                    Err(e) => tracing::warn!(%channel, error = %e, "cannot subscribe"),
+                },
+                Err(e) => tracing::warn!(%channel, error = %e, "cannot open pub/sub connection"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}

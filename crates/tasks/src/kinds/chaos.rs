@@ -1,0 +1,96 @@
+//! `chaos`: misbehaves on request, so errand's failure handling can be shown and tested
+//! against real processes: a panic, a retryable or permanent failure, a task that blocks its
+//! executor thread, one that ignores cancellation. Offered only with
+//! `tasks.diagnostic_kinds: true`. Idempotent: it has no side effects.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
+
+pub struct Chaos;
+
+/// How the `chaos` task misbehaves.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChaosMode {
+    /// Panics after `secs`.
+    Panic,
+    /// Fails with a retryable error after `secs`.
+    Fail,
+    /// Fails with a permanent (not retried) error after `secs`.
+    FailPermanent,
+    /// Blocks its executor thread for `secs` (what a task must never do), then succeeds.
+    BlockThread,
+    /// Sleeps `secs` without looking at its cancellation token, then succeeds.
+    IgnoreCancel,
+}
+
+/// Payload of the `chaos` kind.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosPayload {
+    pub mode: ChaosMode,
+    /// Seconds before misbehaving (or how long to block/sleep), at most `tasks.max_sleep_secs`.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub secs: f64,
+}
+
+impl TaskKind for Chaos {
+    type Payload = ChaosPayload;
+    const NAME: &'static str = "chaos";
+    const SUMMARY: &'static str = "Misbehaves on request (panic, fail, block its thread, ignore cancel) to exercise failure handling.";
+    const IDEMPOTENT: bool = true;
+
+    fn example() -> Value {
+        json!({"mode": "fail", "secs": 0.5})
+    }
+
+    fn check(p: &ChaosPayload, limits: &Limits) -> Result<(), Invalid> {
+        if !p.secs.is_finite() || p.secs < 0.0 || p.secs > limits.max_sleep_secs as f64 {
+            return Err(Invalid::new(
+                "payload.secs",
+                format!(
+                    "must be between 0 and {} (tasks.max_sleep_secs)",
+                    limits.max_sleep_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(ctx: TaskContext, p: ChaosPayload) -> Result<Value, Failure> {
+        let d = Duration::from_secs_f64(p.secs);
+        match p.mode {
+            ChaosMode::BlockThread => {
+                // Deliberately blocking: this is the failure being demonstrated.
+                std::thread::sleep(d);
+                return Ok(json!({"blocked_secs": p.secs, "attempt": ctx.attempt()}));
+            }
+            ChaosMode::IgnoreCancel => {
+                tokio::time::sleep(d).await;
+                return Ok(json!({"slept_secs": p.secs, "attempt": ctx.attempt()}));
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = ctx.cancelled() => return Err(Failure::permanent("cancelled", "chaos was cancelled")),
+        }
+        match p.mode {
+            ChaosMode::Panic => panic!("chaos panic on attempt {}", ctx.attempt()),
+            ChaosMode::Fail => Err(Failure::retryable(
+                "chaos",
+                format!("chaos failure on attempt {}", ctx.attempt()),
+            )),
+            _ => Err(Failure::permanent(
+                "chaos",
+                format!("permanent chaos failure on attempt {}", ctx.attempt()),
+            )),
+        }
+    }
+}
