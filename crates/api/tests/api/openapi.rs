@@ -12,6 +12,13 @@ async fn openapi_document_is_valid_3_1_and_lists_every_route() {
     for (path, method) in [
         ("/v1/tasks", "post"),
         ("/v1/tasks/{id}", "get"),
+        ("/v1/tasks", "get"),
+        ("/v1/tasks/batch", "post"),
+        ("/v1/tasks/{id}/events", "get"),
+        ("/v1/tasks/{id}/cancel", "post"),
+        ("/v1/tasks/{id}/retry", "post"),
+        ("/v1/queues", "get"),
+        ("/v1/workers", "get"),
         ("/v1/kinds", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
