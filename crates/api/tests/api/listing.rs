@@ -176,3 +176,33 @@ async fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
         assert_eq!(p["field"], q.split('=').next().unwrap(), "{q}: {p}");
     }
 }
+
+/// The same client id from 50 concurrent submits: one 202, 49 × 200, one job enqueued.
+#[tokio::test]
+async fn concurrent_submits_with_one_id_create_one_task() {
+    let app = spawn_app().await;
+    let body = json!({"kind": "noop", "id": "same-id"});
+    let calls = (0..50).map(|_| app.post_task(&body));
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        49,
+        "{statuses:?}"
+    );
+    let mut c = app.redis.conn().await;
+    let jobs: u64 = redis::cmd("LLEN")
+        .arg(format!("{}:q:default:active", app.prefix))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+}
