@@ -22,6 +22,12 @@ test: ensure-redis
     cargo build --bins
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 
+# Benchmarks (release build): `just bench` runs W1–W4, `just bench W2` one of them.
+# Prints a table with the targets and writes target/bench/results.json.
+bench *workloads: ensure-redis
+    cargo build --release --bins
+    target/release/errand-bench {{workloads}}
+
 # The checks CI runs before the tests.
 lint:
     cargo fmt --all -- --check

@@ -138,11 +138,16 @@ impl RedisServer {
     }
 }
 
-/// Where cargo put the workspace's binaries (next to the test executable's `deps/`).
+/// Where cargo put the workspace's binaries: beside the running executable (a binary such
+/// as the benchmark) or beside its `deps/` directory (a test).
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join(name);
+    let here = exe.parent().expect("exe dir");
+    let p = if here.join(name).exists() {
+        here.join(name)
+    } else {
+        here.parent().expect("target dir").join(name)
+    };
     assert!(
         p.exists(),
         "{} not built: run `cargo build --bins` first (`just test` does)",

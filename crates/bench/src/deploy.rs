@@ -1,0 +1,153 @@
+//! One benchmark deployment: a private redis-server, the api, and workers started on demand,
+//! all with logs at `warn` so logging is not what is measured.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use errand_testkit::{Errand, Proc, RedisServer, wait_for};
+use nix::sys::signal::Signal;
+
+pub struct Deployment {
+    /// Kept alive for the deployment's lifetime (killed on drop).
+    _redis: RedisServer,
+    pub errand: Errand,
+    pub api: Proc,
+    pub prefix: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub conn: redis::aio::MultiplexedConnection,
+}
+
+impl Deployment {
+    pub async fn start() -> anyhow::Result<Self> {
+        let redis = RedisServer::start().await;
+        let errand = Errand::new(&redis)
+            .with("RUST_LOG", "warn")
+            .with("ERRAND__WORKER__LEASE_SECS", "10")
+            .with("ERRAND__WORKER__BATCH_SIZE", "100");
+        let prefix = errand.env[1].1.clone();
+        let api = errand.spawn_api().await;
+        let base = errand.base_url();
+        let conn = redis.conn().await;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            _redis: redis,
+            errand,
+            api,
+            prefix,
+            base,
+            http,
+            conn,
+        })
+    }
+
+    /// A worker process serving `default` with `concurrency`.
+    pub fn worker(&self, concurrency: usize) -> Proc {
+        self.errand
+            .spawn_worker(&["--queues", &format!("default={concurrency}")])
+    }
+
+    pub async fn stop(mut p: Proc) {
+        p.signal(Signal::SIGTERM);
+        let _ = p.wait_exit(Duration::from_secs(30)).await;
+    }
+
+    /// Tasks of queue `default` in `state`.
+    pub async fn count(&self, state: &str) -> anyhow::Result<usize> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("ZCARD")
+            .arg(format!("{}:idx:default:{state}", self.prefix))
+            .query_async(&mut c)
+            .await?)
+    }
+
+    pub async fn wait_succeeded(&self, n: usize, timeout: Duration) {
+        wait_for(&format!("{n} tasks to succeed"), timeout, || async {
+            (self.count("succeeded").await.ok()? >= n).then_some(())
+        })
+        .await
+    }
+
+    /// Earliest `started_at` and latest `finished_at` over the succeeded tasks, read back
+    /// from their records: the drain's wall time as errand itself recorded it.
+    pub async fn span(&self) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{}:idx:default:succeeded", self.prefix))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await?;
+        let mut first: Option<DateTime<Utc>> = None;
+        let mut last: Option<DateTime<Utc>> = None;
+        for chunk in ids.chunks(5_000) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET")
+                    .arg(format!("{}:task:{id}", self.prefix))
+                    .arg("started_at")
+                    .arg("finished_at");
+            }
+            let rows: Vec<(String, String)> = pipe.query_async(&mut c).await?;
+            for (s, f) in rows {
+                let s: DateTime<Utc> = s.parse()?;
+                let f: DateTime<Utc> = f.parse()?;
+                first = Some(first.map_or(s, |x| x.min(s)));
+                last = Some(last.map_or(f, |x| x.max(f)));
+            }
+        }
+        Ok((
+            first.ok_or_else(|| anyhow::anyhow!("no tasks"))?,
+            last.ok_or_else(|| anyhow::anyhow!("no tasks"))?,
+        ))
+    }
+
+    pub async fn used_memory(&self) -> anyhow::Result<f64> {
+        let mut c = self.conn.clone();
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no used_memory in INFO"))
+    }
+
+    /// Submits `n` tasks built by `task(i)` through the batch route, 1000 per request.
+    pub async fn enqueue(
+        &self,
+        n: usize,
+        task: impl Fn(usize) -> serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let mut i = 0;
+        while i < n {
+            let end = (i + 1000).min(n);
+            let tasks: Vec<_> = (i..end).map(&task).collect();
+            let res = self
+                .http
+                .post(format!("{}/v1/tasks/batch", self.base))
+                .json(&serde_json::json!({ "tasks": tasks }))
+                .send()
+                .await?;
+            anyhow::ensure!(res.status() == 202, "batch answered {}", res.status());
+            i = end;
+        }
+        Ok(())
+    }
+}
+
+/// Peak resident set size of a process, in MB (VmHWM).
+pub fn peak_rss_mb(p: &Proc) -> f64 {
+    let Some(pid) = p.child.id() else {
+        return f64::NAN;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -1,0 +1,212 @@
+//! `just bench`: errand's four standard workloads (issue #6), run against a private
+//! redis-server and the real `errand-api` / `errand-worker` binaries on loopback. Each figure
+//! is the median of `--runs` runs (min–max beside it); the table prints the target next to
+//! each figure, and `target/bench/results.json` holds the same numbers for machines.
+
+mod deploy;
+mod workloads;
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::workloads::Workload;
+
+#[derive(Parser)]
+#[command(about = "errand's benchmark harness")]
+struct Cli {
+    /// Workloads to run (W1 W2 W3 W4); all when none are given.
+    workloads: Vec<Workload>,
+    /// Runs per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Tasks in W1 and W2.
+    #[arg(long, default_value_t = 20_000)]
+    tasks: usize,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+}
+
+/// One figure: every run's value.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    fn min(&self) -> f64 {
+        self.sorted().first().copied().unwrap_or(f64::NAN)
+    }
+
+    fn max(&self) -> f64 {
+        self.sorted().last().copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// How a figure compares with its target.
+struct Target {
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    /// `Some((value, higher_is_better))`.
+    goal: Option<(f64, bool)>,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        key: "w1_single_tps",
+        label: "W1a submit, 1 client",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w1_conc64_tps",
+        label: "W1b submit, 64 connections",
+        unit: "tasks/s",
+        goal: Some((30_000.0, true)),
+    },
+    Target {
+        key: "w1_batch_tps",
+        label: "W1c submit, batches of 1000",
+        unit: "tasks/s",
+        goal: Some((150_000.0, true)),
+    },
+    Target {
+        key: "w2_drain_1proc_tps",
+        label: "W2 drain, 1 worker process",
+        unit: "tasks/s",
+        goal: Some((40_000.0, true)),
+    },
+    Target {
+        key: "w2_drain_2proc_tps",
+        label: "W2 drain, 2 worker processes",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w3_wall_s",
+        label: "W3 2000 x 50 ms, conc 100",
+        unit: "s",
+        goal: Some((1.05, false)),
+    },
+    Target {
+        key: "w4_p50_ms",
+        label: "W4 submit+wait p50",
+        unit: "ms",
+        goal: Some((1.5, false)),
+    },
+    Target {
+        key: "w4_p99_ms",
+        label: "W4 submit+wait p99",
+        unit: "ms",
+        goal: Some((4.0, false)),
+    },
+    Target {
+        key: "api_rss_mb",
+        label: "api peak RSS during W2",
+        unit: "MB",
+        goal: Some((50.0, false)),
+    },
+    Target {
+        key: "worker_rss_mb",
+        label: "worker peak RSS during W2",
+        unit: "MB",
+        goal: Some((50.0, false)),
+    },
+    Target {
+        key: "redis_bytes_per_task",
+        label: "Redis memory per finished task",
+        unit: "B",
+        goal: None,
+    },
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let selected = if cli.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        cli.workloads.clone()
+    };
+    let mut figures: BTreeMap<&'static str, Samples> = BTreeMap::new();
+    for w in selected {
+        eprintln!("== {w:?} ({} runs)", cli.runs);
+        for run in 1..=cli.runs {
+            let got = workloads::run(w, cli.tasks).await?;
+            for (k, v) in got {
+                eprintln!("   run {run}: {k} = {v:.2}");
+                figures.entry(k).or_default().push(v);
+            }
+        }
+    }
+
+    println!(
+        "\n{:<34} {:>12} {:>23} {:>12}  unit",
+        "figure", "median", "min – max", "target"
+    );
+    for t in TARGETS {
+        let Some(s) = figures.get(t.key) else {
+            continue;
+        };
+        let (target, verdict) = match t.goal {
+            Some((g, higher)) => {
+                let met = if higher {
+                    s.median() >= g
+                } else {
+                    s.median() <= g
+                };
+                (
+                    format!("{}{g}", if higher { ">= " } else { "<= " }),
+                    if met { "met" } else { "MISSED" },
+                )
+            }
+            None => ("—".to_owned(), ""),
+        };
+        println!(
+            "{:<34} {:>12.2} {:>10.2} – {:<10.2} {:>12}  {} {}",
+            t.label,
+            s.median(),
+            s.min(),
+            s.max(),
+            target,
+            t.unit,
+            verdict
+        );
+    }
+
+    let json: serde_json::Map<String, serde_json::Value> = figures
+        .iter()
+        .map(|(k, s)| {
+            (
+                (*k).to_owned(),
+                json!({"median": s.median(), "min": s.min(), "max": s.max(), "runs": s.0}),
+            )
+        })
+        .collect();
+    if let Some(dir) = cli.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&json)?)?;
+    println!("\nwrote {}", cli.out.display());
+    Ok(())
+}

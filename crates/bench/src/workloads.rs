@@ -1,0 +1,183 @@
+//! The four workloads of issue #6. Each run starts a fresh deployment (own redis-server,
+//! api, workers), so runs do not inherit each other's keys, caches or connections.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use serde_json::{Value, json};
+
+use crate::deploy::{Deployment, peak_rss_mb};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Submit throughput over HTTP: one client, 64 connections, batches.
+    #[value(name = "W1", alias = "w1")]
+    W1,
+    /// Drain a queued backlog with one and with two worker processes.
+    #[value(name = "W2", alias = "w2")]
+    W2,
+    /// 2,000 tasks of 50 ms I/O each at concurrency 100.
+    #[value(name = "W3", alias = "w3")]
+    W3,
+    /// Submit-to-terminal latency on an idle, warm worker.
+    #[value(name = "W4", alias = "w4")]
+    W4,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [Self::W1, Self::W2, Self::W3, Self::W4];
+}
+
+type Figures = Vec<(&'static str, f64)>;
+
+pub async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
+    match w {
+        Workload::W1 => w1(tasks).await,
+        Workload::W2 => w2(tasks).await,
+        Workload::W3 => w3().await,
+        Workload::W4 => w4().await,
+    }
+}
+
+fn noop(i: usize) -> Value {
+    json!({"kind": "noop", "payload": {"i": i}})
+}
+
+async fn post_one(d: &Deployment, body: &Value) -> anyhow::Result<()> {
+    let res = d
+        .http
+        .post(format!("{}/v1/tasks", d.base))
+        .json(body)
+        .send()
+        .await?;
+    ensure!(res.status() == 202, "submit answered {}", res.status());
+    // Read the body so the connection goes back to the pool.
+    res.bytes().await?;
+    Ok(())
+}
+
+async fn w1(n: usize) -> anyhow::Result<Figures> {
+    let d = Deployment::start().await?;
+    let mut out = Figures::new();
+
+    let t = Instant::now();
+    for i in 0..n {
+        post_one(&d, &noop(i)).await?;
+    }
+    out.push(("w1_single_tps", n as f64 / t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let per = n / 64;
+    let clients = (0..64).map(|c| {
+        let d = &d;
+        async move {
+            for i in 0..per {
+                post_one(d, &noop(c * per + i)).await?;
+            }
+            anyhow::Ok(())
+        }
+    });
+    for r in futures::future::join_all(clients).await {
+        r?;
+    }
+    out.push((
+        "w1_conc64_tps",
+        (per * 64) as f64 / t.elapsed().as_secs_f64(),
+    ));
+
+    // Batches of 1,000 from 4 concurrent senders, so the api always has one to work on.
+    let t = Instant::now();
+    let quarter = n / 4;
+    let senders = (0..4).map(|_| d.enqueue(quarter, noop));
+    for r in futures::future::join_all(senders).await {
+        r?;
+    }
+    out.push((
+        "w1_batch_tps",
+        (quarter * 4) as f64 / t.elapsed().as_secs_f64(),
+    ));
+    Ok(out)
+}
+
+async fn w2(n: usize) -> anyhow::Result<Figures> {
+    let mut out = Figures::new();
+    for procs in [1usize, 2] {
+        // A fresh deployment per case: the api's peak RSS is this case's alone.
+        let d = Deployment::start().await?;
+        let before = d.used_memory().await?;
+        d.enqueue(n, noop).await?;
+        let workers: Vec<_> = (0..procs).map(|_| d.worker(100)).collect();
+        d.wait_succeeded(n, Duration::from_secs(600)).await;
+        let (first, last) = d.span().await?;
+        let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
+        if procs == 1 {
+            out.push(("w2_drain_1proc_tps", n as f64 / secs));
+            out.push(("worker_rss_mb", peak_rss_mb(&workers[0])));
+            out.push(("api_rss_mb", peak_rss_mb(&d.api)));
+            let after = d.used_memory().await?;
+            out.push(("redis_bytes_per_task", (after - before) / n as f64));
+        } else {
+            out.push(("w2_drain_2proc_tps", n as f64 / secs));
+        }
+        for w in workers {
+            Deployment::stop(w).await;
+        }
+    }
+    Ok(out)
+}
+
+async fn w3() -> anyhow::Result<Figures> {
+    let d = Deployment::start().await?;
+    let n = 2_000;
+    d.enqueue(
+        n,
+        |i| json!({"kind": "sleep", "payload": {"duration_secs": 0.05}, "id": format!("w3-{i}")}),
+    )
+    .await?;
+    let w = d.worker(100);
+    d.wait_succeeded(n, Duration::from_secs(120)).await;
+    let (first, last) = d.span().await?;
+    Deployment::stop(w).await;
+    Ok(vec![(
+        "w3_wall_s",
+        (last - first).num_milliseconds() as f64 / 1000.0,
+    )])
+}
+
+async fn w4() -> anyhow::Result<Figures> {
+    let d = Deployment::start().await?;
+    let w = d.worker(16);
+    let mut times = Vec::with_capacity(200);
+    for i in 0..210 {
+        let t = Instant::now();
+        let res = d
+            .http
+            .post(format!("{}/v1/tasks", d.base))
+            .json(&noop(i))
+            .send()
+            .await?;
+        ensure!(res.status() == 202, "submit answered {}", res.status());
+        let rec: Value = res.json().await?;
+        let id = rec["id"].as_str().unwrap_or_default().to_owned();
+        let done: Value = d
+            .http
+            .get(format!("{}/v1/tasks/{id}?wait=10", d.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(
+            done["state"] == "succeeded",
+            "task {id} ended {}",
+            done["state"]
+        );
+        // The first 10 warm up connections, caches and the worker.
+        if i >= 10 {
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Deployment::stop(w).await;
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).min(times.len()) - 1];
+    Ok(vec![("w4_p50_ms", pct(0.50)), ("w4_p99_ms", pct(0.99))])
+}
