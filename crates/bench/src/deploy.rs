@@ -151,3 +151,63 @@ pub fn peak_rss_mb(p: &Proc) -> f64 {
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_secs(p: &Proc) -> f64 {
+    let Some(pid) = p.child.id() else {
+        return f64::NAN;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+impl Deployment {
+    /// CPU seconds redis-server has used so far.
+    pub async fn redis_cpu_secs(&self) -> anyhow::Result<f64> {
+        let mut c = self.conn.clone();
+        let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut c).await?;
+        let get = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        Ok(get("used_cpu_user:") + get("used_cpu_sys:"))
+    }
+}
+
+impl Deployment {
+    /// The Redis commands that took the most CPU so far: `(command, calls, usec total)`.
+    pub async fn top_commands(&self, n: usize) -> anyhow::Result<Vec<(String, u64, u64)>> {
+        let mut c = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await?;
+        let mut rows: Vec<(String, u64, u64)> = info
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let field = |k: &str| {
+                    rest.split(',')
+                        .find_map(|kv| kv.strip_prefix(k))
+                        .and_then(|v| v.parse::<u64>().ok())
+                };
+                Some((name.to_owned(), field("calls=")?, field("usec=")?))
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+        rows.truncate(n);
+        Ok(rows)
+    }
+}

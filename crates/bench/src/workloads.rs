@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use serde_json::{Value, json};
 
-use crate::deploy::{Deployment, peak_rss_mb};
+use crate::deploy::{Deployment, cpu_secs, peak_rss_mb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
@@ -106,11 +106,28 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         let d = Deployment::start().await?;
         let before = d.used_memory().await?;
         d.enqueue(n, noop).await?;
+        let redis_cpu = d.redis_cpu_secs().await?;
+        let api_cpu = cpu_secs(&d.api);
         let workers: Vec<_> = (0..procs).map(|_| d.worker(100)).collect();
         d.wait_succeeded(n, Duration::from_secs(600)).await;
+        // Where the drain's CPU went, per 1,000 tasks: what limits the figure.
+        let per_k = |secs: f64| secs * 1000.0 / n as f64;
+        eprintln!(
+            "   cpu per 1000 tasks ({procs} proc): redis {:.3} s, workers {:.3} s, api {:.3} s",
+            per_k(d.redis_cpu_secs().await? - redis_cpu),
+            per_k(workers.iter().map(cpu_secs).sum::<f64>()),
+            per_k(cpu_secs(&d.api) - api_cpu),
+        );
         let (first, last) = d.span().await?;
         let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
         if procs == 1 {
+            for (cmd, calls, usec) in d.top_commands(12).await? {
+                eprintln!(
+                    "   redis {cmd:<18} calls {calls:>8}  usec/call {:>7.2}  usec/task {:>7.2}",
+                    usec as f64 / calls as f64,
+                    usec as f64 / n as f64
+                );
+            }
             out.push(("w2_drain_1proc_tps", n as f64 / secs));
             out.push(("worker_rss_mb", peak_rss_mb(&workers[0])));
             out.push(("api_rss_mb", peak_rss_mb(&d.api)));

@@ -50,7 +50,6 @@ impl Codec<Vec<u8>> for RawCodec {
 #[derive(Clone)]
 struct Ctx {
     runner: Arc<Runner>,
-    worker: Arc<str>,
 }
 
 async fn handle(
@@ -67,7 +66,7 @@ async fn handle(
     // Detached from apalis's future: when apalis drops its in-flight jobs (its worker died
     // after a stalled heartbeat and is being restarted), a claimed attempt still runs to its
     // end and records its outcome, under a lease that keeps every other worker off it.
-    let attempt = tokio::spawn(ctx.runner.clone().handle(ctx.worker.to_string(), delivery));
+    let attempt = tokio::spawn(ctx.runner.clone().handle(delivery));
     if let Err(e) = attempt.await {
         tracing::error!(error = %e, job = %job, "attempt task failed");
     }
@@ -102,6 +101,8 @@ pub async fn serve_queue(
             .lock_tasks(false)
             .batch_size(settings.worker.batch_size.min(queue.concurrency.max(1)))
             .heartbeat_interval(Duration::from_secs(settings.worker.heartbeat_secs))
+            // Nobody listens to apalis's own completion events: errand publishes its own.
+            .emit_events(false)
             .missed_heartbeats(3);
         let storage = RedisStorage::<Vec<u8>>::new(runner.store.connection())
             .with_config(config)
@@ -109,7 +110,6 @@ pub async fn serve_queue(
             .poll_with_stream(wake.clone());
         let ctx = Ctx {
             runner: runner.clone(),
-            worker: Arc::from(name.as_str()),
         };
         let worker = WorkerBuilder::new(name.as_str())
             .backend(storage)

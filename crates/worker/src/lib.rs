@@ -8,6 +8,7 @@
 //! - [`maintenance`]: due and orphaned tasks re-queued, apalis bookkeeping trimmed.
 
 pub mod backend;
+pub mod batch;
 pub mod leases;
 pub mod maintenance;
 pub mod runner;
@@ -108,8 +109,11 @@ pub async fn run_until_stopped(
         stop_background.clone(),
     ));
 
+    let (claims, ends) = Runner::coalescers(&store, &name, settings.worker.lease());
     let runner = Arc::new(Runner {
         store,
+        claims,
+        ends,
         catalog,
         settings: settings.clone(),
         running: running.clone(),

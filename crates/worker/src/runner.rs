@@ -13,21 +13,30 @@ use errand_core::{
     task::{Progress, TaskError, TaskRecord},
 };
 use errand_tasks::{Catalog, Failure, TaskContext};
+use futures::FutureExt;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::leases::Running;
+use crate::{batch::Coalescer, leases::Running};
 
 pub struct Runner {
     pub store: TaskStore,
+    /// Claims and finishes, batched (see `batch.rs`).
+    pub claims: Claims,
+    pub ends: Ends,
     pub catalog: Catalog,
     pub settings: Settings,
     pub running: Running,
     /// Cancelled when the process is shutting down and the grace period ran out.
     pub abandon: CancellationToken,
 }
+
+/// Batched claims: (task id, job id) → verdict.
+pub type Claims = Coalescer<(String, String), Claim>;
+/// Batched attempt ends: (task id, attempt, outcome) → recorded.
+pub type Ends = Coalescer<(String, u32, Outcome), bool>;
 
 /// The identity apalis-redis hands us for a job.
 pub struct Delivery {
@@ -39,7 +48,22 @@ pub struct Delivery {
 }
 
 impl Runner {
-    pub async fn handle(self: Arc<Self>, worker: String, d: Delivery) {
+    /// The batching claim and finish paths for process `worker` (its records' `worker`).
+    pub fn coalescers(store: &TaskStore, worker: &str, lease: Duration) -> (Claims, Ends) {
+        let (s, w) = (store.clone(), worker.to_owned());
+        let claims = Coalescer::start(move |jobs: Vec<(String, String)>| {
+            let (s, w) = (s.clone(), w.clone());
+            async move { s.claim_many(&jobs, &w, lease, Utc::now()).await }.boxed()
+        });
+        let s = store.clone();
+        let ends = Coalescer::start(move |ends: Vec<(String, u32, Outcome)>| {
+            let s = s.clone();
+            async move { s.finish_many(&ends, Utc::now()).await }.boxed()
+        });
+        (claims, ends)
+    }
+
+    pub async fn handle(self: Arc<Self>, d: Delivery) {
         let data_id = std::str::from_utf8(&d.data).ok().map(str::to_owned);
         let Some(task_id) = d.task_id.clone().or_else(|| data_id.clone()) else {
             tracing::error!(job = %d.job_id, "job names no task; dropped");
@@ -49,13 +73,7 @@ impl Runner {
         async move {
             let claim = match self
                 .retrying("claim", || {
-                    self.store.claim(
-                        &task_id,
-                        &d.job_id,
-                        &worker,
-                        self.settings.worker.lease(),
-                        Utc::now(),
-                    )
+                    self.claims.call((task_id.clone(), d.job_id.clone()))
                 })
                 .await
             {
@@ -195,7 +213,8 @@ impl Runner {
         let id = record.id.as_str();
         if let Some(false) = self
             .retrying("finish", || {
-                self.store.finish(id, record.attempt, &outcome, Utc::now())
+                self.ends
+                    .call((id.to_owned(), record.attempt, outcome.clone()))
             })
             .await
         {

@@ -21,6 +21,16 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// A copy for each caller that shared one failed call (batched claims and finishes);
+    /// keeps whether it is worth retrying.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Unavailable(e) => Self::Unavailable(e.clone()),
+            Self::Redis(e) => Self::Redis(e.clone()),
+            other => Self::Protocol(other.to_string()),
+        }
+    }
 }
 
 impl From<redis::ParsingError> for StoreError {

@@ -228,51 +228,38 @@ impl TaskStore {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
+        self.claim_many(&[(id.to_owned(), job.to_owned())], worker, lease, now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("empty claim reply".into()))
+    }
+
+    /// Claims several `(task id, job id)` deliveries in one script call, answering in order.
+    pub async fn claim_many(
+        &self,
+        jobs: &[(String, String)],
+        worker: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, StoreError> {
         let mut inv = self.invoke(&START);
-        inv.arg(id)
-            .arg(job)
-            .arg(worker)
+        inv.arg(worker)
             .arg(now.timestamp_millis())
             .arg(rfc3339(now))
             .arg(now.timestamp_millis() + lease.as_millis() as i64);
+        for (id, job) in jobs {
+            inv.arg(id).arg(job);
+        }
         let mut c = self.conn.clone();
-        let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await?;
-        let verdict: String = reply
-            .first()
-            .map(redis::from_redis_value_ref)
-            .transpose()?
-            .ok_or_else(|| StoreError::Protocol("empty claim reply".into()))?;
-        Ok(match verdict.as_str() {
-            "run" => {
-                let h: HashMap<String, String> = redis::from_redis_value_ref(
-                    reply
-                        .get(1)
-                        .ok_or_else(|| StoreError::Protocol("claim: no record".into()))?,
-                )?;
-                Claim::Run(Box::new(TaskRecord::from_hash(h)?))
-            }
-            "stale" => Claim::Stale,
-            "busy" => Claim::Busy,
-            "gone" => Claim::Gone,
-            "exhausted" => Claim::Exhausted,
-            "skip" => {
-                let st: String = reply
-                    .get(1)
-                    .map(redis::from_redis_value_ref)
-                    .transpose()?
-                    .unwrap_or_default();
-                Claim::Skip(
-                    st.parse().map_err(|e: crate::task::UnknownState| {
-                        StoreError::Protocol(e.to_string())
-                    })?,
-                )
-            }
-            other => {
-                return Err(StoreError::Protocol(format!(
-                    "unknown claim verdict {other}"
-                )));
-            }
-        })
+        let replies: Vec<Vec<redis::Value>> = inv.invoke_async(&mut c).await?;
+        if replies.len() != jobs.len() {
+            return Err(StoreError::Protocol(format!(
+                "claim answered {} of {}",
+                replies.len(),
+                jobs.len()
+            )));
+        }
+        replies.into_iter().map(parse_claim).collect()
     }
 
     /// Records progress; returns false when the attempt no longer owns the task.
@@ -302,23 +289,37 @@ impl TaskStore {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (name, body, next) = match outcome {
-            Outcome::Succeeded(v) => ("succeeded", serde_json::to_string(v)?, None),
-            Outcome::Failed(e) => ("failed", serde_json::to_string(e)?, None),
-            Outcome::Retry { error, at } => ("retry", serde_json::to_string(error)?, Some(*at)),
-            Outcome::Cancelled(e) => ("cancelled", serde_json::to_string(e)?, None),
-        };
+        self.finish_many(&[(id.to_owned(), attempt, outcome.clone())], now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("empty finish reply".into()))
+    }
+
+    /// Ends several attempts in one script call, answering in order.
+    pub async fn finish_many(
+        &self,
+        ends: &[(String, u32, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut inv = self.invoke(&FINISH);
-        inv.arg(id)
-            .arg(attempt)
-            .arg(name)
-            .arg(rfc3339(now))
-            .arg(body)
-            .arg(next.map_or(0, |t| t.timestamp_millis()))
-            .arg(next.map(rfc3339).unwrap_or_default());
+        inv.arg(rfc3339(now));
+        for (id, attempt, outcome) in ends {
+            let (name, body, next) = match outcome {
+                Outcome::Succeeded(v) => ("succeeded", serde_json::to_string(v)?, None),
+                Outcome::Failed(e) => ("failed", serde_json::to_string(e)?, None),
+                Outcome::Retry { error, at } => ("retry", serde_json::to_string(error)?, Some(*at)),
+                Outcome::Cancelled(e) => ("cancelled", serde_json::to_string(e)?, None),
+            };
+            inv.arg(id)
+                .arg(attempt)
+                .arg(name)
+                .arg(body)
+                .arg(next.map_or(0, |t| t.timestamp_millis()))
+                .arg(next.map(rfc3339).unwrap_or_default());
+        }
         let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
+        let done: Vec<i64> = inv.invoke_async(&mut c).await?;
+        Ok(done.into_iter().map(|n| n == 1).collect())
     }
 
     /// Extends the leases of tasks this process is running (a lease already given up is
@@ -667,6 +668,23 @@ pub struct WorkerInfo {
 pub struct WorkerQueue {
     pub name: String,
     pub concurrency: usize,
+}
+
+fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim, StoreError> {
+    let (verdict, rest) = verdict(reply)?;
+    Ok(match verdict.as_str() {
+        "run" => Claim::Run(Box::new(record_of(rest)?)),
+        "stale" => Claim::Stale,
+        "busy" => Claim::Busy,
+        "gone" => Claim::Gone,
+        "exhausted" => Claim::Exhausted,
+        "skip" => Claim::Skip(state_of(rest)?),
+        other => {
+            return Err(StoreError::Protocol(format!(
+                "unknown claim verdict {other}"
+            )));
+        }
+    })
 }
 
 fn verdict(reply: Vec<redis::Value>) -> Result<(String, Option<redis::Value>), StoreError> {
