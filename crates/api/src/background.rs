@@ -28,6 +28,21 @@ pub enum BackgroundState {
     Completed,
 }
 
+impl std::fmt::Display for BackgroundState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+        })
+    }
+}
+
+/// Now, to the millisecond, as every errand timestamp is.
+fn now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 3)
+}
+
 /// One in-process task as the status route shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BackgroundStatus {
@@ -47,7 +62,7 @@ pub struct BackgroundStatus {
 /// Why a task was not accepted.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum Refused {
-    #[error("background task `{0}` is still {1:?}; wait for it to complete")]
+    #[error("background task `{0}` is still {1}; wait for it to complete")]
     Unfinished(String, BackgroundState),
     #[error("all {capacity} background task slots hold unfinished tasks")]
     Full {
@@ -91,13 +106,13 @@ impl BackgroundTasks {
     /// Registers `id` and starts its tokio task on the caller's runtime; answers with the
     /// status as it is now (`pending`: the task runs once the caller yields).
     pub fn spawn(&self, id: &str, duration_secs: u64) -> Result<BackgroundStatus, Refused> {
-        let (status, run) = self.admit(id, duration_secs, Utc::now())?;
+        let (status, run) = self.admit(id, duration_secs, now())?;
         let this = self.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
-            this.started(&id, run, Utc::now());
+            this.started(&id, run, now());
             tokio::time::sleep(Duration::from_secs(duration_secs)).await;
-            this.completed(&id, run, Utc::now());
+            this.completed(&id, run, now());
             tracing::info!(task_id = %id, duration_secs, "in-process background task done");
         });
         Ok(status)
