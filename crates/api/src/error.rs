@@ -60,6 +60,12 @@ pub enum ApiError {
     /// 503 + Retry-After: Redis is unreachable or too slow; the request can be retried.
     #[error("the task store is unavailable; retry shortly")]
     Unavailable { retry_after_secs: u64 },
+    /// 503 + Retry-After: this API process is at a capacity limit of its own (not Redis).
+    #[error("{detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 500: a bug or corrupt data; details are in the server log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -108,6 +114,7 @@ impl ApiError {
             Self::TooLarge(_) => ("too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unavailable { .. } => ("store-unavailable", "Service unavailable"),
+            Self::Busy { .. } => ("busy", "At capacity"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -126,6 +133,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,6 +163,12 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if let Self::Unavailable { retry_after_secs } = self {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let Self::Busy {
+            retry_after_secs, ..
+        } = self
+        {
             res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if matches!(self, Self::Unauthorized) {

@@ -6,6 +6,7 @@
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 
+pub mod background;
 pub mod error;
 pub mod events;
 pub mod openapi;

@@ -51,6 +51,7 @@ struct ApiDoc;
 
 pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(routes::seed::SeedDoc::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     for (name, schema) in catalog.schemas() {
         components.schemas.insert(name, schema);

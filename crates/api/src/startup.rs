@@ -36,6 +36,7 @@ impl Application {
         let doc = openapi::document(&catalog);
         let max_body = settings.api.max_body_bytes;
         let stop = CancellationToken::new();
+        let seed = routes::seed::Seed::new(&settings);
         let events = Events::start(
             redis::Client::open(settings.redis.url.as_str())?,
             store.layout().events_channel(),
@@ -80,6 +81,7 @@ impl Application {
                 .service(routes::control::retry_task)
                 .service(routes::queues::list_queues)
                 .service(routes::queues::list_workers)
+                .configure(|cfg| seed.configure(cfg))
                 .service(web::redirect("/docs", "/docs/"))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
                 .service(Redoc::with_url("/redoc", doc.clone()))

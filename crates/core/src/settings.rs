@@ -85,6 +85,8 @@ pub struct ApiSettings {
     pub max_batch_body_bytes: usize,
     #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Most entries the in-process background-task registry (`/tasks/background/*`) keeps.
+    pub max_background_tasks: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +190,9 @@ impl Settings {
         }
         if self.worker.lease_secs < 2 {
             return bad("worker.lease_secs must be at least 2");
+        }
+        if self.api.max_background_tasks == 0 {
+            return bad("api.max_background_tasks must be at least 1");
         }
         if self.tasks.default_max_attempts == 0 {
             return bad("tasks.default_max_attempts must be at least 1");

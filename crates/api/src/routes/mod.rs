@@ -6,5 +6,6 @@ pub mod health;
 pub mod kinds;
 pub mod query;
 pub mod queues;
+pub mod seed;
 pub mod tasks;
 pub mod watch;

@@ -1,0 +1,130 @@
+//! The seed chapter's demo routes ("async programming in practice"), kept working with
+//! the chapter's own curl commands; `docs/guide.md` walks through them.
+//!
+//! - [`async_demo`]: sequential awaits vs `tokio::join!` (`/async/await-sequential`,
+//!   `/async/gather-concurrent`, `/async/basic`).
+//! - [`blocking`]: a blocking call on the executor vs on the blocking pool
+//!   (`/async/blocking`, `/async/offloaded`).
+//! - [`background`]: in-process background tasks (`/tasks/background/*`), in memory only.
+//! - [`celery`]: the chapter's queued task (`/tasks/celery/*`) over errand's real queue.
+//!
+//! These paths are outside `/v1/`, so the app-wide API-key guard does not see them; they get
+//! the same guard here, because the celery route enqueues real work and the blocking demo
+//! ties up an executor thread.
+
+pub mod async_demo;
+pub mod background;
+pub mod blocking;
+pub mod celery;
+
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::{Next, from_fn},
+    web,
+};
+use utoipa::OpenApi;
+
+use crate::{background::BackgroundTasks, error::ApiError, state::AppState};
+
+/// What the seed routes share across HTTP workers: the process's background-task registry.
+#[derive(Clone)]
+pub struct Seed {
+    background: web::Data<BackgroundTasks>,
+}
+
+impl Seed {
+    pub fn new(settings: &errand_core::Settings) -> Self {
+        Self {
+            background: web::Data::new(BackgroundTasks::new(settings.api.max_background_tasks)),
+        }
+    }
+
+    /// Registers the routes on one HTTP worker's app.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::scope("/async")
+                .wrap(from_fn(require_api_key))
+                .service(async_demo::await_sequential)
+                .service(async_demo::gather_concurrent)
+                .service(async_demo::basic)
+                .service(blocking::blocking)
+                .service(blocking::offloaded),
+        )
+        .service(
+            web::scope("/tasks")
+                .wrap(from_fn(require_api_key))
+                .app_data(self.background.clone())
+                .service(background::start_simple)
+                .service(background::simple_status)
+                .service(celery::submit_celery_task)
+                .service(celery::get_celery_task),
+        );
+    }
+}
+
+/// The OpenAPI paths and schemas of the seed routes, merged into the main document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        async_demo::await_sequential,
+        async_demo::gather_concurrent,
+        async_demo::basic,
+        blocking::blocking,
+        blocking::offloaded,
+        background::start_simple,
+        background::simple_status,
+        celery::submit_celery_task,
+        celery::get_celery_task,
+    ),
+    components(schemas(
+        async_demo::Timeline,
+        async_demo::Step,
+        async_demo::Basic,
+        blocking::ProbeReport,
+        blocking::Work,
+        crate::background::BackgroundStatus,
+        crate::background::BackgroundState,
+        celery::CeleryTask,
+        celery::CeleryStatus,
+    )),
+    tags((name = "seed", description = "The seed tutorial chapter's demo routes: sequential vs \
+concurrent awaits, blocking vs offloaded work, in-process background tasks, and the chapter's \
+Celery-style task over errand's real queue. See docs/guide.md."))
+)]
+pub struct SeedDoc;
+
+/// When `api.api_keys` is set, these routes need `Authorization: Bearer <key>` as `/v1/*`
+/// does (the app-wide guard in `startup.rs` only looks at `/v1/`).
+async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let keys = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.api.api_keys.clone())
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|p| keys.iter().any(|k| k == p)) {
+            let res = req.into_response(actix_web::ResponseError::error_response(
+                &ApiError::Unauthorized,
+            ));
+            return Ok(res.map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// A required query parameter that was not given.
+fn required(name: &str) -> ApiError {
+    super::query::bad(name, "required")
+}
