@@ -68,15 +68,53 @@ pub fn spawn(
             }
         }
     });
+    // apalis consumes a wake that arrives while a fetch is in flight without fetching again
+    // (measured: a submit then waits for the fallback tick). So every wake is echoed a
+    // moment later, twice; echoes coalesce like any signal, and one extra empty fetch per
+    // burst is the whole cost.
+    let echo = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (e, w, s) = (echo.clone(), wake.clone(), stop.clone());
+    tokio::spawn(async move {
+        // Echoes are timed from the latest wake, so a wake that lands during an echo's
+        // fetch gets echoes of its own.
+        let mut pending: &[Duration] = &[];
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = e.notified() => {
+                    pending = &ECHOES;
+                    next = tokio::time::Instant::now() + ECHOES[0];
+                }
+                _ = tokio::time::sleep_until(next), if !pending.is_empty() => {
+                    w.signal();
+                    pending = &pending[1..];
+                    if let Some(gap) = pending.first() {
+                        next = tokio::time::Instant::now() + *gap;
+                    }
+                }
+                _ = s.cancelled() => return,
+            }
+        }
+    });
     let on_connect = wake.clone();
     errand_core::store::listen(
         client,
         channel,
         stop,
         move || on_connect.signal(),
-        move |_| wake.signal(),
+        move |_| {
+            wake.signal();
+            echo.notify_one();
+        },
     );
 }
+
+/// Delays of the echoes after a wake-up, each measured from the one before.
+const ECHOES: [Duration; 3] = [
+    Duration::from_millis(1),
+    Duration::from_millis(4),
+    Duration::from_millis(20),
+];
 
 #[cfg(test)]
 mod tests {
