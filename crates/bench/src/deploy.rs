@@ -172,6 +172,10 @@ pub fn cpu_secs(p: &Proc) -> f64 {
 }
 
 impl Deployment {
+    pub fn redis_url(&self) -> String {
+        self._redis.url()
+    }
+
     /// CPU seconds redis-server has used so far.
     pub async fn redis_cpu_secs(&self) -> anyhow::Result<f64> {
         let mut c = self.conn.clone();

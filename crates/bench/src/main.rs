@@ -4,6 +4,7 @@
 //! each figure, and `target/bench/results.json` holds the same numbers for machines.
 
 mod deploy;
+mod raw;
 mod workloads;
 
 use std::{collections::BTreeMap, path::PathBuf};

@@ -139,6 +139,13 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         for w in workers {
             Deployment::stop(w).await;
         }
+        if procs == 1 {
+            // The backend alone on the same Redis (errand's workers stopped), for errand's
+            // overhead over it.
+            let raw = crate::raw::drain(&d.redis_url(), n).await?;
+            out.push(("w2_raw_apalis_tps", raw));
+            out.push(("w2_errand_vs_raw", (n as f64 / secs) / raw));
+        }
     }
     Ok(out)
 }
