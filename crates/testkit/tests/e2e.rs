@@ -148,8 +148,25 @@ async fn sigterm_lets_the_running_task_finish_then_exits_zero() {
     let id = rec["id"].as_str().unwrap().to_owned();
     wait_state(&http, &base, &id, "running", Duration::from_secs(10)).await;
     worker.signal(Signal::SIGTERM);
+    // Signal delivery is asynchronous: wait until the worker says it is stopping.
+    wait_for(
+        "the worker to report it is stopping",
+        Duration::from_secs(5),
+        || async {
+            let v: Value = http
+                .get(format!("{base}/v1/workers"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["workers"][0]["stopping"] == true).then_some(())
+        },
+    )
+    .await;
 
-    // A task submitted after the signal must not be taken by the stopping worker.
+    // A task submitted after that must not be taken by the stopping worker.
     let late: Value = submit(
         &http,
         &base,

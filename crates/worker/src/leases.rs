@@ -9,7 +9,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -76,6 +79,7 @@ pub fn spawn(
     settings: Settings,
     running: Running,
     me: WorkerInfo,
+    stopping: Arc<AtomicBool>,
     stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -121,6 +125,7 @@ pub fn spawn(
                     }
                     me.running = ids.len();
                     me.running_ids = running.first_ids(100);
+                    me.stopping = stopping.load(Ordering::Relaxed);
                     me.last_seen = now;
                     if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {
                         tracing::debug!(error = %e, "heartbeat failed");

@@ -14,7 +14,14 @@ pub mod maintenance;
 pub mod runner;
 pub mod wake;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use errand_core::{
     Settings, TaskStore,
@@ -74,13 +81,16 @@ pub async fn run_until_stopped(
             .collect(),
         running: 0,
         running_ids: Vec::new(),
+        stopping: false,
         started_at: chrono::Utc::now(),
         last_seen: chrono::Utc::now(),
     };
+    let stopping = Arc::new(AtomicBool::new(false));
     let lease_thread = leases::spawn(
         settings.clone(),
         running.clone(),
-        me,
+        me.clone(),
+        stopping.clone(),
         stop_background.clone(),
     )?;
     // A cancel of a running task reaches the process running it at once.
@@ -137,6 +147,18 @@ pub async fn run_until_stopped(
         "shutdown requested: no new tasks; finishing running ones"
     );
     stop_fetching.cancel();
+    // Say so at once (the lease thread repeats it on each beat), so operators and tests see
+    // the drain start.
+    stopping.store(true, Ordering::Relaxed);
+    let mut last = me;
+    last.stopping = true;
+    last.running = running.len();
+    last.running_ids = running.ids().into_iter().take(100).collect();
+    last.last_seen = chrono::Utc::now();
+    let beat_ttl = (settings.worker.lease() / 4 * 4).max(Duration::from_secs(5));
+    if let Err(e) = runner.store.heartbeat(&last, beat_ttl).await {
+        tracing::debug!(error = %e, "stopping heartbeat not recorded");
+    }
     let grace = settings.worker.shutdown_grace();
     let drained = tokio::time::timeout(grace, async {
         for s in served {

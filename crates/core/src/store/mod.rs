@@ -660,6 +660,9 @@ pub struct WorkerInfo {
     pub running: usize,
     /// Up to 100 of the running task ids.
     pub running_ids: Vec<String>,
+    /// True once the process is shutting down: it takes no new tasks and finishes its own.
+    #[serde(default)]
+    pub stopping: bool,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
 }
