@@ -103,7 +103,9 @@ impl CronSpec {
     pub fn parse(expr: &str, tz: &str) -> Result<Self, InvalidSchedule> {
         let tz = chrono_tz::Tz::from_str(tz).map_err(|_| InvalidSchedule {
             field: "timezone",
-            message: format!("unknown time zone `{tz}`; use an IANA name such as Europe/Paris or UTC"),
+            message: format!(
+                "unknown time zone `{tz}`; use an IANA name such as Europe/Paris or UTC"
+            ),
         })?;
         // Years are refused so the documented syntax stays cron's 5 or 6 fields.
         let cron = CronParser::builder()
@@ -283,7 +285,10 @@ impl Schedule {
         mut h: HashMap<String, String>,
         next_ms: Option<f64>,
     ) -> Result<Self, CorruptSchedule> {
-        fn req(h: &mut HashMap<String, String>, f: &'static str) -> Result<String, CorruptSchedule> {
+        fn req(
+            h: &mut HashMap<String, String>,
+            f: &'static str,
+        ) -> Result<String, CorruptSchedule> {
             h.remove(f).ok_or(CorruptSchedule {
                 field: f,
                 reason: "missing".into(),
@@ -436,7 +441,9 @@ mod tests {
             Some(at("2026-07-10T07:00:00Z"))
         );
         assert_eq!(
-            CronSpec::parse("0 9 * * *", "Mars/Olympus").unwrap_err().field,
+            CronSpec::parse("0 9 * * *", "Mars/Olympus")
+                .unwrap_err()
+                .field,
             "timezone"
         );
     }

@@ -54,6 +54,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub tasks: TaskSettings,
     pub log: LogSettings,
+    pub schedules: ScheduleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +126,26 @@ pub struct TaskSettings {
     pub diagnostic_kinds: bool,
 }
 
+/// How worker processes fire periodic schedules (`/v1/schedules`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleSettings {
+    /// Whether this worker process fires due schedules at all.
+    pub fire: bool,
+    /// Longest pause between looks for due schedules.
+    pub poll_ms: u64,
+    /// A tick fired later than this was missed (`misfire: skip` drops it).
+    pub misfire_grace_ms: u64,
+}
+
+impl ScheduleSettings {
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+    pub fn misfire_grace(&self) -> Duration {
+        Duration::from_millis(self.misfire_grace_ms)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -188,6 +209,9 @@ impl Settings {
         }
         if self.worker.lease_secs < 2 {
             return bad("worker.lease_secs must be at least 2");
+        }
+        if self.schedules.poll_ms == 0 {
+            return bad("schedules.poll_ms must be at least 1");
         }
         if self.tasks.default_max_attempts == 0 {
             return bad("tasks.default_max_attempts must be at least 1");

@@ -6,11 +6,13 @@
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
 //! - [`maintenance`]: due and orphaned tasks re-queued, apalis bookkeeping trimmed.
+//! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
 
 pub mod backend;
 pub mod leases;
 pub mod maintenance;
 pub mod runner;
+pub mod schedules;
 pub mod wake;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -108,6 +110,11 @@ pub async fn run_until_stopped(
         stop_background.clone(),
     ));
 
+    tokio::spawn(schedules::run(
+        store.clone(),
+        settings.schedules.clone(),
+        stop_fetching.clone(),
+    ));
     let runner = Arc::new(Runner {
         store,
         catalog,

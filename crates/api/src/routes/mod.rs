@@ -6,5 +6,6 @@ pub mod health;
 pub mod kinds;
 pub mod query;
 pub mod queues;
+pub mod schedules;
 pub mod tasks;
 pub mod watch;

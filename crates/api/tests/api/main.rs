@@ -4,4 +4,5 @@ mod helpers;
 mod listing;
 mod openapi;
 mod redis_down;
+mod schedules;
 mod submit;
