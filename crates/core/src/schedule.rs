@@ -448,6 +448,50 @@ mod tests {
         );
     }
 
+    fn ticks(spec: &CronSpec, from: &str, n: usize) -> Vec<DateTime<Utc>> {
+        std::iter::successors(spec.next_after(at(from)), |t| spec.next_after(*t))
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn a_wall_clock_time_dst_skips_fires_when_the_gap_ends_and_a_repeated_one_fires_once() {
+        let s = CronSpec::parse("30 2 * * *", "Europe/Paris").unwrap();
+        // 2026-03-29 02:00 CET jumps to 03:00 CEST: 02:30 does not exist; 03:00 CEST = 01:00Z.
+        assert_eq!(
+            ticks(&s, "2026-03-28T00:00:00Z", 3),
+            [
+                at("2026-03-28T01:30:00Z"),
+                at("2026-03-29T01:00:00Z"),
+                at("2026-03-30T00:30:00Z")
+            ]
+        );
+        // 2026-10-25 03:00 CEST falls back to 02:00 CET: 02:30 happens twice, fires once.
+        assert_eq!(
+            ticks(&s, "2026-10-24T00:00:00Z", 3),
+            [
+                at("2026-10-24T00:30:00Z"),
+                at("2026-10-25T00:30:00Z"),
+                at("2026-10-26T01:30:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn day_of_month_and_day_of_week_together_match_either() {
+        let s = CronSpec::parse("0 0 13 * FRI", "UTC").unwrap();
+        // April 2026: Fridays 3, 10, 17 and Monday the 13th.
+        assert_eq!(
+            ticks(&s, "2026-04-01T00:00:00Z", 4),
+            [
+                at("2026-04-03T00:00:00Z"),
+                at("2026-04-10T00:00:00Z"),
+                at("2026-04-13T00:00:00Z"),
+                at("2026-04-17T00:00:00Z")
+            ]
+        );
+    }
+
     #[test]
     fn a_late_tick_runs_once_and_the_schedule_continues_from_now() {
         let spec = CronSpec::parse("*/1 * * * * *", "UTC").unwrap();
