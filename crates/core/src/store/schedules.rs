@@ -236,8 +236,8 @@ impl TaskStore {
         let mut planned = Vec::with_capacity(due.len());
         for (id, tick, h) in due {
             let created = h.get("created_at").cloned().unwrap_or_default();
-            let (next, task) = match self.plan_tick(h, &tick, now, grace) {
-                Ok(p) => p,
+            let (next, task) = match plan_tick(h, &tick, now, grace) {
+                Ok(p) => (p.next, p.task),
                 Err(reason) => {
                     report.parked.push((id.clone(), reason));
                     (None, None)
@@ -248,12 +248,12 @@ impl TaskStore {
                 .arg(created)
                 .arg(next.map_or(0, |t| t.timestamp_millis()));
             match &task {
-                Some((task, job, fields)) => {
-                    inv.arg(task.id.as_str())
-                        .arg(job)
-                        .arg(&task.queue)
-                        .arg(fields.len() * 2);
-                    for (k, v) in fields {
+                Some(t) => {
+                    inv.arg(t.id.as_str())
+                        .arg(&t.job)
+                        .arg(&t.queue)
+                        .arg(t.fields.len() * 2);
+                    for (k, v) in &t.fields {
                         inv.arg(*k).arg(v);
                     }
                 }
@@ -261,7 +261,7 @@ impl TaskStore {
                     inv.arg("").arg("").arg("").arg(0);
                 }
             }
-            planned.push((id, task.map(|(t, _, _)| t.id)));
+            planned.push((id, task.map(|t| t.id)));
         }
         let outcomes: Vec<i64> = inv.invoke_async(&mut c).await?;
         for ((id, task), outcome) in planned.into_iter().zip(outcomes) {
@@ -284,49 +284,68 @@ impl TaskStore {
         }
         Ok(report)
     }
+}
 
-    /// What to do with the due tick `tick` of the schedule stored as `h`: the next tick, and
-    /// the task to submit (with its job id and record fields) unless the tick is dropped. An
-    /// `Err` is a stored definition that cannot be read.
-    #[allow(clippy::type_complexity)]
-    fn plan_tick(
-        &self,
-        h: HashMap<String, String>,
-        tick: &str,
-        now: DateTime<Utc>,
-        grace: Duration,
-    ) -> Result<
-        (
-            Option<DateTime<Utc>>,
-            Option<(NewTask, String, Vec<(&'static str, String)>)>,
-        ),
-        String,
-    > {
-        let tick_ms: f64 = tick.parse().map_err(|_| format!("tick `{tick}`"))?;
-        let tick = DateTime::from_timestamp_millis(tick_ms as i64)
-            .ok_or_else(|| format!("tick `{tick}`"))?;
-        let s = Schedule::from_hash(h, Some(tick_ms)).map_err(|e| e.to_string())?;
-        let spec = CronSpec::parse(&s.cron, &s.timezone).map_err(|e| e.to_string())?;
-        let plan = schedule::plan(&spec, s.misfire, tick, now, grace);
-        if !plan.fire {
-            return Ok((plan.next, None));
-        }
-        let t = s.template();
-        let task = NewTask {
-            id: s.id.task_id(tick),
-            kind: t.kind,
-            queue: t.queue,
-            payload: t.payload,
-            max_attempts: t.max_attempts,
-            timeout_secs: t.timeout_secs,
-            result_ttl_secs: t.result_ttl_secs,
-            run_at: None,
-        };
-        let job = new_job_id();
-        let mut fields = record_fields(&new_record(task.clone(), now), &job);
-        fields.push(("schedule_id", s.id.to_string()));
-        Ok((plan.next, Some((task, job, fields))))
+/// A due tick's fate: the schedule's next tick, and the task to submit unless the tick is
+/// dropped.
+struct PlannedTick {
+    next: Option<DateTime<Utc>>,
+    task: Option<TickTask>,
+}
+
+/// The task a tick submits, ready for `schedule_fire.lua`.
+struct TickTask {
+    id: TaskId,
+    queue: String,
+    /// The apalis job id, also written into the record's `job` fence.
+    job: String,
+    fields: Vec<(&'static str, String)>,
+}
+
+/// Plans the due tick `tick` of the schedule stored as `h`. An `Err` is a stored definition
+/// that cannot be read.
+fn plan_tick(
+    h: HashMap<String, String>,
+    tick: &str,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Result<PlannedTick, String> {
+    let tick_ms: f64 = tick.parse().map_err(|_| format!("tick `{tick}`"))?;
+    let tick =
+        DateTime::from_timestamp_millis(tick_ms as i64).ok_or_else(|| format!("tick `{tick}`"))?;
+    let s = Schedule::from_hash(h, Some(tick_ms)).map_err(|e| e.to_string())?;
+    let spec = CronSpec::parse(&s.cron, &s.timezone).map_err(|e| e.to_string())?;
+    let plan = schedule::plan(&spec, s.misfire, tick, now, grace);
+    if !plan.fire {
+        return Ok(PlannedTick {
+            next: plan.next,
+            task: None,
+        });
     }
+    let t = s.template();
+    let task = NewTask {
+        id: s.id.task_id(tick),
+        kind: t.kind,
+        queue: t.queue,
+        payload: t.payload,
+        max_attempts: t.max_attempts,
+        timeout_secs: t.timeout_secs,
+        result_ttl_secs: t.result_ttl_secs,
+        run_at: None,
+    };
+    let job = new_job_id();
+    let (id, queue) = (task.id.clone(), task.queue.clone());
+    let mut fields = record_fields(&new_record(task, now), &job);
+    fields.push(("schedule_id", s.id.to_string()));
+    Ok(PlannedTick {
+        next: plan.next,
+        task: Some(TickTask {
+            id,
+            queue,
+            job,
+            fields,
+        }),
+    })
 }
 
 fn corrupt<T>(r: Result<T, schedule::CorruptSchedule>) -> Result<T, StoreError> {
