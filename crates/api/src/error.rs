@@ -48,6 +48,12 @@ pub enum ApiError {
     /// 409: the task is in a state that does not allow this (cancel a finished task…).
     #[error("{0}")]
     Conflict(String),
+    /// 404: no schedule with that id.
+    #[error("no schedule `{0}`")]
+    ScheduleNotFound(String),
+    /// 409: a schedule with that id exists, defined differently.
+    #[error("{0}")]
+    ScheduleExists(String),
     /// 404: no such route.
     #[error("no route {0}")]
     RouteNotFound(String),
@@ -111,6 +117,8 @@ impl ApiError {
             Self::Expired { .. } => ("task-expired", "Task expired"),
             Self::Conflict(_) => ("conflict", "Illegal transition"),
             Self::RouteNotFound(_) => ("not-found", "Not found"),
+            Self::ScheduleNotFound(_) => ("schedule-not-found", "Schedule not found"),
+            Self::ScheduleExists(_) => ("schedule-exists", "Schedule exists"),
             Self::TooLarge(_) => ("too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unavailable { .. } => ("store-unavailable", "Service unavailable"),
@@ -130,6 +138,8 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ScheduleExists(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

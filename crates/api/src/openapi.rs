@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the route and type annotations; the task
 //! kinds' payload schemas are added from the catalog so they can never drift from it.
 
+use errand_core::schedule::{Misfire, Schedule};
 use errand_core::{
     store::{WorkerInfo, WorkerQueue},
     task::{Progress, TaskError, TaskRecord, TaskState},
@@ -34,16 +35,24 @@ When API keys are configured, `/v1/*` needs `Authorization: Bearer <key>`.",
         routes::queues::list_queues,
         routes::queues::list_workers,
         routes::kinds::list_kinds,
+        routes::schedules::create_schedule,
+        routes::schedules::list_schedules,
+        routes::schedules::get_schedule,
+        routes::schedules::delete_schedule,
+        routes::schedules::enable_schedule,
+        routes::schedules::disable_schedule,
         routes::health::healthz,
         routes::health::readyz,
     ),
     components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, routes::tasks::SubmitTask, routes::tasks::TaskPage,
         routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
         routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::WorkerList,
-        WorkerInfo, WorkerQueue, KindInfo, routes::health::Health)),
+        WorkerInfo, WorkerQueue, KindInfo, routes::health::Health,
+        Schedule, Misfire, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
         (name = "operations", description = "Queues and workers"),
+        (name = "schedules", description = "Periodic tasks: a cron expression in a time zone submits a task at every tick"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -4,9 +4,11 @@
 //! - [`task`]: the task record, its states and ids (the API's truth).
 //! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
 //!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
+//! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
 //! - [`settings`]: layered configuration.
 //! - [`telemetry`]: tracing setup.
 
+pub mod schedule;
 pub mod settings;
 pub mod store;
 pub mod task;

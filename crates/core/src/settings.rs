@@ -54,6 +54,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub tasks: TaskSettings,
     pub log: LogSettings,
+    pub schedules: ScheduleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +128,26 @@ pub struct TaskSettings {
     pub diagnostic_kinds: bool,
 }
 
+/// How worker processes fire periodic schedules (`/v1/schedules`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleSettings {
+    /// Whether this worker process fires due schedules at all.
+    pub fire: bool,
+    /// Longest pause between looks for due schedules.
+    pub poll_ms: u64,
+    /// A tick fired later than this was missed (`misfire: skip` drops it).
+    pub misfire_grace_ms: u64,
+}
+
+impl ScheduleSettings {
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+    pub fn misfire_grace(&self) -> Duration {
+        Duration::from_millis(self.misfire_grace_ms)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -193,6 +214,9 @@ impl Settings {
         }
         if self.api.max_background_tasks == 0 {
             return bad("api.max_background_tasks must be at least 1");
+        }
+        if self.schedules.poll_ms == 0 {
+            return bad("schedules.poll_ms must be at least 1");
         }
         if self.tasks.default_max_attempts == 0 {
             return bad("tasks.default_max_attempts must be at least 1");

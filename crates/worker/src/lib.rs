@@ -6,12 +6,14 @@
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
 //! - [`maintenance`]: due and orphaned tasks re-queued, apalis bookkeeping trimmed.
+//! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
 
 pub mod backend;
 pub mod batch;
 pub mod leases;
 pub mod maintenance;
 pub mod runner;
+pub mod schedules;
 pub mod wake;
 
 use std::{
@@ -120,6 +122,11 @@ pub async fn run_until_stopped(
     ));
 
     let (claims, ends) = Runner::coalescers(&store, &name, settings.worker.lease());
+    tokio::spawn(schedules::run(
+        store.clone(),
+        settings.schedules.clone(),
+        stop_fetching.clone(),
+    ));
     let runner = Arc::new(Runner {
         store,
         claims,

@@ -6,6 +6,7 @@ pub mod health;
 pub mod kinds;
 pub mod query;
 pub mod queues;
+pub mod schedules;
 pub mod seed;
 pub mod tasks;
 pub mod watch;

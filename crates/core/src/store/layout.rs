@@ -91,6 +91,21 @@ impl Layout {
         format!("{}:worker:{name}", self.prefix)
     }
 
+    /// Hash holding one schedule's definition and firing history.
+    pub fn schedule(&self, id: &str) -> String {
+        format!("{}:schedule:{id}", self.prefix)
+    }
+
+    /// Zset of enabled schedule ids by the ms of the tick each waits for: what workers fire.
+    pub fn schedules(&self) -> String {
+        format!("{}:schedules", self.prefix)
+    }
+
+    /// Zset of every schedule id, all scored 0, so listing pages through ids in order.
+    pub fn schedule_ids(&self) -> String {
+        format!("{}:schedule-ids", self.prefix)
+    }
+
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).
     pub(super) fn script_head(&self) -> [String; 9] {
         [
@@ -127,5 +142,15 @@ mod tests {
             format!("{}wake:default", head[8])
         );
         assert_eq!(l.events_channel(), format!("{}events", head[8]));
+    }
+
+    #[test]
+    fn schedule_keys_are_the_ones_the_schedule_scripts_derive() {
+        let l = Layout::new("errand");
+        let head = l.script_head();
+        // lua/schedule_*.lua build these from ARGV[9].
+        assert_eq!(l.schedule("s1"), format!("{}schedule:s1", head[8]));
+        assert_eq!(l.schedules(), format!("{}schedules", head[8]));
+        assert_eq!(l.schedule_ids(), format!("{}schedule-ids", head[8]));
     }
 }

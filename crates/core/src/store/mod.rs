@@ -5,6 +5,7 @@
 mod error;
 mod layout;
 mod pubsub;
+mod schedules;
 
 use std::{collections::HashMap, sync::LazyLock, time::Duration};
 
@@ -15,6 +16,7 @@ use serde_json::Value;
 pub use error::StoreError;
 pub use layout::Layout;
 pub use pubsub::listen;
+pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 
 use crate::{
     settings::RedisSettings,
@@ -742,6 +744,7 @@ fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         next_attempt_at: None,
         worker: None,
         cancel_requested: false,
+        schedule_id: None,
     }
 }
 

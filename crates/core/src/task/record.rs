@@ -68,6 +68,10 @@ pub struct TaskRecord {
     /// True once a cancel was requested for a running task.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The schedule that fired this task, if a schedule did (see `/v1/schedules`).
+    #[serde(default)]
+    #[schema(example = "nightly-report")]
+    pub schedule_id: Option<String>,
 }
 
 /// A record read back from Redis did not have the shape errand writes. Only a bug or a
@@ -147,6 +151,7 @@ impl TaskRecord {
             next_attempt_at: opt_time(&mut h, "next_attempt_at")?,
             worker: opt(&mut h, "worker"),
             cancel_requested: opt(&mut h, "cancel_requested").is_some_and(|v| v == "1"),
+            schedule_id: opt(&mut h, "schedule_id"),
         })
     }
 }

@@ -65,3 +65,24 @@ local function transition(key, id, queue, from, to, ms)
     redis.call('ZADD', EXPIRY, ms + ttl * 1000, queue .. '|' .. to .. '|' .. id)
   end
 end
+
+-- Creates task `id` from its record fields (the field/value items args[from..to]) and hands
+-- it on: to `delayed` when due > 0, else onto its queue as job `jid`. Returns false, having
+-- written nothing, when the id is taken. The caller wakes the queue. Every way a task comes
+-- into being (submit, a schedule's tick) goes through here.
+local function create_task(id, jid, queue, due, created, args, from, to)
+  local key = L.record .. id
+  if redis.call('EXISTS', key) == 1 then return false end
+  redis.call('HSET', key, unpack(args, from, to))
+  redis.call('ZADD', L.index, created, id)
+  redis.call('ZADD', queue_index(queue), created, id)
+  redis.call('SADD', QUEUES, queue)
+  if due > 0 then
+    redis.call('ZADD', L.delayed, due, id)
+    transition(key, id, queue, nil, 'scheduled', created)
+  else
+    enqueue_job(queue, id, jid)
+    transition(key, id, queue, nil, 'queued', created)
+  end
+  return true
+end

@@ -8,23 +8,11 @@ local out, woken = {}, {}
 local i = A + 2
 for t = 1, tonumber(ARGV[A + 1]) do
   local id, jid, queue, due, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  local key = L.record .. id
-  if redis.call('EXISTS', key) == 1 then
-    out[t] = redis.call('HGETALL', key)
-  else
-    redis.call('HSET', key, unpack(ARGV, i + 5, i + 4 + nf))
-    redis.call('ZADD', L.index, created, id)
-    redis.call('ZADD', queue_index(queue), created, id)
-    if not woken[queue] then redis.call('SADD', QUEUES, queue) end
-    if due > 0 then
-      redis.call('ZADD', L.delayed, due, id)
-      transition(key, id, queue, nil, 'scheduled', created)
-    else
-      enqueue_job(queue, id, jid)
-      transition(key, id, queue, nil, 'queued', created)
-      woken[queue] = true
-    end
+  if create_task(id, jid, queue, due, created, ARGV, i + 5, i + 4 + nf) then
+    if due == 0 then woken[queue] = true end
     out[t] = 1
+  else
+    out[t] = redis.call('HGETALL', L.record .. id)
   end
   i = i + 5 + nf
 end

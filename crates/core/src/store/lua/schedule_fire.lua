@@ -1,0 +1,40 @@
+-- Applies what workers planned for due ticks, each only if its schedule still waits for that
+-- very tick: the same score in the firing zset and the same definition (created_at). Any
+-- number of workers may plan one tick from the same schedule_due.lua answer; the first to
+-- get here applies it, the others find the score moved on. This compare-and-set is the
+-- lease: one fire per tick. The task is created in the same atomic step that moves the
+-- schedule on, so no crash can fire a tick without its task or the other way round.
+-- ARGV[A]: now ms, [A+1]: now RFC 3339, [A+2]: schedule count, then per schedule:
+--   id, tick ms (as schedule_due.lua gave it), created_at (as read), next tick ms (0 = none),
+--   task id ('' = advance without firing), job id, queue, field count n,
+--   n task record field/value items
+-- Returns per schedule: 0 (not applied: another worker was first, or the schedule changed),
+-- 1 (fired), 2 (moved on without firing: a late tick under misfire skip).
+local now, now_iso = tonumber(ARGV[A]), ARGV[A + 1]
+local out, woken = {}, {}
+local i = A + 3
+for s = 1, tonumber(ARGV[A + 2]) do
+  local id, tick, created, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local tid, jid, queue, nf = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
+  local key = schedule_key(id)
+  local score = redis.call('ZSCORE', SCHEDULES, id)
+  out[s] = 0
+  if score and tonumber(score) == tonumber(tick)
+      and (redis.call('HGET', key, 'created_at') or '') == created then
+    if next_ms > 0 then
+      redis.call('ZADD', SCHEDULES, next_ms, id)
+    else
+      redis.call('ZREM', SCHEDULES, id)
+    end
+    out[s] = 2
+    if tid ~= '' then
+      if create_task(tid, jid, queue, 0, now, ARGV, i + 8, i + 7 + nf) then woken[queue] = true end
+      redis.call('HSET', key, 'last_run_at', now_iso, 'last_task_id', tid)
+      redis.call('HINCRBY', key, 'run_count', 1)
+      out[s] = 1
+    end
+  end
+  i = i + 8 + nf
+end
+for queue in pairs(woken) do wake(queue) end
+return out
