@@ -67,10 +67,13 @@ async fn handle(
     // after a stalled heartbeat and is being restarted), a claimed attempt still runs to its
     // end and records its outcome, under a lease that keeps every other worker off it.
     let attempt = tokio::spawn(ctx.runner.clone().handle(delivery));
-    if let Err(e) = attempt.await {
-        tracing::error!(error = %e, job = %job, "attempt task failed");
+    match attempt.await {
+        Ok(r) => Ok(r?),
+        Err(e) => {
+            tracing::error!(error = %e, job = %job, "attempt task failed");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Runs queue `queue` until `stop`, restarting the apalis worker whenever it dies.

@@ -33,6 +33,11 @@ pub struct Runner {
     pub abandon: CancellationToken,
 }
 
+/// A delivery whose task could not be claimed; see [`Runner::handle`].
+#[derive(Debug, thiserror::Error)]
+#[error("the task could not be claimed; the job is left for re-delivery")]
+pub struct Unclaimed;
+
 /// Batched claims: (task id, job id) → verdict.
 pub type Claims = Coalescer<(String, String), Claim>;
 /// Batched attempt ends: (task id, attempt, outcome) → recorded.
@@ -63,11 +68,14 @@ impl Runner {
         (claims, ends)
     }
 
-    pub async fn handle(self: Arc<Self>, d: Delivery) {
+    /// Handles one delivery. `Err` means the task could not be claimed (Redis failed for
+    /// good, or shutdown gave up): the job must not be acknowledged as done, or the task
+    /// would stay `queued` with no job left to run it; apalis re-delivers it instead.
+    pub async fn handle(self: Arc<Self>, d: Delivery) -> Result<(), Unclaimed> {
         let data_id = std::str::from_utf8(&d.data).ok().map(str::to_owned);
         let Some(task_id) = d.task_id.clone().or_else(|| data_id.clone()) else {
             tracing::error!(job = %d.job_id, "job names no task; dropped");
-            return;
+            return Ok(());
         };
         let span = tracing::info_span!("task", task_id = %task_id, job = %d.job_id);
         async move {
@@ -78,13 +86,13 @@ impl Runner {
                 .await
             {
                 Some(c) => c,
-                None => return,
+                None => return Err(Unclaimed),
             };
             let record = match claim {
                 Claim::Run(r) => *r,
                 other => {
                     tracing::debug!(verdict = ?other, "job not run");
-                    return;
+                    return Ok(());
                 }
             };
             if data_id.as_deref() != Some(task_id.as_str()) {
@@ -95,9 +103,10 @@ impl Runner {
                     message: "the queued job's stored data does not decode".into(),
                 };
                 self.end(&record, Outcome::Failed(err)).await;
-                return;
+                return Ok(());
             }
             self.run_attempt(record).await;
+            Ok(())
         }
         .instrument(span)
         .await
