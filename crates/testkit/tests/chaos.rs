@@ -498,17 +498,39 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() {
     let n = 2000;
 
     let started = Instant::now();
-    // ~200 tasks/s of 0.05–0.2 s each: about 25 task-seconds per second of 48 slots.
-    let load = Driver::start(base.clone(), 8, Duration::from_millis(40), n, |i| {
+    // Up to ~500 tasks/s of 0.05–0.2 s each: enough to keep the 48 slots busy.
+    let load = Driver::start(base.clone(), 8, Duration::from_millis(15), n, |i| {
         let secs = 0.05 + spread(i, 16) as f64 * 0.01;
         json!({"kind": "sleep", "payload": {"duration_secs": secs}, "id": format!("roll-{i}")})
     });
     let mut conn = redis.conn().await;
+    let all: Vec<String> = (0..n).map(|i| format!("roll-{i}")).collect();
     let mut drains = Vec::new();
+    let mut running_at_term = Vec::new();
     for (k, slot) in workers.iter_mut().enumerate() {
         load.wait_accepted((k + 1) * n / 5, Duration::from_secs(60))
             .await;
+        // Stopped while busy, so the drain has something to drain.
+        let pid = slot.child.id().unwrap();
+        let busy = wait_for(
+            "the worker to be running tasks",
+            Duration::from_secs(20),
+            || {
+                let mut conn = conn.clone();
+                let (prefix, all) = (&prefix, &all);
+                async move {
+                    let snap = snapshot(&mut conn, prefix, all).await;
+                    let running = snap
+                        .iter()
+                        .filter(|(s, w, _)| s == "running" && pid_of(w) == Some(pid))
+                        .count();
+                    (running > 0).then_some(running)
+                }
+            },
+        )
+        .await;
         slot.signal(Signal::SIGTERM);
+        running_at_term.push(busy);
         let t = Instant::now();
         assert_eq!(
             slot.wait_exit(Duration::from_secs(40)).await,
@@ -519,7 +541,6 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() {
         *slot = errand.spawn_worker(&["--queues", "default=16"]);
         let pid = slot.child.id().unwrap();
         // The replacement is at work before the next one goes down.
-        let all: Vec<String> = (0..n).map(|i| format!("roll-{i}")).collect();
         wait_for(
             "the replacement to run a task",
             Duration::from_secs(20),
@@ -554,7 +575,7 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() {
     let (wait_p50, wait_max) = queue_wait_ms(&recs);
     eprintln!(
         "chaos[rolling] accepted={} terminal={} states={states:?} duplicates={dups} \
-         drain_ms={drains:?} worker_processes_seen={per_worker} queue_wait_ms(p50={wait_p50} \
+         running_at_sigterm={running_at_term:?} drain_ms={drains:?} worker_processes_seen={per_worker} queue_wait_ms(p50={wait_p50} \
          max={wait_max}) total_ms={}",
         ids.len(),
         recs.len(),
@@ -1030,6 +1051,9 @@ async fn problem(res: reqwest::Response, status: u16, what: &str) -> Value {
     p
 }
 
+/// One bad request: method, path, content type, body, expected status, field named.
+type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, Option<&'a str>);
+
 /// Malformed JSON, wrong types, huge bodies, deep nesting, unknown fields, invalid ids and
 /// query values, wrong content types, on every route that reads input (submit, batch,
 /// listing, long-poll, events, cancel, retry): always a 4xx problem+json naming the field
@@ -1063,8 +1087,7 @@ async fn bad_input_on_every_route_is_a_4xx_problem_and_the_api_stays_healthy() {
     );
     let long_id = "a".repeat(129);
 
-    // (method, path, content type, body, status, field)
-    let mut cases: Vec<(&str, String, &str, Vec<u8>, u16, Option<&str>)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     let json_ct = "application/json";
     for path in ["/v1/tasks", "/v1/tasks/batch"] {
         let p = path.to_owned();
