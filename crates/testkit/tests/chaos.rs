@@ -1480,6 +1480,44 @@ async fn bad_input_on_every_route_is_a_4xx_problem_and_the_api_stays_healthy() {
     );
 }
 
+/// An SSE stream of a task that does not change (queued, no worker) still carries a
+/// keep-alive comment every 15 s, so proxies with an idle timeout do not cut it. It did not:
+/// the 2 s re-read timer always fired first and restarted the keep-alive timer with it.
+#[tokio::test]
+#[ignore = "chaos: slow (waits for a 15 s keep-alive); `just chaos` runs it"]
+async fn idle_event_stream_sends_keepalives() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let _api = errand.spawn_api().await;
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+    let id = id_of(&submit(&http, &base, json!({"kind": "noop"})).await);
+    let mut res = http
+        .get(format!("{base}/v1/tasks/{id}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let opened = Instant::now();
+    let mut seen = String::new();
+    let keepalive = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = res.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(": keep-alive") {
+                return opened.elapsed();
+            }
+        }
+        panic!("stream ended: {seen}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no keep-alive within 20 s; got {seen:?}"));
+    assert!(seen.starts_with("event: queued"), "{seen}");
+    eprintln!(
+        "chaos[sse-keepalive] first_keepalive_ms={}",
+        keepalive.as_millis()
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 7. Graceful shutdown of the api.
 

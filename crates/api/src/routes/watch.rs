@@ -110,6 +110,10 @@ pub async fn task_events(
         last: Option<TaskRecord>,
         pending: Option<TaskRecord>,
         done: bool,
+        /// When the next keep-alive is due: KEEPALIVE after the last frame sent. A deadline
+        /// kept across loop turns, because a timer made afresh each turn never fires: the
+        /// FALLBACK re-read always comes first.
+        keepalive: Instant,
     }
     let s = S {
         state,
@@ -118,6 +122,7 @@ pub async fn task_events(
         last: None,
         pending: Some(first),
         done: false,
+        keepalive: Instant::now() + KEEPALIVE,
     };
     let body = stream::unfold(s, |mut s| async move {
         if s.done {
@@ -137,6 +142,7 @@ pub async fn task_events(
                 );
                 s.last = Some(r);
                 if changed {
+                    s.keepalive = Instant::now() + KEEPALIVE;
                     return Some((
                         Ok::<_, std::convert::Infallible>(web::Bytes::from(frame)),
                         s,
@@ -149,7 +155,8 @@ pub async fn task_events(
             tokio::select! {
                 _ = s.watch.rx.recv() => {}
                 _ = tokio::time::sleep(FALLBACK) => {}
-                _ = tokio::time::sleep(KEEPALIVE) => {
+                _ = tokio::time::sleep_until(s.keepalive) => {
+                    s.keepalive = Instant::now() + KEEPALIVE;
                     return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s));
                 }
             }
