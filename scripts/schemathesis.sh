@@ -63,7 +63,8 @@ curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null
 
 mkdir -p "$OUT"
 status=0
-schemathesis run "http://127.0.0.1:$api_port/openapi.json" \
+# From inside target/, so schemathesis's own cache (.schemathesis/) lands there too.
+(cd "$OUT" && schemathesis run "http://127.0.0.1:$api_port/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
   --phases examples,coverage,fuzzing,stateful \
   --seed "$SEED" \
@@ -71,7 +72,7 @@ schemathesis run "http://127.0.0.1:$api_port/openapi.json" \
   --request-timeout 10 \
   --workers 1 \
   --no-color \
-  --report junit --report-junit-path "$OUT/junit.xml" \
+  --report junit --report-junit-path "$OUT/junit.xml") \
   2>&1 | tee "$OUT/summary.txt" || status=$?
 
 # The API must still be healthy after the run.
