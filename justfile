@@ -40,3 +40,11 @@ fmt:
 # Make sure redis-server is on PATH.
 ensure-redis:
     scripts/ensure-redis.sh
+
+# Fault injection and bad input against real processes and Redis, then schemathesis; prints the figures of docs/reliability.md.
+chaos: ensure-redis
+    cargo build --bins
+    mkdir -p target
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-testkit --test chaos --run-ignored all --test-threads 1 --no-capture 2>&1 | tee target/chaos.log; else cargo test -p errand-testkit --test chaos -- --include-ignored --test-threads 1 --nocapture 2>&1 | tee target/chaos.log; fi
+    @echo "--- figures ---"; grep -h '^chaos\[' target/chaos.log
+    scripts/schemathesis.sh

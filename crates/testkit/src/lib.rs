@@ -82,6 +82,9 @@ impl RedisServer {
                 "--appendfsync",
                 "always",
             ])
+            // DEBUG SLEEP lets a test make Redis slow on demand (Redis 7 refuses DEBUG unless
+            // enabled; `local` keeps it to loopback clients).
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

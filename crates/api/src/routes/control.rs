@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, http::header, post, web};
 use chrono::Utc;
 use errand_core::{
     store::{Cancel, Retry},
-    task::TaskRecord,
+    task::{TaskId, TaskRecord},
 };
 
 use super::tasks::{missing, parse_id};
@@ -18,7 +18,7 @@ use crate::{
 /// second. A terminal task cannot be cancelled (409).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = TaskId, Path, description = "Task id")),
     responses(
         (status = 200, description = "Cancelled before it started", body = TaskRecord),
         (status = 202, description = "Running: its worker is stopping it", body = TaskRecord),
@@ -59,7 +59,7 @@ pub async fn cancel_task(
 /// of `max_attempts`; result, error and progress are cleared. Other states are 409.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = TaskId, Path, description = "Task id")),
     responses(
         (status = 202, description = "Queued again", body = TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),

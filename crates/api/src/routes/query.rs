@@ -1,5 +1,8 @@
 //! Strict query-string parsing: every parameter is checked by name, so a bad or unknown
-//! one is a 400 that names it (serde's query errors do not say which field failed).
+//! one is a 400 that names it (serde's query errors do not say which field failed). An
+//! empty value (`?state=`) is a 400 too, not "no filter": it is not a value the document
+//! allows, and reading it as absent would silently widen a listing the client meant to
+//! narrow (found by schemathesis).
 
 use std::collections::HashMap;
 
@@ -12,8 +15,11 @@ impl Query {
         let mut map = HashMap::new();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k)?;
-            if map.insert(k.clone(), decode(v)?).is_some() {
+            let (k, v) = (decode(k)?, decode(v)?);
+            if v.is_empty() {
+                return Err(bad(&k, "has no value; leave the parameter out instead"));
+            }
+            if map.insert(k.clone(), v).is_some() {
                 return Err(bad(&k, "given more than once"));
             }
         }
@@ -21,7 +27,7 @@ impl Query {
     }
 
     pub fn str(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name).filter(|v| !v.is_empty())
+        self.0.remove(name)
     }
 
     pub fn uint(&mut self, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError> {
@@ -89,5 +95,10 @@ mod tests {
         assert!(Query::parse("bogus=1").unwrap().finish().is_err());
         assert!(Query::parse("a=1&a=2").is_err());
         assert!(Query::parse("a=%zz").is_err());
+        assert!(
+            Query::parse("state=").is_err(),
+            "an empty value is not absent"
+        );
+        assert!(Query::parse("wait").is_err());
     }
 }

@@ -32,11 +32,11 @@ pub struct SubmitTask {
     #[schema(value_type = Object, example = json!({"duration_secs": 5}))]
     pub payload: Option<Value>,
     /// Queue name (`[A-Za-z0-9_.-]`, at most 64); default `default`.
-    #[schema(example = "default")]
+    #[schema(example = "default", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub queue: Option<String>,
     /// Client-chosen id: submitting the same id again returns the existing task (200) and
     /// enqueues nothing. Same as the `Idempotency-Key` header.
-    #[schema(example = "order-42-receipt")]
+    #[schema(example = "order-42-receipt", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub id: Option<String>,
     /// Attempts before the task is `failed` (1 to 100).
     #[schema(minimum = 1, maximum = 100)]
@@ -205,7 +205,8 @@ pub fn prepare(
     responses(
         (status = 202, description = "Accepted and queued (or scheduled)", body = TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
-        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskRecord),
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskRecord,
+         headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -264,7 +265,7 @@ pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("id" = String, Path, description = "Task id"),
+        ("id" = TaskId, Path, description = "Task id"),
         ("wait" = Option<u64>, Query, description = "Long-poll: wait up to this many seconds (at most api.max_wait_secs) for the task to end"),
     ),
     responses(

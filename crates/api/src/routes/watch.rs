@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, get, http::header, web};
 use errand_core::task::{TaskId, TaskRecord};
 use futures::stream;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 
 use super::tasks::{missing, parse_id};
 use crate::{
@@ -59,14 +60,29 @@ pub async fn until_terminal(
     }
 }
 
+/// One server-sent event, as the OpenAPI 3.1 convention for `text/event-stream` describes
+/// each event (its fields, not the stream's text). Documented so that schema-driven clients
+/// and fuzzers check the events against what is sent; before, the stream was documented as
+/// one `string`, which no event matches.
+#[derive(ToSchema)]
+pub struct TaskEvent {
+    /// The state the task entered, `progress` for a progress report, or `gone` when the
+    /// record disappeared (its data is then `{}`).
+    #[schema(example = "running")]
+    pub event: String,
+    /// The full task record (`TaskRecord`) as JSON text.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 /// Server-sent events for one task: an event with the full record now, then one on every
 /// state change (`event: <state>`) and progress report (`event: progress`); the stream
 /// ends after the terminal state. A task that disappears ends it with `event: gone`.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = TaskId, Path, description = "Task id")),
     responses(
-        (status = 200, description = "text/event-stream; each event's data is the task record", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream; each event's data is the task record", content_type = "text/event-stream", body = TaskEvent),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -94,6 +110,10 @@ pub async fn task_events(
         last: Option<TaskRecord>,
         pending: Option<TaskRecord>,
         done: bool,
+        /// When the next keep-alive is due: KEEPALIVE after the last frame sent. A deadline
+        /// kept across loop turns, because a timer made afresh each turn never fires: the
+        /// FALLBACK re-read always comes first.
+        keepalive: Instant,
     }
     let s = S {
         state,
@@ -102,6 +122,7 @@ pub async fn task_events(
         last: None,
         pending: Some(first),
         done: false,
+        keepalive: Instant::now() + KEEPALIVE,
     };
     let body = stream::unfold(s, |mut s| async move {
         if s.done {
@@ -121,6 +142,7 @@ pub async fn task_events(
                 );
                 s.last = Some(r);
                 if changed {
+                    s.keepalive = Instant::now() + KEEPALIVE;
                     return Some((
                         Ok::<_, std::convert::Infallible>(web::Bytes::from(frame)),
                         s,
@@ -133,7 +155,8 @@ pub async fn task_events(
             tokio::select! {
                 _ = s.watch.rx.recv() => {}
                 _ = tokio::time::sleep(FALLBACK) => {}
-                _ = tokio::time::sleep(KEEPALIVE) => {
+                _ = tokio::time::sleep_until(s.keepalive) => {
+                    s.keepalive = Instant::now() + KEEPALIVE;
                     return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s));
                 }
             }
