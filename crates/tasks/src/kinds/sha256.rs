@@ -47,7 +47,8 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// Bytes hashed between two looks at the cancellation token.
 const CHUNK: usize = 64 * 1024;
-/// Rounds between two looks at the cancellation token (a few milliseconds of work).
+/// Rounds between two looks at the cancellation token and two progress reports (a few
+/// milliseconds of work).
 const ROUNDS_PER_CHECK: u64 = 16 * 1024;
 
 impl Sha256Payload {
@@ -118,17 +119,16 @@ fn hash(ctx: &TaskContext, data: &[u8], rounds: u64) -> Result<[u8; 32], Failure
         h.update(chunk);
     }
     let mut digest: [u8; 32] = h.finalize().into();
-    let mut last_percent = 0;
     for done in 1..rounds {
         if done % ROUNDS_PER_CHECK == 0 {
             if ctx.is_cancelled() {
                 return Err(cancelled());
             }
-            let percent = (done * 100 / rounds) as u8;
-            if percent != last_percent {
-                last_percent = percent;
-                ctx.report(percent, format!("{done} of {rounds} rounds"));
-            }
+            // Cheap: the worker keeps only the latest report and writes it at its own pace.
+            ctx.report(
+                (done * 100 / rounds) as u8,
+                format!("{done} of {rounds} rounds"),
+            );
         }
         digest = Hasher::digest(digest).into();
     }
