@@ -293,6 +293,16 @@ mod tests {
         assert!(c.validate("sleep", &json!({"duration_secs": 2})).is_ok());
     }
 
+    /// `GET /v1/kinds` serves each payload schema on its own, so it must not point into
+    /// OpenAPI components (nested types are inlined).
+    #[test]
+    fn payload_schemas_are_self_contained() {
+        for info in catalog().infos() {
+            let s = info.payload_schema.to_string();
+            assert!(!s.contains("$ref"), "{}: {s}", info.name);
+        }
+    }
+
     #[test]
     fn default_limits_are_the_base_configuration() {
         let dir = std::env::temp_dir().join("errand-no-config-here");

@@ -33,6 +33,7 @@ pub struct FanOut;
 pub struct FanOutPayload {
     /// The requests, each shaped like an `http_request` payload; at most
     /// `tasks.fan_out_max_requests`.
+    #[schema(inline)]
     pub requests: Vec<HttpRequestPayload>,
     /// Most requests in flight at once; default and upper bound
     /// `tasks.fan_out_max_concurrency`.

@@ -63,6 +63,7 @@ impl From<HttpMethod> for Method {
 #[schema(example = json!({"method": "POST", "url": "https://example.com/hooks/order", "headers": {"Idempotency-Key": "order-42"}, "body": {"order": 42}}))]
 pub struct HttpRequestPayload {
     #[serde(default)]
+    #[schema(inline)]
     pub method: HttpMethod,
     /// An absolute http:// or https:// URL.
     pub url: String,

@@ -44,6 +44,7 @@ pub enum Recipients {
 pub struct SendEmailPayload {
     /// `user@example.com` or `Name <user@example.com>`, or a list of them (at most
     /// `tasks.email_max_recipients`); each gets a message of their own.
+    #[schema(inline)]
     pub to: Recipients,
     /// One line.
     pub subject: String,
