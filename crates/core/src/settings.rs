@@ -7,6 +7,9 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+mod email;
+pub use email::{EmailSettings, EmailTransport, SmtpSettings, SmtpTls};
+
 const EMBEDDED_BASE: &str = include_str!("../../../config/base.yaml");
 
 /// Which environment-specific file is layered over the base.
@@ -55,6 +58,7 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub log: LogSettings,
     pub schedules: ScheduleSettings,
+    pub email: EmailSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +130,14 @@ pub struct TaskSettings {
     pub max_sleep_secs: u64,
     /// Enables the `chaos` kind (panics, failures, blocked threads on demand).
     pub diagnostic_kinds: bool,
+    pub sha256_max_rounds: u64,
+    pub fibonacci_max_n: u64,
+    pub http_default_timeout_secs: f64,
+    pub http_max_timeout_secs: f64,
+    pub http_max_response_bytes: usize,
+    pub fan_out_max_requests: usize,
+    pub fan_out_max_concurrency: usize,
+    pub email_max_recipients: usize,
 }
 
 /// How worker processes fire periodic schedules (`/v1/schedules`).
@@ -220,6 +232,23 @@ impl Settings {
         }
         if self.tasks.default_max_attempts == 0 {
             return bad("tasks.default_max_attempts must be at least 1");
+        }
+        if self.tasks.sha256_max_rounds == 0 {
+            return bad("tasks.sha256_max_rounds must be at least 1");
+        }
+        let t = &self.tasks;
+        if !(t.http_default_timeout_secs > 0.0
+            && t.http_default_timeout_secs <= t.http_max_timeout_secs)
+        {
+            return bad("tasks.http_default_timeout_secs must be > 0 and <= http_max_timeout_secs");
+        }
+        if t.fan_out_max_requests == 0 || t.fan_out_max_concurrency == 0 {
+            return bad(
+                "tasks.fan_out_max_requests and fan_out_max_concurrency must be at least 1",
+            );
+        }
+        if t.email_max_recipients == 0 {
+            return bad("tasks.email_max_recipients must be at least 1");
         }
         Ok(())
     }

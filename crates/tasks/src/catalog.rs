@@ -8,14 +8,41 @@ use utoipa::{
     openapi::{RefOr, schema::Schema},
 };
 
-use crate::{Failure, TaskContext, TaskKind, kinds};
+use crate::{Failure, TaskContext, TaskKind, kinds, services::Services};
 
 /// Limits kinds check payloads against (from `tasks.*` settings).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_sleep_secs: u64,
     /// Whether the `chaos` kind is offered.
     pub diagnostic_kinds: bool,
+    pub sha256_max_rounds: u64,
+    pub fibonacci_max_n: u64,
+    pub http_default_timeout_secs: f64,
+    pub http_max_timeout_secs: f64,
+    pub http_max_response_bytes: usize,
+    pub fan_out_max_requests: usize,
+    pub fan_out_max_concurrency: usize,
+    pub email_max_recipients: usize,
+}
+
+/// The defaults of `config/base.yaml` (a test keeps them equal), for contexts built outside
+/// a catalog and for tests that override one limit.
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sleep_secs: 86_400,
+            diagnostic_kinds: false,
+            sha256_max_rounds: 10_000_000,
+            fibonacci_max_n: 100_000,
+            http_default_timeout_secs: 30.0,
+            http_max_timeout_secs: 300.0,
+            http_max_response_bytes: 65_536,
+            fan_out_max_requests: 100,
+            fan_out_max_concurrency: 16,
+            email_max_recipients: 100,
+        }
+    }
 }
 
 impl From<&errand_core::settings::TaskSettings> for Limits {
@@ -23,6 +50,14 @@ impl From<&errand_core::settings::TaskSettings> for Limits {
         Self {
             max_sleep_secs: t.max_sleep_secs,
             diagnostic_kinds: t.diagnostic_kinds,
+            sha256_max_rounds: t.sha256_max_rounds,
+            fibonacci_max_n: t.fibonacci_max_n,
+            http_default_timeout_secs: t.http_default_timeout_secs,
+            http_max_timeout_secs: t.http_max_timeout_secs,
+            http_max_response_bytes: t.http_max_response_bytes,
+            fan_out_max_requests: t.fan_out_max_requests,
+            fan_out_max_concurrency: t.fan_out_max_concurrency,
+            email_max_recipients: t.email_max_recipients,
         }
     }
 }
@@ -75,9 +110,10 @@ pub struct Catalog {
     kinds: Arc<BTreeMap<&'static str, Entry>>,
     aliases: Arc<BTreeMap<&'static str, &'static str>>,
     limits: Limits,
+    services: Arc<Services>,
 }
 
-fn decode<K: TaskKind>(payload: &Value) -> Result<K::Payload, Invalid> {
+pub(crate) fn decode<K: TaskKind>(payload: &Value) -> Result<K::Payload, Invalid> {
     serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
@@ -113,11 +149,24 @@ impl Catalog {
         if limits.diagnostic_kinds {
             c.add::<kinds::chaos::Chaos>();
         }
+        c.add::<kinds::sha256::Sha256>();
+        c.add::<kinds::fibonacci::Fibonacci>();
+        c.add::<kinds::http_request::HttpRequest>();
+        c.add::<kinds::fan_out::FanOut>();
+        c.add::<kinds::send_email::SendEmail>();
         Self {
             kinds: Arc::new(c.kinds),
             aliases: Arc::new(c.aliases),
+            services: Arc::new(Services::new(limits.clone(), None)),
             limits,
         }
+    }
+
+    /// Gives `send_email` its transport. Only workers need it; without it the kind fails
+    /// permanently with `email_not_configured`.
+    pub fn with_email(mut self, email: errand_core::settings::EmailSettings) -> Self {
+        self.services = Arc::new(Services::new(self.limits.clone(), Some(email)));
+        self
     }
 
     /// The canonical name for `name` (which may be an alias), if the kind exists.
@@ -158,7 +207,7 @@ impl Catalog {
         payload: Value,
     ) -> BoxFuture<'static, Result<Value, Failure>> {
         match self.kinds.get(kind) {
-            Some(e) => (e.run)(ctx, payload),
+            Some(e) => (e.run)(ctx.with_services(self.services.clone()), payload),
             None => futures::future::ready(Err(Failure::permanent(
                 "unknown_kind",
                 format!("this worker does not know task kind `{kind}`"),
@@ -222,6 +271,7 @@ mod tests {
         Catalog::new(Limits {
             max_sleep_secs: 60,
             diagnostic_kinds: true,
+            ..Limits::default()
         })
     }
 
@@ -250,6 +300,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "payload.duration_secs");
         assert!(c.validate("sleep", &json!({"duration_secs": 2})).is_ok());
+    }
+
+    /// `GET /v1/kinds` serves each payload schema on its own, so it must not point into
+    /// OpenAPI components (nested types are inlined).
+    #[test]
+    fn payload_schemas_are_self_contained() {
+        for info in catalog().infos() {
+            let s = info.payload_schema.to_string();
+            assert!(!s.contains("$ref"), "{}: {s}", info.name);
+        }
+    }
+
+    #[test]
+    fn default_limits_are_the_base_configuration() {
+        let dir = std::env::temp_dir().join("errand-no-config-here");
+        let base =
+            errand_core::Settings::load_from(errand_core::settings::Environment::Local, &dir)
+                .unwrap();
+        assert_eq!(Limits::from(&base.tasks), Limits::default());
     }
 
     #[test]

@@ -1,8 +1,10 @@
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use errand_core::task::Progress;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::services::Services;
 
 /// What a running task can see and do besides its payload.
 #[derive(Clone)]
@@ -11,6 +13,8 @@ pub struct TaskContext {
     attempt: u32,
     progress: watch::Sender<Option<Progress>>,
     cancel: CancellationToken,
+    /// The catalog's settings and clients; a context built outside a catalog gets defaults.
+    services: Arc<Services>,
 }
 
 impl TaskContext {
@@ -26,7 +30,17 @@ impl TaskContext {
             attempt,
             progress,
             cancel,
+            services: Arc::new(Services::default()),
         }
+    }
+
+    pub(crate) fn with_services(mut self, services: Arc<Services>) -> Self {
+        self.services = services;
+        self
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub fn id(&self) -> &str {

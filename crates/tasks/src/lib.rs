@@ -8,6 +8,7 @@
 mod catalog;
 mod context;
 pub mod kinds;
+mod services;
 
 pub use catalog::{Catalog, Invalid, KindInfo, Limits};
 pub use context::{Failure, TaskContext};

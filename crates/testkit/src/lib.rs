@@ -12,6 +12,8 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::process::{Child, Command};
 
+pub mod smtp;
+
 /// A port nobody is listening on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

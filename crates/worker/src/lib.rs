@@ -62,6 +62,7 @@ pub async fn run_until_stopped(
     let store = TaskStore::new(conn, layout);
     let client = redis::Client::open(settings.redis.url.as_str())?;
     let catalog = Catalog::new(Limits::from(&settings.tasks));
+    let catalog = catalog.with_email(settings.email.clone());
     let name = process_name();
     let running = Running::default();
     let stop_fetching = CancellationToken::new();

@@ -33,6 +33,7 @@ pub enum ChaosMode {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChaosPayload {
+    #[schema(inline)]
     pub mode: ChaosMode,
     /// Seconds before misbehaving (or how long to block/sleep), at most `tasks.max_sleep_secs`.
     #[serde(default)]
