@@ -4,5 +4,6 @@ mod helpers;
 mod listing;
 mod openapi;
 mod redis_down;
+mod redoc;
 mod seed;
 mod submit;
