@@ -4,6 +4,10 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
+# ReDoc's script for /redoc (npm registry, sha512-checked), in a layer of its own.
+COPY scripts/fetch-redoc.sh scripts/
+RUN scripts/fetch-redoc.sh
+
 COPY Cargo.toml Cargo.lock ./
 COPY crates/ crates/
 COPY config/ config/
@@ -28,6 +32,7 @@ RUN groupadd --system errand \
 
 COPY --from=builder /out/errand-api /out/errand-worker /usr/local/bin/
 COPY config/ /app/config/
+COPY --from=builder /src/assets/vendor/ /app/assets/vendor/
 
 WORKDIR /app
 ENV ERRAND_ENV=production \

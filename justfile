@@ -14,11 +14,11 @@ down:
     scripts/down.sh
 
 # Build both binaries.
-build:
+build: redoc
     cargo build --bins
 
 # Run every test: unit, integration, end-to-end (each test binary starts its own Redis).
-test: ensure-redis
+test: ensure-redis redoc
     cargo build --bins
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 
@@ -36,6 +36,10 @@ lint:
 # Format the code.
 fmt:
     cargo fmt --all
+
+# Put ReDoc's script where /redoc serves it from (npm registry, sha512-pinned; no-op when present).
+redoc:
+    scripts/fetch-redoc.sh
 
 # Make sure redis-server is on PATH.
 ensure-redis:

@@ -46,6 +46,7 @@ cat <<MSG
 errand is up: API on :$API_PORT, $WORKERS workers, Redis on :$REDIS_PORT (logs in $RUN/logs).
 
   Swagger UI:  http://127.0.0.1:$API_PORT/docs
+  ReDoc:       http://127.0.0.1:$API_PORT/redoc
   Submit:      curl -s -X POST http://127.0.0.1:$API_PORT/v1/tasks \\
                  -H 'content-type: application/json' \\
                  -d '{"kind":"sleep","payload":{"duration_secs":5}}'

@@ -5,11 +5,13 @@
 //! - [`routes`]: one module per resource.
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
+//! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
 
 pub mod background;
 pub mod error;
 pub mod events;
 pub mod openapi;
+pub mod redoc;
 pub mod routes;
 pub mod startup;
 pub mod state;

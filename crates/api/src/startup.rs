@@ -15,7 +15,6 @@ use errand_core::{Settings, TaskStore, store};
 use errand_tasks::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
-use utoipa_redoc::{Redoc, Servable};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{error::ApiError, events::Events, openapi, routes, state::AppState};
@@ -37,6 +36,7 @@ impl Application {
         let max_body = settings.api.max_body_bytes;
         let stop = CancellationToken::new();
         let seed = routes::seed::Seed::new(&settings);
+        let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &doc);
         let events = Events::start(
             redis::Client::open(settings.redis.url.as_str())?,
             store.layout().events_channel(),
@@ -90,7 +90,7 @@ impl Application {
                 .service(routes::schedules::disable_schedule)
                 .service(web::redirect("/docs", "/docs/"))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
-                .service(Redoc::with_url("/redoc", doc.clone()))
+                .configure(|cfg| redoc.configure(cfg))
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {
                     Err::<HttpResponse, _>(ApiError::RouteNotFound(format!(
                         "{} {}",

@@ -92,6 +92,10 @@ pub struct ApiSettings {
     pub api_keys: Vec<String>,
     /// Most entries the in-process background-task registry (`/tasks/background/*`) keeps.
     pub max_background_tasks: usize,
+    /// ReDoc's standalone bundle, served at `/redoc/redoc.standalone.js` so `/redoc` needs no
+    /// CDN. Resolved by `load_from` against the config directory's parent, so the default
+    /// finds the repository's `assets/` wherever the binary is started from.
+    pub redoc_js_path: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +191,7 @@ impl Settings {
     }
 
     pub fn load_from(env: Environment, dir: &std::path::Path) -> Result<Self, SettingsError> {
-        let settings: Settings = config::Config::builder()
+        let mut settings: Settings = config::Config::builder()
             .add_source(config::File::from_str(
                 EMBEDDED_BASE,
                 config::FileFormat::Yaml,
@@ -206,6 +210,7 @@ impl Settings {
             )
             .build()?
             .try_deserialize()?;
+        settings.api.redoc_js_path = beside_config_dir(dir, &settings.api.redoc_js_path);
         settings.validate()?;
         Ok(settings)
     }
@@ -254,6 +259,16 @@ impl Settings {
     }
 }
 
+/// A relative path in the settings names a file of the deployment the config directory
+/// belongs to (`./config` → the working directory, `/app/config` → `/app`), not of whatever
+/// directory the process happens to start in. Absolute paths are kept.
+fn beside_config_dir(config_dir: &std::path::Path, path: &std::path::Path) -> PathBuf {
+    config_dir
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .join(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +288,28 @@ mod tests {
         let s = Settings::load_from(Environment::Production, &dir).unwrap();
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.api.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn relative_redoc_js_path_is_resolved_against_the_config_dirs_parent() {
+        let s =
+            Settings::load_from(Environment::Local, std::path::Path::new("/app/config")).unwrap();
+        assert_eq!(
+            s.api.redoc_js_path,
+            PathBuf::from("/app/assets/vendor/redoc.standalone.js")
+        );
+        let s = Settings::load_from(Environment::Local, std::path::Path::new("config")).unwrap();
+        assert_eq!(
+            s.api.redoc_js_path,
+            PathBuf::from("assets/vendor/redoc.standalone.js")
+        );
+        assert_eq!(
+            beside_config_dir(
+                std::path::Path::new("/app/config"),
+                std::path::Path::new("/opt/redoc.js")
+            ),
+            PathBuf::from("/opt/redoc.js")
+        );
     }
 
     #[test]

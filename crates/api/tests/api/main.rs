@@ -4,6 +4,7 @@ mod helpers;
 mod listing;
 mod openapi;
 mod redis_down;
+mod redoc;
 mod schedules;
 mod seed;
 mod submit;

@@ -353,10 +353,11 @@ async fn seed_routes_are_documented_under_the_seed_tag() {
 }
 
 /// ReDoc's page carries the whole OpenAPI document inline, so it needs no second request
-/// to the API (its script is the one thing the browser fetches from the ReDoc CDN).
+/// to the API for it (its script comes from this server too: `redoc.rs`).
 #[tokio::test]
 async fn redoc_page_embeds_the_openapi_document() {
-    let app = spawn_app().await;
+    let (_dir, bundle, _) = crate::redoc::stand_in_bundle();
+    let app = spawn_app_with(move |s| s.api.redoc_js_path = bundle).await;
     let res = app.get("/redoc").await;
     assert_eq!(res.status(), 200);
     assert!(
