@@ -121,6 +121,7 @@ pub async fn serve_queue(
             .build(handle);
         tracing::info!(worker = %name, queue = %queue.name, concurrency = queue.concurrency, "apalis worker starting");
         let s = stop.clone();
+        let started = std::time::Instant::now();
         let result = worker
             .run_until(async move {
                 s.cancelled().await;
@@ -130,6 +131,10 @@ pub async fn serve_queue(
         if stop.is_cancelled() {
             tracing::info!(worker = %name, "apalis worker stopped");
             return;
+        }
+        // A worker that ran a good while before dying starts the backoff over.
+        if started.elapsed() > Duration::from_secs(60) {
+            restarts = 0;
         }
         restarts += 1;
         match result {
