@@ -98,6 +98,18 @@ const TARGETS: &[Target] = &[
         goal: Some((40_000.0, true)),
     },
     Target {
+        key: "w2_raw_apalis_tps",
+        label: "W2 raw apalis-redis (no record)",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w2_errand_vs_raw",
+        label: "W2 errand / raw apalis-redis",
+        unit: "ratio",
+        goal: None,
+    },
+    Target {
         key: "w2_drain_2proc_tps",
         label: "W2 drain, 2 worker processes",
         unit: "tasks/s",
