@@ -41,10 +41,9 @@ fn prefix_of(errand: &Errand) -> String {
         .expect("prefix")
 }
 
-/// The pid of the worker process named in a record's `worker` field
-/// (`host:pid:ulid:queue:ulid`; queue names cannot hold `:`).
+/// The pid of the worker process named in a record's `worker` field (`host:pid:ulid`).
 fn pid_of(worker: &str) -> Option<u32> {
-    worker.rsplit(':').nth(3)?.parse().ok()
+    worker.rsplit(':').nth(1)?.parse().ok()
 }
 
 fn id_of(v: &Value) -> String {

@@ -107,7 +107,7 @@ async fn two_workers_share_200_tasks_each_run_exactly_once() {
         let r = wait_state(&http, &base, id, "succeeded", Duration::from_secs(60)).await;
         assert_eq!(r["attempt"], 1, "{id} ran once: {r}");
         let w = r["worker"].as_str().unwrap();
-        // host:pid:ulid:queue:ulid -> the process part
+        // the worker process: host:pid:ulid
         workers.insert(w.split(':').take(3).collect::<Vec<_>>().join(":"));
     }
     assert_eq!(

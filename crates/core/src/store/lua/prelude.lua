@@ -39,12 +39,14 @@ end
 -- Hands task `id` to apalis-redis as job `jid` on `queue`, in apalis-redis 1.0's own layout
 -- (what its batch_push.lua writes), but straight onto the active list: never through its
 -- scheduled set, whose unbounded fetch breaks past ~8k entries. The caller wakes the queue.
-local function enqueue_job(queue, id, jid)
+-- `front`: ahead of the waiting jobs (apalis fetches from the head), for a task whose
+-- attempt was already under way when its worker died.
+local function enqueue_job(queue, id, jid, front)
   local q = L.apalis .. queue
   redis.call('HSET', q .. L.sfx_data, jid, id)
   redis.call('HSET', q .. L.sfx_meta .. ':' .. jid,
     'attempts', 0, 'max_attempts', 1, 'status', 'Pending', 'idempotency_key', '', 'errand_id', id)
-  redis.call('RPUSH', q .. L.sfx_active, jid)
+  redis.call(front and 'LPUSH' or 'RPUSH', q .. L.sfx_active, jid)
 end
 
 -- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on

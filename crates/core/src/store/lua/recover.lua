@@ -38,7 +38,7 @@ for i, id in ipairs(ids) do
     end
     transition(key, id, queue, state, to, ms)
     if to == 'queued' then
-      enqueue_job(queue, id, jid)
+      enqueue_job(queue, id, jid, mode == 'running')
       woken[queue] = true
       moved = moved + 1
     end
