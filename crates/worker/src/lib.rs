@@ -122,7 +122,7 @@ pub async fn run_until_stopped(
         stop_background.clone(),
     ));
 
-    let (claims, ends) = Runner::coalescers(&store, &name, settings.worker.lease());
+    let (claims, reports, ends) = Runner::coalescers(&store, &name, settings.worker.lease());
     tokio::spawn(schedules::run(
         store.clone(),
         settings.schedules.clone(),
@@ -131,6 +131,7 @@ pub async fn run_until_stopped(
     let runner = Arc::new(Runner {
         store,
         claims,
+        reports,
         ends,
         catalog,
         settings: settings.clone(),

@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use errand_core::{
     Settings, StoreError, TaskStore,
-    store::{Claim, Outcome},
-    task::{Progress, TaskError, TaskRecord},
+    store::{Claim, Claimed, Outcome},
+    task::{Progress, TaskError},
 };
 use errand_tasks::{Catalog, Failure, TaskContext};
 use futures::FutureExt;
@@ -23,8 +23,9 @@ use crate::{batch::Coalescer, leases::Running};
 
 pub struct Runner {
     pub store: TaskStore,
-    /// Claims and finishes, batched (see `batch.rs`).
+    /// Claims, progress reports and finishes, batched (see `batch.rs`).
     pub claims: Claims,
+    pub reports: Reports,
     pub ends: Ends,
     pub catalog: Catalog,
     pub settings: Settings,
@@ -40,8 +41,10 @@ pub struct Unclaimed;
 
 /// Batched claims: (task id, job id) → verdict.
 pub type Claims = Coalescer<(String, String), Claim>;
-/// Batched attempt ends: (task id, attempt, outcome) → recorded.
-pub type Ends = Coalescer<(String, u32, Outcome), bool>;
+/// Batched progress reports: (task id, attempt, progress json) → recorded.
+pub type Reports = Coalescer<(String, u32, String), bool>;
+/// Batched attempt ends: (task id, attempt, outcome, last progress json) → recorded.
+pub type Ends = Coalescer<(String, u32, Outcome, Option<String>), bool>;
 
 /// The identity apalis-redis hands us for a job.
 pub struct Delivery {
@@ -53,19 +56,25 @@ pub struct Delivery {
 }
 
 impl Runner {
-    /// The batching claim and finish paths for process `worker` (its records' `worker`).
-    pub fn coalescers(store: &TaskStore, worker: &str, lease: Duration) -> (Claims, Ends) {
+    /// The batching claim, progress and finish paths for process `worker` (its records'
+    /// `worker`).
+    pub fn coalescers(store: &TaskStore, worker: &str, lease: Duration) -> (Claims, Reports, Ends) {
         let (s, w) = (store.clone(), worker.to_owned());
         let claims = Coalescer::start(move |jobs: Vec<(String, String)>| {
             let (s, w) = (s.clone(), w.clone());
             async move { s.claim_many(&jobs, &w, lease, Utc::now()).await }.boxed()
         });
         let s = store.clone();
-        let ends = Coalescer::start(move |ends: Vec<(String, u32, Outcome)>| {
+        let reports = Coalescer::start(move |reports: Vec<(String, u32, String)>| {
+            let s = s.clone();
+            async move { s.progress_many(&reports, Utc::now()).await }.boxed()
+        });
+        let s = store.clone();
+        let ends = Coalescer::start(move |ends: Vec<(String, u32, Outcome, Option<String>)>| {
             let s = s.clone();
             async move { s.finish_many(&ends, Utc::now()).await }.boxed()
         });
-        (claims, ends)
+        (claims, reports, ends)
     }
 
     /// Handles one delivery. `Err` means the task could not be claimed (Redis failed for
@@ -102,7 +111,7 @@ impl Runner {
                     kind: "corrupt_job".into(),
                     message: "the queued job's stored data does not decode".into(),
                 };
-                self.end(&record, Outcome::Failed(err)).await;
+                self.end(&record, Outcome::Failed(err), None).await;
                 return Ok(());
             }
             self.run_attempt(record).await;
@@ -112,20 +121,21 @@ impl Runner {
         .await
     }
 
-    async fn run_attempt(&self, record: TaskRecord) {
+    /// Runs one attempt. Returns once the task's own work has ended, and records the outcome
+    /// in the background: the apalis slot is free for the next job while the finish write is
+    /// on its way (it goes out in the next group commit). The running guard, and with it the
+    /// lease renewal and shutdown's wait, lasts until the outcome is recorded, so a crash
+    /// before then still re-runs the task when its lease lapses.
+    async fn run_attempt(self: &Arc<Self>, record: Claimed) {
         let id = record.id.to_string();
         let attempt = record.attempt;
         let cancel = self.abandon.child_token();
-        let _guard = self.running.enter(&id, cancel.clone());
+        let guard = self.running.enter(&id, cancel.clone());
         tracing::info!(kind = %record.kind, attempt, "attempt started");
 
         let (tx, rx) = watch::channel::<Option<Progress>>(None);
-        let forwarder = tokio::spawn(forward_progress(
-            self.store.clone(),
-            id.clone(),
-            attempt,
-            rx,
-        ));
+        let last_progress = rx.clone();
+        let forwarder = tokio::spawn(forward_progress(self.clone(), id.clone(), attempt, rx));
         let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
         let fut = self.catalog.run(&record.kind, ctx, record.payload.clone());
         let mut handle = tokio::spawn(fut.in_current_span());
@@ -160,8 +170,14 @@ impl Runner {
                 Err(Failure::permanent("cancelled", "cancelled by request"))
             }
         };
-        // Let the last progress report land before the terminal write.
-        let _ = forwarder.await;
+        // The last progress goes with the terminal write instead of before it (one round
+        // trip less per task). A report already sent lands first (one connection, in
+        // order); one still queued finds the attempt ended and is dropped.
+        forwarder.abort();
+        let progress = last_progress
+            .borrow()
+            .as_ref()
+            .and_then(|p| serde_json::to_string(p).ok());
 
         if self.abandon.is_cancelled() {
             // Shutdown ran out of grace: leave the task running; its lease lapses and another
@@ -215,15 +231,26 @@ impl Runner {
                 tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry")
             }
         }
-        self.end(&record, outcome).await;
+        let this = self.clone();
+        tokio::spawn(
+            async move {
+                this.end(&record, outcome, progress).await;
+                drop(guard);
+            }
+            .in_current_span(),
+        );
     }
 
-    async fn end(&self, record: &TaskRecord, outcome: Outcome) {
+    async fn end(&self, record: &Claimed, outcome: Outcome, progress: Option<String>) {
         let id = record.id.as_str();
         if let Some(false) = self
             .retrying("finish", || {
-                self.ends
-                    .call((id.to_owned(), record.attempt, outcome.clone()))
+                self.ends.call((
+                    id.to_owned(),
+                    record.attempt,
+                    outcome.clone(),
+                    progress.clone(),
+                ))
             })
             .await
         {
@@ -289,17 +316,20 @@ async fn stop(handle: &mut tokio::task::JoinHandle<Result<serde_json::Value, Fai
 /// How long a cancelled task may take to notice before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(300);
 
-/// Writes the latest progress, coalescing bursts, until the task's sender is dropped.
+/// Writes the latest progress, coalescing bursts, until the attempt ends.
 async fn forward_progress(
-    store: TaskStore,
+    runner: Arc<Runner>,
     id: String,
     attempt: u32,
     mut rx: watch::Receiver<Option<Progress>>,
 ) {
     while rx.changed().await.is_ok() {
-        let p = rx.borrow_and_update().clone();
-        if let Some(p) = p
-            && let Err(e) = store.progress(&id, attempt, &p, Utc::now()).await
+        let json = rx
+            .borrow_and_update()
+            .as_ref()
+            .and_then(|p| serde_json::to_string(p).ok());
+        if let Some(json) = json
+            && let Err(e) = runner.reports.call((id.clone(), attempt, json)).await
         {
             tracing::debug!(error = %e, "progress not recorded");
         }

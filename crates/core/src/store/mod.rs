@@ -20,7 +20,10 @@ pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 
 use crate::{
     settings::RedisSettings,
-    task::{Progress, TaskError, TaskId, TaskRecord, TaskState, record::rfc3339},
+    task::{
+        Progress, TaskError, TaskId, TaskRecord, TaskState,
+        record::{CorruptRecord, rfc3339},
+    },
 };
 
 macro_rules! script {
@@ -84,11 +87,24 @@ pub enum Submitted {
     Existing(TaskRecord),
 }
 
+/// What a worker needs of a task it claimed: the claim returns this much and no more (a
+/// whole record per task made the claim reply, and its parsing, the largest part of it).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub kind: String,
+    pub payload: Value,
+    /// The attempt this claim started (1 for the first).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_secs: Option<u64>,
+}
+
 /// What a worker may do with a job it received.
 #[derive(Debug)]
 pub enum Claim {
     /// Run it: the record is now `running` under this worker for the returned attempt.
-    Run(Box<TaskRecord>),
+    Run(Box<Claimed>),
     /// The job was superseded (the task was re-queued as another job): drop it.
     Stale,
     /// Another worker's lease on this task is alive: drop it; that worker will finish it.
@@ -261,7 +277,11 @@ impl TaskStore {
                 jobs.len()
             )));
         }
-        replies.into_iter().map(parse_claim).collect()
+        replies
+            .into_iter()
+            .zip(jobs)
+            .map(|(r, (id, _))| parse_claim(id, r))
+            .collect()
     }
 
     /// Records progress; returns false when the attempt no longer owns the task.
@@ -272,14 +292,28 @@ impl TaskStore {
         progress: &Progress,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let one = [(id.to_owned(), attempt, serde_json::to_string(progress)?)];
+        self.progress_many(&one, now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("empty progress reply".into()))
+    }
+
+    /// Records several progress reports (id, attempt, progress json) in one script call,
+    /// answering in order.
+    pub async fn progress_many(
+        &self,
+        reports: &[(String, u32, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut inv = self.invoke(&PROGRESS);
-        inv.arg(id)
-            .arg(attempt)
-            .arg(serde_json::to_string(progress)?)
-            .arg(rfc3339(now));
+        inv.arg(rfc3339(now));
+        for (id, attempt, json) in reports {
+            inv.arg(id).arg(attempt).arg(json);
+        }
         let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
+        let done: Vec<i64> = inv.invoke_async(&mut c).await?;
+        Ok(done.into_iter().map(|n| n == 1).collect())
     }
 
     /// Ends an attempt; returns false when the attempt no longer owned the task (it was
@@ -291,21 +325,22 @@ impl TaskStore {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.finish_many(&[(id.to_owned(), attempt, outcome.clone())], now)
+        self.finish_many(&[(id.to_owned(), attempt, outcome.clone(), None)], now)
             .await?
             .pop()
             .ok_or_else(|| StoreError::Protocol("empty finish reply".into()))
     }
 
-    /// Ends several attempts in one script call, answering in order.
+    /// Ends several attempts in one script call, answering in order. Each may carry the
+    /// attempt's last progress (as JSON), recorded with the outcome.
     pub async fn finish_many(
         &self,
-        ends: &[(String, u32, Outcome)],
+        ends: &[(String, u32, Outcome, Option<String>)],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
         let mut inv = self.invoke(&FINISH);
         inv.arg(rfc3339(now));
-        for (id, attempt, outcome) in ends {
+        for (id, attempt, outcome, progress) in ends {
             let (name, body, next) = match outcome {
                 Outcome::Succeeded(v) => ("succeeded", serde_json::to_string(v)?, None),
                 Outcome::Failed(e) => ("failed", serde_json::to_string(e)?, None),
@@ -317,7 +352,8 @@ impl TaskStore {
                 .arg(name)
                 .arg(body)
                 .arg(next.map_or(0, |t| t.timestamp_millis()))
-                .arg(next.map(rfc3339).unwrap_or_default());
+                .arg(next.map(rfc3339).unwrap_or_default())
+                .arg(progress.as_deref().unwrap_or_default());
         }
         let mut c = self.conn.clone();
         let done: Vec<i64> = inv.invoke_async(&mut c).await?;
@@ -675,10 +711,44 @@ pub struct WorkerQueue {
     pub concurrency: usize,
 }
 
-fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim, StoreError> {
-    let (verdict, rest) = verdict(reply)?;
+fn parse_claim(id: &str, reply: Vec<redis::Value>) -> Result<Claim, StoreError> {
+    let mut it = reply.into_iter();
+    let verdict: String = it
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()?
+        .ok_or_else(|| StoreError::Protocol("empty reply".into()))?;
+    if verdict == "run" {
+        let mut next = |what: &str| {
+            it.next()
+                .ok_or_else(|| StoreError::Protocol(format!("claim reply has no {what}")))
+        };
+        let kind: String = redis::from_redis_value(next("kind")?)?;
+        let payload: String = redis::from_redis_value(next("payload")?)?;
+        let attempt: u32 = redis::from_redis_value(next("attempt")?)?;
+        let max_attempts: u32 = redis::from_redis_value(next("max_attempts")?)?;
+        let timeout: String = redis::from_redis_value(next("timeout_secs")?)?;
+        let corrupt = |field: &'static str, reason: String| {
+            StoreError::Corrupt(CorruptRecord { field, reason })
+        };
+        return Ok(Claim::Run(Box::new(Claimed {
+            id: id.to_owned(),
+            kind,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| corrupt("payload", e.to_string()))?,
+            attempt,
+            max_attempts,
+            timeout_secs: match timeout.as_str() {
+                "" => None,
+                t => Some(
+                    t.parse()
+                        .map_err(|e| corrupt("timeout_secs", format!("{e}")))?,
+                ),
+            },
+        })));
+    }
+    let rest = it.next();
     Ok(match verdict.as_str() {
-        "run" => Claim::Run(Box::new(record_of(rest)?)),
         "stale" => Claim::Stale,
         "busy" => Claim::Busy,
         "gone" => Claim::Gone,

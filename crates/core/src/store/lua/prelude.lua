@@ -51,8 +51,9 @@ end
 
 -- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on
 -- create), and gives a record entering a terminal state its TTL (and takes it away from a
--- record leaving one, on manual retry). Every state change goes through here.
-local function transition(key, id, queue, from, to, ms)
+-- record leaving one, on manual retry). Every state change goes through here. `ttl`: the
+-- record's result_ttl_secs when the caller already read it (else it is read here).
+local function transition(key, id, queue, from, to, ms, ttl)
   if from then
     redis.call('ZREM', state_index(queue, from), id)
     if TERMINAL[from] then
@@ -62,7 +63,7 @@ local function transition(key, id, queue, from, to, ms)
   end
   redis.call('ZADD', state_index(queue, to), ms, id)
   if TERMINAL[to] then
-    local ttl = tonumber(redis.call('HGET', key, 'result_ttl_secs')) or 86400
+    ttl = tonumber(ttl or redis.call('HGET', key, 'result_ttl_secs')) or 86400
     redis.call('EXPIRE', key, ttl)
     redis.call('ZADD', EXPIRY, ms + ttl * 1000, queue .. '|' .. to .. '|' .. id)
   end

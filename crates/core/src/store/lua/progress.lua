@@ -1,8 +1,19 @@
--- Records progress of the attempt that owns the task; a stale attempt's report is dropped.
--- ARGV[A]: id, [A+1]: attempt, [A+2]: progress json, [A+3]: now rfc3339
-local key = L.record .. ARGV[A]
-local f = redis.call('HMGET', key, 'state', 'attempt')
-if f[1] ~= 'running' or f[2] ~= ARGV[A + 1] then return 0 end
-redis.call('HSET', key, 'progress', ARGV[A + 2], 'updated_at', ARGV[A + 3])
-publish_event(ARGV[A], 'progress')
-return 1
+-- Records progress of the attempts that own their tasks; a stale attempt's report is
+-- dropped. Reports made at the same moment by one worker process arrive together.
+-- ARGV[A]: now rfc3339, then groups of 3: id, attempt, progress json
+-- Returns one 1 (recorded) or 0 (the attempt no longer owned the task) per group.
+local now = ARGV[A]
+local out = {}
+for i = A + 1, #ARGV, 3 do
+  local id = ARGV[i]
+  local key = L.record .. id
+  local f = redis.call('HMGET', key, 'state', 'attempt')
+  if f[1] == 'running' and f[2] == ARGV[i + 1] then
+    redis.call('HSET', key, 'progress', ARGV[i + 2], 'updated_at', now)
+    publish_event(id, 'progress')
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

@@ -3,13 +3,15 @@
 -- one reply per claim, in order.
 -- ARGV[A]: worker, [A+1]: now ms, [A+2]: now rfc3339, [A+3]: lease until ms,
 --   [A+4..]: task id, job id pairs
--- Each reply: {'run', fields} | {'stale'} (job superseded) | {'busy'} (live lease elsewhere)
+-- Each reply: {'run', kind, payload, attempt, max_attempts, timeout_secs} (just what the
+--   worker needs to run it; the rest of the record stays in Redis) | {'stale'} (job superseded) | {'busy'} (live lease elsewhere)
 --       | {'gone'} (expired/unknown) | {'skip', state} | {'exhausted'}
 local worker, now_ms, now, lease_until = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
 
 local function claim(id, jid)
   local key = L.record .. id
-  local f = redis.call('HMGET', key, 'state', 'job', 'attempt', 'max_attempts', 'worker', 'queue', 'cancel_requested')
+  local f = redis.call('HMGET', key, 'state', 'job', 'attempt', 'max_attempts', 'worker', 'queue',
+    'cancel_requested', 'kind', 'payload', 'timeout_secs')
   local state, queue = f[1], f[6]
   if not state then return {'gone'} end
   if f[2] ~= jid then return {'stale'} end
@@ -45,7 +47,7 @@ local function claim(id, jid)
     'started_at', now, 'updated_at', now, 'progress', '', 'next_attempt_at', '')
   redis.call('ZADD', L.running, lease_until, id)
   publish_event(id, 'running')
-  return {'run', redis.call('HGETALL', key)}
+  return {'run', f[8], f[9], attempt + 1, f[4], f[10] or ''}
 end
 
 local out = {}
