@@ -263,7 +263,7 @@ async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
                 .await
                 .ok()?;
             let running: i64 = redis::cmd("ZCARD")
-                .arg(format!("{prefix}:running"))
+                .arg(format!("{prefix}:idx:default:running"))
                 .query_async(&mut conn)
                 .await
                 .ok()?;

@@ -58,10 +58,6 @@ impl Layout {
         format!("{}:events", self.prefix)
     }
 
-    pub fn running(&self) -> String {
-        format!("{}:running", self.prefix)
-    }
-
     pub fn delayed(&self) -> String {
         format!("{}:delayed", self.prefix)
     }
@@ -107,11 +103,10 @@ impl Layout {
     }
 
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).
-    pub(super) fn script_head(&self) -> [String; 9] {
+    pub(super) fn script_head(&self) -> [String; 8] {
         [
             format!("{}:task:", self.prefix),
             self.index(),
-            self.running(),
             self.delayed(),
             format!("{}:q:", self.prefix),
             self.apalis_data_sfx.clone(),
@@ -131,26 +126,26 @@ mod tests {
         let l = Layout::new("errand");
         let c = l.apalis_config("default");
         let head = l.script_head();
-        assert_eq!(c.job_data_hash(), format!("{}default{}", head[4], head[5]));
-        assert_eq!(c.job_meta_hash(), format!("{}default{}", head[4], head[6]));
+        assert_eq!(c.job_data_hash(), format!("{}default{}", head[3], head[4]));
+        assert_eq!(c.job_meta_hash(), format!("{}default{}", head[3], head[5]));
         assert_eq!(
             c.active_jobs_list(),
-            format!("{}default{}", head[4], head[7])
+            format!("{}default{}", head[3], head[6])
         );
         assert_eq!(
             l.wake_channel("default"),
-            format!("{}wake:default", head[8])
+            format!("{}wake:default", head[7])
         );
-        assert_eq!(l.events_channel(), format!("{}events", head[8]));
+        assert_eq!(l.events_channel(), format!("{}events", head[7]));
     }
 
     #[test]
     fn schedule_keys_are_the_ones_the_schedule_scripts_derive() {
         let l = Layout::new("errand");
         let head = l.script_head();
-        // lua/schedule_*.lua build these from ARGV[9].
-        assert_eq!(l.schedule("s1"), format!("{}schedule:s1", head[8]));
-        assert_eq!(l.schedules(), format!("{}schedules", head[8]));
-        assert_eq!(l.schedule_ids(), format!("{}schedule-ids", head[8]));
+        // lua/schedule_*.lua build these from ARGV[8].
+        assert_eq!(l.schedule("s1"), format!("{}schedule:s1", head[7]));
+        assert_eq!(l.schedules(), format!("{}schedules", head[7]));
+        assert_eq!(l.schedule_ids(), format!("{}schedule-ids", head[7]));
     }
 }

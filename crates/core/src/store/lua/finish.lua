@@ -15,7 +15,6 @@ local function finish(id, attempt, outcome, body, next_ms, next_at, progress)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'queue', 'cancel_requested', 'result_ttl_secs')
   if f[1] ~= 'running' or f[2] ~= attempt then return 0 end
   if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
-  redis.call('ZREM', L.running, id)
   if outcome == 'retry' and f[4] == '1' then outcome = 'cancelled' end
   if outcome == 'succeeded' then
     redis.call('HSET', key, 'state', 'succeeded', 'result', body, 'finished_at', now, 'updated_at', now)

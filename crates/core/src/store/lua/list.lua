@@ -1,6 +1,7 @@
 -- One page of tasks, newest first, with bounded cost: at most `budget` index entries are
 -- examined per call, so a page can hold fewer than `limit` tasks and still have a cursor.
--- With a state filter the order is by when tasks entered that state; otherwise by creation.
+-- With a state filter the order is by when tasks entered that state (for `running`, by lease
+-- expiry: that index is the lease table); otherwise by creation.
 -- ARGV[A]: state or '', [A+1]: queue or '', [A+2]: kind or '', [A+3]: cursor score or '',
 --   [A+4]: cursor id, [A+5]: limit, [A+6]: budget
 -- Returns {next score or '', next id or '', record HGETALL...}

@@ -1,23 +1,24 @@
 -- Shared by every errand script (prepended at load time).
--- ARGV[1..9] always carry the key layout, so one Rust definition (store::Layout) names
--- every key; script-specific arguments start at ARGV[10].
+-- ARGV[1..8] always carry the key layout, so one Rust definition (store::Layout) names
+-- every key; script-specific arguments start at ARGV[9].
 local L = {
   record = ARGV[1],        -- task record hash prefix, e.g. "errand:task:"
   index = ARGV[2],         -- zset: every live task id -> created ms (unfiltered listing)
-  running = ARGV[3],       -- zset: running task id -> lease expiry (ms)
-  delayed = ARGV[4],       -- zset: scheduled/retrying task id -> due time (ms)
-  apalis = ARGV[5],        -- apalis-redis queue name prefix, e.g. "errand:q:"
-  sfx_data = ARGV[6],      -- apalis-redis key suffixes (from apalis_redis::Config)
-  sfx_meta = ARGV[7],
-  sfx_active = ARGV[8],
-  chan = ARGV[9],          -- prefix of every other key and channel, e.g. "errand:"
+  delayed = ARGV[3],       -- zset: scheduled/retrying task id -> due time (ms)
+  apalis = ARGV[4],        -- apalis-redis queue name prefix, e.g. "errand:q:"
+  sfx_data = ARGV[5],      -- apalis-redis key suffixes (from apalis_redis::Config)
+  sfx_meta = ARGV[6],
+  sfx_active = ARGV[7],
+  chan = ARGV[8],          -- prefix of every other key and channel, e.g. "errand:"
 }
-local A = 10
+local A = 9
 
 local TERMINAL = {succeeded = true, failed = true, cancelled = true}
 
 -- Keys derived from the prefix (store::Layout documents each).
 local function queue_index(queue) return L.chan .. 'idx:' .. queue end
+-- The `running` state index is also the lease table: its score is the lease expiry (ms),
+-- not the time the task started, so taking and renewing a lease costs no extra write.
 local function state_index(queue, state) return L.chan .. 'idx:' .. queue .. ':' .. state end
 local EXPIRY = L.chan .. 'expiry'       -- zset: "queue|state|id" -> record expiry ms
 local EXPIRED = L.chan .. 'expired'     -- zset: recently expired ids -> expiry ms (tombstones)
@@ -50,7 +51,8 @@ local function enqueue_job(queue, id, jid, front)
 end
 
 -- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on
--- create), and gives a record entering a terminal state its TTL (and takes it away from a
+-- create; `ms` is the score in `to`'s index: the lease expiry for `running`), and gives a
+-- record entering a terminal state its TTL (and takes it away from a
 -- record leaving one, on manual retry). Every state change goes through here. `ttl`: the
 -- record's result_ttl_secs when the caller already read it (else it is read here).
 local function transition(key, id, queue, from, to, ms, ttl)

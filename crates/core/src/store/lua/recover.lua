@@ -1,16 +1,28 @@
 -- Queues again (as a new apalis job) tasks whose time has come in one of two zsets:
 --  mode 'delayed': scheduled or retrying tasks now due;
---  mode 'running': running tasks whose lease lapsed (their worker died).
+--  mode 'running': running tasks whose lease lapsed (their worker died), from every queue's
+--  `running` index (scored by lease expiry).
 -- Bounded per call, so a large backlog is moved in slices and no reply is ever huge.
 -- ARGV[A]: mode, [A+1]: now ms, [A+2]: now rfc3339, [A+3..]: fresh job ids (one per slot)
 local mode, now_ms, now = ARGV[A], ARGV[A + 1], ARGV[A + 2]
-local src = (mode == 'running') and L.running or L.delayed
 local limit = #ARGV - (A + 2)
-local ids = redis.call('ZRANGEBYSCORE', src, '-inf', now_ms, 'LIMIT', 0, limit)
+local ids, srcs = {}, {}
+if mode == 'running' then
+  for _, q in ipairs(redis.call('SMEMBERS', QUEUES)) do
+    if #ids >= limit then break end
+    local src = state_index(q, 'running')
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', src, '-inf', now_ms, 'LIMIT', 0, limit - #ids)) do
+      local n = #ids + 1
+      ids[n], srcs[n] = id, src
+    end
+  end
+else
+  ids = redis.call('ZRANGEBYSCORE', L.delayed, '-inf', now_ms, 'LIMIT', 0, limit)
+end
 local moved, woken = 0, {}
 local ms = tonumber(now_ms)
 for i, id in ipairs(ids) do
-  redis.call('ZREM', src, id)
+  redis.call('ZREM', srcs[i] or L.delayed, id)
   local key = L.record .. id
   local f = redis.call('HMGET', key, 'state', 'queue', 'attempt', 'max_attempts', 'worker', 'cancel_requested')
   local state, queue = f[1], f[2]

@@ -6,7 +6,8 @@ local until_ms = ARGV[A]
 local cancel = {}
 for i = A + 1, #ARGV do
   local id = ARGV[i]
-  redis.call('ZADD', L.running, 'XX', until_ms, id)
-  if redis.call('HGET', L.record .. id, 'cancel_requested') == '1' then cancel[#cancel + 1] = id end
+  local f = redis.call('HMGET', L.record .. id, 'queue', 'cancel_requested')
+  if f[1] then redis.call('ZADD', state_index(f[1], 'running'), 'XX', until_ms, id) end
+  if f[2] == '1' then cancel[#cancel + 1] = id end
 end
 return cancel

@@ -17,11 +17,10 @@ local function claim(id, jid)
   if f[2] ~= jid then return {'stale'} end
   local attempt, max = tonumber(f[3]), tonumber(f[4])
   if state == 'running' then
-    local lease = redis.call('ZSCORE', L.running, id)
+    local lease = redis.call('ZSCORE', state_index(queue, 'running'), id)
     if lease and tonumber(lease) > now_ms then return {'busy'} end
     -- The lease lapsed: the previous runner is gone. This delivery is the next attempt,
     -- unless a cancel was requested meanwhile or no attempts are left.
-    redis.call('ZREM', L.running, id)
     if f[7] == '1' then
       redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now, 'updated_at', now,
         'error', cjson.encode({kind = 'cancelled', message = 'cancelled while its worker was lost'}))
@@ -38,14 +37,14 @@ local function claim(id, jid)
       return {'exhausted'}
     end
     redis.call('HSET', key, 'error', err)
+    redis.call('ZADD', state_index(queue, 'running'), lease_until, id)
   elseif state ~= 'queued' then
     return {'skip', state}
   else
-    transition(key, id, queue, 'queued', 'running', now_ms)
+    transition(key, id, queue, 'queued', 'running', lease_until)
   end
   redis.call('HSET', key, 'state', 'running', 'attempt', attempt + 1, 'worker', worker,
     'started_at', now, 'updated_at', now, 'progress', '', 'next_attempt_at', '')
-  redis.call('ZADD', L.running, lease_until, id)
   publish_event(id, 'running')
   return {'run', f[8], f[9], attempt + 1, f[4], f[10] or ''}
 end
