@@ -191,6 +191,16 @@ impl Deployment {
 }
 
 impl Deployment {
+    /// Zeroes Redis's per-command statistics (`CONFIG RESETSTAT`).
+    pub async fn reset_command_stats(&self) -> anyhow::Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// The Redis commands that took the most CPU so far: `(command, calls, usec total)`.
     pub async fn top_commands(&self, n: usize) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let mut c = self.conn.clone();

@@ -106,6 +106,8 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         let d = Deployment::start().await?;
         let before = d.used_memory().await?;
         d.enqueue(n, noop).await?;
+        // Command stats from here on are the drain's alone.
+        d.reset_command_stats().await?;
         let redis_cpu = d.redis_cpu_secs().await?;
         let api_cpu = cpu_secs(&d.api);
         let workers: Vec<_> = (0..procs).map(|_| d.worker(100)).collect();
@@ -121,7 +123,7 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         let (first, last) = d.span().await?;
         let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
         if procs == 1 {
-            for (cmd, calls, usec) in d.top_commands(12).await? {
+            for (cmd, calls, usec) in d.top_commands(16).await? {
                 eprintln!(
                     "   redis {cmd:<18} calls {calls:>8}  usec/call {:>7.2}  usec/task {:>7.2}",
                     usec as f64 / calls as f64,
