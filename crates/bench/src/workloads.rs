@@ -120,10 +120,12 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
             per_k(workers.iter().map(cpu_secs).sum::<f64>()),
             per_k(cpu_secs(&d.api) - api_cpu),
         );
+        // Before span(): its own reads would count.
+        let commands = d.top_commands(16).await?;
         let (first, last) = d.span().await?;
         let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
         if procs == 1 {
-            for (cmd, calls, usec) in d.top_commands(16).await? {
+            for (cmd, calls, usec) in commands {
                 eprintln!(
                     "   redis {cmd:<18} calls {calls:>8}  usec/call {:>7.2}  usec/task {:>7.2}",
                     usec as f64 / calls as f64,
