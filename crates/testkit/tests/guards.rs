@@ -116,9 +116,9 @@ async fn undecodable_job_data_fails_that_task_only() {
 }
 
 /// Defect 5: no wake-up on push, so an idle worker only looked on its 30 s heartbeat.
-/// errand wakes it on submit: pickup well under a second.
+/// errand wakes it on submit: each pickup under a second, five times in a row.
 #[tokio::test]
-async fn idle_worker_picks_up_a_new_task_in_well_under_a_second() {
+async fn idle_worker_picks_up_a_new_task_in_under_a_second() {
     let redis = RedisServer::start().await;
     let errand = Errand::new(&redis).with("ERRAND__WORKER__POLL_INTERVAL_MS", "5000");
     let _api = errand.spawn_api().await;
@@ -147,9 +147,12 @@ async fn idle_worker_picks_up_a_new_task_in_well_under_a_second() {
             Duration::from_secs(5),
         )
         .await;
-        // The fallback poll is 5 s here, so only the wake-up can make this fast.
+        // The fallback poll is 5 s here, so only the wake-up can make this fast. The bound is
+        // the (under 1 s): a debug build on a freshly built, 2-core CI machine took
+        // 634 ms for one round while a 10k-task test ran beside it; the release bench (W4)
+        // measures the same path at p99 ~2 ms.
         assert!(
-            t.elapsed() < Duration::from_millis(500),
+            t.elapsed() < Duration::from_secs(1),
             "round trip took {:?}",
             t.elapsed()
         );
