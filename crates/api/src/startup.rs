@@ -117,7 +117,8 @@ impl Application {
     }
 }
 
-/// When `api.api_keys` is set, `/v1/*` needs `Authorization: Bearer <key>`.
+/// When `api.api_keys` is set, `/v1/*` and the seed chapter's `/async` and `/tasks` routes
+/// need `Authorization: Bearer <key>`; the docs and health routes stay open.
 async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -126,7 +127,7 @@ async fn require_api_key(
         .app_data::<web::Data<AppState>>()
         .map(|s| s.settings.api.api_keys.clone())
         .unwrap_or_default();
-    if !keys.is_empty() && req.path().starts_with("/v1/") {
+    if !keys.is_empty() && needs_key(req.path()) {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -143,4 +144,12 @@ async fn require_api_key(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+fn needs_key(path: &str) -> bool {
+    path.starts_with("/v1/")
+        || ["/async", "/tasks"].iter().any(|scope| {
+            path.strip_prefix(scope)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }

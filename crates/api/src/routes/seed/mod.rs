@@ -8,25 +8,19 @@
 //! - [`background`]: in-process background tasks (`/tasks/background/*`), in memory only.
 //! - [`celery`]: the chapter's queued task (`/tasks/celery/*`) over errand's real queue.
 //!
-//! These paths are outside `/v1/`, so the app-wide API-key guard does not see them; they get
-//! the same guard here, because the celery route enqueues real work and the blocking demo
-//! ties up an executor thread.
+//! The app-wide API-key guard (`startup.rs`) covers `/async` and `/tasks` as well as `/v1/`,
+//! because the celery route enqueues real work and the blocking demo ties up an executor
+//! thread.
 
 pub mod async_demo;
 pub mod background;
 pub mod blocking;
 pub mod celery;
 
-use actix_web::{
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::header,
-    middleware::{Next, from_fn},
-    web,
-};
+use actix_web::web;
 use utoipa::OpenApi;
 
-use crate::{background::BackgroundTasks, error::ApiError, state::AppState};
+use crate::{background::BackgroundTasks, error::ApiError};
 
 /// What the seed routes share across HTTP workers: the process's background-task registry.
 #[derive(Clone)]
@@ -45,7 +39,6 @@ impl Seed {
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::scope("/async")
-                .wrap(from_fn(require_api_key))
                 .service(async_demo::await_sequential)
                 .service(async_demo::gather_concurrent)
                 .service(async_demo::basic)
@@ -54,7 +47,6 @@ impl Seed {
         )
         .service(
             web::scope("/tasks")
-                .wrap(from_fn(require_api_key))
                 .app_data(self.background.clone())
                 .service(background::start_simple)
                 .service(background::simple_status)
@@ -94,35 +86,6 @@ concurrent awaits, blocking vs offloaded work, in-process background tasks, and 
 Celery-style task over errand's real queue. See docs/guide.md."))
 )]
 pub struct SeedDoc;
-
-/// When `api.api_keys` is set, these routes need `Authorization: Bearer <key>` as `/v1/*`
-/// does (the app-wide guard in `startup.rs` only looks at `/v1/`).
-async fn require_api_key(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let keys = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.api.api_keys.clone())
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !presented.is_some_and(|p| keys.iter().any(|k| k == p)) {
-            let res = req.into_response(actix_web::ResponseError::error_response(
-                &ApiError::Unauthorized,
-            ));
-            return Ok(res.map_into_right_body());
-        }
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
-}
 
 /// A required query parameter that was not given.
 fn required(name: &str) -> ApiError {
