@@ -2,6 +2,7 @@
 //! jobs to apalis-redis. Every transition is one Lua script (one round trip, atomic) that
 //! checks the state it leaves.
 
+mod connect;
 mod error;
 mod layout;
 mod pubsub;
@@ -13,13 +14,13 @@ use chrono::{DateTime, Utc};
 use redis::{Script, aio::ConnectionManager};
 use serde_json::Value;
 
+pub use connect::connect;
 pub use error::StoreError;
 pub use layout::Layout;
 pub use pubsub::listen;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 
 use crate::{
-    settings::RedisSettings,
     task::{
         Progress, TaskError, TaskId, TaskRecord, TaskState,
         record::{CorruptRecord, rfc3339},
@@ -53,18 +54,6 @@ static QUEUES: LazyLock<Script> = script!("queues.lua");
 
 /// How many expired ids are remembered, so reading one says "expired" rather than "unknown".
 const TOMBSTONES: usize = 10_000;
-
-/// Opens the shared, multiplexed, self-reconnecting connection. Lazy: a process starts even
-/// while Redis is down and serves 503s until it is back.
-pub fn connect(settings: &RedisSettings) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(settings.url.as_str())?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(settings.response_timeout()))
-        .set_connection_timeout(Some(settings.connect_timeout()))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
-}
 
 /// A task as submitted, validated and with defaults applied.
 #[derive(Debug, Clone)]
