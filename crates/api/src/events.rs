@@ -1,5 +1,5 @@
-//! Task events for long-poll and SSE. Every store script PUBLISHes "<id> <state>" on
-//! `<prefix>:events`; each API process holds ONE subscription and fans messages out to the
+//! Task events for long-poll and SSE. Every store script PUBLISHes "<id> <state>" lines on
+//! `<prefix>:events` (one message per script call, a line per task it moved); each API process holds ONE subscription and fans messages out to the
 //! requests watching that id, so a waiting request costs no Redis traffic until its task
 //! changes. A request registers before it reads the record, so no change falls between.
 
@@ -54,9 +54,12 @@ impl Events {
             stop,
             // Changes published while disconnected were missed: wake every watcher to re-read.
             move || on_connect.broadcast("reconnected"),
+            // One message carries the events of one script call, a line each.
             move |msg| {
-                if let Some((id, state)) = msg.split_once(' ') {
-                    e.dispatch(id, state);
+                for line in msg.lines() {
+                    if let Some((id, state)) = line.split_once(' ') {
+                        e.dispatch(id, state);
+                    }
                 }
             },
         );

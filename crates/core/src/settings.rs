@@ -109,7 +109,6 @@ pub struct WorkerSettings {
     pub queues: Vec<QueueSettings>,
     pub batch_size: usize,
     pub poll_interval_ms: u64,
-    pub heartbeat_secs: u64,
     pub lease_secs: u64,
     pub shutdown_grace_secs: u64,
 }

@@ -220,7 +220,6 @@ impl Errand {
             ("ERRAND__REDIS__KEY_PREFIX".into(), prefix),
             ("ERRAND__API__PORT".into(), api_port.to_string()),
             ("ERRAND__WORKER__LEASE_SECS".into(), "3".into()),
-            ("ERRAND__WORKER__HEARTBEAT_SECS".into(), "1".into()),
             ("ERRAND__TASKS__DIAGNOSTIC_KINDS".into(), "true".into()),
             (
                 "RUST_LOG".into(),

@@ -1,8 +1,8 @@
 //! Leases on running tasks, renewed from a dedicated OS thread with its own runtime and
 //! connection. A task that blocks an executor thread (against the rules, but it happens)
-//! stalls apalis's heartbeat, which then lets apalis hand the job to another worker. The
-//! lease is what stops that second worker from running it too: it stays alive as long as
-//! this process is, whatever its executor threads are doing.
+//! would otherwise stall the renewals, its lease would lapse and upkeep would re-run it on
+//! another worker while it still runs here. Renewed from this thread, the lease stays alive
+//! as long as this process is, whatever its executor threads are doing.
 //!
 //! The same thread writes the process's heartbeat (`GET /v1/workers`) and stops tasks whose
 //! cancel was requested, in case the cancel message was missed.
@@ -111,7 +111,7 @@ pub fn spawn(
                 loop {
                     let ids = running.ids();
                     let now = chrono::Utc::now();
-                    match store.renew_leases(&ids, now + lease).await {
+                    match store.renew_leases(&ids, lease).await {
                         Ok(cancel) => {
                             for id in cancel {
                                 if running.cancel(&id) {

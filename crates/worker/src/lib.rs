@@ -1,12 +1,17 @@
 //! errand-worker: runs queued tasks.
 //!
 //! # Layout
-//! - [`backend`]: apalis workers on apalis-redis, one per served queue, supervised.
-//! - [`runner`]: one delivered job → claim, run one attempt, record the outcome.
+//! - [`backend`]: one apalis worker per served queue, fed by errand's own apalis backend
+//!   (fetch and claim in one script call).
+//! - [`runner`]: one claimed attempt run, its outcome recorded.
+//! - [`batch`]: group commit of progress reports and attempt ends.
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
-//! - [`maintenance`]: due and orphaned tasks re-queued, apalis bookkeeping trimmed.
+//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped, the previous
+//!   layout's leftovers deleted.
 //! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
+//!
+//! [`run_until_stopped`] owns shutdown: stop fetching, drain, stop the background loops.
 
 pub mod backend;
 pub mod batch;
@@ -122,7 +127,7 @@ pub async fn run_until_stopped(
         stop_background.clone(),
     ));
 
-    let (claims, reports, ends) = Runner::coalescers(&store, &name, settings.worker.lease());
+    let (reports, ends) = Runner::coalescers(&store);
     tokio::spawn(schedules::run(
         store.clone(),
         settings.schedules.clone(),
@@ -130,7 +135,6 @@ pub async fn run_until_stopped(
     ));
     let runner = Arc::new(Runner {
         store,
-        claims,
         reports,
         ends,
         catalog,
@@ -138,19 +142,30 @@ pub async fn run_until_stopped(
         running: running.clone(),
         abandon: abandon.clone(),
     });
+    let failed = CancellationToken::new();
     let mut served = Vec::new();
     for q in &settings.worker.queues {
-        served.push(tokio::spawn(backend::serve_queue(
+        let (runner, client, name, q, stop, failed) = (
             runner.clone(),
             client.clone(),
             name.clone(),
             q.clone(),
             stop_fetching.clone(),
-        )));
+            failed.clone(),
+        );
+        served.push(tokio::spawn(async move {
+            if let Err(e) = backend::serve_queue(runner, client, name, q, stop).await {
+                tracing::error!(error = %e, "a queue stopped being served; shutting down");
+                failed.cancel();
+            }
+        }));
     }
     tracing::info!(worker = %name, queues = ?settings.worker.queues.iter().map(|q| &q.name).collect::<Vec<_>>(), "worker started");
 
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = failed.cancelled() => {}
+    }
     tracing::info!(
         running = running.len(),
         "shutdown requested: no new tasks; finishing running ones"
@@ -189,5 +204,8 @@ pub async fn run_until_stopped(
     let _ = upkeep.await;
     let _ = tokio::task::spawn_blocking(move || lease_thread.join()).await;
     tracing::info!("worker stopped");
+    if failed.is_cancelled() {
+        anyhow::bail!("a served queue's worker ended on its own");
+    }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! any number of workers may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
-//! - delete apalis-redis's copies of finished jobs;
-//! - drop expired records from the listing indexes.
+//! - drop expired records from the listing indexes;
+//! - delete what the previous layout (apalis-redis delivery) left of the served queues,
+//!   until nothing is left.
 
 use std::time::Duration;
 
@@ -14,18 +15,20 @@ use tokio_util::sync::CancellationToken;
 const SLICE: usize = 500;
 
 pub async fn run(store: TaskStore, queues: Vec<String>, every: Duration, stop: CancellationToken) {
+    // Queues whose previous-layout leftovers may remain; each leaves once found clean.
+    let mut legacy = queues;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = tick(&store, &queues).await {
+        if let Err(e) = tick(&store, &mut legacy).await {
             tracing::warn!(error = %e, "maintenance tick failed");
         }
     }
 }
 
-async fn tick(store: &TaskStore, queues: &[String]) -> Result<(), errand_core::StoreError> {
+async fn tick(store: &TaskStore, legacy: &mut Vec<String>) -> Result<(), errand_core::StoreError> {
     for which in [Recover::Due, Recover::LapsedLeases] {
         // Drain in slices; stop after a few so one tick stays short.
         for _ in 0..20 {
@@ -43,12 +46,12 @@ async fn tick(store: &TaskStore, queues: &[String]) -> Result<(), errand_core::S
             break;
         }
     }
-    for q in queues {
-        for _ in 0..20 {
-            let cleaned = store.clean_finished_jobs(q, SLICE).await?;
-            if cleaned < SLICE {
-                break;
-            }
+    if let Some(q) = legacy.last() {
+        let cleaned = store.clean_legacy(q, SLICE).await?;
+        if cleaned == 0 {
+            legacy.pop();
+        } else {
+            tracing::info!(queue = %q, cleaned, "deleted keys of the previous layout");
         }
     }
     Ok(())

@@ -1,15 +1,15 @@
-//! Runs one delivered job: claim the task, run one attempt, record how it ended.
+//! Runs one claimed attempt and records how it ended.
 //!
-//! The apalis handler always succeeds from apalis's point of view: errand owns retries
-//! (apalis-redis's backend retries ignore `max_attempts`), so every failure is recorded on
-//! errand's record and, if attempts remain, re-queued by errand as a new job.
+//! The apalis handler always succeeds from apalis's point of view: errand owns retries, so
+//! every failure is recorded on errand's record and, if attempts remain, the task waits in
+//! errand's `delayed` zset for its backoff and is queued again by upkeep.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use errand_core::{
     Settings, StoreError, TaskStore,
-    store::{Claim, Claimed, Outcome},
+    store::{AttemptEnd, Claimed, Outcome, ProgressReport},
     task::{Progress, TaskError},
 };
 use errand_tasks::{Catalog, Failure, TaskContext};
@@ -23,8 +23,7 @@ use crate::{batch::Coalescer, leases::Running};
 
 pub struct Runner {
     pub store: TaskStore,
-    /// Claims, progress reports and finishes, batched (see `batch.rs`).
-    pub claims: Claims,
+    /// Progress reports and attempt ends, batched (see `batch.rs`).
     pub reports: Reports,
     pub ends: Ends,
     pub catalog: Catalog,
@@ -34,88 +33,41 @@ pub struct Runner {
     pub abandon: CancellationToken,
 }
 
-/// A delivery whose task could not be claimed; see [`Runner::handle`].
-#[derive(Debug, thiserror::Error)]
-#[error("the task could not be claimed; the job is left for re-delivery")]
-pub struct Unclaimed;
-
-/// Batched claims: (task id, job id) → verdict.
-pub type Claims = Coalescer<(String, String), Claim>;
-/// Batched progress reports: (task id, attempt, progress json) → recorded.
-pub type Reports = Coalescer<(String, u32, String), bool>;
-/// Batched attempt ends: (task id, attempt, outcome, last progress json) → recorded.
-pub type Ends = Coalescer<(String, u32, Outcome, Option<String>), bool>;
-
-/// The identity apalis-redis hands us for a job.
-pub struct Delivery {
-    pub job_id: String,
-    /// From the job's metadata, written by errand's submit script.
-    pub task_id: Option<String>,
-    /// The job's stored data; errand writes the task id there too.
-    pub data: Vec<u8>,
-}
+/// Batched progress reports → recorded.
+pub type Reports = Coalescer<ProgressReport, bool>;
+/// Batched attempt ends → recorded.
+pub type Ends = Coalescer<AttemptEnd, bool>;
 
 impl Runner {
-    /// The batching claim, progress and finish paths for process `worker` (its records'
-    /// `worker`).
-    pub fn coalescers(store: &TaskStore, worker: &str, lease: Duration) -> (Claims, Reports, Ends) {
-        let (s, w) = (store.clone(), worker.to_owned());
-        let claims = Coalescer::start(move |jobs: Vec<(String, String)>| {
-            let (s, w) = (s.clone(), w.clone());
-            async move { s.claim_many(&jobs, &w, lease, Utc::now()).await }.boxed()
-        });
+    /// The batching progress and finish paths.
+    pub fn coalescers(store: &TaskStore) -> (Reports, Ends) {
         let s = store.clone();
-        let reports = Coalescer::start(move |reports: Vec<(String, u32, String)>| {
+        let reports = Coalescer::start(move |reports: Vec<ProgressReport>| {
             let s = s.clone();
             async move { s.progress_many(&reports, Utc::now()).await }.boxed()
         });
         let s = store.clone();
-        let ends = Coalescer::start(move |ends: Vec<(String, u32, Outcome, Option<String>)>| {
+        let ends = Coalescer::start(move |ends: Vec<AttemptEnd>| {
             let s = s.clone();
             async move { s.finish_many(&ends, Utc::now()).await }.boxed()
         });
-        (claims, reports, ends)
+        (reports, ends)
     }
 
-    /// Handles one delivery. `Err` means the task could not be claimed (Redis failed for
-    /// good, or shutdown gave up): the job must not be acknowledged as done, or the task
-    /// would stay `queued` with no job left to run it; apalis re-delivers it instead.
-    pub async fn handle(self: Arc<Self>, d: Delivery) -> Result<(), Unclaimed> {
-        let data_id = std::str::from_utf8(&d.data).ok().map(str::to_owned);
-        let Some(task_id) = d.task_id.clone().or_else(|| data_id.clone()) else {
-            tracing::error!(job = %d.job_id, "job names no task; dropped");
-            return Ok(());
-        };
-        let span = tracing::info_span!("task", task_id = %task_id, job = %d.job_id);
+    /// Runs one claimed attempt: the claim was made by the fetch that delivered it.
+    pub async fn run(self: Arc<Self>, claimed: Claimed) {
+        let span = tracing::info_span!("task", task_id = %claimed.id, queue = %claimed.queue);
         async move {
-            let claim = match self
-                .retrying("claim", || {
-                    self.claims.call((task_id.clone(), d.job_id.clone()))
-                })
-                .await
-            {
-                Some(c) => c,
-                None => return Err(Unclaimed),
-            };
-            let record = match claim {
-                Claim::Run(r) => *r,
-                other => {
-                    tracing::debug!(verdict = ?other, "job not run");
-                    return Ok(());
-                }
-            };
-            if data_id.as_deref() != Some(task_id.as_str()) {
-                // The job's stored data does not decode to the task it belongs to: fail that
-                // task alone (apalis-redis would have killed the whole worker over it).
+            if let Err(reason) = &claimed.payload {
+                // The stored record does not decode: fail that task alone.
                 let err = TaskError {
-                    kind: "corrupt_job".into(),
-                    message: "the queued job's stored data does not decode".into(),
+                    kind: "corrupt_record".into(),
+                    message: format!("the stored task cannot be read: {reason}"),
                 };
-                self.end(&record, Outcome::Failed(err), None).await;
-                return Ok(());
+                self.end(&claimed, Outcome::Failed(err), None).await;
+                return;
             }
-            self.run_attempt(record).await;
-            Ok(())
+            self.run_attempt(claimed).await;
         }
         .instrument(span)
         .await
@@ -137,7 +89,8 @@ impl Runner {
         let last_progress = rx.clone();
         let forwarder = tokio::spawn(forward_progress(self.clone(), id.clone(), attempt, rx));
         let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
-        let fut = self.catalog.run(&record.kind, ctx, record.payload.clone());
+        let payload = record.payload.clone().unwrap_or_default();
+        let fut = self.catalog.run(&record.kind, ctx, payload);
         let mut handle = tokio::spawn(fut.in_current_span());
 
         let limit = record.timeout_secs.map(Duration::from_secs);
@@ -213,9 +166,11 @@ impl Runner {
                     message: f.message.clone(),
                 };
                 if f.retryable && attempt < record.max_attempts {
+                    let delay = backoff(attempt);
                     Outcome::Retry {
                         error,
-                        at: now + backoff(attempt),
+                        delay,
+                        at: now + delay,
                     }
                 } else {
                     Outcome::Failed(error)
@@ -224,7 +179,7 @@ impl Runner {
         };
         match &outcome {
             Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
-            Outcome::Retry { error, at } => {
+            Outcome::Retry { error, at, .. } => {
                 tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry")
             }
             Outcome::Failed(error) | Outcome::Cancelled(error) => {
@@ -245,12 +200,12 @@ impl Runner {
         let id = record.id.as_str();
         if let Some(false) = self
             .retrying("finish", || {
-                self.ends.call((
-                    id.to_owned(),
-                    record.attempt,
-                    outcome.clone(),
-                    progress.clone(),
-                ))
+                self.ends.call(AttemptEnd {
+                    id: id.to_owned(),
+                    attempt: record.attempt,
+                    outcome: outcome.clone(),
+                    progress: progress.clone(),
+                })
             })
             .await
         {
@@ -329,7 +284,14 @@ async fn forward_progress(
             .as_ref()
             .and_then(|p| serde_json::to_string(p).ok());
         if let Some(json) = json
-            && let Err(e) = runner.reports.call((id.clone(), attempt, json)).await
+            && let Err(e) = runner
+                .reports
+                .call(ProgressReport {
+                    id: id.clone(),
+                    attempt,
+                    json,
+                })
+                .await
         {
             tracing::debug!(error = %e, "progress not recorded");
         }

@@ -1,12 +1,11 @@
 //! Waking idle workers the moment a task is submitted.
 //!
-//! apalis-redis 1.0's own wake-up never fires (its push always goes through the scheduled
-//! set), so an idle worker would only look for work on its heartbeat. errand's submit script
-//! PUBLISHes on `<prefix>:wake:<queue>`; a dedicated subscriber connection turns that into a
-//! coalescing signal that drives apalis's fetch. A tokio interval signals too, as a fallback
-//! that bounds pickup time if a wake-up is lost (e.g. one that lands mid-fetch, or while the
-//! subscriber reconnects). apalis's own `poll_with_interval` is not used: it was measured
-//! to stall.
+//! Every script that makes a task ready PUBLISHes on `<prefix>:wake:<queue>`; a dedicated
+//! subscriber connection turns that into a coalescing signal that errand's backend waits on
+//! when its queue is empty (see `backend/source.rs`). The signal is a flag, so one raised
+//! while a fetch is in flight is answered by the next fetch, never lost. A tokio interval
+//! signals too, as a fallback that bounds pickup time if a message is missed (e.g. while
+//! the subscriber reconnects).
 
 use std::{
     pin::Pin,
@@ -68,53 +67,15 @@ pub fn spawn(
             }
         }
     });
-    // apalis consumes a wake that arrives while a fetch is in flight without fetching again
-    // (measured: a submit then waits for the fallback tick). So every wake is echoed a
-    // moment later, twice; echoes coalesce like any signal, and one extra empty fetch per
-    // burst is the whole cost.
-    let echo = std::sync::Arc::new(tokio::sync::Notify::new());
-    let (e, w, s) = (echo.clone(), wake.clone(), stop.clone());
-    tokio::spawn(async move {
-        // Echoes are timed from the latest wake, so a wake that lands during an echo's
-        // fetch gets echoes of its own.
-        let mut pending: &[Duration] = &[];
-        let mut next = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = e.notified() => {
-                    pending = &ECHOES;
-                    next = tokio::time::Instant::now() + ECHOES[0];
-                }
-                _ = tokio::time::sleep_until(next), if !pending.is_empty() => {
-                    w.signal();
-                    pending = &pending[1..];
-                    if let Some(gap) = pending.first() {
-                        next = tokio::time::Instant::now() + *gap;
-                    }
-                }
-                _ = s.cancelled() => return,
-            }
-        }
-    });
     let on_connect = wake.clone();
     errand_core::store::listen(
         client,
         channel,
         stop,
         move || on_connect.signal(),
-        move |_| {
-            wake.signal();
-            echo.notify_one();
-        },
+        move |_| wake.signal(),
     );
 }
-
-/// Delays of the echoes after a wake-up, each measured from the one before.
-const ECHOES: [Duration; 3] = [
-    Duration::from_millis(1),
-    Duration::from_millis(4),
-    Duration::from_millis(20),
-];
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
-//! Every Redis key and channel errand uses, named in one place. apalis-redis's key names
-//! are taken from `apalis_redis::Config` itself, so a change in its layout shows up here
-//! (and in the test below) rather than as silently lost jobs.
+//! Every Redis key and channel errand uses, named in one place. The scripts derive theirs
+//! from the head of arguments this builds (`script_head`); `tests/layout.rs` runs the
+//! prelude's own key functions on a real Redis and compares every one with these methods.
+//! The ready lists keep apalis-redis's name for a queue's active list, taken from
+//! `apalis_redis::Config` itself, so data the previous layout left there is found.
 
 use apalis_redis::Config as ApalisConfig;
 
@@ -38,12 +40,35 @@ impl Layout {
         format!("{}:task:{id}", self.prefix)
     }
 
-    /// Name of the apalis-redis queue that carries errand queue `queue`.
+    /// Ids of `queue`'s tasks waiting to run, in order (apalis-redis's active-list name).
+    pub fn ready_list(&self, queue: &str) -> String {
+        format!("{}{}", self.apalis_queue(queue), self.apalis_active_sfx)
+    }
+
+    /// Zset of `queue`'s live task ids by creation ms.
+    pub fn queue_index(&self, queue: &str) -> String {
+        format!("{}:idx:{queue}", self.prefix)
+    }
+
+    /// Zset of `queue`'s task ids in `state`: scored by the ms the task entered it, except
+    /// `running` (lease expiry: the lease table) and the terminal states (record expiry).
+    pub fn state_index(&self, queue: &str, state: &str) -> String {
+        format!("{}:idx:{queue}:{state}", self.prefix)
+    }
+
+    /// Set of every queue ever submitted to.
+    pub fn queues(&self) -> String {
+        format!("{}:queues", self.prefix)
+    }
+
+    /// Name of the apalis-redis queue that carried errand queue `queue` in the previous
+    /// layout (the prefix of its keys, some still read by the upgrade path).
     pub fn apalis_queue(&self, queue: &str) -> String {
         format!("{}:q:{queue}", self.prefix)
     }
 
-    /// The apalis-redis configuration for errand queue `queue`, the one place its keys come from.
+    /// The apalis-redis configuration for errand queue `queue`, the one place its key names
+    /// come from.
     pub fn apalis_config(&self, queue: &str) -> ApalisConfig {
         ApalisConfig::default().queue(self.apalis_queue(queue))
     }
@@ -122,30 +147,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn apalis_keys_are_the_ones_errand_writes() {
+    fn ready_lists_keep_apalis_redis_active_list_names() {
         let l = Layout::new("errand");
+        assert_eq!(
+            l.ready_list("default"),
+            l.apalis_config("default").active_jobs_list()
+        );
         let c = l.apalis_config("default");
         let head = l.script_head();
         assert_eq!(c.job_data_hash(), format!("{}default{}", head[3], head[4]));
         assert_eq!(c.job_meta_hash(), format!("{}default{}", head[3], head[5]));
-        assert_eq!(
-            c.active_jobs_list(),
-            format!("{}default{}", head[3], head[6])
-        );
-        assert_eq!(
-            l.wake_channel("default"),
-            format!("{}wake:default", head[7])
-        );
-        assert_eq!(l.events_channel(), format!("{}events", head[7]));
     }
 
-    #[test]
-    fn schedule_keys_are_the_ones_the_schedule_scripts_derive() {
-        let l = Layout::new("errand");
-        let head = l.script_head();
-        // lua/schedule_*.lua build these from ARGV[8].
-        assert_eq!(l.schedule("s1"), format!("{}schedule:s1", head[7]));
-        assert_eq!(l.schedules(), format!("{}schedules", head[7]));
-        assert_eq!(l.schedule_ids(), format!("{}schedule-ids", head[7]));
+    /// Runs the prelude's own key functions on a real Redis and compares each key and
+    /// channel a script derives with the method that names it here.
+    #[tokio::test]
+    async fn every_key_the_scripts_derive_is_the_layouts() {
+        let redis = errand_testkit::RedisServer::start().await;
+        let l = Layout::new("drift");
+        let probe = redis::Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            "\nreturn {L.record .. 'T1', L.index, L.delayed, ready_list('q'), queue_index('q'),
+              state_index('q', 'running'), EXPIRED, QUEUES, L.chan .. 'events',
+              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q'}"
+        ));
+        let mut inv = probe.prepare_invoke();
+        for a in l.script_head() {
+            inv.arg(a);
+        }
+        let mut c = redis.conn().await;
+        let derived: Vec<String> = inv.invoke_async(&mut c).await.unwrap();
+        let named = vec![
+            l.record("T1"),
+            l.index(),
+            l.delayed(),
+            l.ready_list("q"),
+            l.queue_index("q"),
+            l.state_index("q", "running"),
+            l.expired(),
+            l.queues(),
+            l.events_channel(),
+            l.wake_channel("q"),
+            l.cancel_channel(),
+            l.apalis_queue("q"),
+        ];
+        assert_eq!(derived, named);
+
+        let schedules = redis::Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            "\n",
+            include_str!("lua/schedule_keys.lua"),
+            "\nreturn {schedule_key('s1'), SCHEDULES, SCHEDULE_IDS}"
+        ));
+        let mut inv = schedules.prepare_invoke();
+        for a in l.script_head() {
+            inv.arg(a);
+        }
+        let derived: Vec<String> = inv.invoke_async(&mut c).await.unwrap();
+        assert_eq!(
+            derived,
+            vec![l.schedule("s1"), l.schedules(), l.schedule_ids()]
+        );
     }
 }

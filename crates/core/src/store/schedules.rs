@@ -9,7 +9,10 @@ use std::{collections::HashMap, sync::LazyLock, time::Duration};
 use chrono::{DateTime, Utc};
 use redis::Script;
 
-use super::{NewTask, StoreError, TaskStore, new_job_id, new_record, record_fields};
+use super::{
+    StoreError, TaskStore,
+    submit::{NewTask, new_record, record_fields},
+};
 use crate::{
     schedule::{self, CronSpec, NewSchedule, Schedule, ScheduleId},
     task::{TaskId, rfc3339},
@@ -232,7 +235,7 @@ impl TaskStore {
         }
 
         let mut inv = self.invoke(&FIRE);
-        inv.arg(now_ms).arg(rfc3339(now)).arg(due.len());
+        inv.arg(rfc3339(now)).arg(due.len());
         let mut planned = Vec::with_capacity(due.len());
         for (id, tick, h) in due {
             let created = h.get("created_at").cloned().unwrap_or_default();
@@ -250,7 +253,6 @@ impl TaskStore {
             match &task {
                 Some(t) => {
                     inv.arg(t.id.as_str())
-                        .arg(&t.job)
                         .arg(&t.queue)
                         .arg(t.fields.len() * 2);
                     for (k, v) in &t.fields {
@@ -258,7 +260,7 @@ impl TaskStore {
                     }
                 }
                 None => {
-                    inv.arg("").arg("").arg("").arg(0);
+                    inv.arg("").arg("").arg(0);
                 }
             }
             planned.push((id, task.map(|t| t.id)));
@@ -297,8 +299,6 @@ struct PlannedTick {
 struct TickTask {
     id: TaskId,
     queue: String,
-    /// The apalis job id, also written into the record's `job` fence.
-    job: String,
     fields: Vec<(&'static str, String)>,
 }
 
@@ -333,16 +333,14 @@ fn plan_tick(
         result_ttl_secs: t.result_ttl_secs,
         run_at: None,
     };
-    let job = new_job_id();
     let (id, queue) = (task.id.clone(), task.queue.clone());
-    let mut fields = record_fields(&new_record(task, now), &job);
+    let mut fields = record_fields(&new_record(task, now));
     fields.push(("schedule_id", s.id.to_string()));
     Ok(PlannedTick {
         next: plan.next,
         task: Some(TickTask {
             id,
             queue,
-            job,
             fields,
         }),
     })

@@ -1,5 +1,5 @@
 -- Cancels a task. A task that has not started (scheduled, queued, retrying) is cancelled
--- here and never starts: its queued job, if any, is skipped when a worker claims it. A
+-- here and never starts: its ready-list entry, if any, is dropped when a worker fetches it. A
 -- running task is flagged and its worker told over pub/sub (with the lease renewal as a
 -- fallback); the worker stops it and ends it `cancelled`.
 -- ARGV[A]: id, [A+1]: now rfc3339
@@ -13,12 +13,14 @@ if TERMINAL[state] then return {'terminal', state} end
 if state == 'running' then
   redis.call('HSET', key, 'cancel_requested', '1', 'updated_at', now)
   redis.call('PUBLISH', L.chan .. 'cancel', id)
-  publish_event(id, 'cancel_requested')
+  event(id, 'cancel_requested')
+  flush_events()
   return {'requested', redis.call('HGETALL', key)}
 end
 redis.call('ZREM', L.delayed, id)
 redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now, 'updated_at', now,
   'next_attempt_at', '', 'error', cjson.encode({kind = 'cancelled', message = 'cancelled before it ran'}))
 transition(key, id, queue, state, 'cancelled', now_ms())
-publish_event(id, 'cancelled')
+event(id, 'cancelled')
+flush_events()
 return {'cancelled', redis.call('HGETALL', key)}

@@ -3,30 +3,35 @@
 -- task whose cancel was requested ends `cancelled`, not `retrying`. Ends reported at the
 -- same moment by one worker process arrive together (group commit).
 -- ARGV[A]: now rfc3339, then groups of 7: id, attempt, outcome (succeeded|failed|retry|
---   cancelled), result json (succeeded) or error json (otherwise), next attempt ms (retry),
+--   cancelled), result json (succeeded) or error json (otherwise), retry delay ms (retry),
 --   next attempt rfc3339 (retry), the attempt's last progress json ('' = none newer than
 --   the record's: it rides along here instead of costing a write of its own first)
 -- Returns one 1 (recorded) or 0 (the attempt no longer owned the task) per group.
 local now = ARGV[A]
 local ms = now_ms()
 
-local function finish(id, attempt, outcome, body, next_ms, next_at, progress)
+local function finish(id, attempt, outcome, body, delay, next_at, progress)
   local key = L.record .. id
   local f = redis.call('HMGET', key, 'state', 'attempt', 'queue', 'cancel_requested', 'result_ttl_secs')
   if f[1] ~= 'running' or f[2] ~= attempt then return 0 end
-  if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   if outcome == 'retry' and f[4] == '1' then outcome = 'cancelled' end
   if outcome == 'succeeded' then
-    redis.call('HSET', key, 'state', 'succeeded', 'result', body, 'finished_at', now, 'updated_at', now)
+    if progress ~= '' then
+      redis.call('HSET', key, 'state', 'succeeded', 'result', body, 'finished_at', now, 'updated_at', now, 'progress', progress)
+    else
+      redis.call('HSET', key, 'state', 'succeeded', 'result', body, 'finished_at', now, 'updated_at', now)
+    end
   elseif outcome == 'retry' then
     redis.call('HSET', key, 'state', 'retrying', 'error', body, 'next_attempt_at', next_at, 'updated_at', now)
-    redis.call('ZADD', L.delayed, next_ms, id)
+    if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
+    redis.call('ZADD', L.delayed, ms + tonumber(delay), id)
     outcome = 'retrying'
   else
     redis.call('HSET', key, 'state', outcome, 'error', body, 'finished_at', now, 'updated_at', now)
+    if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   end
   transition(key, id, f[3], 'running', outcome, ms, f[5])
-  publish_event(id, outcome)
+  event(id, outcome)
   return 1
 end
 
@@ -34,4 +39,5 @@ local out = {}
 for i = A + 1, #ARGV, 7 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
 end
+flush_events()
 return out

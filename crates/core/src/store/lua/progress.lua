@@ -10,10 +10,11 @@ for i = A + 1, #ARGV, 3 do
   local f = redis.call('HMGET', key, 'state', 'attempt')
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
     redis.call('HSET', key, 'progress', ARGV[i + 2], 'updated_at', now)
-    publish_event(id, 'progress')
+    event(id, 'progress')
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
+flush_events()
 return out

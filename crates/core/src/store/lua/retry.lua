@@ -1,17 +1,18 @@
--- Runs a failed or cancelled task again, as a new job with a fresh budget of attempts.
--- ARGV[A]: id, [A+1]: new job id, [A+2]: now rfc3339
+-- Runs a failed or cancelled task again, with a fresh budget of attempts.
+-- ARGV[A]: id, [A+1]: now rfc3339
 -- Returns {'gone'} | {'conflict', state} | {'queued', fields}
-local id, jid, now = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local id, now = ARGV[A], ARGV[A + 1]
 local key = L.record .. id
 local f = redis.call('HMGET', key, 'state', 'queue')
 local state, queue = f[1], f[2]
 if not state then return {'gone'} end
 if state ~= 'failed' and state ~= 'cancelled' then return {'conflict', state} end
-redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'job', jid, 'cancel_requested', '',
+redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'cancel_requested', '',
   'result', '', 'error', '', 'progress', '', 'started_at', '', 'finished_at', '', 'next_attempt_at', '',
   'updated_at', now)
 transition(key, id, queue, state, 'queued', now_ms())
-enqueue_job(queue, id, jid)
+enqueue(queue, id)
 wake(queue)
-publish_event(id, 'queued')
+event(id, 'queued')
+flush_events()
 return {'queued', redis.call('HGETALL', key)}

@@ -4,18 +4,19 @@
 -- get here applies it, the others find the score moved on. This compare-and-set is the
 -- lease: one fire per tick. The task is created in the same atomic step that moves the
 -- schedule on, so no crash can fire a tick without its task or the other way round.
--- ARGV[A]: now ms, [A+1]: now RFC 3339, [A+2]: schedule count, then per schedule:
+-- ARGV[A]: now RFC 3339, [A+1]: schedule count, then per schedule:
 --   id, tick ms (as schedule_due.lua gave it), created_at (as read), next tick ms (0 = none),
---   task id ('' = advance without firing), job id, queue, field count n,
+--   task id ('' = advance without firing), queue, field count n,
 --   n task record field/value items
 -- Returns per schedule: 0 (not applied: another worker was first, or the schedule changed),
 -- 1 (fired), 2 (moved on without firing: a late tick under misfire skip).
-local now, now_iso = tonumber(ARGV[A]), ARGV[A + 1]
+local now_iso = ARGV[A]
+local born = now_ms()
 local out, woken = {}, {}
-local i = A + 3
-for s = 1, tonumber(ARGV[A + 2]) do
+local i = A + 2
+for s = 1, tonumber(ARGV[A + 1]) do
   local id, tick, created, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local tid, jid, queue, nf = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
+  local tid, queue, nf = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
   local key = schedule_key(id)
   local score = redis.call('ZSCORE', SCHEDULES, id)
   out[s] = 0
@@ -28,13 +29,13 @@ for s = 1, tonumber(ARGV[A + 2]) do
     end
     out[s] = 2
     if tid ~= '' then
-      if create_task(tid, jid, queue, 0, now, ARGV, i + 8, i + 7 + nf) then woken[queue] = true end
+      if create_task(tid, queue, 0, born, ARGV, i + 7, i + 6 + nf) then woken[queue] = true end
       redis.call('HSET', key, 'last_run_at', now_iso, 'last_task_id', tid)
       redis.call('HINCRBY', key, 'run_count', 1)
       out[s] = 1
     end
   end
-  i = i + 8 + nf
+  i = i + 7 + nf
 end
 for queue in pairs(woken) do wake(queue) end
 return out

@@ -1,20 +1,20 @@
 -- Creates task records and enqueues them, or returns the record already stored under an id.
 -- One call submits one task or a whole batch; idle workers of each queue are woken once.
--- ARGV[A]: created ms, [A+1]: task count, then per task:
---   id, job id, queue, due ms (0 = now), field count n, n record field/value items
+-- ARGV[A]: task count, then per task:
+--   id, queue, due ms (0 = now), field count n, n record field/value items
 -- Returns one item per task: 1 (created) or the existing record's HGETALL.
-local created = tonumber(ARGV[A])
+local created = now_ms()
 local out, woken = {}, {}
-local i = A + 2
-for t = 1, tonumber(ARGV[A + 1]) do
-  local id, jid, queue, due, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  if create_task(id, jid, queue, due, created, ARGV, i + 5, i + 4 + nf) then
+local i = A + 1
+for t = 1, tonumber(ARGV[A]) do
+  local id, queue, due, nf = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  if create_task(id, queue, due, created, ARGV, i + 4, i + 3 + nf) then
     if due == 0 then woken[queue] = true end
     out[t] = 1
   else
     out[t] = redis.call('HGETALL', L.record .. id)
   end
-  i = i + 5 + nf
+  i = i + 4 + nf
 end
 for queue in pairs(woken) do wake(queue) end
 return out

@@ -1,0 +1,119 @@
+//! Fetch and claim in one step (`fetch.lua`): what errand's apalis backend asks for when a
+//! worker has free slots. [`TaskStore::release`] is its inverse, for claims a stopping
+//! worker will not run.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{StoreError, TaskStore, script::script};
+use crate::task::rfc3339;
+
+static FETCH: std::sync::LazyLock<redis::Script> = script!("fetch.lua");
+static RELEASE: std::sync::LazyLock<redis::Script> = script!("release.lua");
+
+/// What a worker needs of a task it claimed: the fetch returns this much and no more (the
+/// rest of the record stays in Redis).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    /// The stored input; `Err` when the stored text is not JSON (a hand-edited or corrupt
+    /// record), so the runner fails that task alone.
+    pub payload: Result<Value, String>,
+    /// The attempt this claim started (1 for the first).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_secs: Option<u64>,
+}
+
+/// One fetch's answer.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Now `running` under the fetching worker, leases taken.
+    pub claimed: Vec<Claimed>,
+    /// Entries taken off the list whose task was not waiting (cancelled, already claimed
+    /// through another entry, expired): dropped.
+    pub dropped: usize,
+}
+
+impl TaskStore {
+    /// Takes up to `max` ready tasks of `queue` and claims each for one attempt by
+    /// `worker`, with a lease of `lease` from now (Redis's clock).
+    pub async fn fetch(
+        &self,
+        queue: &str,
+        max: usize,
+        worker: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Fetched, StoreError> {
+        let mut inv = self.invoke(&FETCH);
+        inv.arg(queue)
+            .arg(max.max(1))
+            .arg(worker)
+            .arg(rfc3339(now))
+            .arg(lease.as_millis() as u64);
+        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        decode(queue, reply)
+    }
+
+    /// Gives claims that will not be run back to their queue (at its head, attempt undone);
+    /// returns how many were still theirs to give back.
+    pub async fn release(
+        &self,
+        queue: &str,
+        claims: &[Claimed],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.invoke(&RELEASE);
+        inv.arg(queue).arg(rfc3339(now));
+        for c in claims {
+            inv.arg(&c.id).arg(c.attempt);
+        }
+        self.run(&inv).await
+    }
+}
+
+/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs)...}`.
+fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
+    let mut it = reply.into_iter();
+    let dropped: usize = match it.next() {
+        Some(v) => redis::from_redis_value(v)?,
+        None => return Err(StoreError::Protocol("fetch: empty reply".into())),
+    };
+    let rest: Vec<redis::Value> = it.collect();
+    if !rest.len().is_multiple_of(6) {
+        return Err(StoreError::Protocol(format!(
+            "fetch: {} items do not make whole tasks",
+            rest.len()
+        )));
+    }
+    let mut claimed = Vec::with_capacity(rest.len() / 6);
+    let mut it = rest.into_iter();
+    while let Some(id) = it.next() {
+        let mut next = || it.next().unwrap_or(redis::Value::Nil);
+        let id: String = redis::from_redis_value(id)?;
+        let kind: String = redis::from_redis_value(next())?;
+        let payload: String = redis::from_redis_value(next())?;
+        let attempt: u32 = redis::from_redis_value(next())?;
+        let max_attempts: u32 = redis::from_redis_value(next())?;
+        let timeout: String = redis::from_redis_value(next())?;
+        claimed.push(Claimed {
+            id,
+            queue: queue.to_owned(),
+            kind,
+            payload: serde_json::from_str(&payload).map_err(|e| format!("payload: {e}")),
+            attempt,
+            max_attempts,
+            // A timeout that does not parse is no limit rather than a task that never runs.
+            timeout_secs: timeout.parse().ok(),
+        });
+    }
+    Ok(Fetched { claimed, dropped })
+}

@@ -1,0 +1,88 @@
+//! The end of an attempt (`finish.lua`): fenced by the attempt number, so only the attempt
+//! that owns a task can end it. Group-committed by the worker.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{StoreError, TaskStore, script::script};
+use crate::task::{TaskError, rfc3339};
+
+static FINISH: std::sync::LazyLock<redis::Script> = script!("finish.lua");
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(TaskError),
+    /// Failed, to be tried again after `delay`; `at` is when that is, for the record (the
+    /// score is taken from Redis's clock plus `delay`).
+    Retry {
+        error: TaskError,
+        delay: chrono::Duration,
+        at: DateTime<Utc>,
+    },
+    Cancelled(TaskError),
+}
+
+/// One attempt's end, as the worker reports it.
+#[derive(Debug, Clone)]
+pub struct AttemptEnd {
+    pub id: String,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    /// The attempt's last progress (JSON) when newer than the record's: it is written with
+    /// the outcome instead of costing a write of its own.
+    pub progress: Option<String>,
+}
+
+impl TaskStore {
+    /// Ends an attempt; returns false when the attempt no longer owned the task (it was
+    /// cancelled, taken over after a lapsed lease, or already ended).
+    pub async fn finish(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let one = [AttemptEnd {
+            id: id.to_owned(),
+            attempt,
+            outcome: outcome.clone(),
+            progress: None,
+        }];
+        self.finish_many(&one, now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("empty finish reply".into()))
+    }
+
+    /// Ends several attempts in one script call, answering in order.
+    pub async fn finish_many(
+        &self,
+        ends: &[AttemptEnd],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inv = self.invoke(&FINISH);
+        inv.arg(rfc3339(now));
+        for end in ends {
+            let (name, body, retry) = match &end.outcome {
+                Outcome::Succeeded(v) => ("succeeded", serde_json::to_string(v)?, None),
+                Outcome::Failed(e) => ("failed", serde_json::to_string(e)?, None),
+                Outcome::Retry { error, delay, at } => {
+                    ("retry", serde_json::to_string(error)?, Some((delay, at)))
+                }
+                Outcome::Cancelled(e) => ("cancelled", serde_json::to_string(e)?, None),
+            };
+            inv.arg(&end.id)
+                .arg(end.attempt)
+                .arg(name)
+                .arg(body)
+                .arg(retry.map_or(0, |(d, _)| d.num_milliseconds().max(0)))
+                .arg(retry.map(|(_, at)| rfc3339(*at)).unwrap_or_default())
+                .arg(end.progress.as_deref().unwrap_or_default());
+        }
+        let done: Vec<i64> = self.run(&inv).await?;
+        Ok(done.into_iter().map(|n| n == 1).collect())
+    }
+}
