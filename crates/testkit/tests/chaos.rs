@@ -354,8 +354,8 @@ fn assert_all_succeeded(recs: &[Value]) {
 
 /// 200 one-second tasks on two workers (16 slots each); one worker is SIGKILLed while 16
 /// of its tasks run. Every task still succeeds; exactly the tasks the dead worker was running
-/// run again as attempt 2 on the survivor, with `worker_lost` on their record. Jobs the dead
-/// worker had fetched but not started are delivered again (apalis-redis orphan recovery).
+/// run again as attempt 2 on the survivor, with `worker_lost` on their record. (A fetch takes
+/// no more than the free slots, so a worker holds no claimed task it has not started.)
 #[tokio::test]
 #[ignore = "chaos: heavy; `just chaos` runs it"]
 async fn sigkilled_worker_loses_no_task_and_its_tasks_rerun_as_attempt_2() {

@@ -1,5 +1,6 @@
-//! errand surviving apalis-redis 1.0's known failure modes, end to end with the real
-//! binaries (design.md lists the defects; each test names the one it reproduces).
+//! errand's delivery path against the failure modes apalis-redis 1.0's delivery had, end to
+//! end with the real binaries (docs/architecture.md lists the defects; each test names the
+//! one it rules out), and the upgrade from that layout.
 
 use std::time::{Duration, Instant};
 
@@ -49,10 +50,12 @@ async fn task_of_a_killed_worker_is_rerun_by_another_as_a_new_attempt() {
     );
 }
 
-/// Defect 4: a job whose stored data does not decode killed the apalis worker (and stranded
-/// its batch). Here it fails that one task; the others around it run.
+/// Defect 4: a job whose stored data did not decode killed the apalis worker (and stranded
+/// its batch). Now a ready-list entry that names no task is dropped, and a task whose stored
+/// record does not decode fails alone (`corrupt_record`); the tasks around them run and the
+/// worker keeps working.
 #[tokio::test]
-async fn undecodable_job_data_fails_that_task_only() {
+async fn undecodable_entries_and_records_fail_alone() {
     let redis = RedisServer::start().await;
     let errand = Errand::new(&redis);
     let prefix = errand.env[1].1.clone();
@@ -62,28 +65,28 @@ async fn undecodable_job_data_fails_that_task_only() {
 
     let before = submit(&http, &base, json!({"kind": "noop", "payload": {"i": 1}})).await;
     let victim = submit(&http, &base, json!({"kind": "noop", "payload": {"i": 2}})).await;
-    let after = submit(&http, &base, json!({"kind": "noop", "payload": {"i": 3}})).await;
-    // Corrupt the victim's job data in apalis-redis's hash.
     let mut conn = redis.conn().await;
-    let data_key = format!("{prefix}:q:default:data");
-    let jobs: Vec<(String, Vec<u8>)> = redis::cmd("HGETALL")
-        .arg(&data_key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let (jid, _) = jobs
-        .iter()
-        .find(|(_, v)| v.as_slice() == victim["id"].as_str().unwrap().as_bytes())
-        .expect("victim job");
+    let ready = format!("{prefix}:q:default:active");
+    // Garbage on the ready list, between the real tasks.
+    for junk in [b"\xff\xfe{not an id".as_slice(), b"no-such-task".as_slice()] {
+        let _: () = redis::cmd("RPUSH")
+            .arg(&ready)
+            .arg(junk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let after = submit(&http, &base, json!({"kind": "noop", "payload": {"i": 3}})).await;
+    // The victim's stored payload is no longer JSON.
     let _: () = redis::cmd("HSET")
-        .arg(&data_key)
-        .arg(jid)
-        .arg(b"\xff\xfe{not json".as_slice())
+        .arg(format!("{prefix}:task:{}", victim["id"].as_str().unwrap()))
+        .arg("payload")
+        .arg("{not json")
         .query_async(&mut conn)
         .await
         .unwrap();
 
-    let _worker = errand.spawn_worker(&[]);
+    let mut worker = errand.spawn_worker(&[]);
     for r in [&before, &after] {
         wait_state(
             &http,
@@ -94,15 +97,33 @@ async fn undecodable_job_data_fails_that_task_only() {
         )
         .await;
     }
-    let v = wait_state(
-        &http,
-        &base,
-        victim["id"].as_str().unwrap(),
-        "failed",
-        Duration::from_secs(10),
-    )
+    // Read from Redis: the API cannot serve a record whose payload is not JSON either.
+    let key = format!("{prefix}:task:{}", victim["id"].as_str().unwrap());
+    let (state, attempt, error) = wait_for("the victim to fail", Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let (state, attempt, error): (String, u32, String) = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("state")
+                .arg("attempt")
+                .arg("error")
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (state == "failed").then_some((state, attempt, error))
+        }
+    })
     .await;
-    assert_eq!(v["error"]["kind"], "corrupt_job", "{v}");
+    let error: Value = serde_json::from_str(&error).unwrap();
+    assert_eq!(error["kind"], "corrupt_record", "{state} {error}");
+    assert_eq!(attempt, 1, "not retried");
+    let left: i64 = redis::cmd("LLEN")
+        .arg(&ready)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the junk entries were taken off the list");
     // The worker is still alive and working.
     let more = submit(&http, &base, json!({"kind": "noop", "payload": {"i": 4}})).await;
     wait_state(
@@ -113,10 +134,193 @@ async fn undecodable_job_data_fails_that_task_only() {
         Duration::from_secs(10),
     )
     .await;
+    assert!(worker.child.try_wait().unwrap().is_none(), "worker alive");
+}
+
+/// The upgrade path: tasks the previous layout (delivery by apalis-redis) left queued, as
+/// apalis-redis jobs whose ids stand in the ready list, run exactly once after the upgrade,
+/// without a stop or a migration step; a stale job (its task re-queued as another job) does
+/// not run it again; and every key that layout kept (job data and meta, done sets, the expiry
+/// zset, its worker registry) is gone once they have run. A terminal task the old layout
+/// indexed by finish time expires on time.
+#[tokio::test]
+async fn tasks_left_queued_by_the_previous_layout_run_once_after_an_upgrade() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let prefix = errand.env[1].1.clone();
+    let _api = errand.spawn_api().await;
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+    let mut conn = redis.conn().await;
+    let q = format!("{prefix}:q:default");
+    let ready = format!("{q}:active");
+
+    // 20 queued tasks, rewritten into the previous layout: the list holds job ids, the job
+    // data hash maps each to its task, each job has a meta hash, each record its `job` fence.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let r = submit(&http, &base, json!({"kind": "noop", "payload": {"i": i}})).await;
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&ready)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let job_of = |i: usize| format!("01JOLDJOB{i:017}");
+    for (i, id) in ids.iter().enumerate() {
+        let jid = job_of(i);
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(format!("{q}:data"))
+            .arg(&jid)
+            .arg(id)
+            .ignore()
+            .cmd("HSET")
+            .arg(format!("{q}:meta:{jid}"))
+            .arg("status")
+            .arg("Pending")
+            .arg("errand_id")
+            .arg(id)
+            .ignore()
+            .cmd("HSET")
+            .arg(format!("{prefix}:task:{id}"))
+            .arg("job")
+            .arg(&jid)
+            .ignore()
+            .cmd("RPUSH")
+            .arg(&ready)
+            .arg(&jid)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // A stale job of task 0 (its record names another job): it must not run task 0 twice.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(format!("{q}:data"))
+        .arg("01JOLDSTALE0000000000000000")
+        .arg(&ids[0])
+        .ignore()
+        .cmd("RPUSH")
+        .arg(&ready)
+        .arg("01JOLDSTALE0000000000000000")
+        .ignore()
+        // Bookkeeping of a job that finished under the old layout, and its registry.
+        .cmd("HSET")
+        .arg(format!("{q}:data"))
+        .arg("01JOLDDONE00000000000000000")
+        .arg("gone")
+        .ignore()
+        .cmd("HSET")
+        .arg(format!("{q}:meta:01JOLDDONE00000000000000000"))
+        .arg("status")
+        .arg("Done")
+        .ignore()
+        .cmd("SADD")
+        .arg(format!("{q}:done"))
+        .arg("01JOLDDONE00000000000000000")
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{q}:workers"))
+        .arg(1)
+        .arg("old-worker")
+        .ignore()
+        .cmd("SADD")
+        .arg(format!("{q}:inflight:old-worker"))
+        .arg("01JOLDDONE00000000000000000")
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{prefix}:expiry"))
+        .arg(1)
+        .arg("default|succeeded|x")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // A finished task as the old layout indexed it: scored by when it finished, not by
+    // when it expires.
+    let old = submit(
+        &http,
+        &base,
+        json!({"kind": "noop", "id": "old-finished", "result_ttl_secs": 1}),
+    )
+    .await;
+    let _ = old;
+    let _: () = redis::pipe()
+        .cmd("LREM")
+        .arg(&ready)
+        .arg(0)
+        .arg("old-finished")
+        .ignore()
+        .cmd("ZREM")
+        .arg(format!("{prefix}:idx:default:queued"))
+        .arg("old-finished")
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{prefix}:idx:default:succeeded"))
+        .arg(1)
+        .arg("old-finished")
+        .ignore()
+        .cmd("HSET")
+        .arg(format!("{prefix}:task:old-finished"))
+        .arg("state")
+        .arg("succeeded")
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(format!("{prefix}:task:old-finished"))
+        .arg(1)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let _worker = errand.spawn_worker(&[]);
+    for id in &ids {
+        let done = wait_state(&http, &base, id, "succeeded", Duration::from_secs(10)).await;
+        assert_eq!(done["attempt"], 1, "ran once: {done}");
+    }
+    wait_for(
+        "the previous layout's keys to be deleted",
+        Duration::from_secs(10),
+        || {
+            let mut conn = conn.clone();
+            let (q, prefix) = (q.clone(), prefix.clone());
+            async move {
+                let left = count(&mut conn, &format!("{q}:*")).await;
+                let expiry = count(&mut conn, &format!("{prefix}:expiry")).await;
+                (left == 0 && expiry == 0).then_some(())
+            }
+        },
+    )
+    .await;
+    // The old finished task left the indexes when its record expired.
+    wait_for(
+        "the old finished task to expire",
+        Duration::from_secs(10),
+        || {
+            let mut conn = conn.clone();
+            let prefix = prefix.clone();
+            async move {
+                let gone: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(format!("{prefix}:expired"))
+                    .arg("old-finished")
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                gone.map(|_| ())
+            }
+        },
+    )
+    .await;
+    let t0 = errand_testkit::api::get(&http, &base, &ids[0]).await;
+    assert_eq!(t0["attempt"], 1, "the stale job did not run it again: {t0}");
 }
 
 /// Defect 5: no wake-up on push, so an idle worker only looked on its 30 s heartbeat.
-/// errand wakes it on submit: each pickup under a second, five times in a row.
+/// errand wakes it on submit: each pickup under a second, five times in a row, with the
+/// fallback tick at 5 s.
 #[tokio::test]
 async fn idle_worker_picks_up_a_new_task_in_under_a_second() {
     let redis = RedisServer::start().await;
@@ -159,8 +363,8 @@ async fn idle_worker_picks_up_a_new_task_in_under_a_second() {
     }
 }
 
-/// Defect 2: a stopped worker's name stays registered, so a restart under the same name
-/// failed for a heartbeat window. errand names every start uniquely: a worker restarted at
+/// Defect 2: a stopped worker's name stayed registered, so a restart under the same name
+/// failed for a heartbeat window. errand's backend registers nothing: a worker restarted at
 /// once gets straight to work.
 #[tokio::test]
 async fn worker_restarted_at_once_gets_to_work() {
@@ -241,8 +445,8 @@ async fn count(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> u
 }
 
 /// Defect 1: a backlog of ~8,000 due jobs made every apalis-redis fetch fail and killed the
-/// workers. errand never routes jobs through that set: 50,000 queued tasks drain completely,
-/// with the worker alive throughout.
+/// workers. errand's fetch takes a bounded slice off the head of the ready list: 50,000
+/// queued tasks drain completely, with the worker alive throughout.
 #[tokio::test]
 async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
     let redis = RedisServer::start().await;
@@ -294,10 +498,11 @@ async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
     assert!(states.iter().all(|s| s == "succeeded"), "all succeeded");
 }
 
-/// Defect 3: apalis-redis keeps every finished job forever. Over 10,000 finished tasks
-/// (with a short result TTL), no key of errand or apalis-redis is left growing: the key
-/// count returns to its baseline and memory stays within the one bounded structure that
-/// grows with finished tasks: the tombstones of expired ids (capped at 10,000).
+/// Defect 3: apalis-redis kept every finished job forever. Over 10,000 finished tasks (with
+/// a short result TTL), no key is left growing: the key count returns to its baseline, no
+/// per-job bookkeeping exists at all, every index is back to empty, and memory stays within
+/// the one bounded structure that grows with finished tasks: the tombstones of expired ids
+/// (capped at 10,000).
 #[tokio::test]
 async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     let redis = RedisServer::start().await;
@@ -324,14 +529,10 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                     let prefix = prefix.clone();
                     async move {
                         let tasks = count(&mut conn, &format!("{prefix}:task:*")).await;
-                        let metas = count(&mut conn, &format!("{prefix}:q:default:meta:*")).await;
-                        let data: i64 = redis::cmd("HLEN")
-                            .arg(format!("{prefix}:q:default:data"))
-                            .query_async(&mut conn)
-                            .await
-                            .ok()?;
-                        let done: i64 = redis::cmd("SCARD")
-                            .arg(format!("{prefix}:q:default:done"))
+                        // Nothing per job but the ready list (empty once drained).
+                        let queue_keys = count(&mut conn, &format!("{prefix}:q:default*")).await;
+                        let succeeded: i64 = redis::cmd("ZCARD")
+                            .arg(format!("{prefix}:idx:default:succeeded"))
                             .query_async(&mut conn)
                             .await
                             .ok()?;
@@ -342,9 +543,8 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                             .await
                             .ok()?;
                         (tasks == expected_tasks
-                            && metas == 0
-                            && data == 0
-                            && done == 0
+                            && queue_keys == 0
+                            && succeeded == expected_tasks as i64
                             && indexed == expected_tasks as i64)
                             .then_some(())
                     }
@@ -393,10 +593,11 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     );
 }
 
-/// Defect 9: a task that blocks its executor thread stalls apalis's heartbeat, and apalis
-/// then hands its job to another worker. errand's lease lives on a dedicated thread, so it
-/// stays alive: the other worker's claim finds the task busy and drops the job. Every task
-/// runs once (attempt 1, by the worker that started it), never twice at the same time.
+/// Defect 9: a task that blocks its executor thread stalled apalis-redis's heartbeat, and
+/// apalis then handed its job to another worker. errand's lease lives on a dedicated
+/// thread, so it stays alive while the executor is blocked: the other worker's upkeep never
+/// finds it lapsed. Every task runs once (attempt 1, by the worker that started it), never
+/// twice at the same time.
 #[tokio::test]
 async fn task_blocking_its_thread_is_not_run_twice() {
     let redis = RedisServer::start().await;
@@ -406,8 +607,8 @@ async fn task_blocking_its_thread_is_not_run_twice() {
     let http = reqwest::Client::new();
     let base = errand.base_url();
 
-    // As many blocking tasks as the worker has executor threads (2 cores): its runtime,
-    // apalis heartbeat included, stalls for 7 s, over twice the 3 s lease.
+    // As many blocking tasks as the worker has executor threads (2 cores): its runtime
+    // stalls for 7 s, over twice the 3 s lease.
     let mut ids = Vec::new();
     for _ in 0..2 {
         let r = submit(

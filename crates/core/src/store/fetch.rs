@@ -98,17 +98,20 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
     let mut it = rest.into_iter();
     while let Some(id) = it.next() {
         let mut next = || it.next().unwrap_or(redis::Value::Nil);
+        // Bytes, not strings: one task's undecodable field must fail that task, not the
+        // whole fetch (which would leave its batch claimed and unrun).
         let id: String = redis::from_redis_value(id)?;
-        let kind: String = redis::from_redis_value(next())?;
-        let payload: String = redis::from_redis_value(next())?;
+        let kind: Vec<u8> = redis::from_redis_value(next())?;
+        let payload: Vec<u8> = redis::from_redis_value(next())?;
         let attempt: u32 = redis::from_redis_value(next())?;
         let max_attempts: u32 = redis::from_redis_value(next())?;
-        let timeout: String = redis::from_redis_value(next())?;
+        let timeout: Vec<u8> = redis::from_redis_value(next())?;
+        let timeout = std::str::from_utf8(&timeout).unwrap_or_default();
         claimed.push(Claimed {
             id,
             queue: queue.to_owned(),
-            kind,
-            payload: serde_json::from_str(&payload).map_err(|e| format!("payload: {e}")),
+            kind: String::from_utf8_lossy(&kind).into_owned(),
+            payload: serde_json::from_slice(&payload).map_err(|e| format!("payload: {e}")),
             attempt,
             max_attempts,
             // A timeout that does not parse is no limit rather than a task that never runs.

@@ -43,7 +43,6 @@ impl TaskStore {
         };
         Ok(ListPage { tasks, next })
     }
-
 }
 
 /// Where a listing page ends: the index score and id of the last entry examined.
@@ -86,4 +85,3 @@ pub struct ListPage {
     pub tasks: Vec<TaskRecord>,
     pub next: Option<Cursor>,
 }
-

@@ -42,7 +42,6 @@ impl TaskStore {
             })
             .collect()
     }
-
 }
 
 #[derive(Debug)]
@@ -55,4 +54,3 @@ pub struct QueueStats {
     /// waited, until a worker's fetch drops them).
     pub active_jobs: u64,
 }
-

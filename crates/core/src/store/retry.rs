@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, TaskStore, script::{Verdict, script}};
+use super::{
+    StoreError, TaskStore,
+    script::{Verdict, script},
+};
 use crate::task::{TaskId, TaskRecord, TaskState, rfc3339};
 
 static RETRY: std::sync::LazyLock<redis::Script> = script!("retry.lua");

@@ -252,9 +252,7 @@ impl TaskStore {
                 .arg(next.map_or(0, |t| t.timestamp_millis()));
             match &task {
                 Some(t) => {
-                    inv.arg(t.id.as_str())
-                        .arg(&t.queue)
-                        .arg(t.fields.len() * 2);
+                    inv.arg(t.id.as_str()).arg(&t.queue).arg(t.fields.len() * 2);
                     for (k, v) in &t.fields {
                         inv.arg(*k).arg(v);
                     }
@@ -338,11 +336,7 @@ fn plan_tick(
     fields.push(("schedule_id", s.id.to_string()));
     Ok(PlannedTick {
         next: plan.next,
-        task: Some(TickTask {
-            id,
-            queue,
-            fields,
-        }),
+        task: Some(TickTask { id, queue, fields }),
     })
 }
 

@@ -75,7 +75,6 @@ impl TaskStore {
             .filter_map(|s| serde_json::from_str(&s).ok())
             .collect())
     }
-
 }
 
 /// A worker process as its heartbeat describes it.

@@ -37,7 +37,6 @@ use errand_core::{
 };
 use futures::{FutureExt, Stream, future::BoxFuture};
 
-
 use super::slots::{SlotGuard, Slots};
 use crate::wake::Wake;
 
