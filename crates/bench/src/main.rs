@@ -1,4 +1,4 @@
-//! `just bench`: errand's four standard workloads (issue #6), run against a private
+//! `just bench`: errand's four standard workloads, run against a private
 //! redis-server and the real `errand-api` / `errand-worker` binaries on loopback. Each figure
 //! is the median of `--runs` runs (min–max beside it); the table prints the target next to
 //! each figure, and `target/bench/results.json` holds the same numbers for machines.
@@ -77,7 +77,7 @@ const TARGETS: &[Target] = &[
         key: "w1_single_tps",
         label: "W1a submit, 1 client",
         unit: "tasks/s",
-        goal: None,
+        goal: Some((6_000.0, true)),
     },
     Target {
         key: "w1_conc64_tps",
@@ -89,13 +89,13 @@ const TARGETS: &[Target] = &[
         key: "w1_batch_tps",
         label: "W1c submit, batches of 1000",
         unit: "tasks/s",
-        goal: Some((150_000.0, true)),
+        goal: Some((100_000.0, true)),
     },
     Target {
         key: "w2_drain_1proc_tps",
         label: "W2 drain, 1 worker process",
         unit: "tasks/s",
-        goal: Some((40_000.0, true)),
+        goal: None,
     },
     Target {
         key: "w2_raw_apalis_tps",
@@ -107,7 +107,7 @@ const TARGETS: &[Target] = &[
         key: "w2_errand_vs_raw",
         label: "W2 errand / raw apalis-redis",
         unit: "ratio",
-        goal: None,
+        goal: Some((0.55, true)),
     },
     Target {
         key: "w2_drain_2proc_tps",
@@ -116,22 +116,52 @@ const TARGETS: &[Target] = &[
         goal: None,
     },
     Target {
+        key: "w2_2proc_vs_1proc",
+        label: "W2 2 processes / 1 process",
+        unit: "ratio",
+        goal: Some((1.2, true)),
+    },
+    Target {
+        key: "w2_worker_cpu_us_per_task",
+        label: "W2 worker CPU per task",
+        unit: "us",
+        goal: Some((12.0, false)),
+    },
+    Target {
+        key: "w2_redis_cpu_us_per_task",
+        label: "W2 Redis CPU per task (all of it)",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w2_redis_script_us_per_task",
+        label: "W2 Redis time per task (commandstats)",
+        unit: "us",
+        goal: Some((22.0, false)),
+    },
+    Target {
+        key: "w2_redis_script_calls_per_task",
+        label: "W2 script calls per task",
+        unit: "calls",
+        goal: None,
+    },
+    Target {
         key: "w3_wall_s",
         label: "W3 2000 x 50 ms, conc 100",
         unit: "s",
-        goal: Some((1.05, false)),
+        goal: Some((1.03, false)),
     },
     Target {
         key: "w4_p50_ms",
         label: "W4 submit+wait p50",
         unit: "ms",
-        goal: Some((1.5, false)),
+        goal: Some((0.5, false)),
     },
     Target {
         key: "w4_p99_ms",
         label: "W4 submit+wait p99",
         unit: "ms",
-        goal: Some((4.0, false)),
+        goal: Some((1.0, false)),
     },
     Target {
         key: "api_rss_mb",

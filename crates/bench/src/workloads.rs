@@ -1,4 +1,4 @@
-//! The four workloads of issue #6. Each run starts a fresh deployment (own redis-server,
+//! The four workloads (docs/performance.md). Each run starts a fresh deployment (own redis-server,
 //! api, workers), so runs do not inherit each other's keys, caches or connections.
 
 use std::time::{Duration, Instant};
@@ -112,19 +112,37 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         let api_cpu = cpu_secs(&d.api);
         let workers: Vec<_> = (0..procs).map(|_| d.worker(100)).collect();
         d.wait_succeeded(n, Duration::from_secs(600)).await;
-        // Where the drain's CPU went, per 1,000 tasks: what limits the figure.
-        let per_k = |secs: f64| secs * 1000.0 / n as f64;
+        // Where the drain's CPU went, per task: what limits the figure.
+        let per_task_us = |secs: f64| secs * 1e6 / n as f64;
+        let redis_us = per_task_us(d.redis_cpu_secs().await? - redis_cpu);
+        let worker_us = per_task_us(workers.iter().map(cpu_secs).sum::<f64>());
+        let api_us = per_task_us(cpu_secs(&d.api) - api_cpu);
         eprintln!(
-            "   cpu per 1000 tasks ({procs} proc): redis {:.3} s, workers {:.3} s, api {:.3} s",
-            per_k(d.redis_cpu_secs().await? - redis_cpu),
-            per_k(workers.iter().map(cpu_secs).sum::<f64>()),
-            per_k(cpu_secs(&d.api) - api_cpu),
+            "   cpu per task ({procs} proc): redis {redis_us:.1} us, workers {worker_us:.1} us, api {api_us:.1} us"
         );
         // Before span(): its own reads would count.
         let commands = d.top_commands(16).await?;
         let (first, last) = d.span().await?;
         let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
         if procs == 1 {
+            out.push(("w2_redis_cpu_us_per_task", redis_us));
+            out.push(("w2_worker_cpu_us_per_task", worker_us));
+            // Top-level calls only: a script's usec already holds the commands it ran.
+            let scripts: u64 = commands
+                .iter()
+                .filter(|(c, _, _)| c == "evalsha" || c == "eval")
+                .map(|(_, _, usec)| usec)
+                .sum();
+            let script_calls: u64 = commands
+                .iter()
+                .filter(|(c, _, _)| c == "evalsha" || c == "eval")
+                .map(|(_, calls, _)| calls)
+                .sum();
+            out.push(("w2_redis_script_us_per_task", scripts as f64 / n as f64));
+            out.push((
+                "w2_redis_script_calls_per_task",
+                script_calls as f64 / n as f64,
+            ));
             for (cmd, calls, usec) in commands {
                 eprintln!(
                     "   redis {cmd:<18} calls {calls:>8}  usec/call {:>7.2}  usec/task {:>7.2}",
@@ -138,7 +156,12 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
             let after = d.used_memory().await?;
             out.push(("redis_bytes_per_task", (after - before) / n as f64));
         } else {
-            out.push(("w2_drain_2proc_tps", n as f64 / secs));
+            let two = n as f64 / secs;
+            out.push(("w2_drain_2proc_tps", two));
+            if let Some((_, one)) = out.iter().find(|(k, _)| *k == "w2_drain_1proc_tps") {
+                let ratio = two / one;
+                out.push(("w2_2proc_vs_1proc", ratio));
+            }
         }
         for w in workers {
             Deployment::stop(w).await;
