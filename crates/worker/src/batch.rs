@@ -66,12 +66,39 @@ impl<Q: Send + 'static, R: Send + 'static> Coalescer<Q, R> {
     }
 
     pub async fn call(&self, q: Q) -> Result<R, StoreError> {
+        self.send(q).await
+    }
+
+    /// Queues `q` for the next batch at once; its answer arrives on the returned future,
+    /// which the caller may also drop.
+    pub fn send(&self, q: Q) -> Pending<R> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((q, reply))
-            .map_err(|_| StoreError::Protocol("batching task stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Protocol("batching task dropped a call".into()))?
+        let queued = self.tx.send((q, reply)).is_ok();
+        Pending { rx, queued }
+    }
+}
+
+/// The answer to a call queued with [`Coalescer::send`].
+pub struct Pending<R> {
+    rx: oneshot::Receiver<Result<R, StoreError>>,
+    queued: bool,
+}
+
+impl<R> Future for Pending<R> {
+    type Output = Result<R, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if !self.queued {
+            return std::task::Poll::Ready(Err(StoreError::Protocol(
+                "batching task stopped".into(),
+            )));
+        }
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.map_err(|_| StoreError::Protocol("batching task dropped a call".into()))?)
     }
 }
 

@@ -19,7 +19,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{batch::Coalescer, leases::Running};
+use crate::{
+    batch::{Coalescer, Pending},
+    leases::Running,
+};
 
 pub struct Runner {
     pub store: TaskStore,
@@ -85,12 +88,13 @@ impl Runner {
         let guard = self.running.enter(&id, cancel.clone());
         tracing::info!(kind = %record.kind, attempt, "attempt started");
 
-        let (tx, rx) = watch::channel::<Option<Progress>>(None);
-        let last_progress = rx.clone();
-        let forwarder = tokio::spawn(forward_progress(self.clone(), id.clone(), attempt, rx));
+        let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
         let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
-        let payload = record.payload.clone().unwrap_or_default();
-        let fut = self.catalog.run(&record.kind, ctx, payload);
+        let mut record = record;
+        let payload = std::mem::replace(&mut record.payload, Ok(serde_json::Value::Null));
+        let fut = self
+            .catalog
+            .run(&record.kind, ctx, payload.unwrap_or_default());
         let mut handle = tokio::spawn(fut.in_current_span());
 
         let limit = record.timeout_secs.map(Duration::from_secs);
@@ -100,10 +104,46 @@ impl Runner {
                 None => std::future::pending().await,
             }
         };
-        let ended = tokio::select! {
-            j = &mut handle => Ended::Joined(j),
-            _ = deadline => Ended::TimedOut,
-            _ = cancel.cancelled() => Ended::Cancelled,
+        tokio::pin!(deadline);
+        // Progress is written while the attempt runs, one report in flight at a time: a
+        // burst between two writes costs one write of the latest value.
+        let mut report: Option<(Pending<bool>, String)> = None;
+        // The last progress known to be on the record.
+        let mut recorded: Option<String> = None;
+        let (mut dirty, mut reporting) = (false, true);
+        let ended = loop {
+            tokio::select! {
+                j = &mut handle => break Ended::Joined(j),
+                _ = &mut deadline => break Ended::TimedOut,
+                _ = cancel.cancelled() => break Ended::Cancelled,
+                changed = rx.changed(), if reporting => match changed {
+                    Ok(()) => dirty = true,
+                    Err(_) => reporting = false,
+                },
+                done = async { (&mut report.as_mut().expect("guarded").0).await }, if report.is_some() => {
+                    let sent = report.take().map(|(_, json)| json);
+                    match done {
+                        Ok(true) => recorded = sent,
+                        Ok(false) => {}
+                        Err(e) => tracing::debug!(error = %e, "progress not recorded"),
+                    }
+                }
+            }
+            if dirty && report.is_none() {
+                dirty = false;
+                let json = rx
+                    .borrow_and_update()
+                    .as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok());
+                if let Some(json) = json {
+                    let pending = self.reports.send(ProgressReport {
+                        id: id.clone(),
+                        attempt,
+                        json: json.clone(),
+                    });
+                    report = Some((pending, json));
+                }
+            }
         };
         let outcome: Result<serde_json::Value, Failure> = match ended {
             Ended::Joined(j) => joined(j),
@@ -126,11 +166,11 @@ impl Runner {
         // The last progress goes with the terminal write instead of before it (one round
         // trip less per task). A report already sent lands first (one connection, in
         // order); one still queued finds the attempt ended and is dropped.
-        forwarder.abort();
-        let progress = last_progress
+        let progress = rx
             .borrow()
             .as_ref()
-            .and_then(|p| serde_json::to_string(p).ok());
+            .and_then(|p| serde_json::to_string(p).ok())
+            .filter(|latest| recorded.as_ref() != Some(latest));
 
         if self.abandon.is_cancelled() {
             // Shutdown ran out of grace: leave the task running; its lease lapses and another
@@ -270,33 +310,6 @@ async fn stop(handle: &mut tokio::task::JoinHandle<Result<serde_json::Value, Fai
 
 /// How long a cancelled task may take to notice before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(300);
-
-/// Writes the latest progress, coalescing bursts, until the attempt ends.
-async fn forward_progress(
-    runner: Arc<Runner>,
-    id: String,
-    attempt: u32,
-    mut rx: watch::Receiver<Option<Progress>>,
-) {
-    while rx.changed().await.is_ok() {
-        let json = rx
-            .borrow_and_update()
-            .as_ref()
-            .and_then(|p| serde_json::to_string(p).ok());
-        if let Some(json) = json
-            && let Err(e) = runner
-                .reports
-                .call(ProgressReport {
-                    id: id.clone(),
-                    attempt,
-                    json,
-                })
-                .await
-        {
-            tracing::debug!(error = %e, "progress not recorded");
-        }
-    }
-}
 
 /// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 min, each scaled by a
 /// random factor in [0.5, 1.0) so a burst of failures does not retry in lockstep.

@@ -2,8 +2,9 @@
 //!
 //! apalis is the runtime (`WorkerBuilder`, bounded concurrency, graceful stop); the source
 //! of tasks is [`ErrandBackend`], which fetches and claims in one script call (see
-//! `source.rs`). The handler runs each claimed attempt detached from apalis's future, so an
-//! attempt always runs to its end and records its outcome even if apalis dropped the future.
+//! `source.rs`). The task's own code runs in a tokio task of its own (panics are caught and
+//! recorded); apalis never drops a handler's future before it ends: its worker only stops
+//! after its in-flight handlers are done, and errand's backend never ends it.
 
 mod slots;
 mod source;
@@ -31,10 +32,7 @@ struct Ctx {
 
 async fn handle(d: Delivery, ctx: Data<Ctx>) -> Result<(), Infallible> {
     let Delivery { claimed, slot } = d;
-    let attempt = tokio::spawn(ctx.runner.clone().run(claimed));
-    if let Err(e) = attempt.await {
-        tracing::error!(error = %e, "attempt task failed");
-    }
+    ctx.runner.clone().run(claimed).await;
     // The slot is free once the task's work has ended (its outcome may still be on its way
     // to Redis, under its lease).
     drop(slot);
