@@ -529,6 +529,8 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                     let prefix = prefix.clone();
                     async move {
                         let tasks = count(&mut conn, &format!("{prefix}:task:*")).await;
+                        // Fetch memos live for a lease (3 s here), then expire.
+                        let memos = count(&mut conn, &format!("{prefix}:fetch:*")).await;
                         // Nothing per job but the ready list (empty once drained).
                         let queue_keys = count(&mut conn, &format!("{prefix}:q:default*")).await;
                         let succeeded: i64 = redis::cmd("ZCARD")
@@ -543,6 +545,7 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                             .await
                             .ok()?;
                         (tasks == expected_tasks
+                            && memos == 0
                             && queue_keys == 0
                             && succeeded == expected_tasks as i64
                             && indexed == expected_tasks as i64)

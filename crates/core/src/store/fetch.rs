@@ -41,13 +41,16 @@ pub struct Fetched {
 
 impl TaskStore {
     /// Takes up to `max` ready tasks of `queue` and claims each for one attempt by
-    /// `worker`, with a lease of `lease` from now (Redis's clock).
+    /// `worker`, with a lease of `lease` from now (Redis's clock). `token` names this fetch:
+    /// sent again after an error (the reply may have been lost with the claims made), the
+    /// same token is answered with the same claims, for a lease's time.
     pub async fn fetch(
         &self,
         queue: &str,
         max: usize,
         worker: &str,
         lease: Duration,
+        token: &str,
         now: DateTime<Utc>,
     ) -> Result<Fetched, StoreError> {
         let mut inv = self.invoke(&FETCH);
@@ -55,7 +58,8 @@ impl TaskStore {
             .arg(max.max(1))
             .arg(worker)
             .arg(rfc3339(now))
-            .arg(lease.as_millis() as u64);
+            .arg(lease.as_millis() as u64)
+            .arg(token);
         let reply: Vec<redis::Value> = self.run(&inv).await?;
         decode(queue, reply)
     }

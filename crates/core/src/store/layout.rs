@@ -56,6 +56,12 @@ impl Layout {
         format!("{}:idx:{queue}:{state}", self.prefix)
     }
 
+    /// What fetch `token` claimed, kept for a lease's time so a retried fetch whose reply was
+    /// lost is answered with the same claims.
+    pub fn fetch_memo(&self, token: &str) -> String {
+        format!("{}:fetch:{token}", self.prefix)
+    }
+
     /// Set of every queue ever submitted to.
     pub fn queues(&self) -> String {
         format!("{}:queues", self.prefix)
@@ -169,7 +175,7 @@ mod tests {
             include_str!("lua/prelude.lua"),
             "\nreturn {L.record .. 'T1', L.index, L.delayed, ready_list('q'), queue_index('q'),
               state_index('q', 'running'), EXPIRED, QUEUES, L.chan .. 'events',
-              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q'}"
+              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q', L.chan .. 'fetch:T'}"
         ));
         let mut inv = probe.prepare_invoke();
         for a in l.script_head() {
@@ -190,6 +196,7 @@ mod tests {
             l.wake_channel("q"),
             l.cancel_channel(),
             l.apalis_queue("q"),
+            l.fetch_memo("T"),
         ];
         assert_eq!(derived, named);
 

@@ -12,8 +12,9 @@
 //! that arrives while a fetch is in flight is kept by the coalescing signal and answered by
 //! another fetch, never lost.
 //!
-//! A fetch never kills the worker: a Redis error is logged and the next fetch waits out a
-//! backoff (50 ms doubling to 5 s); apalis sees nothing but a quiet source. On shutdown,
+//! A fetch never kills the worker: a Redis error is logged and the fetch is sent again after
+//! a backoff (50 ms doubling to 5 s), under the same token, so claims a lost reply made are
+//! answered by the retry rather than stranded; apalis sees nothing but a quiet source. On shutdown,
 //! claims not yet handed to apalis (a fetch that landed as the worker stopped) are given
 //! back to the head of the queue as if never fetched.
 
@@ -73,6 +74,9 @@ pub struct ErrandBackend {
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
     failures: u32,
     releasing: Option<BoxFuture<'static, ()>>,
+    /// The token of the fetch to send: kept after an error, so the retry is answered with
+    /// whatever the failed call claimed (see `fetch.lua`).
+    token: Option<(String, usize)>,
 }
 
 impl ErrandBackend {
@@ -100,11 +104,18 @@ impl ErrandBackend {
             backoff: None,
             failures: 0,
             releasing: None,
+            token: None,
         }
     }
 
     fn start_fetch(&mut self) {
-        let n = self.slots.free().min(self.max_fetch);
+        let (token, n) = self.token.take().unwrap_or_else(|| {
+            (
+                ulid::Ulid::generate().to_string(),
+                self.slots.free().min(self.max_fetch),
+            )
+        });
+        self.token = Some((token.clone(), n));
         let (store, queue, worker, lease) = (
             self.store.clone(),
             self.queue.clone(),
@@ -112,7 +123,11 @@ impl ErrandBackend {
             self.lease,
         );
         self.fetching = Some(
-            async move { (n, store.fetch(&queue, n, &worker, lease, Utc::now()).await) }.boxed(),
+            async move {
+                let fetched = store.fetch(&queue, n, &worker, lease, &token, Utc::now());
+                (n, fetched.await)
+            }
+            .boxed(),
         );
     }
 
@@ -126,6 +141,7 @@ impl ErrandBackend {
         match result {
             Ok(fetched) => {
                 self.failures = 0;
+                self.token = None;
                 self.more = fetched.claimed.len() + fetched.dropped >= asked;
                 if fetched.dropped > 0 {
                     tracing::debug!(queue = %self.queue, dropped = fetched.dropped, "entries of tasks no longer waiting dropped");

@@ -6,17 +6,42 @@
 -- claims a task, so no task runs twice at once, whatever the list holds.
 -- An entry of the previous layout (an apalis-redis job id, whose task id is in the job data
 -- hash) is translated here and its bookkeeping deleted, so an upgrade needs no stop.
--- ARGV[A]: queue, [A+1]: most tasks, [A+2]: worker, [A+3]: now rfc3339, [A+4]: lease ms
+-- A fetch is safe to repeat: it is remembered under its token for a lease's time, and a
+-- fetch whose reply was lost (a timeout while Redis was slow) is sent again with the same
+-- token and answered with the same claims, instead of stranding them until their leases
+-- lapse and they run again as a new attempt.
+-- ARGV[A]: queue, [A+1]: most tasks, [A+2]: worker, [A+3]: now rfc3339, [A+4]: lease ms,
+--   [A+5]: fetch token
 -- Returns {dropped, then per claimed task: id, kind, payload, attempt, max_attempts,
 --   timeout_secs or ''} (just what the worker runs it with).
 local queue, n, worker, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
+local lease = tonumber(ARGV[A + 4])
+local memo = L.chan .. 'fetch:' .. ARGV[A + 5]
+local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker'}
+
+local seen = redis.call('LRANGE', memo, 0, -1)
+if #seen > 0 then
+  -- The same fetch again: answer with its claims still held by this worker.
+  local out = {0}
+  for i = 1, #seen, 2 do
+    local id = seen[i]
+    local f = redis.call('HMGET', L.record .. id, unpack(FIELDS))
+    if f[1] == 'running' and f[7] == worker and f[2] == seen[i + 1] then
+      local k = #out
+      out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
+      out[k + 4], out[k + 5], out[k + 6] = tonumber(f[2]), f[3], f[6] or ''
+    end
+  end
+  return out
+end
+
 local popped = redis.call('LPOP', ready_list(queue), n)
 if not popped then return {0} end
 local ms = now_ms()
-local lease_until = ms + tonumber(ARGV[A + 4])
+local lease_until = ms + lease
+local claims = {}
 local queued, running = state_index(queue, 'queued'), state_index(queue, 'running')
 local data = L.apalis .. queue .. L.sfx_data
-local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs'}
 local out = {0}
 for _, id in ipairs(popped) do
   local key = L.record .. id
@@ -40,12 +65,17 @@ for _, id in ipairs(popped) do
     redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker', worker,
       'started_at', now, 'updated_at', now)
     event(id, 'running')
+    claims[#claims + 1], claims[#claims + 2] = id, attempt
     local k = #out
     out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
     out[k + 4], out[k + 5], out[k + 6] = attempt, f[3], f[6] or ''
   else
     out[1] = out[1] + 1
   end
+end
+if #claims > 0 then
+  redis.call('RPUSH', memo, unpack(claims))
+  redis.call('PEXPIRE', memo, lease)
 end
 flush_events()
 return out
