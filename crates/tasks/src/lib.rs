@@ -11,7 +11,7 @@ mod context;
 pub mod kinds;
 mod services;
 
-pub use catalog::{Catalog, Invalid, KindInfo, Limits};
+pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits};
 pub use context::{Failure, TaskContext};
 
 use std::future::Future;

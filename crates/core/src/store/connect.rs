@@ -18,4 +18,3 @@ pub fn connect(settings: &RedisSettings) -> Result<ConnectionManager, StoreError
         .set_max_delay(Duration::from_millis(500));
     Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
-
