@@ -554,16 +554,22 @@ fn hoist_ref_siblings(v: &mut Value) {
 fn parameters_and_headers(doc: &mut Value) {
     for (_, item) in doc["paths"].as_object_mut().into_iter().flatten() {
         for (_, op) in item.as_object_mut().into_iter().flatten() {
-            for p in op["parameters"].as_array_mut().into_iter().flatten() {
-                if let Some(types) = p["schema"]["type"].as_array_mut() {
-                    types.retain(|t| t != "null");
-                    if let [only] = types.as_slice() {
-                        p["schema"]["type"] = only.clone();
+            // `get_mut`, not indexing: indexing a JSON object inserts what it does not find.
+            let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for p in params.into_iter().flatten() {
+                let schema = p.get_mut("schema");
+                if let Some(types) = schema.and_then(|s| s.get_mut("type")) {
+                    if let Some(list) = types.as_array_mut() {
+                        list.retain(|t| t != "null");
+                    }
+                    if let Some([only]) = types.as_array().map(Vec::as_slice) {
+                        *types = only.clone();
                     }
                 }
             }
-            for (_, res) in op["responses"].as_object_mut().into_iter().flatten() {
-                if let Some(location) = res["headers"].get_mut("Location") {
+            let responses = op.get_mut("responses").and_then(Value::as_object_mut);
+            for (_, res) in responses.into_iter().flatten() {
+                if let Some(location) = res.get_mut("headers").and_then(|h| h.get_mut("Location")) {
                     location["required"] = json!(true);
                 }
             }
