@@ -201,7 +201,8 @@ pub struct ScheduleTemplate {
     /// The kind's canonical name.
     #[schema(example = "sleep")]
     pub kind: String,
-    #[schema(value_type = Object, example = json!({"duration_secs": 1}))]
+    /// The kind's input, as validated when the schema was created (any JSON for `noop`).
+    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
     #[schema(example = "default")]
     pub queue: String,
@@ -236,7 +237,8 @@ pub struct Schedule {
     pub enabled: bool,
     #[schema(example = "sleep")]
     pub kind: String,
-    #[schema(value_type = Object, example = json!({"duration_secs": 1}))]
+    /// The kind's input, as validated when the schema was created (any JSON for `noop`).
+    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
     #[schema(example = "default")]
     pub queue: String,
