@@ -27,10 +27,10 @@ def before_load_schema(context, raw_schema):
 
 
 # The tutorial's demo delays are real waits: `/async/await-sequential?delay_ms=9999` takes 30
-# s, and a fuzz run draws hundreds of in-range values. Valid ones are cut to at most 20 ms so a
-# case takes well under a second; values the document rejects go out as generated (the hook
-# runs before schemathesis re-judges each case as valid or not). The boundaries themselves are
-# probed by crates/api/tests/api/contract.rs.
+# s, its default (1 s per await) 3 s, and a fuzz run draws hundreds of them. Valid ones, and
+# an absent one, are cut to 20 ms so a case takes well under a second; values the document
+# rejects go out as generated (the hook runs before schemathesis re-judges each case as valid
+# or not). The boundaries themselves are probed by crates/api/tests/api/contract.rs.
 DEMO_DELAYS = {
     "/async/await-sequential": "delay_ms",
     "/async/gather-concurrent": "delay_ms",
@@ -38,14 +38,23 @@ DEMO_DELAYS = {
     "/async/offloaded": "ms",
 }
 SHORTEST = 20
+LONGEST = 10_000
 
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
     name = DEMO_DELAYS.get(case.operation.path)
+    if name is None:
+        return
+    if case.query is None:
+        case.query = {}
     query = case.query
-    if name is None or not isinstance(query, dict):
+    if not isinstance(query, dict):
         return
     value = query.get(name)
-    if isinstance(value, int) and not isinstance(value, bool) and SHORTEST < value <= 10_000:
+    if value is None and name not in query:
         query[name] = SHORTEST
+    elif isinstance(value, int) and not isinstance(value, bool) and SHORTEST < value <= LONGEST:
+        query[name] = SHORTEST
+    elif isinstance(value, str) and value.isdigit() and SHORTEST < int(value) <= LONGEST:
+        query[name] = str(SHORTEST)
