@@ -1,5 +1,6 @@
-//! The OpenAPI 3.1 documents: `/openapi.json` (every route, the tutorial's last) and
-//! `/openapi/product.json` (the same without the tutorial routes, for generating clients).
+//! The OpenAPI 3.1 documents: `/openapi.json` (every route; the tutorial's tag last, grouped
+//! apart) and `/openapi/product.json` (the same without the tutorial routes, for generating
+//! clients).
 //!
 //! utoipa derives the base from the route and type annotations; the passes below then make
 //! it a contract that client generators turn into typed clients:
@@ -94,7 +95,7 @@ impl Documents {
     }
 }
 
-/// `/openapi.json`: every route, the tutorial's last.
+/// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.
 pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     let mut api = ApiDoc::openapi();
     api.merge(routes::seed::SeedDoc::openapi());
