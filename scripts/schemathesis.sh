@@ -50,10 +50,25 @@ export ERRAND__API__MAX_WAIT_SECS=2
 export ERRAND__TASKS__MAX_SLEEP_SECS=5
 export ERRAND__TASKS__DIAGNOSTIC_KINDS=true
 export ERRAND__WORKER__LEASE_SECS=3
+# With a key configured, so that the document's security requirements are tested too:
+# schemathesis sends the key, and its requests without one must get a 401.
+KEY="schemathesis-key"
+export ERRAND__API__API_KEYS="$KEY"
+# The document types each kind's payload, so generated tasks are valid and the worker runs
+# them: CPU-heavy kinds get small bounds (the document states them), mail goes to files in
+# the run's directory, and every HTTP request of http_request/fan_out goes to a proxy
+# address where nothing listens, so no generated URL is ever contacted.
+export ERRAND__TASKS__SHA256_MAX_ROUNDS=10000
+export ERRAND__TASKS__FIBONACCI_MAX_N=10000
+export ERRAND__EMAIL__FILE_DIR="$work/mail"
 export RUST_LOG="${RUST_LOG:-warn}"
 target/debug/errand-api >"$work/api.log" 2>&1 &
 pids+=($!)
-target/debug/errand-worker >"$work/worker.log" 2>&1 &
+no_proxy_port="$(free_port)"
+env HTTP_PROXY="http://127.0.0.1:$no_proxy_port" HTTPS_PROXY="http://127.0.0.1:$no_proxy_port" \
+  http_proxy="http://127.0.0.1:$no_proxy_port" https_proxy="http://127.0.0.1:$no_proxy_port" \
+  ALL_PROXY="http://127.0.0.1:$no_proxy_port" NO_PROXY="" no_proxy="" \
+  target/debug/errand-worker >"$work/worker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do
   curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
@@ -64,12 +79,15 @@ curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null
 mkdir -p "$OUT"
 status=0
 # From inside target/, so schemathesis's own cache (.schemathesis/) lands there too.
-(cd "$OUT" && schemathesis run "http://127.0.0.1:$api_port/openapi.json" \
+# The hooks hand schemathesis the event stream's per-event schema (see the file).
+hooks_dir="$PWD/scripts"
+(cd "$OUT" && PYTHONPATH="$hooks_dir" SCHEMATHESIS_HOOKS=schemathesis_hooks schemathesis run "http://127.0.0.1:$api_port/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
   --phases examples,coverage,fuzzing,stateful \
   --seed "$SEED" \
   --max-examples "$MAX_EXAMPLES" \
   --request-timeout 10 \
+  --header "Authorization: Bearer $KEY" \
   --workers 1 \
   --no-color \
   --report junit --report-junit-path "$OUT/junit.xml") \
@@ -80,6 +98,15 @@ curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null || {
   echo "errand-api is not ready after the fuzz run" >&2
   status=1
 }
+# No generated HTTP task may have reached anything: they all end at the dead proxy.
+for kind in http_request fan_out; do
+  reached="$(curl -fsS -H "Authorization: Bearer $KEY" "http://127.0.0.1:$api_port/v1/tasks?kind=$kind&state=succeeded" |
+    python3 -c 'import json, sys; print(len(json.load(sys.stdin)["tasks"]))')"
+  if [ "$reached" != "0" ]; then
+    echo "$reached $kind task(s) succeeded: a generated request got through the proxy" >&2
+    status=1
+  fi
+done
 if grep -qE "panicked|internal error" "$work/api.log"; then
   echo "errand-api logged a panic or an internal error:" >&2
   grep -E "panicked|internal error" "$work/api.log" | head -20 >&2

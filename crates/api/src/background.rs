@@ -52,10 +52,14 @@ pub struct BackgroundStatus {
     #[schema(example = 5)]
     pub duration_secs: u64,
     pub created_at: DateTime<Utc>,
+    /// Null while `pending`.
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
+    /// Null until `completed`.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// `task {id} done` once completed.
-    #[schema(example = "task test123 done")]
+    /// `task {id} done` once completed; null until then.
+    #[schema(required = true, example = "task test123 done")]
     pub message: Option<String>,
 }
 

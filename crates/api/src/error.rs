@@ -15,13 +15,13 @@ pub struct Problem {
     pub kind: String,
     #[schema(example = "Invalid field")]
     pub title: String,
-    #[schema(example = 422)]
+    #[schema(example = 422, minimum = 400, maximum = 599)]
     pub status: u16,
     #[schema(example = "payload.duration_secs: invalid type: string \"five\", expected f64")]
     pub detail: String,
     /// The offending field, as a JSON path into the request (or `id` for the path).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "payload.duration_secs")]
+    #[schema(nullable = false, example = "payload.duration_secs")]
     pub field: Option<String>,
 }
 

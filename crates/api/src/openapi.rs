@@ -1,18 +1,34 @@
-//! The OpenAPI 3.1 document, generated from the route and type annotations; the task
-//! kinds' payload schemas are added from the catalog so they can never drift from it.
+//! The OpenAPI 3.1 documents: `/openapi.json` (every route; the tutorial's tag last, grouped
+//! apart) and `/openapi/product.json` (the same without the tutorial routes, for generating
+//! clients).
+//!
+//! utoipa derives the base from the route and type annotations; the passes below then make
+//! it a contract that client generators turn into typed clients:
+//! - the submit, schedule and record schemas become unions discriminated on `kind`, one
+//!   branch per catalog kind, so each kind's payload (and result) schema applies;
+//! - bounds that come from settings are written in from the same settings the handlers read;
+//! - every operation states its security requirement, from the same rule the API-key
+//!   middleware applies (`startup::needs_key`), and the guarded ones their 401;
+//! - the event stream is a string, with the per-event schema beside it;
+//! - a description written beside a `$ref` inside `oneOf` (which generators drop) moves to
+//!   the property itself.
+//!
+//! The document is kept as JSON from there on: the passes are edits of a JSON tree, and
+//! Swagger UI and ReDoc take it as JSON.
 
-use errand_core::schedule::{Misfire, Schedule};
+use std::collections::{BTreeMap, BTreeSet};
+
 use errand_core::{
+    Settings,
+    schedule::{Misfire, Schedule},
     store::{WorkerInfo, WorkerQueue},
     task::{Progress, TaskError, TaskRecord, TaskState},
 };
-use errand_tasks::{Catalog, KindInfo};
-use utoipa::{
-    OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use errand_tasks::{Catalog, KindInfo, KindSchemas};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
 
-use crate::{error::Problem, routes};
+use crate::{error::Problem, routes, startup::needs_key};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,8 +36,7 @@ use crate::{error::Problem, routes};
         title = "errand",
         description = "A Redis-backed distributed task queue. Submit a task over HTTP and get its id at once; \
 workers run it; read its state, progress and result back by id.\n\n\
-Errors are `application/problem+json` (RFC 9457) and name the offending field. \
-When API keys are configured, `/v1/*` needs `Authorization: Bearer <key>`.",
+Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         license(name = "MIT"),
     ),
     paths(
@@ -58,21 +73,587 @@ When API keys are configured, `/v1/*` needs `Authorization: Bearer <key>`.",
 )]
 struct ApiDoc;
 
-pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(routes::seed::SeedDoc::openapi());
-    let components = doc.components.get_or_insert_with(Default::default);
-    for (name, schema) in catalog.schemas() {
-        components.schemas.insert(name, schema);
+/// The tag of the seed tutorial's demo routes, which the product document leaves out.
+pub const TUTORIAL_TAG: &str = "seed";
+/// Where the document without the tutorial routes is served.
+pub const PRODUCT_PATH: &str = "/openapi/product.json";
+/// Routes outside the documents that are open whatever the API keys: the documents and
+/// their viewers.
+const DOC_ROUTES: [&str; 4] = ["/openapi.json", PRODUCT_PATH, "/docs/", "/redoc"];
+
+/// Both documents, built once at startup.
+pub struct Documents {
+    pub full: Value,
+    pub product: Value,
+}
+
+impl Documents {
+    pub fn build(catalog: &Catalog, settings: &Settings) -> Self {
+        let full = document(catalog, settings);
+        let product = product(&full);
+        Self { full, product }
     }
-    components.add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some("An entry of api.api_keys"))
-                .build(),
-        ),
-    );
+}
+
+/// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.
+pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
+    let mut api = ApiDoc::openapi();
+    api.merge(routes::seed::SeedDoc::openapi());
+    let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
+    kind_unions(&mut doc, catalog);
+    settings_bounds(&mut doc, settings);
+    event_stream(&mut doc);
+    security(&mut doc);
+    hoist_ref_siblings(&mut doc);
+    parameters_and_headers(&mut doc);
+    tutorial_last(&mut doc);
     doc
+}
+
+/// `/openapi/product.json`: the document without the tutorial's routes and the schemas only
+/// they use, so a product client is generated without them.
+pub fn product(full: &Value) -> Value {
+    let mut doc = full.clone();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.retain(|_, item| !operations(item).all(|(_, op)| is_tutorial(op)));
+    }
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.retain(|t| t["name"] != TUTORIAL_TAG);
+    }
+    if let Some(groups) = doc["x-tagGroups"].as_array_mut() {
+        groups.retain(|g| {
+            !g["tags"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!(TUTORIAL_TAG)))
+        });
+    }
+    let description = doc["info"]["description"].as_str().unwrap_or_default();
+    doc["info"]["description"] = json!(format!(
+        "{description}\n\nThis is the product API alone; `/openapi.json` also has the seed \
+         tutorial's demo routes."
+    ));
+    prune_schemas(&mut doc);
+    doc
+}
+
+fn operations(item: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    item.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(m, _)| METHODS.contains(&m.as_str()))
+}
+
+fn is_tutorial(op: &Value) -> bool {
+    op["tags"]
+        .as_array()
+        .is_some_and(|t| t.contains(&json!(TUTORIAL_TAG)))
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// `fan_out` → `FanOut`: the kind's part of its branch names.
+fn pascal(kind: &str) -> String {
+    kind.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One branch of a kind union: the derived base object with `kind` pinned to the kind (and,
+/// where the server accepts them, its aliases) and `payload`/`result` given the kind's
+/// schemas.
+struct Branch<'a> {
+    kind: &'a KindSchemas,
+    info: &'a KindInfo,
+}
+
+impl Branch<'_> {
+    fn kind_property(&self, with_aliases: bool) -> Value {
+        let mut names = vec![self.kind.name];
+        if with_aliases {
+            names.extend(self.kind.aliases);
+        }
+        let description = if names.len() > 1 {
+            format!(
+                "`{}` (or its alias {})",
+                self.kind.name,
+                names[1..]
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!("`{}`", self.kind.name)
+        };
+        json!({ "type": "string", "enum": names, "description": description })
+    }
+
+    fn payload_property(&self, base: &Value) -> Value {
+        let mut p = schema_ref(&self.kind.payload.0);
+        if let Some(d) = base["properties"]["payload"]["description"].as_str() {
+            p["description"] = json!(d);
+        }
+        p
+    }
+}
+
+/// Replaces `SubmitTask`, `CreateSchedule` and `TaskRecord` by unions over the catalog's
+/// kinds, discriminated on `kind`. The derived schemas serve as each branch's base, so a
+/// field added to the Rust type appears in every branch.
+fn kind_unions(doc: &mut Value, catalog: &Catalog) {
+    let kinds = catalog.schemas();
+    let infos: BTreeMap<String, KindInfo> = catalog
+        .infos()
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("the document has schemas");
+    let branches: Vec<Branch> = kinds
+        .iter()
+        .map(|kind| Branch {
+            kind,
+            info: &infos[kind.name],
+        })
+        .collect();
+    for b in &branches {
+        schemas.insert(b.kind.payload.0.clone(), b.kind.payload.1.clone());
+        schemas.insert(b.kind.result.0.clone(), b.kind.result.1.clone());
+    }
+
+    union(
+        schemas,
+        "SubmitTask",
+        &branches,
+        true,
+        |b| format!("Submit{}", pascal(b.kind.name)),
+        |b, base| {
+            let mut s = base.clone();
+            s["description"] = json!(format!("A `{}` task: {}", b.kind.name, b.info.summary));
+            s["properties"]["kind"] = b.kind_property(true);
+            s["properties"]["payload"] = b.payload_property(base);
+            s["required"] = if b.kind.payload_optional {
+                json!(["kind"])
+            } else {
+                json!(["kind", "payload"])
+            };
+            s["example"] = json!({ "kind": b.kind.name, "payload": b.info.example });
+            s
+        },
+    );
+    union(
+        schemas,
+        "CreateSchedule",
+        &branches,
+        true,
+        |b| format!("CreateSchedule{}", pascal(b.kind.name)),
+        |b, base| {
+            let mut s = base.clone();
+            s["description"] = json!(format!(
+                "A schedule of `{}` tasks: {}",
+                b.kind.name, b.info.summary
+            ));
+            s["properties"]["kind"] = b.kind_property(true);
+            s["properties"]["payload"] = b.payload_property(base);
+            s["required"] = if b.kind.payload_optional {
+                json!(["cron", "kind"])
+            } else {
+                json!(["cron", "kind", "payload"])
+            };
+            s["example"] = json!({
+                "id": format!("every-minute-{}", b.kind.name.replace('_', "-")),
+                "cron": "0 * * * * *",
+                "kind": b.kind.name,
+                "payload": b.info.example,
+            });
+            s
+        },
+    );
+    union(
+        schemas,
+        "TaskRecord",
+        &branches,
+        false,
+        |b| format!("{}TaskRecord", pascal(b.kind.name)),
+        |b, base| {
+            let mut s = base.clone();
+            s["description"] = json!(format!("A `{}` task's record.", b.kind.name));
+            // Records carry the canonical name, never an alias.
+            s["properties"]["kind"] = b.kind_property(false);
+            s["properties"]["payload"] = b.payload_property(base);
+            s["properties"]["result"] = json!({
+                "description": base["properties"]["result"]["description"],
+                "anyOf": [schema_ref(&b.kind.result.0), {"type": "null"}],
+            });
+            // Every field is sent, null when it has no value.
+            s["required"] = json!(
+                base["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            );
+            s
+        },
+    );
+    // Batch items are submits; the derived schema already points there.
+    debug_assert_eq!(
+        schemas["SubmitBatch"]["properties"]["tasks"]["items"],
+        schema_ref("SubmitTask")
+    );
+    // The derived record says "any object"; the union says which.
+    if let Some(d) = schemas["TaskRecord"]["description"].as_str() {
+        schemas["TaskRecord"]["description"] = json!(format!(
+            "{d} One shape per task kind, told apart by `kind`; only kinds this server \
+             offers are listed (a record of a kind it no longer offers still has the common \
+             fields)."
+        ));
+    }
+}
+
+/// Makes `schemas[name]` a `oneOf` of one branch per kind, each built by `make` from the
+/// derived schema, with a discriminator mapping every accepted name to its branch.
+fn union(
+    schemas: &mut Map<String, Value>,
+    name: &str,
+    branches: &[Branch],
+    with_aliases: bool,
+    branch_name: impl Fn(&Branch) -> String,
+    make: impl Fn(&Branch, &Value) -> Value,
+) {
+    let base = schemas.remove(name).expect("derived base schema");
+    let mut one_of = Vec::new();
+    let mut mapping = Map::new();
+    for b in branches {
+        let n = branch_name(b);
+        schemas.insert(n.clone(), make(b, &base));
+        one_of.push(schema_ref(&n));
+        let target = format!("#/components/schemas/{n}");
+        mapping.insert(b.kind.name.to_owned(), json!(target));
+        if with_aliases {
+            for a in b.kind.aliases {
+                mapping.insert((*a).to_owned(), json!(target));
+            }
+        }
+    }
+    let mut u = json!({
+        "oneOf": one_of,
+        "discriminator": { "propertyName": "kind", "mapping": mapping },
+    });
+    for key in ["description", "example"] {
+        if let Some(v) = base.get(key) {
+            u[key] = v.clone();
+        }
+    }
+    schemas.insert(name.to_owned(), u);
+}
+
+/// The bounds that handlers take from settings.
+fn settings_bounds(doc: &mut Value, settings: &Settings) {
+    let api = &settings.api;
+    set_param(
+        doc,
+        "/v1/tasks/{id}",
+        "get",
+        "wait",
+        "maximum",
+        json!(api.max_wait_secs),
+    );
+    set_param(
+        doc,
+        "/tasks/celery/task",
+        "post",
+        "duration",
+        "maximum",
+        json!(settings.tasks.max_sleep_secs),
+    );
+    let tasks = &mut doc["components"]["schemas"]["SubmitBatch"]["properties"]["tasks"];
+    tasks["minItems"] = json!(1);
+    tasks["maxItems"] = json!(api.max_batch);
+}
+
+/// Sets `keyword` in the schema of query parameter `name` of `method path`.
+fn set_param(doc: &mut Value, path: &str, method: &str, name: &str, keyword: &str, v: Value) {
+    let params = doc["paths"][path][method]["parameters"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("{method} {path} has parameters"));
+    let p = params
+        .iter_mut()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{method} {path} has parameter {name}"));
+    p["schema"][keyword] = v;
+}
+
+/// `GET /v1/tasks/{id}/events`: OpenAPI 3.1 has no keyword for one event of a stream
+/// (3.2's `itemSchema`), and generators read a `text/event-stream` schema as the whole
+/// body: an object schema there makes them wait for the stream's end and then fail to parse
+/// it as JSON. So the body is a string, and `TaskEvent` (one event, its `data` a
+/// `TaskRecord` as JSON text) sits beside it in `x-item-schema`, the 3.2 keyword's meaning
+/// under an extension name (`scripts/schemathesis.sh` checks each event against it).
+fn event_stream(doc: &mut Value) {
+    let states: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+    let mut change = states.clone();
+    change.push("progress");
+    doc["components"]["schemas"]["TaskEvent"] = json!({
+        "description": "One server-sent event of `GET /v1/tasks/{id}/events`. `event` is the \
+            state the task entered, or `progress` for a progress report; `data` is the full \
+            task record as JSON. The last event is a terminal state, or `gone` (data `{}`) \
+            when the record disappeared.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": change},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": schema_ref("TaskRecord"),
+                    },
+                },
+            },
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": "gone"},
+                    "data": {"const": "{}"},
+                },
+            },
+        ],
+    });
+    let ok = &mut doc["paths"]["/v1/tasks/{id}/events"]["get"]["responses"]["200"];
+    ok["content"] = json!({
+        "text/event-stream": {
+            "schema": {
+                "type": "string",
+                "description": "The event stream as text (`event: <name>` and `data: <json>` \
+                    lines, a blank line after each event, `: keep-alive` comments). Each \
+                    event is a `TaskEvent` (see `x-item-schema`).",
+            },
+            "x-item-schema": schema_ref("TaskEvent"),
+        },
+    });
+}
+
+/// Every operation says whether it needs the key, by the rule the middleware applies; the
+/// guarded ones document the 401 it answers.
+fn security(doc: &mut Value) {
+    let mut open = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let guarded = needs_key(path);
+            for (method, op) in item.as_object_mut().into_iter().flatten() {
+                if !op.is_object() || method == "parameters" {
+                    continue;
+                }
+                if guarded {
+                    op["security"] = json!([{ "bearer": [] }]);
+                    op["responses"]["401"] =
+                        json!({ "$ref": "#/components/responses/Unauthorized" });
+                } else {
+                    op["security"] = json!([]);
+                    open.push(format!("`{} {path}`", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    debug_assert!(DOC_ROUTES.iter().all(|r| !needs_key(r)));
+    open.extend(DOC_ROUTES.iter().map(|r| format!("`GET {r}`")));
+    let description = doc["info"]["description"].as_str().unwrap_or_default();
+    doc["info"]["description"] = json!(format!(
+        "{description}\n\n**Authentication.** When the server has API keys (`api.api_keys`), \
+         every operation that lists the `bearer` security requirement needs \
+         `Authorization: Bearer <key>` and answers 401 without a valid one. That is all of \
+         them but these, which are always open: {}. Without keys configured, nothing is \
+         checked.",
+        open.join(", ")
+    ));
+    let components = &mut doc["components"];
+    components["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An entry of the server's `api.api_keys`.",
+        }
+    });
+    components["responses"]["Unauthorized"] = json!({
+        "description": "API keys are configured and the request had none that matched",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "`Bearer`",
+                "schema": {"type": "string"},
+            }
+        },
+        "content": {
+            "application/problem+json": { "schema": schema_ref("Problem") }
+        },
+    });
+}
+
+/// utoipa writes a nullable reference as `oneOf: [{type: null}, {$ref, description}]`;
+/// generators read the description of the property, not of a `oneOf` branch, so it moves up.
+fn hoist_ref_siblings(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for key in ["oneOf", "anyOf"] {
+                let Some(Value::Array(items)) = m.get_mut(key) else {
+                    continue;
+                };
+                if !items.iter().any(|i| i == &json!({"type": "null"})) {
+                    continue;
+                }
+                let mut lifted = Map::new();
+                for i in items.iter_mut() {
+                    if let Some(obj) = i.as_object_mut()
+                        && obj.contains_key("$ref")
+                    {
+                        obj.retain(|k, v| {
+                            if k == "$ref" {
+                                true
+                            } else {
+                                lifted.insert(k.clone(), v.clone());
+                                false
+                            }
+                        });
+                    }
+                }
+                for (k, v) in lifted {
+                    m.entry(k).or_insert(v);
+                }
+            }
+            m.values_mut().for_each(hoist_ref_siblings);
+        }
+        Value::Array(a) => a.iter_mut().for_each(hoist_ref_siblings),
+        _ => {}
+    }
+}
+
+/// A query or header parameter is absent or a string, never JSON null, so `Option<T>`'s
+/// null goes; the `Location` header is sent with every response that documents it.
+fn parameters_and_headers(doc: &mut Value) {
+    for (_, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            // `get_mut`, not indexing: indexing a JSON object inserts what it does not find.
+            let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for p in params.into_iter().flatten() {
+                let schema = p.get_mut("schema");
+                if let Some(types) = schema.and_then(|s| s.get_mut("type")) {
+                    if let Some(list) = types.as_array_mut() {
+                        list.retain(|t| t != "null");
+                    }
+                    if let Some([only]) = types.as_array().map(Vec::as_slice) {
+                        *types = only.clone();
+                    }
+                }
+            }
+            let responses = op.get_mut("responses").and_then(Value::as_object_mut);
+            for (_, res) in responses.into_iter().flatten() {
+                if let Some(location) = res.get_mut("headers").and_then(|h| h.get_mut("Location")) {
+                    location["required"] = json!(true);
+                }
+            }
+        }
+    }
+}
+
+/// The tutorial tag goes last, described as such, and ReDoc groups it apart.
+fn tutorial_last(doc: &mut Value) {
+    let Some(tags) = doc["tags"].as_array_mut() else {
+        return;
+    };
+    let (mut tutorial, mut product): (Vec<Value>, Vec<Value>) =
+        tags.drain(..).partition(|t| t["name"] == TUTORIAL_TAG);
+    for t in &mut tutorial {
+        let d = t["description"].as_str().unwrap_or_default();
+        t["description"] = json!(format!(
+            "Tutorial, not product API: {d} `{PRODUCT_PATH}` is this document without them."
+        ));
+    }
+    let names: Vec<Value> = product.iter().map(|t| t["name"].clone()).collect();
+    product.append(&mut tutorial);
+    *tags = product;
+    doc["x-tagGroups"] = json!([
+        {"name": "API", "tags": names},
+        {"name": "Tutorial", "tags": [TUTORIAL_TAG]},
+    ]);
+}
+
+/// Drops the schemas nothing left in the document refers to, directly or through others.
+fn prune_schemas(doc: &mut Value) {
+    fn refs(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref")
+                    && let Some(name) = r.strip_prefix("#/components/schemas/")
+                {
+                    out.insert(name.to_owned());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let schemas = doc["components"]["schemas"].take();
+    let mut root = doc.clone();
+    root["components"]["schemas"] = json!({});
+    let mut keep = BTreeSet::new();
+    refs(&root, &mut keep);
+    let mut todo: Vec<String> = keep.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        let mut found = BTreeSet::new();
+        refs(&schemas[&name], &mut found);
+        for f in found {
+            if keep.insert(f.clone()) {
+                todo.push(f);
+            }
+        }
+    }
+    let kept: Map<String, Value> = schemas
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| keep.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    doc["components"]["schemas"] = Value::Object(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_are_pascal_case() {
+        assert_eq!(pascal("fan_out"), "FanOut");
+        assert_eq!(pascal("sha256"), "Sha256");
+        assert_eq!(pascal("sleep"), "Sleep");
+    }
+
+    #[test]
+    fn a_description_beside_a_nullable_ref_moves_to_the_property() {
+        let mut v = json!({"properties": {"error": {"oneOf": [
+            {"type": "null"},
+            {"$ref": "#/components/schemas/TaskError", "description": "why"},
+        ]}}});
+        hoist_ref_siblings(&mut v);
+        assert_eq!(
+            v,
+            json!({"properties": {"error": {"description": "why", "oneOf": [
+                {"type": "null"},
+                {"$ref": "#/components/schemas/TaskError"},
+            ]}}})
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use actix_web::{HttpResponse, http::header, web};
-use utoipa::openapi::OpenApi;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -63,7 +63,7 @@ impl RedocAssets {
     /// Reads the bundle at `bundle_path`; when it cannot be read (or is empty) logs a
     /// warning and serves the instructions page instead. Never fails: the rest of the API
     /// must not depend on a documentation asset.
-    pub fn load(bundle_path: &Path, doc: &OpenApi) -> Self {
+    pub fn load(bundle_path: &Path, doc: &Value) -> Self {
         let assets = match std::fs::read(bundle_path) {
             Ok(bytes) if !bytes.is_empty() => {
                 tracing::debug!(path = %bundle_path.display(), bytes = bytes.len(), "ReDoc bundle loaded");

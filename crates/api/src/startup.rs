@@ -32,11 +32,11 @@ impl Application {
         let conn = store::connect(&settings.redis)?;
         let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
         let catalog = Catalog::new(Limits::from(&settings.tasks));
-        let doc = openapi::document(&catalog);
+        let docs = openapi::Documents::build(&catalog, &settings);
         let max_body = settings.api.max_body_bytes;
         let stop = CancellationToken::new();
         let seed = routes::seed::Seed::new(&settings);
-        let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &doc);
+        let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
         let events = Events::start(
             redis::Client::open(settings.redis.url.as_str())?,
             store.layout().events_channel(),
@@ -89,7 +89,12 @@ impl Application {
                 .service(routes::schedules::enable_schedule)
                 .service(routes::schedules::disable_schedule)
                 .service(web::redirect("/docs", "/docs/"))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").external_urls_from_iter_unchecked([
+                        ("/openapi.json", docs.full.clone()),
+                        (openapi::PRODUCT_PATH, docs.product.clone()),
+                    ]),
+                )
                 .configure(|cfg| redoc.configure(cfg))
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {
                     Err::<HttpResponse, _>(ApiError::RouteNotFound(format!(
@@ -146,7 +151,8 @@ async fn require_api_key(
         .map(ServiceResponse::map_into_left_body)
 }
 
-fn needs_key(path: &str) -> bool {
+/// Which paths the API-key guard covers; the OpenAPI document states the same per operation.
+pub(crate) fn needs_key(path: &str) -> bool {
     path.starts_with("/v1/")
         || ["/async", "/tasks"].iter().any(|scope| {
             path.strip_prefix(scope)

@@ -201,7 +201,8 @@ pub struct ScheduleTemplate {
     /// The kind's canonical name.
     #[schema(example = "sleep")]
     pub kind: String,
-    #[schema(value_type = Object, example = json!({"duration_secs": 1}))]
+    /// The kind's input, as validated when the schema was created (any JSON for `noop`).
+    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
     #[schema(example = "default")]
     pub queue: String,
@@ -236,21 +237,26 @@ pub struct Schedule {
     pub enabled: bool,
     #[schema(example = "sleep")]
     pub kind: String,
-    #[schema(value_type = Object, example = json!({"duration_secs": 1}))]
+    /// The kind's input, as validated when the schema was created (any JSON for `noop`).
+    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
     #[schema(example = "default")]
     pub queue: String,
     pub max_attempts: u32,
+    /// Per-attempt time limit of each run; null for none.
+    #[schema(required = true)]
     pub timeout_secs: Option<u64>,
     pub result_ttl_secs: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The tick it waits for; null while disabled.
+    #[schema(required = true)]
     pub next_run_at: Option<DateTime<Utc>>,
-    /// When it last fired a task.
+    /// When it last fired a task; null before the first tick.
+    #[schema(required = true)]
     pub last_run_at: Option<DateTime<Utc>>,
-    /// The task it fired last: `sched:<schedule id>:<tick ms>`.
-    #[schema(value_type = Option<String>, example = "sched:nightly-report:1767225600000")]
+    /// The task it fired last: `sched:<schedule id>:<tick ms>`; null before the first tick.
+    #[schema(required = true, value_type = Option<String>, example = "sched:nightly-report:1767225600000")]
     pub last_task_id: Option<TaskId>,
     /// Ticks fired since it was created.
     pub run_count: u64,

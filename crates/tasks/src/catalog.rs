@@ -3,10 +3,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use futures::{FutureExt, future::BoxFuture};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::{
-    PartialSchema,
-    openapi::{RefOr, schema::Schema},
-};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::{Failure, TaskContext, TaskKind, kinds, services::Services};
 
@@ -87,19 +84,36 @@ pub struct KindInfo {
     pub aliases: Vec<String>,
     pub summary: String,
     pub idempotent: bool,
-    /// JSON Schema of the payload.
+    /// JSON Schema of the payload, with this server's limits (`tasks.*`) as its bounds.
     #[schema(value_type = Object)]
     pub payload_schema: Value,
+    /// JSON Schema of a successful run's result (the record's `result`).
+    #[schema(value_type = Object)]
+    pub result_schema: Value,
     #[schema(value_type = Object)]
     pub example: Value,
+}
+
+/// What the OpenAPI document needs of a kind: its payload and result schemas, named.
+#[derive(Debug, Clone)]
+pub struct KindSchemas {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    /// Component name and JSON Schema of the payload, with this server's limits in it.
+    pub payload: (String, Value),
+    /// Component name and JSON Schema of a successful run's result.
+    pub result: (String, Value),
+    /// Whether a submit may leave the payload out (it then stands for `{}`).
+    pub payload_optional: bool,
 }
 
 type RunFn = fn(TaskContext, Value) -> BoxFuture<'static, Result<Value, Failure>>;
 
 struct Entry {
     info: KindInfo,
-    schema_name: String,
-    schema: RefOr<Schema>,
+    aliases: &'static [&'static str],
+    payload_name: String,
+    result: (String, Value),
     validate: fn(&Value, &Limits) -> Result<(), Invalid>,
     run: RunFn,
 }
@@ -135,7 +149,14 @@ fn run<K: TaskKind>(
     payload: Value,
 ) -> BoxFuture<'static, Result<Value, Failure>> {
     match decode::<K>(&payload) {
-        Ok(p) => K::run(ctx, p).boxed(),
+        Ok(p) => K::run(ctx, p)
+            .map(|r| {
+                r.and_then(|out| {
+                    serde_json::to_value(out)
+                        .map_err(|e| Failure::permanent("invalid_result", e.to_string()))
+                })
+            })
+            .boxed(),
         Err(e) => futures::future::ready(Err(Failure::permanent("invalid_payload", e.to_string())))
             .boxed(),
     }
@@ -143,7 +164,10 @@ fn run<K: TaskKind>(
 
 impl Catalog {
     pub fn new(limits: Limits) -> Self {
-        let mut c = CatalogBuilder::default();
+        let mut c = CatalogBuilder {
+            limits: limits.clone(),
+            ..CatalogBuilder::default()
+        };
         c.add::<kinds::sleep::Sleep>();
         c.add::<kinds::noop::Noop>();
         if limits.diagnostic_kinds {
@@ -220,11 +244,18 @@ impl Catalog {
         self.kinds.values().map(|e| e.info.clone()).collect()
     }
 
-    /// Payload schemas, named, for the OpenAPI components.
-    pub fn schemas(&self) -> Vec<(String, RefOr<Schema>)> {
+    /// Every kind's payload and result schema, in name order, for the OpenAPI document.
+    pub fn schemas(&self) -> Vec<KindSchemas> {
         self.kinds
-            .values()
-            .map(|e| (e.schema_name.clone(), e.schema.clone()))
+            .iter()
+            .map(|(name, e)| KindSchemas {
+                name,
+                aliases: e.aliases,
+                payload: (e.payload_name.clone(), e.info.payload_schema.clone()),
+                result: e.result.clone(),
+                payload_optional: (e.validate)(&Value::Object(Default::default()), &self.limits)
+                    .is_ok(),
+            })
             .collect()
     }
 }
@@ -233,17 +264,23 @@ impl Catalog {
 struct CatalogBuilder {
     kinds: BTreeMap<&'static str, Entry>,
     aliases: BTreeMap<&'static str, &'static str>,
+    limits: Limits,
 }
 
 impl CatalogBuilder {
     fn add<K: TaskKind>(&mut self) {
-        let schema = <K::Payload as PartialSchema>::schema();
+        let mut payload_schema =
+            serde_json::to_value(<K::Payload as PartialSchema>::schema()).unwrap_or(Value::Null);
+        K::document(&mut payload_schema, &self.limits);
+        let result_schema =
+            serde_json::to_value(<K::Output as PartialSchema>::schema()).unwrap_or(Value::Null);
         let info = KindInfo {
             name: K::NAME.to_owned(),
             aliases: K::ALIASES.iter().map(|a| (*a).to_owned()).collect(),
             summary: K::SUMMARY.to_owned(),
             idempotent: K::IDEMPOTENT,
-            payload_schema: serde_json::to_value(&schema).unwrap_or(Value::Null),
+            payload_schema,
+            result_schema: result_schema.clone(),
             example: K::example(),
         };
         for a in K::ALIASES {
@@ -253,8 +290,9 @@ impl CatalogBuilder {
             K::NAME,
             Entry {
                 info,
-                schema_name: <K::Payload as utoipa::ToSchema>::name().into_owned(),
-                schema,
+                aliases: K::ALIASES,
+                payload_name: <K::Payload as ToSchema>::name().into_owned(),
+                result: (<K::Output as ToSchema>::name().into_owned(), result_schema),
                 validate: validate::<K>,
                 run: run::<K>,
             },
@@ -302,13 +340,15 @@ mod tests {
         assert!(c.validate("sleep", &json!({"duration_secs": 2})).is_ok());
     }
 
-    /// `GET /v1/kinds` serves each payload schema on its own, so it must not point into
+    /// `GET /v1/kinds` serves each payload and result schema on its own, so it must not point into
     /// OpenAPI components (nested types are inlined).
     #[test]
     fn payload_schemas_are_self_contained() {
         for info in catalog().infos() {
-            let s = info.payload_schema.to_string();
-            assert!(!s.contains("$ref"), "{}: {s}", info.name);
+            for s in [&info.payload_schema, &info.result_schema] {
+                let s = s.to_string();
+                assert!(!s.contains("$ref"), "{}: {s}", info.name);
+            }
         }
     }
 

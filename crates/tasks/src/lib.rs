@@ -2,20 +2,21 @@
 //! [`Catalog`] is what the API validates submissions against (and documents in OpenAPI)
 //! and what the worker runs.
 //!
-//! Adding a kind: write a module with a payload type and a [`TaskKind`] impl, then add
-//! one line to [`Catalog::new`].
+//! Adding a kind: write a module with a payload type, an output type and a [`TaskKind`]
+//! impl, then add one line to [`Catalog::new`]. That line also gives the kind its branch in
+//! the OpenAPI document's submit, schedule and record schemas.
 
 mod catalog;
 mod context;
 pub mod kinds;
 mod services;
 
-pub use catalog::{Catalog, Invalid, KindInfo, Limits};
+pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits};
 pub use context::{Failure, TaskContext};
 
 use std::future::Future;
 
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -23,6 +24,10 @@ use utoipa::ToSchema;
 pub trait TaskKind: Send + Sync + 'static {
     /// The payload, deserialized strictly (unknown fields are rejected at submit time).
     type Payload: DeserializeOwned + ToSchema + Send + 'static;
+    /// What a successful run returns, stored as the record's `result`. A type rather than
+    /// free JSON so that the OpenAPI document's result schema for the kind is the shape the
+    /// worker writes, by construction.
+    type Output: Serialize + ToSchema + Send + 'static;
 
     /// Canonical name, used in submissions and stored on the record.
     const NAME: &'static str;
@@ -42,10 +47,15 @@ pub trait TaskKind: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Writes the bounds [`TaskKind::check`] takes from `limits` into the payload's JSON
+    /// Schema (a `maximum` from a `tasks.*` setting, say), so that `GET /v1/kinds` and the
+    /// OpenAPI document state exactly what this server accepts, not only the type.
+    fn document(_schema: &mut Value, _limits: &Limits) {}
+
     /// Runs one attempt. Must honour `ctx.cancelled()` at its await points; CPU-bound work
     /// belongs on `tokio::task::spawn_blocking`, never on the async executor.
     fn run(
         ctx: TaskContext,
         payload: Self::Payload,
-    ) -> impl Future<Output = Result<Value, Failure>> + Send + 'static;
+    ) -> impl Future<Output = Result<Self::Output, Failure>> + Send + 'static;
 }

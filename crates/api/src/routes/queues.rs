@@ -21,6 +21,7 @@ pub struct QueueInfo {
     #[schema(example = json!({"scheduled": 0, "queued": 12, "running": 4, "retrying": 1, "succeeded": 950, "failed": 3, "cancelled": 0}))]
     pub counts: BTreeMap<String, u64>,
     /// How long the longest-waiting queued task has waited, in ms; null if none waits.
+    #[schema(required = true)]
     pub oldest_queued_age_ms: Option<u64>,
 }
 

@@ -28,7 +28,7 @@ pub struct CreateSchedule {
     /// Client-chosen id (`[A-Za-z0-9._-]`, at most 100); server-made when absent. Creating
     /// the same id again with the same definition answers 200 with the stored schedule;
     /// with a different one, 409.
-    #[schema(example = "heartbeat")]
+    #[schema(example = "heartbeat", pattern = "^[A-Za-z0-9._-]{1,100}$")]
     pub id: Option<String>,
     /// Cron expression: 5 fields (`minute hour day-of-month month day-of-week`), or 6 with
     /// a seconds field first; `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` too.
@@ -44,7 +44,8 @@ pub struct CreateSchedule {
     #[serde(default)]
     #[schema(value_type = Object, example = json!({"ping": true}))]
     pub payload: Option<Value>,
-    /// Queue the tasks go to; default `default`.
+    /// Queue the tasks go to (`[A-Za-z0-9_.-]`, at most 64); default `default`.
+    #[schema(example = "default", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub queue: Option<String>,
     /// Default true; a disabled schedule fires nothing until enabled.
     pub enabled: Option<bool>,
@@ -68,6 +69,7 @@ pub struct CreateSchedule {
 pub struct SchedulePage {
     pub schedules: Vec<Schedule>,
     /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -140,7 +142,8 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
     responses(
         (status = 201, description = "Created", body = Schedule,
          headers(("Location" = String, description = "/v1/schedules/{id}"))),
-        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = Schedule),
+        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = Schedule,
+         headers(("Location" = String, description = "/v1/schedules/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A schedule with this id exists, defined differently", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
@@ -185,8 +188,8 @@ pub async fn create_schedule(
 #[utoipa::path(
     tag = "schedules",
     params(
-        ("limit" = Option<u64>, Query, description = "Page size, 1 to 500 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 100)"),
+        ("cursor" = Option<ScheduleId>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, body = SchedulePage),
@@ -222,7 +225,7 @@ pub async fn list_schedules(
 /// A schedule: its definition, the tick it waits for and the task it fired last.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = String, Path, description = "Schedule id")),
+    params(("id" = ScheduleId, Path, description = "Schedule id")),
     responses(
         (status = 200, body = Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -250,7 +253,7 @@ pub async fn get_schedule(
 /// Deletes a schedule: it fires no more. Tasks it already fired are untouched.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = String, Path, description = "Schedule id")),
+    params(("id" = ScheduleId, Path, description = "Schedule id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -297,7 +300,7 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
 /// was disabled are not run. Enabling an enabled schedule changes nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = String, Path, description = "Schedule id")),
+    params(("id" = ScheduleId, Path, description = "Schedule id")),
     responses(
         (status = 200, description = "Enabled", body = Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -316,7 +319,7 @@ pub async fn enable_schedule(
 /// Disables a schedule: it keeps its definition and history and fires nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = String, Path, description = "Schedule id")),
+    params(("id" = ScheduleId, Path, description = "Schedule id")),
     responses(
         (status = 200, description = "Disabled", body = Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),

@@ -201,7 +201,7 @@ pub fn prepare(
 #[utoipa::path(
     tag = "tasks",
     request_body = SubmitTask,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses(
         (status = 202, description = "Accepted and queued (or scheduled)", body = TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
@@ -307,6 +307,7 @@ pub struct TaskPage {
     pub tasks: Vec<TaskRecord>,
     /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
     /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -316,9 +317,9 @@ pub struct TaskPage {
     tag = "tasks",
     params(
         ("state" = Option<TaskState>, Query, description = "Only tasks in this state"),
-        ("queue" = Option<String>, Query, description = "Only tasks of this queue"),
-        ("kind" = Option<String>, Query, description = "Only tasks of this kind"),
-        ("limit" = Option<u64>, Query, description = "Page size, 1 to 500 (default 50)"),
+        ("queue" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Only tasks of this queue"),
+        ("kind" = Option<String>, Query, description = "Only tasks of this kind (an alias stands for its kind)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, get, http::header, web};
 use errand_core::task::{TaskId, TaskRecord};
 use futures::stream;
 use tokio::time::Instant;
-use utoipa::ToSchema;
 
 use super::tasks::{missing, parse_id};
 use crate::{
@@ -60,29 +59,15 @@ pub async fn until_terminal(
     }
 }
 
-/// One server-sent event, as the OpenAPI 3.1 convention for `text/event-stream` describes
-/// each event (its fields, not the stream's text). Documented so that schema-driven clients
-/// and fuzzers check the events against what is sent; before, the stream was documented as
-/// one `string`, which no event matches.
-#[derive(ToSchema)]
-pub struct TaskEvent {
-    /// The state the task entered, `progress` for a progress report, or `gone` when the
-    /// record disappeared (its data is then `{}`).
-    #[schema(example = "running")]
-    pub event: String,
-    /// The full task record (`TaskRecord`) as JSON text.
-    #[schema(content_media_type = "application/json")]
-    pub data: String,
-}
-
 /// Server-sent events for one task: an event with the full record now, then one on every
 /// state change (`event: <state>`) and progress report (`event: progress`); the stream
 /// ends after the terminal state. A task that disappears ends it with `event: gone`.
+// The document describes the body as a string and each event as `TaskEvent` (openapi.rs).
 #[utoipa::path(
     tag = "tasks",
     params(("id" = TaskId, Path, description = "Task id")),
     responses(
-        (status = 200, description = "text/event-stream; each event's data is the task record", content_type = "text/event-stream", body = TaskEvent),
+        (status = 200, description = "An event stream (`TaskEvent`s): the record now, then on every change until the task ends", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),

@@ -1,5 +1,6 @@
 //! API integration tests: the real `Application` on port 0 against a real redis-server.
 
+mod contract;
 mod helpers;
 mod listing;
 mod openapi;

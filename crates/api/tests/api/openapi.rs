@@ -63,9 +63,85 @@ async fn openapi_document_is_valid_3_1_and_lists_every_route() {
     let mut all = Vec::new();
     refs(&doc, &mut all);
     for r in all {
-        let name = r.trim_start_matches("#/components/schemas/");
-        assert!(schemas[name].is_object(), "dangling $ref {r}");
+        let target = doc.pointer(r.trim_start_matches('#'));
+        assert!(target.is_some_and(Value::is_object), "dangling $ref {r}");
     }
+}
+
+/// `/openapi/product.json` is the same API without the tutorial routes and what only they use.
+#[tokio::test]
+async fn the_product_document_leaves_the_tutorial_out() {
+    let app = spawn_app().await;
+    let full: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let text = app.get("/openapi/product.json").await.text().await.unwrap();
+    oas3::from_json(&text).expect("a valid OpenAPI 3.1 document");
+    let product: Value = serde_json::from_str(&text).unwrap();
+    let paths =
+        |d: &Value| -> Vec<String> { d["paths"].as_object().unwrap().keys().cloned().collect() };
+    let tutorial: Vec<String> = paths(&full)
+        .into_iter()
+        .filter(|p| p.starts_with("/async") || p.starts_with("/tasks/"))
+        .collect();
+    assert_eq!(tutorial.len(), 9, "{tutorial:?}");
+    for p in paths(&full) {
+        let op = full["paths"][&p]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        let is_tutorial = op["tags"] == serde_json::json!(["seed"]);
+        assert_eq!(
+            is_tutorial,
+            tutorial.contains(&p),
+            "{p} is tagged by what it is"
+        );
+        assert_eq!(
+            product["paths"].get(&p).is_some(),
+            !is_tutorial,
+            "{p} in the product document"
+        );
+        if !is_tutorial {
+            assert_eq!(product["paths"][&p], full["paths"][&p], "{p} unchanged");
+        }
+    }
+    let schemas = |d: &Value| -> Vec<String> {
+        d["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    for s in ["CeleryTask", "Timeline", "ProbeReport", "BackgroundStatus"] {
+        assert!(!schemas(&product).contains(&s.to_owned()), "{s} left out");
+    }
+    for s in [
+        "SubmitTask",
+        "SubmitSleep",
+        "SleepPayload",
+        "SleepResult",
+        "TaskEvent",
+    ] {
+        assert!(schemas(&product).contains(&s.to_owned()), "{s} kept");
+    }
+    // In the full document the tutorial's tag comes last, grouped apart.
+    let tags = full["tags"].as_array().unwrap();
+    assert_eq!(tags.last().unwrap()["name"], "seed");
+    assert!(
+        tags.last().unwrap()["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tutorial")
+    );
+    assert_eq!(full["x-tagGroups"][1]["tags"], serde_json::json!(["seed"]));
+    assert!(
+        product["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "seed")
+    );
 }
 
 #[tokio::test]

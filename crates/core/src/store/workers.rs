@@ -92,6 +92,7 @@ pub struct WorkerInfo {
     pub running_ids: Vec<String>,
     /// True once the process is shutting down: it takes no new tasks and finishes its own.
     #[serde(default)]
+    #[schema(required = true)]
     pub stopping: bool,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,

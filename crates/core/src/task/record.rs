@@ -14,7 +14,7 @@ pub struct Progress {
     #[schema(minimum = 0, maximum = 100, example = 40)]
     pub percent: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "slept 2 of 5 s")]
+    #[schema(nullable = false, example = "slept 2 of 5 s")]
     pub message: Option<String>,
 }
 
@@ -42,35 +42,47 @@ pub struct TaskRecord {
     /// The validated input, as submitted.
     #[schema(value_type = Object, example = json!({"duration_secs": 5}))]
     pub payload: Value,
+    /// The latest progress report of the current (or last) attempt; null before the first.
+    #[schema(required = true)]
     pub progress: Option<Progress>,
-    /// The task's output, once `succeeded`.
-    #[schema(value_type = Option<Object>, example = json!({"message": "task 42 done", "slept_secs": 5}))]
+    /// The task's output once `succeeded` (its shape is the kind's result schema), else null.
+    #[schema(required = true, value_type = Option<Object>, example = json!({"message": "task 42 done", "slept_secs": 5}))]
     pub result: Option<Value>,
-    /// The last failed attempt's error.
+    /// The last failed attempt's error; null until an attempt fails.
+    #[schema(required = true)]
     pub error: Option<TaskError>,
     /// 1-based number of the current (or last) attempt; 0 before the first starts.
     pub attempt: u32,
     pub max_attempts: u32,
-    /// Per-attempt time limit, if any.
+    /// Per-attempt time limit; null for none.
+    #[schema(required = true)]
     pub timeout_secs: Option<u64>,
     /// How long the record stays readable once terminal.
     pub result_ttl_secs: u64,
     pub created_at: DateTime<Utc>,
+    /// When a delayed task is due; null when it was queued at once.
+    #[schema(required = true)]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// When the current (or last) attempt started; null before the first.
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
+    /// When it became terminal; null until then.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-    /// When a `retrying` task will be queued again.
+    /// When a `retrying` task will be queued again; null in other states.
+    #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The worker running, or last to run, this task.
-    #[schema(example = "host-1:4242:01JD2M3K")]
+    /// The worker running, or last to run, this task; null before the first attempt.
+    #[schema(required = true, example = "host-1:4242:01JD2M3K")]
     pub worker: Option<String>,
     /// True once a cancel was requested for a running task.
     #[serde(default)]
+    #[schema(required = true)]
     pub cancel_requested: bool,
-    /// The schedule that fired this task, if a schedule did (see `/v1/schedules`).
+    /// The schedule that fired this task; null when a client submitted it (see `/v1/schedules`).
     #[serde(default)]
-    #[schema(example = "nightly-report")]
+    #[schema(required = true, example = "nightly-report")]
     pub schedule_id: Option<String>,
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -41,8 +41,24 @@ pub struct ChaosPayload {
     pub secs: f64,
 }
 
+/// Result of the `chaos` kind, for the two modes that succeed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChaosResult {
+    /// `block_thread`: how long it blocked its thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub blocked_secs: Option<f64>,
+    /// `ignore_cancel`: how long it slept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub slept_secs: Option<f64>,
+    /// The attempt that succeeded.
+    pub attempt: u32,
+}
+
 impl TaskKind for Chaos {
     type Payload = ChaosPayload;
+    type Output = ChaosResult;
     const NAME: &'static str = "chaos";
     const SUMMARY: &'static str = "Misbehaves on request (panic, fail, block its thread, ignore cancel) to exercise failure handling.";
     const IDEMPOTENT: bool = true;
@@ -64,17 +80,29 @@ impl TaskKind for Chaos {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: ChaosPayload) -> Result<Value, Failure> {
+    fn document(schema: &mut Value, limits: &Limits) {
+        schema["properties"]["secs"]["maximum"] = json!(limits.max_sleep_secs);
+    }
+
+    async fn run(ctx: TaskContext, p: ChaosPayload) -> Result<ChaosResult, Failure> {
         let d = Duration::from_secs_f64(p.secs);
         match p.mode {
             ChaosMode::BlockThread => {
                 // Deliberately blocking: this is the failure being demonstrated.
                 std::thread::sleep(d);
-                return Ok(json!({"blocked_secs": p.secs, "attempt": ctx.attempt()}));
+                return Ok(ChaosResult {
+                    blocked_secs: Some(p.secs),
+                    slept_secs: None,
+                    attempt: ctx.attempt(),
+                });
             }
             ChaosMode::IgnoreCancel => {
                 tokio::time::sleep(d).await;
-                return Ok(json!({"slept_secs": p.secs, "attempt": ctx.attempt()}));
+                return Ok(ChaosResult {
+                    blocked_secs: None,
+                    slept_secs: Some(p.secs),
+                    attempt: ctx.attempt(),
+                });
             }
             _ => {}
         }

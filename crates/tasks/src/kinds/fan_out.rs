@@ -17,12 +17,12 @@ use std::{
 };
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 
-use super::http_request::{HttpRequestPayload, cancelled, execute, millis};
+use super::http_request::{HttpRequestPayload, cancelled, document_request, execute, millis};
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
 pub struct FanOut;
@@ -42,8 +42,53 @@ pub struct FanOutPayload {
     pub concurrency: Option<usize>,
 }
 
+/// Result of the `fan_out` kind: every request's outcome, in payload order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FanOutResult {
+    /// Wall time of the whole fan-out.
+    pub total_ms: u64,
+    pub concurrency: usize,
+    /// Requests answered below 400.
+    pub succeeded: usize,
+    pub failed: usize,
+    #[schema(inline)]
+    pub requests: Vec<FanOutOutcome>,
+}
+
+/// What became of one request of a `fan_out`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FanOutOutcome {
+    #[schema(example = "GET")]
+    pub method: String,
+    pub url: String,
+    /// The answer's status; null when there was none (connect error, timeout).
+    #[schema(required = true, minimum = 100, maximum = 599)]
+    pub status: Option<u16>,
+    /// True when it was answered below 400.
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    /// Bytes of body read (at most `tasks.http_max_response_bytes`), when answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub body_bytes: Option<usize>,
+    /// Why it is not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, inline)]
+    pub error: Option<FanOutError>,
+}
+
+/// A failed request of a `fan_out`: the failure an `http_request` would have had.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FanOutError {
+    #[schema(example = "http_status")]
+    pub kind: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
 impl TaskKind for FanOut {
     type Payload = FanOutPayload;
+    type Output = FanOutResult;
     const NAME: &'static str = "fan_out";
     const SUMMARY: &'static str = "Several HTTP requests run concurrently in one task (gather); reports each status and the total time. Not idempotent.";
     const IDEMPOTENT: bool = false;
@@ -86,7 +131,15 @@ impl TaskKind for FanOut {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: FanOutPayload) -> Result<Value, Failure> {
+    fn document(schema: &mut Value, limits: &Limits) {
+        let requests = &mut schema["properties"]["requests"];
+        requests["minItems"] = json!(1);
+        requests["maxItems"] = json!(limits.fan_out_max_requests);
+        document_request(&mut requests["items"], limits);
+        schema["properties"]["concurrency"]["maximum"] = json!(limits.fan_out_max_concurrency);
+    }
+
+    async fn run(ctx: TaskContext, p: FanOutPayload) -> Result<FanOutResult, Failure> {
         let services = ctx.services();
         let client = services.http()?;
         let limits = &services.limits;
@@ -139,45 +192,45 @@ impl TaskKind for FanOut {
         }
 
         let mut succeeded = 0;
-        let report: Vec<Value> = p
+        let requests = p
             .requests
             .iter()
             .zip(outcomes)
             .map(|(r, (outcome, elapsed))| {
-                let mut item = json!({
-                    "method": Method::from(r.method).as_str(),
-                    "url": r.url,
-                });
-                let (status, error) = match outcome {
-                    Ok(ex) => {
-                        item["elapsed_ms"] = json!(millis(ex.elapsed));
-                        item["body_bytes"] = json!(ex.body.len());
-                        (Some(ex.status.as_u16()), ex.status_failure())
-                    }
-                    Err(f) => {
-                        item["elapsed_ms"] = json!(millis(elapsed));
-                        (None, Some(f))
-                    }
+                let (status, error, elapsed, body_bytes) = match outcome {
+                    Ok(ex) => (
+                        Some(ex.status.as_u16()),
+                        ex.status_failure(),
+                        ex.elapsed,
+                        Some(ex.body.len()),
+                    ),
+                    Err(f) => (None, Some(f), elapsed, None),
                 };
-                item["status"] = json!(status);
-                item["ok"] = json!(error.is_none());
-                match error {
-                    None => succeeded += 1,
-                    Some(f) => {
-                        item["error"] =
-                            json!({"kind": f.kind, "message": f.message, "retryable": f.retryable})
-                    }
+                if error.is_none() {
+                    succeeded += 1;
                 }
-                item
+                FanOutOutcome {
+                    method: Method::from(r.method).as_str().to_owned(),
+                    url: r.url.clone(),
+                    status,
+                    ok: error.is_none(),
+                    elapsed_ms: millis(elapsed),
+                    body_bytes,
+                    error: error.map(|f| FanOutError {
+                        kind: f.kind,
+                        message: f.message,
+                        retryable: f.retryable,
+                    }),
+                }
             })
             .collect();
-        Ok(json!({
-            "total_ms": total_ms,
-            "concurrency": concurrency,
-            "succeeded": succeeded,
-            "failed": total - succeeded,
-            "requests": report,
-        }))
+        Ok(FanOutResult {
+            total_ms,
+            concurrency,
+            succeeded,
+            failed: total - succeeded,
+            requests,
+        })
     }
 }
 

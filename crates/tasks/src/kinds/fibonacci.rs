@@ -7,7 +7,7 @@
 //! large n does not put tens of kilobytes into the record. Idempotent: a pure function.
 
 use num_bigint::BigUint;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -31,8 +31,34 @@ pub struct FibonacciPayload {
     pub n: u64,
 }
 
+/// Result of the `fibonacci` kind: `value` up to 1000 digits, else `first_digits` and
+/// `last_digits` (50 each).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FibonacciResult {
+    pub n: u64,
+    /// How many decimal digits fib(n) has.
+    pub digits: usize,
+    /// fib(n) in decimal, when it has at most 1000 digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        nullable = false,
+        pattern = "^[0-9]{1,1000}$",
+        example = "354224848179261915075"
+    )]
+    pub value: Option<String>,
+    /// The first 50 digits, when there are more than 1000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^[0-9]{50}$")]
+    pub first_digits: Option<String>,
+    /// The last 50 digits, when there are more than 1000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^[0-9]{50}$")]
+    pub last_digits: Option<String>,
+}
+
 impl TaskKind for Fibonacci {
     type Payload = FibonacciPayload;
+    type Output = FibonacciResult;
     const NAME: &'static str = "fibonacci";
     const SUMMARY: &'static str =
         "fib(n) exactly (big integers, iterative); CPU-bound, runs on the blocking pool.";
@@ -55,7 +81,11 @@ impl TaskKind for Fibonacci {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: FibonacciPayload) -> Result<Value, Failure> {
+    fn document(schema: &mut Value, limits: &Limits) {
+        schema["properties"]["n"]["maximum"] = json!(limits.fibonacci_max_n);
+    }
+
+    async fn run(ctx: TaskContext, p: FibonacciPayload) -> Result<FibonacciResult, Failure> {
         let n = p.n;
         let worker_ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
@@ -86,17 +116,23 @@ fn fib(ctx: &TaskContext, n: u64) -> Result<BigUint, Failure> {
     Ok(a)
 }
 
-fn describe(n: u64, decimal: &str) -> Value {
+fn describe(n: u64, decimal: &str) -> FibonacciResult {
     let digits = decimal.len();
-    if digits <= FULL_DIGITS {
-        json!({ "n": n, "digits": digits, "value": decimal })
+    let (value, first_digits, last_digits) = if digits <= FULL_DIGITS {
+        (Some(decimal.to_owned()), None, None)
     } else {
-        json!({
-            "n": n,
-            "digits": digits,
-            "first_digits": &decimal[..EDGE_DIGITS],
-            "last_digits": &decimal[digits - EDGE_DIGITS..],
-        })
+        (
+            None,
+            Some(decimal[..EDGE_DIGITS].to_owned()),
+            Some(decimal[digits - EDGE_DIGITS..].to_owned()),
+        )
+    };
+    FibonacciResult {
+        n,
+        digits,
+        value,
+        first_digits,
+        last_digits,
     }
 }
 
@@ -107,7 +143,7 @@ mod tests {
 
     async fn run(n: u64) -> Value {
         let (ctx, _progress, _cancel) = context();
-        Fibonacci::run(ctx, FibonacciPayload { n }).await.unwrap()
+        serde_json::to_value(Fibonacci::run(ctx, FibonacciPayload { n }).await.unwrap()).unwrap()
     }
 
     #[tokio::test]
@@ -130,6 +166,7 @@ mod tests {
         let r = Fibonacci::run(ctx, FibonacciPayload { n: 100_000 })
             .await
             .unwrap();
+        let r = serde_json::to_value(r).unwrap();
         assert_eq!(r["digits"], 20_899);
         assert!(r.get("value").is_none(), "{r}");
         // From Python's big integers.

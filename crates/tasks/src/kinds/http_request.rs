@@ -21,7 +21,7 @@ use reqwest::{
     Method, StatusCode, Url,
     header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -77,8 +77,28 @@ pub struct HttpRequestPayload {
     /// Bound on the whole exchange, response body included; default
     /// `tasks.http_default_timeout_secs`, at most `tasks.http_max_timeout_secs`.
     #[serde(default)]
-    #[schema(minimum = 0, example = 10)]
+    #[schema(exclusive_minimum = 0, example = 10)]
     pub timeout_secs: Option<f64>,
+}
+
+/// Result of the `http_request` kind: the response, whose status is below 400 (a 4xx or
+/// 5xx answer fails the attempt instead).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpRequestResult {
+    #[schema(minimum = 100, maximum = 399, example = 200)]
+    pub status: u16,
+    /// Response headers, lowercase name → value (repeated headers joined with `, `).
+    pub headers: BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced), at most `tasks.http_max_response_bytes`.
+    pub body: String,
+    /// True when the body was longer than the cap and cut there.
+    pub body_truncated: bool,
+    pub elapsed_ms: u64,
+}
+
+/// The limits [`HttpRequestPayload::check_at`] applies, written into its JSON Schema.
+pub(crate) fn document_request(schema: &mut Value, limits: &Limits) {
+    schema["properties"]["timeout_secs"]["maximum"] = json!(limits.http_max_timeout_secs);
 }
 
 impl HttpRequestPayload {
@@ -284,6 +304,7 @@ pub(crate) fn cancelled() -> Failure {
 
 impl TaskKind for HttpRequest {
     type Payload = HttpRequestPayload;
+    type Output = HttpRequestResult;
     const NAME: &'static str = "http_request";
     const SUMMARY: &'static str = "One HTTP request; the result is the response (body capped). Retries 5xx/429/timeouts; not idempotent.";
     const IDEMPOTENT: bool = false;
@@ -302,7 +323,11 @@ impl TaskKind for HttpRequest {
         p.check_at(limits, "payload")
     }
 
-    async fn run(ctx: TaskContext, p: HttpRequestPayload) -> Result<Value, Failure> {
+    fn document(schema: &mut Value, limits: &Limits) {
+        document_request(schema, limits);
+    }
+
+    async fn run(ctx: TaskContext, p: HttpRequestPayload) -> Result<HttpRequestResult, Failure> {
         let services = ctx.services();
         let client = services.http()?;
         ctx.report(0, format!("{} {}", Method::from(p.method), p.url));
@@ -324,13 +349,13 @@ impl TaskKind for HttpRequest {
                 })
                 .or_insert_with(|| v.into_owned());
         }
-        Ok(json!({
-            "status": ex.status.as_u16(),
-            "headers": headers,
-            "body": String::from_utf8_lossy(&ex.body),
-            "body_truncated": ex.truncated,
-            "elapsed_ms": millis(ex.elapsed),
-        }))
+        Ok(HttpRequestResult {
+            status: ex.status.as_u16(),
+            headers,
+            body: String::from_utf8_lossy(&ex.body).into_owned(),
+            body_truncated: ex.truncated,
+            elapsed_ms: millis(ex.elapsed),
+        })
     }
 }
 

@@ -1,15 +1,29 @@
 //! `noop`: returns its payload. For benchmarks and smoke tests: it measures errand's own
 //! overhead, nothing else. Idempotent.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::{Failure, TaskContext, TaskKind};
 
 pub struct Noop;
 
+/// Payload of the `noop` kind: any JSON value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Value, example = json!({"i": 123}))]
+pub struct NoopPayload(pub Value);
+
+/// Result of the `noop` kind: its payload, unchanged.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Value, example = json!({"i": 123}))]
+pub struct NoopResult(pub Value);
+
 impl TaskKind for Noop {
-    /// Any JSON value.
-    type Payload = Value;
+    type Payload = NoopPayload;
+    type Output = NoopResult;
     const NAME: &'static str = "noop";
     const SUMMARY: &'static str =
         "Returns its payload as the result; measures errand's own overhead.";
@@ -19,7 +33,7 @@ impl TaskKind for Noop {
         json!({"i": 123})
     }
 
-    async fn run(_ctx: TaskContext, payload: Value) -> Result<Value, Failure> {
-        Ok(payload)
+    async fn run(_ctx: TaskContext, payload: NoopPayload) -> Result<NoopResult, Failure> {
+        Ok(NoopResult(payload.0))
     }
 }

@@ -22,7 +22,7 @@ use lettre::{
         client::{Tls, TlsParameters},
     },
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -73,8 +73,30 @@ impl SendEmailPayload {
     }
 }
 
+/// Result of the `send_email` kind: who got the message and who refused it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendEmailResult {
+    /// `smtp` or `file` (the `email.transport` setting).
+    #[schema(example = "smtp")]
+    pub transport: String,
+    /// Recipients the message went to, as mailboxes (`Name <user@example.com>`).
+    pub sent: Vec<String>,
+    /// Recipients the server refused for good (SMTP 5xx).
+    #[schema(inline)]
+    pub rejected: Vec<RejectedRecipient>,
+}
+
+/// A recipient the server refused for good.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedRecipient {
+    pub to: String,
+    /// The server's answer.
+    pub error: String,
+}
+
 impl TaskKind for SendEmail {
     type Payload = SendEmailPayload;
+    type Output = SendEmailResult;
     const NAME: &'static str = "send_email";
     const SUMMARY: &'static str = "Sends a text (optionally HTML) email, one message per recipient, over SMTP or into .eml files. Not idempotent.";
     const IDEMPOTENT: bool = false;
@@ -108,7 +130,21 @@ impl TaskKind for SendEmail {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: SendEmailPayload) -> Result<Value, Failure> {
+    /// The recipient count and the subject's one-line rule, as [`SendEmail::check`] has them.
+    fn document(schema: &mut Value, limits: &Limits) {
+        let max = limits.email_max_recipients;
+        schema["properties"]["to"] = json!({
+            "description": schema["properties"]["to"]["description"],
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max},
+            ],
+        });
+        // char::is_control is Unicode's Cc: U+0000–U+001F and U+007F–U+009F.
+        schema["properties"]["subject"]["pattern"] = json!("^[^\\u0000-\\u001f\\u007f-\\u009f]*$");
+    }
+
+    async fn run(ctx: TaskContext, p: SendEmailPayload) -> Result<SendEmailResult, Failure> {
         let to = p
             .recipients()
             .map_err(|e| Failure::permanent("invalid_payload", e.to_string()))?;
@@ -130,7 +166,10 @@ impl TaskKind for SendEmail {
                 Ok(()) => sent.push(rcpt.to_string()),
                 Err(Refusal::Recipient(why)) => {
                     tracing::warn!(recipient = %rcpt, error = %why, "recipient refused");
-                    rejected.push(json!({"to": rcpt.to_string(), "error": why}));
+                    rejected.push(RejectedRecipient {
+                        to: rcpt.to_string(),
+                        error: why,
+                    });
                 }
                 Err(Refusal::Attempt(mut f)) => {
                     f.message = format!(
@@ -149,10 +188,17 @@ impl TaskKind for SendEmail {
         if sent.is_empty() {
             return Err(Failure::permanent(
                 "rejected",
-                format!("every recipient was refused: {}", Value::Array(rejected)),
+                format!(
+                    "every recipient was refused: {}",
+                    serde_json::to_value(&rejected).unwrap_or_default()
+                ),
             ));
         }
-        Ok(json!({ "transport": mailer.name(), "sent": sent, "rejected": rejected }))
+        Ok(SendEmailResult {
+            transport: mailer.name().to_owned(),
+            sent,
+            rejected,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use base64::{
     Engine,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256 as Hasher};
 use utoipa::ToSchema;
@@ -70,8 +70,23 @@ impl Sha256Payload {
     }
 }
 
+/// Result of the `sha256` kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sha256Result {
+    /// The final digest, 64 lowercase hex digits.
+    #[schema(
+        example = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        pattern = "^[0-9a-f]{64}$"
+    )]
+    pub sha256: String,
+    /// Length of the input in bytes.
+    pub bytes: usize,
+    pub rounds: u64,
+}
+
 impl TaskKind for Sha256 {
     type Payload = Sha256Payload;
+    type Output = Sha256Result;
     const NAME: &'static str = "sha256";
     const SUMMARY: &'static str = "SHA-256 of text or base64 data, optionally repeated `rounds` times; CPU-bound, runs on the blocking pool.";
     const IDEMPOTENT: bool = true;
@@ -94,7 +109,16 @@ impl TaskKind for Sha256 {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: Sha256Payload) -> Result<Value, Failure> {
+    /// Also states "exactly one of `text` and `base64`" (a null one counts as absent).
+    fn document(schema: &mut Value, limits: &Limits) {
+        schema["properties"]["rounds"]["maximum"] = json!(limits.sha256_max_rounds);
+        schema["oneOf"] = json!([
+            {"required": ["text"], "properties": {"text": {"type": "string"}}},
+            {"required": ["base64"], "properties": {"base64": {"type": "string"}}},
+        ]);
+    }
+
+    async fn run(ctx: TaskContext, p: Sha256Payload) -> Result<Sha256Result, Failure> {
         let data = p
             .data()
             .map_err(|e| Failure::permanent("invalid_payload", e.to_string()))?;
@@ -104,7 +128,11 @@ impl TaskKind for Sha256 {
         let digest = tokio::task::spawn_blocking(move || hash(&worker_ctx, &data, rounds))
             .await
             .map_err(|e| Failure::retryable("panic", format!("hashing thread failed: {e}")))??;
-        Ok(json!({ "sha256": hex(&digest), "bytes": bytes, "rounds": rounds }))
+        Ok(Sha256Result {
+            sha256: hex(&digest),
+            bytes,
+            rounds,
+        })
     }
 }
 
@@ -155,9 +183,10 @@ mod tests {
 
     async fn run(v: Value) -> Value {
         let (ctx, _progress, _cancel) = context();
-        Sha256::run(ctx, payload::<Sha256>(v).unwrap())
+        let out = Sha256::run(ctx, payload::<Sha256>(v).unwrap())
             .await
-            .unwrap()
+            .unwrap();
+        serde_json::to_value(out).unwrap()
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -21,8 +21,19 @@ pub struct SleepPayload {
     pub duration_secs: f64,
 }
 
+/// Result of the `sleep` kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SleepResult {
+    /// `task <id> done`, the seed chapter's answer.
+    #[schema(example = "task 0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10 done")]
+    pub message: String,
+    #[schema(example = 5)]
+    pub slept_secs: f64,
+}
+
 impl TaskKind for Sleep {
     type Payload = SleepPayload;
+    type Output = SleepResult;
     const NAME: &'static str = "sleep";
     const ALIASES: &'static [&'static str] = &["long_running"];
     const SUMMARY: &'static str =
@@ -52,7 +63,11 @@ impl TaskKind for Sleep {
         Ok(())
     }
 
-    async fn run(ctx: TaskContext, p: SleepPayload) -> Result<Value, Failure> {
+    fn document(schema: &mut Value, limits: &Limits) {
+        schema["properties"]["duration_secs"]["maximum"] = json!(limits.max_sleep_secs);
+    }
+
+    async fn run(ctx: TaskContext, p: SleepPayload) -> Result<SleepResult, Failure> {
         let total = Duration::from_secs_f64(p.duration_secs);
         let started = tokio::time::Instant::now();
         let deadline = started + total;
@@ -78,6 +93,9 @@ impl TaskKind for Sleep {
                 format!("slept {:.0} of {} s", done.as_secs_f64(), p.duration_secs),
             );
         }
-        Ok(json!({ "message": format!("task {} done", ctx.id()), "slept_secs": p.duration_secs }))
+        Ok(SleepResult {
+            message: format!("task {} done", ctx.id()),
+            slept_secs: p.duration_secs,
+        })
     }
 }

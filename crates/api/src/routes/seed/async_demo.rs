@@ -72,7 +72,7 @@ fn delay(req: &HttpRequest) -> Result<Duration, ApiError> {
 #[utoipa::path(
     tag = "seed",
     context_path = "/async",
-    params(("delay_ms" = Option<u64>, Query, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
+    params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
     responses(
         (status = 200, body = Timeline),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -99,7 +99,7 @@ pub async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, ApiError
 #[utoipa::path(
     tag = "seed",
     context_path = "/async",
-    params(("delay_ms" = Option<u64>, Query, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
+    params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
     responses(
         (status = 200, body = Timeline),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -54,6 +54,7 @@ pub struct ProbeReport {
     pub total_ms: u64,
     /// For `cpu` work: how many fibonacci(20) computations fit in the time.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cpu_rounds: Option<u64>,
 }
 
@@ -136,7 +137,7 @@ async fn report(
     tag = "seed",
     context_path = "/async",
     params(
-        ("ms" = Option<u64>, Query, description = "How long the work runs, 1 to 10000 ms (default 500)"),
+        ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),
         ("work" = Option<Work>, Query, description = "`sleep` (default) or `cpu`"),
     ),
     responses(
@@ -159,7 +160,7 @@ pub async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     tag = "seed",
     context_path = "/async",
     params(
-        ("ms" = Option<u64>, Query, description = "How long the work runs, 1 to 10000 ms (default 500)"),
+        ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),
         ("work" = Option<Work>, Query, description = "`sleep` (default) or `cpu`"),
     ),
     responses(

@@ -69,13 +69,15 @@ pub struct CeleryTask {
     #[schema(example = "celery123")]
     pub task_id: String,
     pub status: CeleryStatus,
-    /// `SUCCESS`: the task's result; for the `sleep` kind, its message (`task {id} done`),
-    /// as the chapter's task returns it. `FAILURE`, `RETRY`: the last error's message, as
-    /// Celery puts the exception there. Otherwise null.
-    #[schema(value_type = Option<Object>, example = "task celery123 done")]
-    pub result: Option<Value>,
-    /// While `STARTED`: how far it has got.
+    /// `SUCCESS`: the task's result as text: for the `sleep` kind its message
+    /// (`task {id} done`), as the chapter's task returns it; for another kind, its result as
+    /// JSON text. `FAILURE`, `RETRY`: the last error's message, as Celery puts the exception
+    /// there. Otherwise null.
+    #[schema(required = true, example = "task celery123 done")]
+    pub result: Option<String>,
+    /// While `STARTED`: how far it has got; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub progress: Option<Progress>,
 }
 
@@ -84,12 +86,10 @@ impl From<TaskRecord> for CeleryTask {
         let status = CeleryStatus::from(r.state);
         let result = match status {
             CeleryStatus::Success => r.result.map(|v| match v.get("message") {
-                Some(Value::String(m)) if r.kind == "sleep" => Value::String(m.clone()),
-                _ => v,
+                Some(Value::String(m)) if r.kind == "sleep" => m.clone(),
+                _ => v.to_string(),
             }),
-            CeleryStatus::Failure | CeleryStatus::Retry => {
-                r.error.map(|e| Value::String(e.message))
-            }
+            CeleryStatus::Failure | CeleryStatus::Retry => r.error.map(|e| e.message),
             _ => None,
         };
         Self {
@@ -109,13 +109,14 @@ impl From<TaskRecord> for CeleryTask {
     tag = "seed",
     context_path = "/tasks",
     params(
-        ("task_id" = String, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = TaskId, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, description = "Seconds to sleep, 0 to tasks.max_sleep_secs (default 86400)"),
     ),
     responses(
         (status = 202, description = "Queued", body = CeleryTask,
          headers(("Location" = String, description = "/tasks/celery/task/{task_id}"))),
-        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = CeleryTask),
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = CeleryTask,
+         headers(("Location" = String, description = "/tasks/celery/task/{task_id}"))),
         (status = 400, description = "Missing or bad query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -166,7 +167,7 @@ pub async fn submit_celery_task(
 #[utoipa::path(
     tag = "seed",
     context_path = "/tasks",
-    params(("task_id" = String, Path, description = "Task id")),
+    params(("task_id" = TaskId, Path, description = "Task id")),
     responses(
         (status = 200, body = CeleryTask),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
