@@ -20,11 +20,9 @@ pub use layout::Layout;
 pub use pubsub::listen;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 
-use crate::{
-    task::{
-        Progress, TaskError, TaskId, TaskRecord, TaskState,
-        record::{CorruptRecord, rfc3339},
-    },
+use crate::task::{
+    Progress, TaskError, TaskId, TaskRecord, TaskState,
+    record::{CorruptRecord, rfc3339},
 };
 
 macro_rules! script {
