@@ -98,8 +98,18 @@ impl Unavailability {
         }
         // By the reply's code: OOM and BUSY are not among the client's known kinds, and a
         // script's failing call keeps the code of the command that failed.
-        let code = e.code().unwrap_or_default();
-        let detail = e.detail().unwrap_or_default();
+        match e.code() {
+            Some(code) => Self::of_reply(code, e.detail().unwrap_or_default()),
+            // A pipeline (or transaction) failure carries its commands' replies.
+            None => e
+                .clone()
+                .into_server_errors()?
+                .iter()
+                .find_map(|(_, s)| Self::of_reply(s.code(), s.details().unwrap_or_default())),
+        }
+    }
+
+    fn of_reply(code: &str, detail: &str) -> Option<Self> {
         match code {
             "OOM" => Some(Self::OutOfMemory),
             "LOADING" => Some(Self::Loading),
