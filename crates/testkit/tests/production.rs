@@ -209,3 +209,95 @@ async fn production_api_refuses_to_run_open_and_never_logs_its_keys() {
         assert!(!logged.contains(secret), "a key is in the log");
     }
 }
+
+/// Redis refusing writes (out of memory, then a read-only replica) while tasks are queued
+/// and running: the api answers 503 naming the cause, the worker process stays up, and
+/// every task accepted before finishes once Redis takes writes again.
+#[tokio::test]
+async fn the_worker_rides_out_redis_refusing_writes() {
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let _api = errand.spawn_api().await;
+    let mut worker = errand.spawn_worker(&[]);
+    let http = reqwest::Client::new();
+    let base = errand.base_url();
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let r = submit(
+            &http,
+            &base,
+            json!({"kind": "sleep", "payload": {"duration_secs": 1}}),
+        )
+        .await;
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    wait_for("tasks running", Duration::from_secs(10), || async {
+        let r = errand_testkit::api::get(&http, &base, &ids[0]).await;
+        (r["state"] == "running").then_some(())
+    })
+    .await;
+
+    let c = redis.conn().await;
+    let run = |args: &'static [&'static str]| {
+        let mut c = c.clone();
+        async move {
+            let _: redis::Value = redis::cmd(args[0])
+                .arg(&args[1..])
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    };
+    run(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await;
+    run(&["DEBUG", "POPULATE", "60000", "fill", "64"]).await;
+    run(&["CONFIG", "SET", "maxmemory", "3mb"]).await;
+    let refused = http
+        .post(format!("{base}/v1/tasks"))
+        .json(&json!({"kind": "noop", "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://errand.dev/problems/store-out-of-memory"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker is still up"
+    );
+
+    // Out of memory no more, but a replica now (what a failover leaves behind).
+    let nowhere = free_port().to_string();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg(&["127.0.0.1", &nowhere])
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    run(&["CONFIG", "SET", "maxmemory", "0"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker is still up"
+    );
+    run(&["REPLICAOF", "NO", "ONE"]).await;
+
+    for id in &ids {
+        wait_state(&http, &base, id, "succeeded", Duration::from_secs(60)).await;
+    }
+    let after = submit(&http, &base, json!({"kind": "noop", "payload": {}})).await;
+    wait_state(
+        &http,
+        &base,
+        after["id"].as_str().unwrap(),
+        "succeeded",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the same worker process did it all"
+    );
+}
