@@ -1,4 +1,24 @@
-# syntax=docker/dockerfile:1
+# errand's image: both binaries, the config and ReDoc's script; the compose file picks the
+# binary with `command:`.
+#
+# Works with the classic builder as well as BuildKit (no cache mounts, no syntax line), so
+# caching is by layers: the dependencies are compiled in a layer of their own from the
+# manifests alone (the `manifests` stage blanks every source file), and a change to errand's
+# code recompiles errand's crates only. Cargo.toml or Cargo.lock changes rebuild everything.
+
+# ---- manifests: the workspace with every source file blanked --------------------------
+FROM rust:1-bookworm AS manifests
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY crates/ crates/
+# Deterministic output: this stage reruns on every source change, but the layer copied out
+# of it stays byte-identical (and so cached) until a manifest changes.
+# (find replaces `{}` anywhere in its arguments, so the stub main is copied from a file.)
+RUN find crates -type f ! -name Cargo.toml ! -path '*/src/lib.rs' ! -path '*/src/main.rs' -delete \
+    && echo 'fn main() {}' > /tmp/main.rs && : > /tmp/lib.rs \
+    && find crates -path '*/src/lib.rs' -exec cp /tmp/lib.rs {} \; \
+    && find crates -path '*/src/main.rs' -exec cp /tmp/main.rs {} \; \
+    && find crates -type d -empty -delete
 
 # ---- builder ----------------------------------------------------------------
 FROM rust:1-bookworm AS builder
@@ -8,14 +28,15 @@ WORKDIR /src
 COPY scripts/fetch-redoc.sh scripts/
 RUN scripts/fetch-redoc.sh
 
-COPY Cargo.toml Cargo.lock ./
+# The dependencies, compiled against the blanked workspace.
+COPY --from=manifests /src/ ./
+RUN cargo build --release --locked -p errand-api -p errand-worker
+
+# errand itself. The sources are touched so cargo never takes the blank build for current.
 COPY crates/ crates/
 COPY config/ config/
-
-# target/ lives in a cache mount, so the binaries are copied out to /out in the same RUN.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --bins \
+RUN find crates -name '*.rs' -exec touch {} + \
+    && cargo build --release --locked -p errand-api -p errand-worker \
     && mkdir -p /out \
     && cp target/release/errand-api target/release/errand-worker /out/
 
@@ -30,9 +51,9 @@ RUN apt-get update \
 RUN groupadd --system errand \
     && useradd --system --gid errand --no-create-home --shell /usr/sbin/nologin errand
 
-COPY --from=builder /out/errand-api /out/errand-worker /usr/local/bin/
 COPY config/ /app/config/
 COPY --from=builder /src/assets/vendor/ /app/assets/vendor/
+COPY --from=builder /out/errand-api /out/errand-worker /usr/local/bin/
 
 WORKDIR /app
 ENV ERRAND_ENV=production \

@@ -51,6 +51,10 @@ ensure-redis:
 openapi-check:
     scripts/openapi-check.sh
 
+# docker-compose.yaml and the Dockerfile for real (installs Docker, starts dockerd, builds local stand-in images); figures into docs/deploy.md.
+compose-test:
+    scripts/compose-test.sh
+
 # Fault injection and bad input against real processes and Redis, then schemathesis; prints the figures of docs/reliability.md.
 chaos: ensure-redis
     cargo build --bins

@@ -39,6 +39,14 @@ pub enum ApiError {
     /// 401: API keys are configured and the request had none that matched.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// 403: a valid key whose scope does not cover this request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429 + Retry-After: this caller submitted more than `api.rate_limit` allows.
+    #[error(
+        "submit rate limit of {per_sec} tasks/s per API key (api.rate_limit) reached; retry in {retry_after_secs} s"
+    )]
+    RateLimited { retry_after_secs: u64, per_sec: f64 },
     /// 404: no task with that id (never existed, or its record expired).
     #[error("no task `{0}`")]
     NotFound(String),
@@ -63,9 +71,16 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
-    /// 503 + Retry-After: Redis is unreachable or too slow; the request can be retried.
-    #[error("the task store is unavailable; retry shortly")]
-    Unavailable { retry_after_secs: u64 },
+    /// 503 + Retry-After: Redis is unreachable, too slow, or answered "not now" (out of
+    /// memory, loading, read-only replica, busy script…); the request can be retried. The
+    /// problem type names the cause (`store-out-of-memory`, `store-read-only`, …).
+    #[error("{reason}; retry shortly")]
+    Unavailable {
+        retry_after_secs: u64,
+        /// The cause's slug (`Unavailability::slug`).
+        cause: &'static str,
+        reason: &'static str,
+    },
     /// 503 + Retry-After: this API process is at a capacity limit of its own (not Redis).
     #[error("{detail}")]
     Busy {
@@ -79,9 +94,13 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn store(e: StoreError, retry_after_secs: u64) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "redis unavailable");
-            Self::Unavailable { retry_after_secs }
+        if let Some(cause) = e.unavailability() {
+            tracing::warn!(error = %e, cause = cause.slug(), "redis unavailable");
+            Self::Unavailable {
+                retry_after_secs,
+                cause: cause.slug(),
+                reason: cause.describe(),
+            }
         } else {
             Self::Internal(e.into())
         }
@@ -108,11 +127,13 @@ impl ApiError {
         }
     }
 
-    fn slug_and_title(&self) -> (&'static str, &'static str) {
-        match self {
+    fn slug_and_title(&self) -> (String, &'static str) {
+        let (slug, title) = match self {
             Self::BadRequest { .. } => ("bad-request", "Malformed request"),
             Self::Invalid { .. } => ("invalid-field", "Invalid field"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
+            Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
             Self::NotFound(_) => ("task-not-found", "Task not found"),
             Self::Expired { .. } => ("task-expired", "Task expired"),
             Self::Conflict(_) => ("conflict", "Illegal transition"),
@@ -121,10 +142,13 @@ impl ApiError {
             Self::ScheduleExists(_) => ("schedule-exists", "Schedule exists"),
             Self::TooLarge(_) => ("too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
-            Self::Unavailable { .. } => ("store-unavailable", "Service unavailable"),
+            Self::Unavailable { cause, .. } => {
+                return (format!("store-{cause}"), "Service unavailable");
+            }
             Self::Busy { .. } => ("busy", "At capacity"),
             Self::Internal(_) => ("internal", "Internal error"),
-        }
+        };
+        (slug.to_owned(), title)
     }
 }
 
@@ -134,6 +158,8 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) | Self::RouteNotFound(_) | Self::Expired { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -172,10 +198,13 @@ impl ResponseError for ApiError {
         };
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let Self::Unavailable { retry_after_secs } = self {
-            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        if let Self::Unavailable {
+            retry_after_secs, ..
         }
-        if let Self::Busy {
+        | Self::Busy {
+            retry_after_secs, ..
+        }
+        | Self::RateLimited {
             retry_after_secs, ..
         } = self
         {

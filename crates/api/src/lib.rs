@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`startup`]: builds the actix-web app from settings (`Application`).
 //! - [`routes`]: one module per resource.
+//! - [`access`]: API keys (scopes, constant-time match) and the submit rate limit.
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 //! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
 
+pub mod access;
 pub mod background;
 pub mod error;
 pub mod events;

@@ -8,7 +8,7 @@
 //!   branch per catalog kind, so each kind's payload (and result) schema applies;
 //! - bounds that come from settings are written in from the same settings the handlers read;
 //! - every operation states its security requirement, from the same rule the API-key
-//!   middleware applies (`startup::needs_key`), and the guarded ones their 401;
+//!   middleware applies (`access::needs_key`), and the guarded ones their 401;
 //! - the event stream is a string, with the per-event schema beside it;
 //! - a description written beside a `$ref` inside `oneOf` (which generators drop) moves to
 //!   the property itself.
@@ -28,7 +28,7 @@ use errand_tasks::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::{error::Problem, routes, startup::needs_key};
+use crate::{access::needs_key, error::Problem, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -447,7 +447,8 @@ fn event_stream(doc: &mut Value) {
 }
 
 /// Every operation says whether it needs the key, by the rule the middleware applies; the
-/// guarded ones document the 401 it answers.
+/// guarded ones document the 401 it answers without a valid key and the 403 it answers to a
+/// key whose scope is too weak (`access::required_scope`).
 fn security(doc: &mut Value) {
     let mut open = Vec::new();
     if let Some(paths) = doc["paths"].as_object_mut() {
@@ -461,6 +462,7 @@ fn security(doc: &mut Value) {
                     op["security"] = json!([{ "bearer": [] }]);
                     op["responses"]["401"] =
                         json!({ "$ref": "#/components/responses/Unauthorized" });
+                    op["responses"]["403"] = json!({ "$ref": "#/components/responses/Forbidden" });
                 } else {
                     op["security"] = json!([]);
                     open.push(format!("`{} {path}`", method.to_uppercase()));
@@ -474,9 +476,10 @@ fn security(doc: &mut Value) {
     doc["info"]["description"] = json!(format!(
         "{description}\n\n**Authentication.** When the server has API keys (`api.api_keys`), \
          every operation that lists the `bearer` security requirement needs \
-         `Authorization: Bearer <key>` and answers 401 without a valid one. That is all of \
-         them but these, which are always open: {}. Without keys configured, nothing is \
-         checked.",
+         `Authorization: Bearer <key>` and answers 401 without a valid one, 403 when the \
+         key's scope is too weak (`read` for GET, `submit` for submitting, cancelling and \
+         retrying tasks and the tutorial routes, `admin` for the rest). That is all of them \
+         but these, which are always open: {}. Without keys configured, nothing is checked.",
         open.join(", ")
     ));
     let components = &mut doc["components"];
@@ -486,6 +489,12 @@ fn security(doc: &mut Value) {
             "scheme": "bearer",
             "description": "An entry of the server's `api.api_keys`.",
         }
+    });
+    components["responses"]["Forbidden"] = json!({
+        "description": "The key is valid but its scope does not cover this operation",
+        "content": {
+            "application/problem+json": { "schema": schema_ref("Problem") }
+        },
     });
     components["responses"]["Unauthorized"] = json!({
         "description": "API keys are configured and the request had none that matched",

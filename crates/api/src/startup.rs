@@ -3,21 +3,14 @@
 
 use std::net::TcpListener;
 
-use actix_web::{
-    App, HttpResponse, HttpServer,
-    body::MessageBody,
-    dev::{Server, ServiceRequest, ServiceResponse},
-    http::header,
-    middleware::{Next, from_fn},
-    web,
-};
+use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use errand_core::{Settings, TaskStore, store};
 use errand_tasks::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{error::ApiError, events::Events, openapi, routes, state::AppState};
+use crate::{access, error::ApiError, events::Events, openapi, routes, state::AppState};
 
 pub struct Application {
     port: u16,
@@ -27,6 +20,7 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_api_access()?;
         let listener = TcpListener::bind((settings.api.host.as_str(), settings.api.port))?;
         let port = listener.local_addr()?.port();
         let conn = store::connect(&settings.redis)?;
@@ -38,20 +32,24 @@ impl Application {
         let seed = routes::seed::Seed::new(&settings);
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
         let events = Events::start(
-            redis::Client::open(settings.redis.url.as_str())?,
+            settings.redis.client()?,
             store.layout().events_channel(),
             stop.clone(),
         );
+        let keys = access::Keys::new(&settings.api.api_keys);
+        let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit);
         let state = web::Data::new(AppState {
             store,
             catalog,
             settings,
             events,
+            keys,
+            rate_limiter,
         });
 
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(require_api_key))
+                .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
@@ -120,42 +118,4 @@ impl Application {
         self.stop.cancel();
         result
     }
-}
-
-/// When `api.api_keys` is set, `/v1/*` and the seed chapter's `/async` and `/tasks` routes
-/// need `Authorization: Bearer <key>`; the docs and health routes stay open.
-async fn require_api_key(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let keys = &req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.api.api_keys.clone())
-        .unwrap_or_default();
-    if !keys.is_empty() && needs_key(req.path()) {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !presented.is_some_and(|p| keys.iter().any(|k| k == p)) {
-            let res = req.into_response(actix_web::ResponseError::error_response(
-                &ApiError::Unauthorized,
-            ));
-            return Ok(res.map_into_right_body());
-        }
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
-}
-
-/// Which paths the API-key guard covers; the OpenAPI document states the same per operation.
-pub(crate) fn needs_key(path: &str) -> bool {
-    path.starts_with("/v1/")
-        || ["/async", "/tasks"].iter().any(|scope| {
-            path.strip_prefix(scope)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
 }

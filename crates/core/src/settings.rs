@@ -7,14 +7,22 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+mod access;
+mod destinations;
 mod email;
+pub use access::{ApiKey, MIN_PRODUCTION_KEY_CHARS, RateLimitSettings, Scope};
+pub use destinations::{DestinationPolicy, DestinationSettings, HostVerdict};
 pub use email::{EmailSettings, EmailTransport, SmtpSettings, SmtpTls};
 
 const EMBEDDED_BASE: &str = include_str!("../../../config/base.yaml");
+/// Compiled in too, under the files on disk, so `ERRAND_ENV=production` is safe by default
+/// even with a config directory that has no `production.yaml`.
+const EMBEDDED_PRODUCTION: &str = include_str!("../../../config/production.yaml");
 
 /// Which environment-specific file is layered over the base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Environment {
+    #[default]
     Local,
     Production,
 }
@@ -59,14 +67,50 @@ pub struct Settings {
     pub log: LogSettings,
     pub schedules: ScheduleSettings,
     pub email: EmailSettings,
+    /// The `ERRAND_ENV` these settings were loaded for.
+    #[serde(skip)]
+    pub env: Environment,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct RedisSettings {
+    /// `redis://[user][:password]@host:port[/db]`, or `rediss://…` for TLS.
     pub url: String,
     pub key_prefix: String,
     pub response_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// PEM file of the certificate authorities a `rediss://` server's certificate must
+    /// chain to, instead of the system's (which `SSL_CERT_FILE` can also point elsewhere).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// The URL with its password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            } else {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .finish()
+    }
 }
 
 impl RedisSettings {
@@ -88,8 +132,14 @@ pub struct ApiSettings {
     pub max_wait_secs: u64,
     pub max_batch: usize,
     pub max_batch_body_bytes: usize,
+    /// Bearer keys, each `KEY` (admin) or `read:KEY` / `submit:KEY` / `admin:KEY`.
+    #[serde(default, deserialize_with = "access::api_keys")]
+    pub api_keys: Vec<ApiKey>,
+    /// Production refuses to start without keys unless this says, in so many words, that
+    /// an open API is intended.
     #[serde(default)]
-    pub api_keys: Vec<String>,
+    pub allow_anonymous: bool,
+    pub rate_limit: RateLimitSettings,
     /// Most entries the in-process background-task registry (`/tasks/background/*`) keeps.
     pub max_background_tasks: usize,
     /// ReDoc's standalone bundle, served at `/redoc/redoc.standalone.js` so `/redoc` needs no
@@ -141,6 +191,9 @@ pub struct TaskSettings {
     pub fan_out_max_requests: usize,
     pub fan_out_max_concurrency: usize,
     pub email_max_recipients: usize,
+    /// Where `http_request` and `fan_out` may send requests.
+    #[serde(default)]
+    pub http_destinations: DestinationPolicy,
 }
 
 /// How worker processes fire periodic schedules (`/v1/schedules`).
@@ -190,12 +243,19 @@ impl Settings {
     }
 
     pub fn load_from(env: Environment, dir: &std::path::Path) -> Result<Self, SettingsError> {
-        let mut settings: Settings = config::Config::builder()
+        let mut builder = config::Config::builder()
             .add_source(config::File::from_str(
                 EMBEDDED_BASE,
                 config::FileFormat::Yaml,
             ))
-            .add_source(config::File::from(dir.join("base.yaml")).required(false))
+            .add_source(config::File::from(dir.join("base.yaml")).required(false));
+        if env == Environment::Production {
+            builder = builder.add_source(config::File::from_str(
+                EMBEDDED_PRODUCTION,
+                config::FileFormat::Yaml,
+            ));
+        }
+        let mut settings: Settings = builder
             .add_source(
                 config::File::from(dir.join(format!("{}.yaml", env.as_str()))).required(false),
             )
@@ -205,11 +265,17 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("api.api_keys"),
+                    .with_list_parse_key("api.api_keys")
+                    .with_list_parse_key("tasks.http_destinations.allow")
+                    .with_list_parse_key("tasks.http_destinations.deny"),
             )
             .build()?
             .try_deserialize()?;
         settings.api.redoc_js_path = beside_config_dir(dir, &settings.api.redoc_js_path);
+        if let Some(ca) = &settings.redis.tls_ca_file {
+            settings.redis.tls_ca_file = Some(beside_config_dir(dir, ca));
+        }
+        settings.env = env;
         settings.validate()?;
         Ok(settings)
     }
@@ -253,6 +319,46 @@ impl Settings {
         }
         if t.email_max_recipients == 0 {
             return bad("tasks.email_max_recipients must be at least 1");
+        }
+        let r = &self.api.rate_limit;
+        if !(r.submits_per_sec.is_finite() && r.submits_per_sec >= 0.0) {
+            return bad("api.rate_limit.submits_per_sec must be 0 (off) or more");
+        }
+        if r.enabled() && r.burst == 0 {
+            return bad("api.rate_limit.burst must be at least 1 when the limit is on");
+        }
+        Ok(())
+    }
+
+    /// The API's own check before it listens: production needs API keys (long ones)
+    /// unless `api.allow_anonymous` is set. The worker never serves HTTP and skips it.
+    pub fn check_api_access(&self) -> Result<(), SettingsError> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        if self.api.api_keys.is_empty() && !self.api.allow_anonymous {
+            return Err(SettingsError::Invalid(
+                "ERRAND_ENV=production and no API key is configured, so anyone who can reach \
+                 the API could submit tasks. Set one (or several, comma-separated) with \
+                 ERRAND__API__API_KEYS=$(openssl rand -hex 32), or api.api_keys in \
+                 config/production.yaml; clients send `Authorization: Bearer <key>`. To run \
+                 without authentication on purpose, set api.allow_anonymous: true \
+                 (ERRAND__API__ALLOW_ANONYMOUS=true)."
+                    .into(),
+            ));
+        }
+        if let Some(k) = self
+            .api
+            .api_keys
+            .iter()
+            .find(|k| k.secret().len() < MIN_PRODUCTION_KEY_CHARS)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "api.api_keys: a {} key has {} characters; production needs at least \
+                 {MIN_PRODUCTION_KEY_CHARS} (generate one with `openssl rand -hex 32`)",
+                k.scope.as_str(),
+                k.secret().len()
+            )));
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ fn store_on(redis: &RedisServer, prefix: &str) -> TaskStore {
         key_prefix: prefix.into(),
         response_timeout_ms: 2000,
         connect_timeout_ms: 1000,
+        tls_ca_file: None,
     })
     .unwrap();
     TaskStore::new(conn, Layout::new(prefix))

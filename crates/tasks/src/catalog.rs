@@ -1,5 +1,6 @@
 use std::{collections::BTreeMap, sync::Arc};
 
+use errand_core::settings::DestinationPolicy;
 use futures::{FutureExt, future::BoxFuture};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub struct Limits {
     pub fan_out_max_requests: usize,
     pub fan_out_max_concurrency: usize,
     pub email_max_recipients: usize,
+    /// Where `http_request` and `fan_out` may send requests (`tasks.http_destinations`).
+    pub http_destinations: Arc<DestinationPolicy>,
 }
 
 /// The defaults of `config/base.yaml` (a test keeps them equal), for contexts built outside
@@ -38,6 +41,7 @@ impl Default for Limits {
             fan_out_max_requests: 100,
             fan_out_max_concurrency: 16,
             email_max_recipients: 100,
+            http_destinations: Arc::default(),
         }
     }
 }
@@ -55,6 +59,7 @@ impl From<&errand_core::settings::TaskSettings> for Limits {
             fan_out_max_requests: t.fan_out_max_requests,
             fan_out_max_concurrency: t.fan_out_max_concurrency,
             email_max_recipients: t.email_max_recipients,
+            http_destinations: Arc::new(t.http_destinations.clone()),
         }
     }
 }

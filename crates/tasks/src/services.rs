@@ -3,11 +3,69 @@
 //! transport (one SMTP connection pool). Clients are built on first use, inside the runtime
 //! that uses them, so the API process, which never runs kinds, never builds them.
 
-use std::sync::OnceLock;
+use std::{net::SocketAddr, sync::Arc, sync::OnceLock};
 
-use errand_core::settings::EmailSettings;
+use errand_core::settings::{DestinationPolicy, EmailSettings, HostVerdict};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::{Failure, Limits, kinds::send_email::Mailer};
+use crate::{
+    Failure, Limits,
+    kinds::http_request::{DestinationDenied, check_destination},
+    kinds::send_email::Mailer,
+};
+
+/// Resolves names like the system does, then drops every address `tasks.http_destinations`
+/// refuses: the check sits where the address is chosen, so a name that resolves (or is
+/// re-pointed) to a private address is never connected to.
+struct PolicyResolver(Arc<DestinationPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let verdict = policy.check_host(&host);
+            if let HostVerdict::Denied(why) = verdict {
+                return Err(Box::new(DestinationDenied(why)) as _);
+            }
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if verdict == HostVerdict::Allowed {
+                return Ok(Box::new(addrs.into_iter()) as Addrs);
+            }
+            let mut refused = None;
+            let usable: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check_ip(a.ip()) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        refused.get_or_insert(why);
+                        false
+                    }
+                })
+                .collect();
+            if usable.is_empty() {
+                let why = refused.unwrap_or_else(|| "it resolved to no address".into());
+                return Err(Box::new(DestinationDenied(format!("host `{host}`: {why}"))) as _);
+            }
+            Ok(Box::new(usable.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// reqwest's default (at most 10 redirects) plus the policy on every hop, for literal
+/// addresses and listed names; other names meet the policy in [`PolicyResolver`].
+fn redirect_policy(policy: Arc<DestinationPolicy>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("too many redirects");
+        }
+        match check_destination(&policy, attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(why) => attempt.error(DestinationDenied(why)),
+        }
+    })
+}
 
 pub(crate) struct Services {
     pub(crate) limits: Limits,
@@ -35,8 +93,15 @@ impl Services {
     pub(crate) fn http(&self) -> Result<&reqwest::Client, Failure> {
         self.http
             .get_or_init(|| {
-                reqwest::Client::builder()
-                    .user_agent(concat!("errand/", env!("CARGO_PKG_VERSION")))
+                let policy = self.limits.http_destinations.clone();
+                let mut builder = reqwest::Client::builder()
+                    .user_agent(concat!("errand/", env!("CARGO_PKG_VERSION")));
+                if !policy.is_open() {
+                    builder = builder
+                        .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+                        .redirect(redirect_policy(policy));
+                }
+                builder
                     .build()
                     .map_err(|e| format!("cannot build the HTTP client: {e}"))
             })

@@ -47,6 +47,18 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     appendonly: bool,
+    /// Extra `redis-server` arguments, kept across restarts.
+    args: Vec<String>,
+    /// `--requirepass`, so the harness's own connections can log in.
+    password: Option<String>,
+    tls: Option<Tls>,
+}
+
+/// A test certificate authority and the server certificate it signed (for 127.0.0.1 and
+/// localhost), as PEM files in the server's directory.
+pub struct Tls {
+    pub ca_file: PathBuf,
+    pub ca_pem: Vec<u8>,
 }
 
 impl RedisServer {
@@ -56,28 +68,95 @@ impl RedisServer {
 
     /// With `appendonly`, data survives a restart (as with the docker-compose Redis).
     pub async fn start_with(appendonly: bool) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Self {
-            child: None,
-            port: free_port(),
-            dir,
-            appendonly,
-        };
-        s.spawn().await;
+        let mut s = Self::unstarted(&[]);
+        s.appendonly = appendonly;
+        s.spawn(true).await;
         s
     }
 
-    async fn spawn(&mut self) {
+    /// With extra arguments, e.g. `["--requirepass", "pw"]` (which the harness then uses).
+    pub async fn start_args(args: &[&str]) -> Self {
+        let mut s = Self::unstarted(args);
+        s.spawn(true).await;
+        s
+    }
+
+    fn unstarted(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let password = args
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| args.get(i + 1).cloned());
+        Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            appendonly: false,
+            args,
+            password,
+            tls: None,
+        }
+    }
+
+    /// TLS only (`--port 0 --tls-port …`), with a certificate from a CA made for this
+    /// server: connect with `rediss://` trusting [`Tls::ca_file`].
+    pub async fn start_tls(args: &[&str]) -> Self {
+        let mut s = Self::unstarted(args);
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "errand test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("self-signed ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("server params");
+        let cert = params.signed_by(&key, &issuer).expect("server cert");
+        let d = s.dir.path().to_owned();
+        let write = |name: &str, pem: String| {
+            let p = d.join(name);
+            std::fs::write(&p, pem).expect("write pem");
+            p.to_string_lossy().into_owned()
+        };
+        let ca_file = write("ca.pem", ca.pem());
+        let cert_file = write("server.pem", cert.pem());
+        let key_file = write("server.key", key.serialize_pem());
+        let port = s.port.to_string();
+        s.args.extend(
+            [
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &cert_file,
+                "--tls-key-file",
+                &key_file,
+                "--tls-ca-cert-file",
+                &ca_file,
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(String::from),
+        );
+        s.tls = Some(Tls {
+            ca_pem: ca.pem().into_bytes(),
+            ca_file: ca_file.into(),
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        s.spawn(true).await;
+        s
+    }
+
+    async fn spawn(&mut self, wait_ready: bool) {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let plain_port = if self.tls.is_some() {
+            "0".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new(&bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &plain_port, "--bind", "127.0.0.1", "--save", ""])
             .args([
                 "--appendonly",
                 if self.appendonly { "yes" } else { "no" },
@@ -89,6 +168,7 @@ impl RedisServer {
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -97,16 +177,20 @@ impl RedisServer {
                 panic!("cannot start `{bin}` ({e}); install redis-server (`just up` does)")
             });
         self.child = Some(child);
-        let url = self.url();
+        let client = self.client();
         wait_for(
             "redis-server to answer PING",
             Duration::from_secs(10),
             || {
-                let url = url.clone();
+                let client = client.clone();
                 async move {
-                    let client = redis::Client::open(url).ok()?;
                     let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+                    match redis::cmd("PING").query_async::<String>(&mut c).await {
+                        Ok(_) => Some(()),
+                        // Up, but still loading: what a test restarting it slowly wants.
+                        Err(e) if !wait_ready && e.code() == Some("LOADING") => Some(()),
+                        Err(_) => None,
+                    }
                 }
             },
         )
@@ -117,13 +201,48 @@ impl RedisServer {
         self.port
     }
 
+    /// `redis://127.0.0.1:port`, or `rediss://…` for a TLS server; no credentials.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// A client for the harness itself: the password and the test CA included.
+    pub fn client(&self) -> redis::Client {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        let url = format!("{scheme}://{auth}127.0.0.1:{}", self.port);
+        match &self.tls {
+            Some(t) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(t.ca_pem.clone()),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .expect("redis client")
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
+        self.client()
             .get_multiplexed_async_connection()
             .await
             .expect("redis connection")
@@ -139,7 +258,17 @@ impl RedisServer {
     /// Starts it again on the same port and directory.
     pub async fn restart(&mut self) {
         self.kill().await;
-        self.spawn().await;
+        self.spawn(true).await;
+    }
+
+    /// Starts it again with `extra` arguments for this start only, returning as soon as it
+    /// answers at all (a `LOADING` reply included).
+    pub async fn restart_loading(&mut self, extra: &[&str]) {
+        self.kill().await;
+        let kept = self.args.clone();
+        self.args.extend(extra.iter().map(|a| a.to_string()));
+        self.spawn(false).await;
+        self.args = kept;
     }
 }
 

@@ -527,6 +527,84 @@ async fn send_email_file_transport_writes_eml_files() {
     }
 }
 
+/// `tasks.http_destinations` with `deny_private` (production's default): a literal private
+/// address is refused at submit naming the field; a name that resolves to one, and a
+/// redirect to one, fail the task for good at run time without the request being sent;
+/// `allow` makes exceptions.
+#[tokio::test]
+async fn http_destinations_refuse_private_addresses_at_submit_and_at_run_time() {
+    let target = Target::start().await;
+    let e = env(
+        |e| {
+            e.with("ERRAND__TASKS__HTTP_DESTINATIONS__DENY_PRIVATE", "true")
+                .with("ERRAND__TASKS__HTTP_DESTINATIONS__ALLOW", "127.0.0.1")
+        },
+        &[],
+    )
+    .await;
+    let port = target.port;
+    // 127.0.0.1 is allowed; the rest of loopback is not.
+    let (status, body) = e
+        .refused(json!({"kind": "http_request", "payload": {"url": format!("http://127.0.0.2:{port}/echo")}}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "payload.url");
+    assert!(
+        body["detail"].as_str().unwrap().contains("deny_private"),
+        "{body}"
+    );
+    let (status, body) = e
+        .refused(json!({"kind": "fan_out", "payload": {"requests": [{"url": target.url("/echo")}, {"url": "http://[::1]/"}]}}))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "payload.requests[1].url");
+
+    let allowed = e
+        .submit(json!({"kind": "http_request", "payload": {"url": target.url("/echo")}}))
+        .await;
+    e.wait(&allowed, "succeeded", 10).await;
+    assert_eq!(target.hits("/echo"), 1);
+
+    // A redirect from the allowed address to a refused one is not followed.
+    let redirected = e
+        .submit(json!({"kind": "http_request", "payload": {"url": target.url(&format!("/redirect/127.0.0.2/{port}"))}}))
+        .await;
+    let r = e.wait(&redirected, "failed", 10).await;
+    assert_eq!(r["error"]["kind"], "destination_denied", "{r}");
+    assert_eq!(r["attempt"], 1, "refused for good, not retried");
+    assert_eq!(target.hits(&format!("/redirect/127.0.0.2/{port}")), 1);
+    assert_eq!(target.hits("/echo"), 1, "the redirect was not followed");
+
+    // With nothing allowed, `localhost` passes submit (a name) but resolves to refused
+    // addresses only, so the worker never connects.
+    let strict = env(
+        |e| e.with("ERRAND__TASKS__HTTP_DESTINATIONS__DENY_PRIVATE", "true"),
+        &[],
+    )
+    .await;
+    let by_name = strict
+        .submit(json!({"kind": "http_request", "payload": {"url": format!("http://localhost:{port}/echo")}}))
+        .await;
+    let r = strict.wait(&by_name, "failed", 10).await;
+    assert_eq!(r["error"]["kind"], "destination_denied", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("localhost"),
+        "{r}"
+    );
+    let fan = strict
+        .submit(json!({"kind": "fan_out", "payload": {"requests": [{"url": format!("http://localhost:{port}/echo")}]}}))
+        .await;
+    let r = strict.wait(&fan, "succeeded", 10).await["result"].clone();
+    assert_eq!(
+        r["requests"][0]["error"]["kind"], "destination_denied",
+        "{r}"
+    );
+    assert_eq!(target.hits("/echo"), 1, "no request reached the target");
+}
+
 /// A small HTTP/1.1 server on a free port, answering by path:
 /// `/status/{code}`, `/delay/{ms}` (200 after that long), `/echo` (the request as JSON),
 /// `/big/{bytes}`, `/garbage` (an answer that is not HTTP). Counts requests per path.
@@ -624,6 +702,13 @@ async fn answer(mut stream: tokio::net::TcpStream, hits: Arc<Mutex<HashMap<Strin
             json!({"method": method, "path": target, "headers": headers, "body": body}).to_string(),
         ),
         ["big", n] => (200, "text/plain", "x".repeat(n.parse().unwrap_or(0))),
+        ["redirect", host, port] => {
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://{host}:{port}/echo\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            return;
+        }
         ["garbage"] => {
             let _ = stream.write_all(b"this is not HTTP at all\r\n\r\n").await;
             return;

@@ -65,7 +65,7 @@ pub async fn run_until_stopped(
     let conn = store::connect(&settings.redis)?;
     let layout = store::Layout::new(&settings.redis.key_prefix);
     let store = TaskStore::new(conn, layout);
-    let client = redis::Client::open(settings.redis.url.as_str())?;
+    let client = settings.redis.client()?;
     let catalog = Catalog::new(Limits::from(&settings.tasks));
     let catalog = catalog.with_email(settings.email.clone());
     let name = process_name();

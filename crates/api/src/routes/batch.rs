@@ -50,6 +50,7 @@ pub struct BatchResult {
         (status = 413, description = "Body, batch or a payload too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Submit rate limit (api.rate_limit) reached; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -97,6 +98,7 @@ pub async fn submit_batch(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    crate::access::charge(&state, &req, tasks.len())?;
     let submitted = state
         .store
         .submit_many(tasks, now)

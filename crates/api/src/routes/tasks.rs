@@ -211,7 +211,8 @@ pub fn prepare(
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Submit rate limit (api.rate_limit) reached; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable (the type names why); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/tasks")]
@@ -220,6 +221,7 @@ pub async fn submit_task(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    crate::access::charge(&state, &req, 1)?;
     let now = Utc::now();
     let body = body.map_err(ApiError::body)?;
     let task = prepare(&state, idempotency_key(&req), parse_json(&req, &body)?, now)?;

@@ -566,7 +566,13 @@ async fn each_kind_has_its_branch_with_the_catalogs_schemas() {
 /// each that lists none does not.
 #[tokio::test]
 async fn every_operations_security_is_what_the_server_enforces() {
-    let app = spawn_app_with(|s| s.api.api_keys = vec!["s3cret".into()]).await;
+    let app = spawn_app_with(|s| {
+        s.api.api_keys = vec![errand_core::settings::ApiKey::new(
+            errand_core::settings::Scope::Admin,
+            "s3cret",
+        )]
+    })
+    .await;
     let doc = document(&app, "/openapi.json").await;
     let mut open = Vec::new();
     for (path, method, op) in operations(&doc) {

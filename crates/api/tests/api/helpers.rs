@@ -17,7 +17,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let redis = RedisServer::start().await;
+    spawn_app_on(RedisServer::start().await, tweak).await
+}
+
+/// The app on a Redis the test started its own way (password, TLS).
+pub async fn spawn_app_on(redis: RedisServer, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
     let mut settings = Settings::load_from(Environment::Local, &dir).expect("settings");
     settings.api.port = 0;

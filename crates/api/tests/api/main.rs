@@ -1,8 +1,10 @@
 //! API integration tests: the real `Application` on port 0 against a real redis-server.
 
+mod access;
 mod contract;
 mod helpers;
 mod listing;
+mod not_now;
 mod openapi;
 mod redis_down;
 mod redoc;

@@ -2,6 +2,7 @@
 //! the blocking vs offloaded probe, in-process background tasks, the Celery-style routes
 //! without a worker, their OpenAPI entries, and ReDoc.
 
+use errand_core::settings::{ApiKey, Scope};
 use std::time::{Duration, Instant};
 
 use errand_testkit::wait_for;
@@ -298,7 +299,7 @@ async fn celery_task_input_is_validated_and_unknown_ids_are_404() {
 /// work and the blocking demo ties up a thread.
 #[tokio::test]
 async fn seed_routes_need_the_api_key_when_keys_are_configured() {
-    let app = spawn_app_with(|s| s.api.api_keys = vec!["s3cret".into()]).await;
+    let app = spawn_app_with(|s| s.api.api_keys = vec![ApiKey::new(Scope::Admin, "s3cret")]).await;
     problem(app.get("/async/basic").await, 401).await;
     problem(
         post(&app, "/tasks/celery/task?task_id=k1&duration=1").await,

@@ -1,3 +1,4 @@
+use errand_core::settings::{ApiKey, Scope};
 use serde_json::{Value, json};
 
 use crate::helpers::{problem, spawn_app, spawn_app_with};
@@ -195,7 +196,7 @@ async fn kinds_lists_the_catalog_with_schemas() {
 
 #[tokio::test]
 async fn api_keys_when_configured_guard_v1_but_not_health() {
-    let app = spawn_app_with(|s| s.api.api_keys = vec!["s3cret".into()]).await;
+    let app = spawn_app_with(|s| s.api.api_keys = vec![ApiKey::new(Scope::Admin, "s3cret")]).await;
     problem(app.get("/v1/kinds").await, 401).await;
     let ok = app
         .http

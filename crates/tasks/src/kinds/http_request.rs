@@ -11,6 +11,11 @@
 //! deduplicate, e.g. on an `Idempotency-Key` header the client puts in `headers`.
 //!
 //! The request item type and its execution are shared with `fan_out`.
+//!
+//! Destinations: `tasks.http_destinations` is checked at submit for what the URL says, and
+//! by the worker's HTTP client on every address a name resolves to and every redirect
+//! (`services.rs`), so a refused destination is never connected to; such a task fails for
+//! good with `destination_denied`.
 
 use std::{
     collections::BTreeMap,
@@ -25,7 +30,33 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use errand_core::settings::{DestinationPolicy, HostVerdict};
+
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
+
+/// A request refused by `tasks.http_destinations`; travels inside reqwest's errors (from the
+/// resolver or the redirect policy) so [`classify`] can tell it from a connect failure.
+#[derive(Debug)]
+pub(crate) struct DestinationDenied(pub String);
+
+impl std::fmt::Display for DestinationDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "destination refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for DestinationDenied {}
+
+/// What the URL alone lets the policy decide: a literal address, or a host name it lists.
+pub(crate) fn check_destination(policy: &DestinationPolicy, url: &Url) -> Result<(), String> {
+    match url.host_str() {
+        Some(host) => match policy.check_name(host) {
+            HostVerdict::Denied(why) => Err(why),
+            _ => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
 
 pub struct HttpRequest;
 
@@ -105,7 +136,10 @@ impl HttpRequestPayload {
     /// Checks the request; `at` is where it sits in the payload (`payload`,
     /// `payload.requests[2]`) so the error names the field.
     pub(crate) fn check_at(&self, limits: &Limits, at: &str) -> Result<(), Invalid> {
-        parse_url(&self.url).map_err(|m| Invalid::new(format!("{at}.url"), m))?;
+        let url = parse_url(&self.url).map_err(|m| Invalid::new(format!("{at}.url"), m))?;
+        check_destination(&limits.http_destinations, &url).map_err(|why| {
+            Invalid::new(format!("{at}.url"), format!("destination refused: {why}"))
+        })?;
         for (name, value) in &self.headers {
             let field = || format!("{at}.headers.{name}");
             HeaderName::from_bytes(name.as_bytes())
@@ -191,6 +225,10 @@ pub(crate) async fn execute(
     limits: &Limits,
 ) -> Result<Exchange, Failure> {
     let url = parse_url(&req.url).map_err(|m| Failure::permanent("invalid_payload", m))?;
+    // Again here: the policy may have changed since the task was submitted.
+    check_destination(&limits.http_destinations, &url).map_err(|why| {
+        Failure::permanent("destination_denied", DestinationDenied(why).to_string())
+    })?;
     let mut headers = HeaderMap::new();
     for (name, value) in &req.headers {
         let (Ok(n), Ok(v)) = (
@@ -256,6 +294,13 @@ pub(crate) async fn execute(
 /// redirect loop) is permanent.
 fn classify(e: &reqwest::Error) -> Failure {
     let message = chain(e);
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(d) = s.downcast_ref::<DestinationDenied>() {
+            return Failure::permanent("destination_denied", d.to_string());
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         return Failure::retryable("timeout", message);
     }

@@ -1,0 +1,125 @@
+//! Who may call the API: `api.api_keys` (with scopes), `api.allow_anonymous`, and the
+//! per-key submit rate limit. Keys never appear in `Debug` output, so a settings dump in a
+//! log cannot leak one.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+/// What a key may do. Each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Read tasks, queues, workers, kinds and schedules.
+    Read,
+    /// Also submit, cancel and retry tasks.
+    Submit,
+    /// Also create, change and delete schedules (and pause queues).
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Submit => "submit",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// One entry of `api.api_keys`: `KEY` (scope admin) or `read:KEY`, `submit:KEY`, `admin:KEY`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub scope: Scope,
+    secret: String,
+}
+
+impl ApiKey {
+    pub fn new(scope: Scope, secret: impl Into<String>) -> Self {
+        Self {
+            scope,
+            secret: secret.into(),
+        }
+    }
+
+    /// The key itself: for comparing (in constant time) and nothing else.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    fn parse(entry: &str) -> Option<Self> {
+        let entry = entry.trim();
+        let (scope, secret) = match entry.split_once(':') {
+            Some(("read", k)) => (Scope::Read, k),
+            Some(("submit", k)) => (Scope::Submit, k),
+            Some(("admin", k)) => (Scope::Admin, k),
+            _ => (Scope::Admin, entry),
+        };
+        (!secret.is_empty()).then(|| Self::new(scope, secret))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ApiKey({}, <{} chars>)",
+            self.scope.as_str(),
+            self.secret.len()
+        )
+    }
+}
+
+/// Keys as a list of strings (YAML list, or comma-separated in `ERRAND__API__API_KEYS`);
+/// empty entries are dropped, so `ERRAND__API__API_KEYS=` means "no keys", never a key
+/// that an empty bearer token matches.
+pub(crate) fn api_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ApiKey>, D::Error> {
+    let raw: Vec<String> = Vec::deserialize(d)?;
+    Ok(raw.iter().filter_map(|e| ApiKey::parse(e)).collect())
+}
+
+/// Shortest key accepted in production: a key is a password that is typed by nobody, so it
+/// can be long (`openssl rand -hex 32` gives 64 characters).
+pub const MIN_PRODUCTION_KEY_CHARS: usize = 16;
+
+/// `api.rate_limit`: tasks per second each caller may submit, per API process.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// 0 turns the limit off (the local default).
+    pub submits_per_sec: f64,
+    /// Tasks a caller may submit at once after being idle.
+    pub burst: u32,
+}
+
+impl RateLimitSettings {
+    pub fn enabled(&self) -> bool {
+        self.submits_per_sec > 0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_take_an_optional_scope_and_debug_hides_the_key() {
+        assert_eq!(ApiKey::parse("abc"), Some(ApiKey::new(Scope::Admin, "abc")));
+        assert_eq!(
+            ApiKey::parse(" read:abc "),
+            Some(ApiKey::new(Scope::Read, "abc"))
+        );
+        assert_eq!(
+            ApiKey::parse("submit:abc"),
+            Some(ApiKey::new(Scope::Submit, "abc"))
+        );
+        assert_eq!(
+            ApiKey::parse("other:abc"),
+            Some(ApiKey::new(Scope::Admin, "other:abc"))
+        );
+        assert_eq!(ApiKey::parse(""), None);
+        assert_eq!(ApiKey::parse("read:"), None);
+        let k = ApiKey::new(Scope::Submit, "topsecretvalue");
+        assert!(!format!("{k:?}").contains("topsecret"));
+        assert!(Scope::Admin > Scope::Submit && Scope::Submit > Scope::Read);
+    }
+}
