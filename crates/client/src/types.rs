@@ -167,11 +167,15 @@ pub(crate) struct WorkerList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindInfo {
     pub name: String,
+    #[serde(default)]
     pub aliases: Vec<String>,
     pub summary: String,
     pub idempotent: bool,
     pub payload_schema: Value,
+    /// Null for a kind that declares no result shape.
+    #[serde(default)]
     pub result_schema: Value,
+    #[serde(default)]
     pub example: Value,
 }
 
