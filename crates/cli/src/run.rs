@@ -174,13 +174,7 @@ pub async fn run(cli: Cli) -> Res {
                     .collect();
                 output::table(
                     &mut out,
-                    &[
-                        "KIND",
-                        "ALIASES",
-                        "IDEMPOTENT",
-                        "EXAMPLE PAYLOAD",
-                        "SUMMARY",
-                    ],
+                    &["KIND", "ALIASES", "IDEMPOTENT", "SUMMARY"],
                     &rows,
                 )?;
             }
