@@ -1,6 +1,6 @@
 use std::{
     io::{IsTerminal, Read, Write},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use clap::CommandFactory;
@@ -305,6 +305,10 @@ fn event_name(ev: &TaskEvent) -> &'static str {
     }
 }
 
+/// How long `watch` keeps reopening a broken event stream (an API restart, a proxy cut)
+/// before giving up.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
 /// Follows a task to its end over server-sent events and exits with its outcome. A stream
 /// cut short (proxy, API restart) is opened again: the first event of a new stream is the
 /// record as it is then, so nothing is missed but intermediate progress.
@@ -324,14 +328,23 @@ async fn follow(client: &Client, id: &str, json: bool) -> Res {
         b.enable_steady_tick(Duration::from_millis(120));
         b
     };
-    let mut reconnects = 0;
+    // Since when the stream has been down; given up after RECONNECT_FOR without an event.
+    let mut down_since: Option<Instant> = None;
     let mut last_state = None;
     let last = 'outer: loop {
+        if let Some(t) = down_since {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if t.elapsed() > RECONNECT_FOR {
+                bar.abandon();
+                return Err(
+                    Error::Stream(format!("no events for {} s", RECONNECT_FOR.as_secs())).into(),
+                );
+            }
+        }
         let mut events = match client.watch(id).await {
             Ok(s) => s,
-            Err(e) if reconnects < 5 && is_transient(&e) => {
-                reconnects += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            Err(e) if is_transient(&e) => {
+                down_since.get_or_insert_with(Instant::now);
                 continue;
             }
             Err(e) => {
@@ -342,8 +355,8 @@ async fn follow(client: &Client, id: &str, json: bool) -> Res {
         while let Some(ev) = events.next().await {
             let ev = match ev {
                 Ok(ev) => ev,
-                Err(e) if reconnects < 5 && is_transient(&e) => {
-                    reconnects += 1;
+                Err(e) if is_transient(&e) => {
+                    down_since.get_or_insert_with(Instant::now);
                     continue 'outer;
                 }
                 Err(e) => {
@@ -351,6 +364,7 @@ async fn follow(client: &Client, id: &str, json: bool) -> Res {
                     return Err(e.into());
                 }
             };
+            down_since = None;
             if json {
                 let mut o = std::io::stdout().lock();
                 let line = json!({ "event": event_name(&ev), "task": ev.record() });
@@ -377,12 +391,8 @@ async fn follow(client: &Client, id: &str, json: bool) -> Res {
                 break 'outer r.clone();
             }
         }
-        // The client reports a stream cut short as an error, so this is only a guard.
-        if reconnects >= 5 {
-            bar.abandon();
-            return Err(Error::Stream("the event stream kept ending early".into()).into());
-        }
-        reconnects += 1;
+        // The client reports a stream cut short as an error; an empty end is treated alike.
+        down_since.get_or_insert_with(Instant::now);
     };
     bar.finish_and_clear();
     if json {

@@ -402,3 +402,60 @@ async fn watch_draws_a_moving_progress_bar_on_a_terminal() {
         "ends with the result: {tty:?}"
     );
 }
+
+/// An API restart in the middle of a watch: the CLI opens the stream again and still ends
+/// with the task's outcome (the worker, not the API, runs the task).
+#[tokio::test]
+async fn watch_survives_an_api_restart() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let mut api = errand.spawn_api().await;
+    let _worker = errand.spawn_worker(&[]);
+    let url = errand.base_url();
+    let s = errand_at(
+        &url,
+        &[
+            "submit",
+            "sleep",
+            "-p",
+            r#"{"duration_secs": 4}"#,
+            "--id",
+            "restart-4s",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    let mut watch = Command::new(bin_path("errand"))
+        .args(["-o", "json", "watch", "restart-4s"])
+        .env("ERRAND_URL", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert!(
+        !first["task"]["state"]
+            .as_str()
+            .map(|s| ["succeeded", "failed", "cancelled"].contains(&s))
+            .unwrap(),
+        "watching began before the end: {first}"
+    );
+    api.child.kill().await.unwrap();
+    let _api = errand.spawn_api().await;
+    let mut events = vec![first];
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            events.push(serde_json::from_str::<Value>(&l).unwrap());
+        }
+        watch.wait().await.unwrap()
+    })
+    .await
+    .expect("watch ends after the restart");
+    assert_eq!(rest.code(), Some(0), "{events:?}");
+    assert_eq!(events.last().unwrap()["event"], "succeeded");
+}
