@@ -459,3 +459,27 @@ async fn watch_survives_an_api_restart() {
     assert_eq!(rest.code(), Some(0), "{events:?}");
     assert_eq!(events.last().unwrap()["event"], "succeeded");
 }
+
+#[tokio::test]
+async fn redis_down_exits_unreachable_with_the_retry_hint() {
+    let mut redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let _api = errand.spawn_api().await;
+    let url = errand.base_url();
+    assert_eq!(errand_at(&url, &["queues"], &[]).await.code, 0);
+    redis.kill().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let o = loop {
+        let o = errand_at(&url, &["queues"], &[]).await;
+        if o.code != 0 || std::time::Instant::now() > deadline {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    let line = one_line_error(&o);
+    assert!(
+        line.contains("(503)") && line.contains("retry after"),
+        "{line}"
+    );
+}

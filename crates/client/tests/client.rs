@@ -334,3 +334,59 @@ async fn operating_views_and_schedules() {
     let left: Vec<_> = e.client.schedules().map(|s| s.unwrap().id).collect().await;
     assert_eq!(left.len(), 3);
 }
+
+#[tokio::test]
+async fn redis_down_is_a_503_with_retry_after() {
+    let mut redis = RedisServer::start().await;
+    let errand = Errand::new(&redis);
+    let _api = errand.spawn_api().await;
+    let client = Client::new(errand.base_url()).unwrap();
+    client.queues().await.unwrap();
+    redis.kill().await;
+    let err = wait_for("the API to notice Redis is gone", LONG, || async {
+        client.queues().await.err()
+    })
+    .await;
+    match err {
+        Error::Api {
+            problem,
+            retry_after,
+        } => {
+            assert_eq!(problem.status, 503);
+            assert!(retry_after.is_some_and(|s| s > 0), "{retry_after:?}");
+        }
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+}
+
+/// The tour example that docs/client.md quotes, run against a real server: what the guide
+/// shows is what happens. (`cargo test`/`nextest` build examples along with the tests.)
+#[tokio::test]
+async fn the_documented_tour_runs() {
+    let e = env(true).await;
+    let exe = errand_testkit::bin_path("errand-api")
+        .parent()
+        .unwrap()
+        .join("examples/tour");
+    assert!(exe.exists(), "{} not built", exe.display());
+    let out = tokio::time::timeout(
+        LONG,
+        tokio::process::Command::new(&exe)
+            .env("ERRAND_URL", e.client.base_url())
+            .env_remove("ERRAND_API_KEY")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the tour ends")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("now succeeded"), "{stdout}");
+    assert!(stdout.contains("percent: 33"), "progress events: {stdout}");
+    assert!(stdout.contains("refused: field Some(\"kind\")"), "{stdout}");
+}
