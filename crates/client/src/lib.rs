@@ -179,19 +179,32 @@ impl Client {
             .await
     }
 
-    /// The record once the task is terminal, or as it is after `limit` (the server caps
-    /// one long poll at `api.max_wait_secs`; this polls again until `limit` is spent).
+    /// The record once the task is terminal, or as it is after `limit`. One long poll is
+    /// at most 30 s (and never more than the server's `api.max_wait_secs`: a server that
+    /// refuses the length is asked again with half), so `limit` may be any length.
     pub async fn wait(&self, id: &str, limit: Duration) -> Result<TaskRecord, Error> {
         let deadline = std::time::Instant::now() + limit;
+        let mut cap = 30;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let secs = left.as_secs().clamp(1, 30);
+            let secs = left.as_secs().clamp(1, cap);
             let r = self
                 .request(Method::GET, &task_path(id, ""))
                 .query(&[("wait", secs)]);
-            let res = self
+            let res = match self
                 .send(r, Some(self.timeout + Duration::from_secs(secs)))
-                .await?;
+                .await
+            {
+                Err(Error::Api { problem, .. })
+                    if problem.status == 400
+                        && problem.field.as_deref() == Some("wait")
+                        && secs > 1 =>
+                {
+                    cap = secs / 2;
+                    continue;
+                }
+                other => other?,
+            };
             let rec: TaskRecord = decode(res).await?;
             if rec.state.is_terminal() || left.as_secs() <= secs {
                 return Ok(rec);

@@ -390,3 +390,17 @@ async fn the_documented_tour_runs() {
     assert!(stdout.contains("percent: 33"), "progress events: {stdout}");
     assert!(stdout.contains("refused: field Some(\"kind\")"), "{stdout}");
 }
+
+/// A server with a shorter long-poll limit than the client's 30 s: the client shortens its
+/// polls instead of failing.
+#[tokio::test]
+async fn wait_adapts_to_a_short_server_limit() {
+    let (e, _) = env_with(true, |e| e.with("ERRAND__API__MAX_WAIT_SECS", "3")).await;
+    let t = e
+        .client
+        .submit(&SubmitTask::new("sleep").payload(json!({"duration_secs": 5})))
+        .await
+        .unwrap();
+    let done = e.client.wait(t.id.as_str(), LONG).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded);
+}
