@@ -5,7 +5,7 @@ use errand_client::TaskState;
 /// The command line for errand, a Redis-backed task queue.
 ///
 /// Exit codes: 0 done (a followed task succeeded), 1 task failed, 2 usage, 3 task
-/// cancelled, 4 API unreachable or unavailable, 5 refused by the API, 6 task record gone,
+/// cancelled, 4 API unreachable, unavailable or rate-limited, 5 refused by the API, 6 task record gone,
 /// 70 internal.
 #[derive(Debug, Parser)]
 #[command(name = "errand", version, about, max_term_width = 100)]

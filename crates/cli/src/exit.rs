@@ -11,7 +11,8 @@ pub const TASK_FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// A followed task ended `cancelled`.
 pub const TASK_CANCELLED: u8 = 3;
-/// No server answered, or it answered 503 (Redis down): worth retrying later.
+/// No server answered, or it answered 503 (Redis down) or 429 (rate limit): worth
+/// retrying later.
 pub const UNREACHABLE: u8 = 4;
 /// The server refused the request (a 4xx: invalid field, not found, conflict, bad key).
 pub const REFUSED: u8 = 5;
@@ -49,7 +50,11 @@ impl CliError {
             Self::Io(_) => INTERNAL,
             Self::Client(e) => match e {
                 errand_client::Error::Transport(_) => UNREACHABLE,
-                errand_client::Error::Api { problem, .. } if problem.status == 503 => UNREACHABLE,
+                errand_client::Error::Api { problem, .. }
+                    if matches!(problem.status, 429 | 503) =>
+                {
+                    UNREACHABLE
+                }
                 errand_client::Error::Api { .. } => REFUSED,
                 errand_client::Error::InvalidUrl(_) => USAGE,
                 _ => INTERNAL,
