@@ -328,7 +328,10 @@ async fn schedules_kinds_queues_workers_and_completions() {
 
 #[tokio::test]
 async fn api_key_from_env_or_flag() {
-    let e = env_with(false, |e| e.with("ERRAND__API__API_KEYS", "cli-key")).await;
+    let e = env_with(false, |e| {
+        e.with("ERRAND__API__API_KEYS", "cli-key,read:ro-key")
+    })
+    .await;
     let no = errand(&e, &["queues"]).await;
     assert_eq!(no.code, 5);
     assert!(one_line_error(&no).contains("(401)"));
@@ -336,6 +339,16 @@ async fn api_key_from_env_or_flag() {
     assert_eq!(env_key.code, 0, "{}", env_key.stderr);
     let flag = errand(&e, &["--api-key", "cli-key", "kinds"]).await;
     assert_eq!(flag.code, 0, "{}", flag.stderr);
+    // A read-only key reads but cannot submit: refused (403), not unreachable.
+    let ro = [("ERRAND_API_KEY", "ro-key")];
+    assert_eq!(errand_at(&e.url, &["queues"], &ro).await.code, 0);
+    let denied = errand_at(&e.url, &["submit", "noop"], &ro).await;
+    assert_eq!(denied.code, 5);
+    assert!(
+        one_line_error(&denied).contains("(403)"),
+        "{}",
+        denied.stderr
+    );
 }
 
 /// The progress bar as a person sees it: `errand watch` on a terminal for a 3 s `sleep`
