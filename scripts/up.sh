@@ -51,5 +51,7 @@ errand is up: API on :$API_PORT, $WORKERS workers, Redis on :$REDIS_PORT (logs i
                  -H 'content-type: application/json' \\
                  -d '{"kind":"sleep","payload":{"duration_secs":5}}'
   Read back:   curl -s http://127.0.0.1:$API_PORT/v1/tasks/<id>
+  CLI:         ERRAND_URL=http://127.0.0.1:$API_PORT target/debug/errand submit sleep \\
+                 --payload '{"duration_secs":5}' --wait   (docs/client.md)
   Stop:        just down
 MSG

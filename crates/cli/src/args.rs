@@ -1,0 +1,161 @@
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+use errand_client::TaskState;
+
+/// The command line for errand, a Redis-backed task queue.
+///
+/// Exit codes: 0 done (a followed task succeeded), 1 task failed, 2 usage, 3 task
+/// cancelled, 4 API unreachable, unavailable or rate-limited, 5 refused by the API, 6 task record gone,
+/// 70 internal.
+#[derive(Debug, Parser)]
+#[command(name = "errand", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The API's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "ERRAND_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Sent as `Authorization: Bearer <key>` (needed when the server has api.api_keys).
+    #[arg(long, global = true, env = "ERRAND_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// `text` for people, `json` for scripts (the API's own JSON; `watch` prints one event
+    /// per line).
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a task; with --wait, follow it to its end and exit with its outcome.
+    Submit(Submit),
+    /// Show a task's record.
+    Get { id: String },
+    /// Follow a task live (a progress bar on a terminal) and exit with its outcome.
+    Watch { id: String },
+    /// List tasks, newest first: one page, or every page with --all.
+    List(List),
+    /// Cancel a task (a running one is told to stop).
+    Cancel { id: String },
+    /// Queue a failed or cancelled task again.
+    Retry { id: String },
+    /// Queues with their tasks counted by state.
+    Queues,
+    /// Worker processes alive now.
+    Workers,
+    /// Periodic schedules.
+    #[command(subcommand)]
+    Schedules(Schedules),
+    /// The task kinds this server runs.
+    Kinds,
+    /// Print a shell completion script, e.g. `errand completions bash > /etc/bash_completion.d/errand`.
+    Completions { shell: Shell },
+}
+
+#[derive(Debug, Args)]
+pub struct Submit {
+    /// A kind from `errand kinds` (aliases accepted).
+    pub kind: String,
+    /// The kind's input as JSON, or `@FILE` to read it from a file (`@-`: stdin).
+    #[arg(long, short)]
+    pub payload: Option<String>,
+    #[arg(long, short)]
+    pub queue: Option<String>,
+    /// Client-chosen id: submitting it again returns the existing task.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Run no earlier than this many seconds from now.
+    #[arg(long, value_name = "SECS")]
+    pub delay: Option<u64>,
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt time limit in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Follow the task to its end (progress bar on a terminal); exit with its outcome.
+    #[arg(long, short)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<TaskState>,
+    #[arg(long)]
+    pub queue: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Page size (1 to 500).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub limit: u32,
+    /// Continue from a previous page's cursor.
+    #[arg(long, conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Every matching task, page after page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn parse_state(s: &str) -> Result<TaskState, String> {
+    s.parse::<TaskState>().map_err(|e| {
+        let all: Vec<_> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{e}; one of {}", all.join(", "))
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Schedules {
+    /// Every schedule, in id order.
+    List,
+    /// Create a schedule (the same id and definition again changes nothing).
+    Create(CreateSchedule),
+    /// Show one schedule.
+    Get {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateSchedule {
+    /// Cron expression: 5 fields (minute first), 6 (seconds first) or @hourly, @daily…
+    #[arg(long)]
+    pub cron: String,
+    #[arg(long)]
+    pub kind: String,
+    /// The kind's input as JSON, or `@FILE` (`@-`: stdin).
+    #[arg(long, short)]
+    pub payload: Option<String>,
+    /// Server-made when absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// IANA time zone the expression is read in (default UTC).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    #[arg(long, short)]
+    pub queue: Option<String>,
+    /// `run_once` (default) or `skip`.
+    #[arg(long)]
+    pub misfire: Option<String>,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
