@@ -41,6 +41,10 @@ export COMPOSE_PROJECT_NAME=errand-ci
 cleanup() {
   local rc=$?
   docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
+  # Earlier builds' leftovers (tips of image chains no tag points to), so the disk does not
+  # fill up run after run. Recent ones stay: the builder stage's chain, the dependencies'
+  # layer included, is such a chain, and is the cache the next run wants.
+  $DOCKER image prune -f --filter until=72h >/dev/null 2>&1 || true
   if [ -n "$dockerd_pid" ]; then
     log "stopping the dockerd it started"
     kill "$dockerd_pid" 2>/dev/null || true

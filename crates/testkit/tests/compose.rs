@@ -67,13 +67,26 @@ impl Stack {
         self.figures.push((what.to_owned(), value));
     }
 
+    /// A read; retried on a transport error, since a read repeated is harmless and a
+    /// pooled connection can meet the server's keep-alive close mid-send.
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .expect("get")
+        let mut tries = 0;
+        loop {
+            let res = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.key)
+                .send()
+                .await;
+            match res {
+                Ok(r) => return r,
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    println!("compose: retrying GET {path} after {e}");
+                }
+                Err(e) => panic!("GET {path}: {e}"),
+            }
+        }
     }
 
     async fn json(&self, path: &str) -> Value {
@@ -207,6 +220,8 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
         key: env("ERRAND_API_KEY"),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Under actix's 5 s keep-alive, so idle connections are dropped here first.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap(),
         root: concat!(env!("CARGO_MANIFEST_DIR"), "/../..").to_owned(),
