@@ -46,7 +46,7 @@ use redis::aio::ConnectionManager;
 
 pub use cancel::Cancel;
 pub use connect::connect;
-pub use error::StoreError;
+pub use error::{StoreError, Unavailability};
 pub use fetch::{Claimed, Fetched};
 pub use finish::{AttemptEnd, Outcome};
 pub use layout::Layout;
