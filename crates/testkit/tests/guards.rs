@@ -241,13 +241,12 @@ async fn tasks_left_queued_by_the_previous_layout_run_once_after_an_upgrade() {
         .unwrap();
     // A finished task as the old layout indexed it: scored by when it finished, not by
     // when it expires.
-    let old = submit(
+    submit(
         &http,
         &base,
         json!({"kind": "noop", "id": "old-finished", "result_ttl_secs": 1}),
     )
     .await;
-    let _ = old;
     let _: () = redis::pipe()
         .cmd("LREM")
         .arg(&ready)

@@ -19,6 +19,13 @@ local lease = tonumber(ARGV[A + 4])
 local memo = L.chan .. 'fetch:' .. ARGV[A + 5]
 local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker'}
 
+-- One claimed task's part of the reply, from its FIELDS as read.
+local function reply(out, id, f, attempt)
+  local k = #out
+  out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
+  out[k + 4], out[k + 5], out[k + 6] = attempt, f[3], f[6] or ''
+end
+
 local seen = redis.call('LRANGE', memo, 0, -1)
 if #seen > 0 then
   -- The same fetch again: answer with its claims still held by this worker.
@@ -27,9 +34,7 @@ if #seen > 0 then
     local id = seen[i]
     local f = redis.call('HMGET', L.record .. id, unpack(FIELDS))
     if f[1] == 'running' and f[7] == worker and f[2] == seen[i + 1] then
-      local k = #out
-      out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
-      out[k + 4], out[k + 5], out[k + 6] = tonumber(f[2]), f[3], f[6] or ''
+      reply(out, id, f, tonumber(f[2]))
     end
   end
   return out
@@ -66,9 +71,7 @@ for _, id in ipairs(popped) do
       'started_at', now, 'updated_at', now)
     event(id, 'running')
     claims[#claims + 1], claims[#claims + 2] = id, attempt
-    local k = #out
-    out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
-    out[k + 4], out[k + 5], out[k + 6] = attempt, f[3], f[6] or ''
+    reply(out, id, f, attempt)
   else
     out[1] = out[1] + 1
   end
