@@ -133,6 +133,18 @@ impl Layout {
         format!("{}:schedule-ids", self.prefix)
     }
 
+    /// Flag of a paused queue (value: paused-at ms): while it exists fetches hand out none
+    /// of the queue's tasks.
+    pub fn paused(&self, queue: &str) -> String {
+        format!("{}:paused:{queue}", self.prefix)
+    }
+
+    /// Hash of `queue`'s attempt ends in one minute (`minute` = ms since the epoch / 60000):
+    /// counts per outcome and run-time buckets, for the dashboard; expires after a day.
+    pub fn stats_minute(&self, queue: &str, minute: i64) -> String {
+        format!("{}:stats:{queue}:{minute}", self.prefix)
+    }
+
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).
     pub(super) fn script_head(&self) -> [String; 8] {
         [
@@ -214,6 +226,29 @@ mod tests {
         assert_eq!(
             derived,
             vec![l.schedule("s1"), l.schedules(), l.schedule_ids()]
+        );
+
+        // The dashboard's keys, and the clock count_finish reads run times with.
+        let at = chrono::DateTime::parse_from_rfc3339("2026-02-28T23:59:58.123Z").unwrap();
+        let dash = redis::Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            "\nreturn {paused_key('q'), stats_key('q', 29000000), \
+              tostring(rfc3339_ms(ARGV[9])), tostring(rfc3339_ms('2024-03-01T00:00:00Z'))}"
+        ));
+        let mut inv = dash.prepare_invoke();
+        for a in l.script_head() {
+            inv.arg(a);
+        }
+        inv.arg(crate::task::rfc3339(at.to_utc()));
+        let derived: Vec<String> = inv.invoke_async(&mut c).await.unwrap();
+        assert_eq!(
+            derived,
+            vec![
+                l.paused("q"),
+                l.stats_minute("q", 29_000_000),
+                at.timestamp_millis().to_string(),
+                "1709251200000".to_owned(),
+            ]
         );
     }
 }

@@ -18,6 +18,10 @@
 //! - [`heartbeat`](TaskStore::heartbeat), [`workers`](TaskStore::workers): the worker registry.
 //! - [`clean_legacy`](TaskStore::clean_legacy): what the previous (apalis-redis) delivery
 //!   layout left behind.
+//! - [`pause_queue`](TaskStore::pause_queue), [`resume_queue`](TaskStore::resume_queue):
+//!   the dashboard's queue brake (`pause.lua`; `fetch.lua` checks it);
+//!   [`history`](TaskStore::history): per-minute finish counts (`stats.lua`, written by
+//!   `finish.lua`).
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
 //!   called and their replies decoded. `connect`, `error`, `pubsub`.
 
@@ -31,6 +35,7 @@ mod layout;
 mod lease;
 mod legacy;
 mod list;
+mod pause;
 mod progress;
 mod pubsub;
 mod queues;
@@ -39,6 +44,7 @@ mod recover;
 mod retry;
 mod schedules;
 mod script;
+mod stats;
 mod submit;
 mod workers;
 
@@ -57,6 +63,7 @@ pub use queues::QueueStats;
 pub use recover::Recover;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
+pub use stats::{Bucket, History};
 pub use submit::{NewTask, Submitted};
 pub use workers::{WorkerInfo, WorkerQueue};
 

@@ -40,6 +40,7 @@ if #seen > 0 then
   return out
 end
 
+if redis.call('EXISTS', paused_key(queue)) == 1 then return {0} end
 local popped = redis.call('LPOP', ready_list(queue), n)
 if not popped then return {0} end
 local ms = now_ms()

@@ -93,3 +93,41 @@ local function create_task(id, queue, due, created, args, from, to)
   end
   return true
 end
+
+-- The dashboard's keys (store::Layout::paused / stats_minute; pause.lua, stats.lua).
+-- A paused queue's flag: fetch.lua hands out nothing while it exists (value: paused-at ms).
+local function paused_key(queue) return L.chan .. 'paused:' .. queue end
+-- One minute of a queue's finished attempts: a hash of counts per outcome, `n` (all) and
+-- `rt:<b>` run-time buckets; kept a day plus an hour, so history needs no sweeper.
+local function stats_key(queue, minute) return L.chan .. 'stats:' .. queue .. ':' .. minute end
+local STATS_TTL = 90000
+
+-- ms since the epoch of an rfc3339 UTC time as task::rfc3339 writes it; nil if not one.
+local function rfc3339_ms(s)
+  if not s then return nil end
+  local y, mo, d, h, mi, sec, frac = string.match(s, '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.?(%d*)Z$')
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + tonumber(d) - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  local msf = frac ~= '' and tonumber((frac .. '00'):sub(1, 3)) or 0
+  return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 + tonumber(sec) * 1000 + msf
+end
+
+-- Counts an attempt that ended `outcome` at `ms` in its queue's minute of history, with its
+-- run time (since the record's started_at) in bucket floor(4 * log2(ms + 1)), ~19 % wide:
+-- enough for percentiles without keeping every sample. Written by the finish path in the
+-- same call, so the history is exactly the finishes Redis recorded.
+local function count_finish(key, queue, outcome, ms)
+  local k = stats_key(queue, math.floor(ms / 60000))
+  if redis.call('HINCRBY', k, 'n', 1) == 1 then redis.call('EXPIRE', k, STATS_TTL) end
+  redis.call('HINCRBY', k, outcome, 1)
+  local started = rfc3339_ms(redis.call('HGET', key, 'started_at'))
+  if started then
+    local b = math.floor(4 * math.log(math.max(ms - started, 0) + 1) / math.log(2))
+    redis.call('HINCRBY', k, 'rt:' .. b, 1)
+  end
+end
