@@ -79,6 +79,8 @@ impl Application {
                 .service(routes::control::retry_task)
                 .service(routes::queues::list_queues)
                 .service(routes::queues::list_workers)
+                .service(routes::queues::pause_queue)
+                .service(routes::queues::resume_queue)
                 .configure(|cfg| seed.configure(cfg))
                 .service(routes::schedules::create_schedule)
                 .service(routes::schedules::list_schedules)

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, get, web};
-use chrono::Utc;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
 use errand_core::store::WorkerInfo;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,6 +23,19 @@ pub struct QueueInfo {
     /// How long the longest-waiting queued task has waited, in ms; null if none waits.
     #[schema(required = true)]
     pub oldest_queued_age_ms: Option<u64>,
+    /// Paused: workers take none of its tasks until it is resumed (submits still accepted).
+    pub paused: bool,
+}
+
+/// A queue's pause state after a pause or resume.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePause {
+    #[schema(example = "default")]
+    pub name: String,
+    pub paused: bool,
+    /// When it was paused; null when it is not.
+    #[schema(required = true)]
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,10 +58,17 @@ pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, Api
         .queues(Utc::now())
         .await
         .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let names: Vec<String> = stats.iter().map(|q| q.name.clone()).collect();
+    let paused = state
+        .store
+        .paused(&names)
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
     Ok(HttpResponse::Ok().json(QueueList {
         queues: stats
             .into_iter()
-            .map(|q| QueueInfo {
+            .zip(paused)
+            .map(|(q, paused)| QueueInfo {
                 name: q.name,
                 counts: q
                     .counts
@@ -56,8 +76,82 @@ pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, Api
                     .map(|(s, n)| (s.as_str().to_owned(), n))
                     .collect(),
                 oldest_queued_age_ms: q.oldest_queued_ms,
+                paused: paused.is_some(),
             })
             .collect(),
+    }))
+}
+
+fn queue_name(raw: &str) -> Result<&str, ApiError> {
+    if super::tasks::valid_queue(raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::BadRequest {
+            field: Some("queue".into()),
+            detail: "path parameter `queue`: 1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
+        })
+    }
+}
+
+/// Pauses a queue: its workers take none of its tasks from their next fetch on (within a
+/// second), attempts already running finish, and submits are still accepted and wait.
+/// Pausing a paused queue changes nothing; a queue nobody submitted to yet can be paused
+/// ahead of time.
+#[utoipa::path(
+    tag = "operations",
+    params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
+    responses(
+        (status = 200, description = "Paused", body = QueuePause),
+        (status = 400, description = "Malformed queue name", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/queues/{queue}/pause")]
+pub async fn pause_queue(
+    state: web::Data<AppState>,
+    queue: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = queue_name(&queue)?;
+    let at = state
+        .store
+        .pause_queue(name)
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    tracing::info!(queue = name, "queue paused");
+    Ok(HttpResponse::Ok().json(QueuePause {
+        name: name.to_owned(),
+        paused: true,
+        paused_at: Some(at),
+    }))
+}
+
+/// Resumes a paused queue and wakes its idle workers, so its waiting tasks start at once.
+/// Resuming a queue that is not paused changes nothing.
+#[utoipa::path(
+    tag = "operations",
+    params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
+    responses(
+        (status = 200, description = "Not paused (any more)", body = QueuePause),
+        (status = 400, description = "Malformed queue name", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/queues/{queue}/resume")]
+pub async fn resume_queue(
+    state: web::Data<AppState>,
+    queue: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = queue_name(&queue)?;
+    state
+        .store
+        .resume_queue(name)
+        .await
+        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    tracing::info!(queue = name, "queue resumed");
+    Ok(HttpResponse::Ok().json(QueuePause {
+        name: name.to_owned(),
+        paused: false,
+        paused_at: None,
     }))
 }
 

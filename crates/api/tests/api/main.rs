@@ -6,6 +6,7 @@ mod helpers;
 mod listing;
 mod not_now;
 mod openapi;
+mod queues;
 mod redis_down;
 mod redoc;
 mod schedules;
