@@ -63,7 +63,7 @@ pub use queues::QueueStats;
 pub use recover::Recover;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
-pub use stats::{Bucket, History};
+pub use stats::{Bucket, FailedAttempt, History};
 pub use submit::{NewTask, Submitted};
 pub use workers::{WorkerInfo, WorkerQueue};
 

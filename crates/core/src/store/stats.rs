@@ -66,7 +66,32 @@ impl Bucket {
     }
 }
 
+/// One failed attempt of a task, as the finish path recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedAttempt {
+    pub attempt: u32,
+    pub ended_at: chrono::DateTime<chrono::Utc>,
+    /// How long it ran (from its start to the recorded end); `None` if unknown.
+    pub run_ms: Option<u64>,
+    pub error: crate::task::TaskError,
+}
+
 impl TaskStore {
+    /// Every failed attempt of task `id` that its record still holds, oldest first (the
+    /// record itself keeps only the last error).
+    pub async fn failed_attempts(
+        &self,
+        id: &crate::task::TaskId,
+    ) -> Result<Vec<FailedAttempt>, StoreError> {
+        let mut c = self.conn.clone();
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.layout.record(id.as_str()))
+            .arg("attempt_errors")
+            .query_async(&mut c)
+            .await?;
+        Ok(raw.as_deref().map(parse_failed).unwrap_or_default())
+    }
+
     /// `queue`'s last `points` buckets of `width_minutes` each (at most a day's worth is
     /// kept; older buckets read as empty).
     pub async fn history(
@@ -100,6 +125,29 @@ impl TaskStore {
             buckets,
         })
     }
+}
+
+/// Lines of `attempt TAB ended ms TAB run ms TAB error json`; a line that does not parse
+/// is left out rather than failing the page that shows the rest.
+fn parse_failed(raw: &str) -> Vec<FailedAttempt> {
+    use chrono::TimeZone;
+    raw.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(4, '\t');
+            let attempt = f.next()?.parse().ok()?;
+            let ended_at = chrono::Utc
+                .timestamp_millis_opt(f.next()?.parse().ok()?)
+                .single()?;
+            let run_ms = f.next()?.parse().ok();
+            let error = serde_json::from_str(f.next()?).ok()?;
+            Some(FailedAttempt {
+                attempt,
+                ended_at,
+                run_ms,
+                error,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,6 +204,23 @@ mod tests {
             });
         }
         s.finish_many(&ends, Utc::now()).await.unwrap();
+        let failed = s
+            .failed_attempts(&crate::task::TaskId::parse(&ends[2].id).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(
+            (failed[0].attempt, failed[0].error.kind.as_str()),
+            (1, "boom")
+        );
+        assert!(
+            failed[0]
+                .run_ms
+                .is_some_and(|ms| (1200..2200).contains(&ms)),
+            "{failed:?}"
+        );
+        let ok = crate::task::TaskId::parse(&ends[0].id).unwrap();
+        assert!(s.failed_attempts(&ok).await.unwrap().is_empty());
         let h = s.history("h", 60, 1).await.unwrap();
         assert_eq!(h.buckets.len(), 60);
         let last = h.buckets.last().unwrap();

@@ -31,7 +31,7 @@ local function finish(id, attempt, outcome, body, delay, next_at, progress)
     if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   end
   transition(key, id, f[3], 'running', outcome, ms, f[5])
-  count_finish(key, f[3], outcome, ms)
+  count_finish(key, f[3], outcome, ms, attempt, body)
   event(id, outcome)
   return 1
 end

@@ -120,14 +120,22 @@ end
 -- Counts an attempt that ended `outcome` at `ms` in its queue's minute of history, with its
 -- run time (since the record's started_at) in bucket floor(4 * log2(ms + 1)), ~19 % wide:
 -- enough for percentiles without keeping every sample. Written by the finish path in the
--- same call, so the history is exactly the finishes Redis recorded.
-local function count_finish(key, queue, outcome, ms)
+-- same call, so the history is exactly the finishes Redis recorded. A failed attempt's
+-- error is also appended to the record's `attempt_errors` field (lines of "attempt TAB
+-- ended ms TAB run ms TAB error json"; the record keeps only the last error), so it lives
+-- and expires with the record.
+local function count_finish(key, queue, outcome, ms, attempt, body)
   local k = stats_key(queue, math.floor(ms / 60000))
   if redis.call('HINCRBY', k, 'n', 1) == 1 then redis.call('EXPIRE', k, STATS_TTL) end
   redis.call('HINCRBY', k, outcome, 1)
   local started = rfc3339_ms(redis.call('HGET', key, 'started_at'))
-  if started then
-    local b = math.floor(4 * math.log(math.max(ms - started, 0) + 1) / math.log(2))
-    redis.call('HINCRBY', k, 'rt:' .. b, 1)
+  local run = started and math.max(ms - started, 0)
+  if run then
+    redis.call('HINCRBY', k, 'rt:' .. math.floor(4 * math.log(run + 1) / math.log(2)), 1)
+  end
+  if outcome ~= 'succeeded' then
+    local line = attempt .. '\t' .. ms .. '\t' .. (run or '') .. '\t' .. body
+    local prev = redis.call('HGET', key, 'attempt_errors')
+    redis.call('HSET', key, 'attempt_errors', prev and (prev .. '\n' .. line) or line)
   end
 end
