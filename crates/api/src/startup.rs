@@ -37,6 +37,7 @@ impl Application {
             stop.clone(),
         );
         let keys = access::Keys::new(&settings.api.api_keys);
+        let ui = crate::ui::Ui::new(&settings);
         let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit);
         let state = web::Data::new(AppState {
             store,
@@ -96,6 +97,7 @@ impl Application {
                     ]),
                 )
                 .configure(|cfg| redoc.configure(cfg))
+                .configure(|cfg| ui.configure(cfg))
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {
                     Err::<HttpResponse, _>(ApiError::RouteNotFound(format!(
                         "{} {}",

@@ -1,0 +1,335 @@
+//! The operator's dashboard, served by errand-api itself under `/ui` (docs/dashboard.md):
+//! overview with history charts, tasks (filters, paging, search by id, a task page with
+//! live progress, cancel / retry, bulk actions), queues (pause / resume), workers and
+//! schedules. HTML is rendered on the server with maud; the few lines of JavaScript
+//! (`static/app.js`) only make it live (progress over SSE, refreshing the overview), so
+//! every page also works without it. Every asset is embedded in the binary: the dashboard
+//! works with no network.
+//!
+//! It reads and changes state through the same store calls as the API, so it can do
+//! nothing the API cannot. Access (`auth.rs`): open without API keys, like the API;
+//! with keys, a login form and a signed session cookie, with the key's scope deciding which
+//! buttons exist and which posts are accepted, and a CSRF token on every form.
+
+mod auth;
+mod charts;
+mod pages;
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use errand_core::{Settings, StoreError, settings::Scope};
+use maud::{DOCTYPE, Markup, html};
+
+pub use auth::Auth;
+use auth::Session;
+
+const CSS: &str = include_str!("static/app.css");
+const JS: &str = include_str!("static/app.js");
+
+/// Scripts and styles from this origin only; no inline script or style attribute anywhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The dashboard's routes and its session secret.
+#[derive(Clone)]
+pub struct Ui(web::Data<Auth>);
+
+impl Ui {
+    pub fn new(settings: &Settings) -> Self {
+        Self(web::Data::new(Auth::new(
+            &settings.api.api_keys,
+            &settings.redis.key_prefix,
+        )))
+    }
+
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.0.clone())
+            .route("/", web::get().to(pages::landing))
+            .route("/ui", web::get().to(pages::overview))
+            .service(web::redirect("/ui/", "/ui"))
+            .route("/ui/static/app.css", web::get().to(css))
+            .route("/ui/static/app.js", web::get().to(js))
+            .route("/ui/login", web::get().to(pages::login_form))
+            .route("/ui/login", web::post().to(pages::login))
+            .route("/ui/logout", web::post().to(pages::logout))
+            .route("/ui/tasks", web::get().to(pages::tasks))
+            .route("/ui/tasks/bulk", web::post().to(pages::bulk))
+            .route("/ui/tasks/{id}", web::get().to(pages::task))
+            .route("/ui/tasks/{id}/events", web::get().to(pages::task_events))
+            .route(
+                "/ui/tasks/{id}/{action}",
+                web::post().to(pages::task_action),
+            )
+            .route("/ui/queues", web::get().to(pages::queues))
+            .route(
+                "/ui/queues/{queue}/{action}",
+                web::post().to(pages::queue_action),
+            )
+            .route("/ui/workers", web::get().to(pages::workers))
+            .route("/ui/schedules", web::get().to(pages::schedules))
+            .route(
+                "/ui/schedules/{id}/{action}",
+                web::post().to(pages::schedule_action),
+            );
+    }
+}
+
+async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body)
+}
+
+/// What a dashboard request runs with: its session, the CSRF token for its forms, and the
+/// cookie to set when the session was just handed out.
+pub(crate) struct Ctx {
+    session: Session,
+    csrf: String,
+    keyed: bool,
+    set_cookie: Option<String>,
+}
+
+impl Ctx {
+    /// A page view: the session, or (with keys, none valid) a redirect to the login form.
+    pub(crate) fn view(auth: &Auth, req: &HttpRequest) -> Result<Self, ToLogin> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(session) = auth.session(req, now) {
+            return Ok(Self::of(auth, session, None));
+        }
+        if auth.keyed() {
+            let next = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/ui");
+            return Err(ToLogin(format!("/ui/login?next={}", pages::enc(next))));
+        }
+        let session = auth.open_session(now);
+        let cookie = auth.cookie(&session, secure(req));
+        Ok(Self::of(auth, session, Some(cookie)))
+    }
+
+    /// A form post: a valid session whose scope covers `needs`, and its CSRF token.
+    pub(crate) fn act(
+        auth: &Auth,
+        req: &HttpRequest,
+        csrf: &str,
+        needs: Scope,
+    ) -> Result<Self, UiError> {
+        let now = chrono::Utc::now().timestamp();
+        let session = auth.session(req, now).ok_or(UiError::Csrf)?;
+        if !auth.csrf_ok(&session, csrf) {
+            return Err(UiError::Csrf);
+        }
+        if session.scope < needs {
+            return Err(UiError::Forbidden(format!(
+                "this key's scope is `{}`; this action needs `{}`",
+                session.scope.as_str(),
+                needs.as_str()
+            )));
+        }
+        Ok(Self::of(auth, session, None))
+    }
+
+    fn of(auth: &Auth, session: Session, set_cookie: Option<String>) -> Self {
+        Self {
+            csrf: auth.csrf(&session),
+            keyed: auth.keyed(),
+            session,
+            set_cookie,
+        }
+    }
+
+    pub(crate) fn can(&self, scope: Scope) -> bool {
+        self.session.scope >= scope
+    }
+
+    /// The hidden field every changing form carries.
+    pub(crate) fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
+    }
+
+    /// A full page: navigation, `body`, and the security headers.
+    pub(crate) fn page(
+        &self,
+        active: &str,
+        title: &str,
+        main_attrs: Main,
+        body: Markup,
+    ) -> HttpResponse {
+        let nav = [
+            ("overview", "/ui", "Overview"),
+            ("tasks", "/ui/tasks", "Tasks"),
+            ("queues", "/ui/queues", "Queues"),
+            ("workers", "/ui/workers", "Workers"),
+            ("schedules", "/ui/schedules", "Schedules"),
+        ];
+        let markup = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · errand" }
+                    link rel="stylesheet" href="/ui/static/app.css";
+                    script src="/ui/static/app.js" defer {}
+                }
+                body {
+                    a.skip href="#main" { "Skip to content" }
+                    header.top {
+                        a.brand href="/ui" { "errand" }
+                        nav aria-label="Dashboard" {
+                            ul {
+                                @for (id, href, label) in nav {
+                                    li { a href=(href) aria-current=[(id == active).then_some("page")] { (label) } }
+                                }
+                            }
+                        }
+                        @if self.keyed {
+                            form.logout method="post" action="/ui/logout" {
+                                (self.csrf_field())
+                                span.who title="the key's id and scope" {
+                                    "key " (self.session.key_id) " · " (self.session.scope.as_str())
+                                }
+                                button type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                    main #main tabindex="-1" data-refresh=[main_attrs.refresh] data-task=[main_attrs.task.as_deref()]
+                        data-state=[main_attrs.state.as_deref()] {
+                        (body)
+                    }
+                }
+            }
+        };
+        let mut res = html_response(StatusCode::OK);
+        if let Some(c) = &self.set_cookie {
+            res.insert_header((header::SET_COOKIE, c.clone()));
+        }
+        res.body(markup.into_string())
+    }
+}
+
+/// A page view without a session while keys are configured: where the login form is.
+pub(crate) struct ToLogin(String);
+
+impl ToLogin {
+    pub(crate) fn response(self) -> HttpResponse {
+        see_other(&self.0)
+    }
+}
+
+/// Attributes of `<main>` the script reads.
+#[derive(Default)]
+pub(crate) struct Main {
+    /// Reload the page's content every this many seconds.
+    pub refresh: Option<u32>,
+    /// The task page's task and its state (live progress).
+    pub task: Option<String>,
+    pub state: Option<String>,
+}
+
+fn html_response(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::build(status);
+    res.content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    res
+}
+
+pub(crate) fn secure(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// A 303 to `to` (after a form post, so reloading does not post again).
+pub(crate) fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+/// Why a dashboard request failed, as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    #[error("Redis is unavailable ({0}); this page will work again once it is back")]
+    Unavailable(&'static str, u64),
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{field}: {detail}")]
+    BadRequest { field: &'static str, detail: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "this form has expired or did not come from this dashboard (CSRF check); reload the page and try again"
+    )]
+    Csrf,
+}
+
+impl UiError {
+    pub fn store(e: StoreError, retry_after_secs: u64) -> Self {
+        match e.unavailability() {
+            Some(cause) => Self::Unavailable(cause.describe(), retry_after_secs),
+            None => Self::Internal(e),
+        }
+    }
+}
+
+impl ResponseError for UiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(e) = self {
+            tracing::error!(error = ?e, "dashboard: internal error");
+        }
+        let status = self.status_code();
+        let mut res = html_response(status);
+        if let Self::Unavailable(_, secs) = self {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        let markup = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (status.as_u16()) " · errand" }
+                    link rel="stylesheet" href="/ui/static/app.css";
+                }
+                body {
+                    main #main.error {
+                        h1 { (status.canonical_reason().unwrap_or("Error")) }
+                        p.notice.bad role="alert" { (self.to_string()) }
+                        p { a href="/ui" { "Back to the dashboard" } }
+                    }
+                }
+            }
+        };
+        res.body(markup.into_string())
+    }
+}
