@@ -12,3 +12,4 @@ mod redoc;
 mod schedules;
 mod seed;
 mod submit;
+mod ui;
