@@ -256,7 +256,7 @@ async fn probe_all(app: &TestApp, probes: Vec<Probe>, parallel: usize) -> Vec<St
 /// A concrete URL for `path`, with each path parameter a valid id unless overridden.
 fn url(app: &TestApp, path: &str, over: Option<(&str, &str)>) -> String {
     let mut p = path.to_owned();
-    for name in ["id", "task_id"] {
+    for name in ["id", "task_id", "queue"] {
         let v = match over {
             Some((n, v)) if n == name => v.to_owned(),
             _ => "probe-no-such-id".to_owned(),
