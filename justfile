@@ -51,6 +51,11 @@ ensure-redis:
 openapi-check:
     scripts/openapi-check.sh
 
+# The dashboard in headless Chromium against the real binaries and Redis (installs chromium
+# via apt-get and playwright-core from its lock when missing); screenshots in target/ui/.
+ui-test:
+    scripts/ui-test.sh
+
 # docker-compose.yaml and the Dockerfile for real (installs Docker, starts dockerd, builds local stand-in images); figures into docs/deploy.md.
 compose-test:
     scripts/compose-test.sh

@@ -164,7 +164,7 @@ test("login: the dashboard asks for a key, refuses a wrong one, and opens with a
   await shot("login");
   await page.keyboard.press("Enter");
   await page.waitForURL(`${base}/ui/queues`);
-  const cookies = await context.cookies(base);
+  const cookies = await context.cookies(`${base}/ui`);
   const session = cookies.find((c) => c.name === "errand_session");
   assert.ok(session, "a session cookie");
   assert.equal(session.httpOnly, true);

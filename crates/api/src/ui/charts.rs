@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 const W: f64 = 600.0;
 const H: f64 = 150.0;
-const LEFT: f64 = 44.0;
+const LEFT: f64 = 58.0;
 const BOTTOM: f64 = 18.0;
 const TOP: f64 = 8.0;
 
