@@ -226,7 +226,7 @@ async fn without_keys_the_dashboard_is_open_and_every_page_renders() {
     }
     let (_, html) = page(&app, &cookie, "/").await;
     assert!(html.contains("href=\"/ui\""), "/ links the dashboard");
-    let (_, html) = page(&app, &cookie, &format!("/ui/tasks?queue=q1&state=queued")).await;
+    let (_, html) = page(&app, &cookie, "/ui/tasks?queue=q1&state=queued").await;
     assert!(html.contains(&id), "the filtered list shows the task");
     let (status, _) = page(&app, &cookie, &format!("/ui/tasks?id={id}")).await;
     assert_eq!(status, 303, "search by id opens the task");
