@@ -10,7 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -55,6 +55,12 @@ async function waitFor(what, ms, check) {
   }
 }
 
+const logs = {};
+function log(name) {
+  logs[name] ??= join(tmp, `${name}.log`);
+  return openSync(logs[name], "a");
+}
+
 function start(name, bin, args, env = {}) {
   const child = spawn(bin, args, {
     env: {
@@ -66,10 +72,11 @@ function start(name, bin, args, env = {}) {
       ERRAND__API__API_KEYS: `admin:${ADMIN_KEY}`,
       ERRAND__TASKS__DIAGNOSTIC_KINDS: "true",
       ERRAND__WORKER__LEASE_SECS: "3",
-      RUST_LOG: process.env.RUST_LOG || "warn",
+      RUST_LOG: process.env.RUST_LOG || "info",
       ...env,
     },
-    stdio: ["ignore", process.env.TEST_LOG ? "inherit" : "ignore", process.env.TEST_LOG ? "inherit" : "ignore"],
+    // Logs go to a file per process (read by the last test: no key may appear in them).
+    stdio: ["ignore", log(name), log(name)],
   });
   child.exited = new Promise((ok) => child.on("exit", (code, sig) => ok(code ?? sig)));
   procs[name] = child;
@@ -315,4 +322,14 @@ test("schedules list their next fire and can be disabled", async () => {
   await page.waitForSelector("text=Disabled ui-nightly");
   assert.equal((await api("GET", "/v1/schedules/ui-nightly")).body.enabled, false);
   await shot("schedules");
+});
+
+test("no API key appears in the api's or the workers' logs", async () => {
+  const api = readFileSync(logs.api, "utf8");
+  assert.match(api, /dashboard login/, "the api logged the login (by key id)");
+  for (const [name, file] of Object.entries(logs)) {
+    assert.ok(!readFileSync(file, "utf8").includes(ADMIN_KEY), `${name}'s log holds no key`);
+    assert.ok(!readFileSync(file, "utf8").includes("not-the-key-0000000000000"), `${name}'s log holds no failed key`);
+  }
+  if (process.env.TEST_LOG) process.stderr.write(api);
 });
