@@ -295,3 +295,34 @@ async fn static_assets_are_served_by_errand_itself() {
         assert!(res.text().await.unwrap().len() > 500);
     }
 }
+
+#[tokio::test]
+async fn with_redis_down_pages_are_a_503_with_retry_after() {
+    let mut app = spawn_app().await;
+    let res = no_redirects()
+        .get(format!("{}/ui", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.redis.kill().await;
+    for path in [
+        "/ui",
+        "/ui/tasks",
+        "/ui/queues",
+        "/ui/workers",
+        "/ui/schedules",
+    ] {
+        let res = no_redirects()
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503, "{path}");
+        assert!(res.headers().get("retry-after").is_some(), "{path}");
+        assert!(
+            res.text().await.unwrap().contains("Redis is unavailable"),
+            "{path}"
+        );
+    }
+}
