@@ -605,8 +605,10 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     );
     let growth = used(&info_after) - used(&info_before);
     assert!(
-        growth < 2 * 1024 * 1024,
-        "memory grew {growth} bytes over 10k tasks (10k tombstones included)"
+        // A tombstone is a small string key with a TTL (~255 bytes measured); nothing else
+        // may grow. Tombstones themselves expire after a day.
+        growth < tombstones_after as i64 * 300 + 512 * 1024,
+        "memory grew {growth} bytes over 10k tasks ({tombstones_after} tombstones included)"
     );
 }
 
