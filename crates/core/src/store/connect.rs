@@ -182,7 +182,9 @@ pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
         let mut b = ClusterClient::builder(urls.clone())
             .connection_timeout(settings.connect_timeout())
             .response_timeout(settings.response_timeout())
-            .retries(3)
+            // Redirects and reconnects during a failover: the client retries these itself
+            // (up to ~2 s), then the caller sees "try again" (a 503).
+            .retries(6)
             .min_retry_wait(50)
             .max_retry_wait(500);
         if let Some(pem) = tls_roots(settings, &urls[0])? {
