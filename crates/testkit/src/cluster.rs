@@ -41,6 +41,9 @@ impl RedisCluster {
                 ])
                 .args(["--appendonly", "no", "--cluster-enabled", "yes"])
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+                // A replica may take over however long ago it last heard from its master:
+                // on a loaded test machine the link can look stale when the master dies.
+                .args(["--cluster-replica-validity-factor", "0"])
                 .args(["--enable-debug-command", "local"])
                 .arg("--cluster-config-file")
                 .arg(dir.path().join("nodes.conf"))
@@ -96,7 +99,7 @@ impl RedisCluster {
     pub async fn wait_ok(&self) {
         for n in self.nodes.iter().filter(|n| n.child.is_some()) {
             let url = format!("redis://127.0.0.1:{}", n.port);
-            wait_for("the cluster to be ok", Duration::from_secs(30), || {
+            wait_for("the cluster to be ok", Duration::from_secs(90), || {
                 let url = url.clone();
                 async move {
                     let c = redis::Client::open(url).ok()?;

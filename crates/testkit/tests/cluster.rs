@@ -65,7 +65,7 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
     let errand = Errand::at(&cluster.url());
     let _api = errand.spawn_api().await;
     let flag = queues_flag(&queues, 4);
-    let mut w1 = errand.spawn_worker(&["--queues", &flag]);
+    let w1 = errand.spawn_worker(&["--queues", &flag]);
     let _w2 = errand.spawn_worker(&["--queues", &flag]);
     let http = reqwest::Client::new();
     let base = errand.base_url();
