@@ -46,10 +46,6 @@ impl Running {
             .collect()
     }
 
-    fn first_ids(&self, n: usize) -> Vec<String> {
-        self.lock().keys().take(n).cloned().collect()
-    }
-
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -130,7 +126,8 @@ pub fn spawn(
                         }
                     }
                     me.running = ids.len();
-                    me.running_ids = running.first_ids(100);
+                    // The same snapshot as the count, so the two always agree.
+                    me.running_ids = ids.iter().take(100).map(|(_, id)| id.clone()).collect();
                     me.stopping = stopping.load(Ordering::Relaxed);
                     me.last_seen = now;
                     if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {

@@ -32,6 +32,32 @@ impl TaskStore {
             // A cluster only ever held this layout: the untagged one could not run there.
             return Ok(0);
         }
+        // A Redis no older errand wrote (every fresh deployment): nothing to convert.
+        let p = self.layout.prefix();
+        let old: usize = redis::cmd("EXISTS")
+            .arg(
+                [
+                    "tasks",
+                    "delayed",
+                    "expired",
+                    "queues",
+                    "schedules",
+                    "schedule-ids",
+                    "workers",
+                ]
+                .map(|k| format!("{p}:{k}"))
+                .to_vec(),
+            )
+            .query_async(&mut c)
+            .await?;
+        if old == 0 {
+            redis::cmd("SET")
+                .arg(self.layout.version())
+                .arg(LAYOUT_VERSION)
+                .query_async::<()>(&mut c)
+                .await?;
+            return Ok(0);
+        }
         let probe = ApalisConfig::default().queue("\u{1}q");
         let sfx = |full: String| full.trim_start_matches("\u{1}q").to_owned();
         let mut moved = 0;
