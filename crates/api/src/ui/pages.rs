@@ -580,7 +580,7 @@ pub async fn task(
     };
     let failed = state
         .store
-        .failed_attempts(&id)
+        .failed_attempts(&r.queue, &id)
         .await
         .map_err(store_err(&state))?;
     let pct = if r.state == TaskState::Succeeded {

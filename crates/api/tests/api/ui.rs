@@ -60,7 +60,7 @@ fn csrf_of(html: &str) -> String {
 }
 
 async fn paused(app: &TestApp, queue: &str) -> bool {
-    let key = format!("{}:paused:{queue}", app.prefix);
+    let key = format!("{}:{{{queue}}}:paused", app.prefix);
     let n: u32 = redis::cmd("EXISTS")
         .arg(key)
         .query_async(&mut app.redis.conn().await)

@@ -13,7 +13,16 @@ static PAUSE: std::sync::LazyLock<redis::Script> = script!("pause.lua");
 impl TaskStore {
     /// Pauses `queue` (a no-op when it already is); returns when it was first paused.
     pub async fn pause_queue(&self, queue: &str) -> Result<DateTime<Utc>, StoreError> {
-        let mut inv = self.invoke(&PAUSE);
+        if self.is_cluster() {
+            // The queue set lives outside the queue's slot.
+            let mut c = self.conn.clone();
+            redis::cmd("SADD")
+                .arg(self.layout.queues())
+                .arg(queue)
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        let mut inv = self.invoke_in(&PAUSE, queue);
         inv.arg(queue).arg("pause");
         let at: String = self.run(&inv).await?;
         parse_ms(&at).ok_or_else(|| StoreError::Protocol(format!("pause: reply `{at}`")))
@@ -21,7 +30,7 @@ impl TaskStore {
 
     /// Resumes `queue` and wakes its workers (a no-op when it is not paused).
     pub async fn resume_queue(&self, queue: &str) -> Result<(), StoreError> {
-        let mut inv = self.invoke(&PAUSE);
+        let mut inv = self.invoke_in(&PAUSE, queue);
         inv.arg(queue).arg("resume");
         let _: String = self.run(&inv).await?;
         Ok(())
@@ -35,12 +44,13 @@ impl TaskStore {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("MGET");
-        for q in queues {
-            cmd.arg(self.layout.paused(q));
-        }
-        let mut c = self.conn.clone();
-        let at: Vec<Option<String>> = cmd.query_async(&mut c).await?;
+        // One GET per queue: each flag lives in its queue's slot.
+        let at: Vec<Option<String>> = futures::future::try_join_all(queues.iter().map(|q| {
+            let mut c = self.conn.clone();
+            let key = self.layout.paused(q);
+            async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+        }))
+        .await?;
         Ok(at
             .into_iter()
             .map(|a| a.as_deref().and_then(parse_ms))
@@ -64,7 +74,7 @@ pub(crate) mod tests {
 
     pub(crate) async fn store(redis: &errand_testkit::RedisServer) -> TaskStore {
         let conn = redis.client().get_connection_manager().await.unwrap();
-        TaskStore::new(conn, Layout::new("p"))
+        TaskStore::new(super::super::Conn::Single(conn), Layout::new("p"))
     }
 
     pub(crate) fn task(queue: &str) -> NewTask {

@@ -81,11 +81,12 @@ impl TaskStore {
     /// record itself keeps only the last error).
     pub async fn failed_attempts(
         &self,
+        queue: &str,
         id: &crate::task::TaskId,
     ) -> Result<Vec<FailedAttempt>, StoreError> {
         let mut c = self.conn.clone();
         let raw: Option<String> = redis::cmd("HGET")
-            .arg(self.layout.record(id.as_str()))
+            .arg(self.layout.record(queue, id.as_str()))
             .arg("attempt_errors")
             .query_async(&mut c)
             .await?;
@@ -100,7 +101,7 @@ impl TaskStore {
         points: u32,
         width_minutes: u32,
     ) -> Result<History, StoreError> {
-        let mut inv = self.invoke(&STATS);
+        let mut inv = self.invoke_in(&STATS, queue);
         inv.arg(queue).arg(points.max(1)).arg(width_minutes.max(1));
         let reply: Vec<redis::Value> = self.run(&inv).await?;
         let mut it = reply.into_iter();
@@ -198,6 +199,7 @@ mod tests {
             };
             ends.push(AttemptEnd {
                 id: c.id.clone(),
+                queue: c.queue.clone(),
                 attempt: c.attempt,
                 outcome,
                 progress: None,
@@ -205,7 +207,7 @@ mod tests {
         }
         s.finish_many(&ends, Utc::now()).await.unwrap();
         let failed = s
-            .failed_attempts(&crate::task::TaskId::parse(&ends[2].id).unwrap())
+            .failed_attempts("h", &crate::task::TaskId::parse(&ends[2].id).unwrap())
             .await
             .unwrap();
         assert_eq!(failed.len(), 1, "{failed:?}");
@@ -220,7 +222,7 @@ mod tests {
             "{failed:?}"
         );
         let ok = crate::task::TaskId::parse(&ends[0].id).unwrap();
-        assert!(s.failed_attempts(&ok).await.unwrap().is_empty());
+        assert!(s.failed_attempts("h", &ok).await.unwrap().is_empty());
         let h = s.history("h", 60, 1).await.unwrap();
         assert_eq!(h.buckets.len(), 60);
         let last = h.buckets.last().unwrap();

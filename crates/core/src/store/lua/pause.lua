@@ -8,7 +8,7 @@ local queue, op = ARGV[A], ARGV[A + 1]
 local key = paused_key(queue)
 if op == 'pause' then
   redis.call('SET', key, now_ms(), 'NX')
-  redis.call('SADD', QUEUES, queue)
+  if CROSS then redis.call('SADD', QUEUES, queue) end
   return redis.call('GET', key)
 end
 if redis.call('DEL', key) == 1 then wake(queue) end
