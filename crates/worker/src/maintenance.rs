@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use errand_core::{TaskStore, store::Recover};
+use errand_core::{TaskStore, store::Recover, telemetry::redis_call};
 use tokio_util::sync::CancellationToken;
 
 const SLICE: usize = 500;
@@ -32,7 +32,14 @@ async fn tick(store: &TaskStore, legacy: &mut Vec<String>) -> Result<(), errand_
     for which in [Recover::Due, Recover::LapsedLeases] {
         // Drain in slices; stop after a few so one tick stays short.
         for _ in 0..20 {
-            let (examined, moved) = store.recover(which, SLICE, Utc::now()).await?;
+            let op = match which {
+                Recover::Due => "recover_due",
+                Recover::LapsedLeases => "recover_lapsed",
+            };
+            let (examined, moved) = redis_call(op, store.recover(which, SLICE, Utc::now())).await?;
+            if moved > 0 && matches!(which, Recover::LapsedLeases) {
+                crate::metrics::recovered(moved);
+            }
             if moved > 0 {
                 tracing::info!(?which, moved, "re-queued tasks");
             }
@@ -42,7 +49,7 @@ async fn tick(store: &TaskStore, legacy: &mut Vec<String>) -> Result<(), errand_
         }
     }
     for _ in 0..20 {
-        if store.expire_indexes(SLICE).await? < SLICE {
+        if redis_call("expire", store.expire_indexes(SLICE)).await? < SLICE {
             break;
         }
     }
