@@ -54,6 +54,9 @@ pub fn install(addr: &str) -> Result<(), MetricsError> {
         .map_err(|source| MetricsError::Listen { addr, source })?;
     let _ = INSTALLED.set(addr);
     describe();
+    // Present from the start at 0, so `rate()` and `increase()` see the first event.
+    counter!("errand_tasks_recovered_total").absolute(0);
+    counter!("errand_schedules_fired_total").absolute(0);
     tracing::info!(%addr, "serving metrics at /metrics");
     Ok(())
 }
