@@ -150,6 +150,19 @@ pub fn current_traceparent() -> Option<String> {
     carrier.remove("traceparent")
 }
 
+/// The trace id of the current span, for a log field; `None` when traces are off.
+pub fn current_trace_id() -> Option<String> {
+    if !tracing_enabled() {
+        return None;
+    }
+    let id = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id();
+    Some(id.to_string())
+}
+
 /// Makes `span` (not yet entered) a child of the span `traceparent` names, and returns the
 /// trace id for the logs. With traces off, or a traceparent that does not parse, `span`
 /// stays a root of its own trace.

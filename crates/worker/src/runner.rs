@@ -65,7 +65,7 @@ impl Runner {
         let span = tracing::info_span!("task", task_id = %claimed.id, queue = %claimed.queue,
             kind = %claimed.kind, attempt = claimed.attempt, trace_id = tracing::field::Empty);
         if let Some(t) = telemetry::continue_trace(&span, claimed.traceparent.as_deref()) {
-            span.record("trace_id", t);
+            span.record("trace_id", tracing::field::display(t));
         }
         let _busy = crate::metrics::busy(&claimed.queue);
         async move {
@@ -239,7 +239,9 @@ impl Runner {
             }
         }
         let this = self.clone();
-        let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome));
+        // JSON logs show the current span's fields only: the finish's lines keep the ids.
+        let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome), task_id = %id,
+            trace_id = telemetry::current_trace_id().map(tracing::field::display));
         tokio::spawn(
             async move {
                 this.end(&record, outcome, progress).await;
