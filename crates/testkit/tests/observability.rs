@@ -165,6 +165,64 @@ async fn promtool_check(name: &str, text: &str) {
     );
 }
 
+/// The alert rules docs/observability.md shows: `promtool check rules` accepts them, and
+/// every `expr` evaluates on the Prometheus that scraped errand.
+async fn check_documented_alerts(prom: &Prometheus) {
+    let doc = std::fs::read_to_string(repo().join("docs/observability.md")).expect("docs");
+    let start = doc.find("```yaml\ngroups:").expect("an alert rules block") + "```yaml\n".len();
+    let rules = &doc[start..start + doc[start..].find("```").expect("block end")];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .await
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each expr is one line after `expr:`, or the indented lines under `expr: |`.
+    let lines: Vec<&str> = rules.lines().collect();
+    let mut exprs = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(e) = l.trim().strip_prefix("expr:") else {
+            continue;
+        };
+        if e.trim() == "|" {
+            let indent = l.len() - l.trim_start().len();
+            let body: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|b| b.len() - b.trim_start().len() > indent)
+                .map(|b| b.trim())
+                .collect();
+            exprs.push(body.join(" "));
+        } else {
+            exprs.push(e.trim().to_owned());
+        }
+    }
+    assert!(exprs.len() >= 6, "{exprs:?}");
+    for e in &exprs {
+        // `query` asserts Prometheus answered `success`.
+        let firing = prom.query(e).await;
+        println!("alert expr {e} -> {} series", firing.len());
+    }
+    // With the work done and both workers alive, none of these fires but the failure ratio
+    // (40 of 200 tasks failed on purpose).
+    assert!(
+        prom.query(&exprs[3]).await.is_empty(),
+        "no live workers must not fire"
+    );
+    assert!(
+        !prom.query(&exprs[2]).await.is_empty(),
+        "the 20 % failure ratio fires"
+    );
+}
+
 fn worker_with_metrics(errand: &Errand, addr: &str) -> Proc {
     let mut env = errand.env.clone();
     env.push(("ERRAND__WORKER__METRICS_ADDR".into(), addr.into()));
@@ -431,6 +489,7 @@ async fn prometheus_scrapes_api_and_workers_and_counts_every_task_once() {
         println!("prometheus: {line}");
     }
 
+    check_documented_alerts(&prom).await;
     promtool_check("api", &exposition(&api_addr).await).await;
     promtool_check("worker", &exposition(&worker_addrs[0]).await).await;
     drop(api_proc);
