@@ -453,6 +453,24 @@ mod tests {
     }
 
     #[test]
+    fn observability_is_off_by_default_and_bad_addresses_are_refused_by_name() {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+        let mut s = Settings::load_from(Environment::Local, &dir).unwrap();
+        assert_eq!(s.worker.metrics_addr, None, "the empty default is off");
+        assert_eq!(s.telemetry.otlp_endpoint, None);
+        s.worker.metrics_addr = Some("0.0.0.0:9091".into());
+        s.telemetry.otlp_endpoint = Some("http://127.0.0.1:4318".into());
+        s.validate().unwrap();
+        s.worker.metrics_addr = Some("localhost".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("worker.metrics_addr"), "{e}");
+        s.worker.metrics_addr = None;
+        s.telemetry.otlp_endpoint = Some("grpc://collector:4317".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
+    }
+
+    #[test]
     fn unknown_environment_is_rejected() {
         assert!(Environment::try_from("staging".to_owned()).is_err());
     }
