@@ -374,16 +374,15 @@ pub async fn list_tasks(
         })
         .transpose()?;
     q.finish()?;
-    let page = state
-        .store
-        .list(&ListQuery {
-            state: task_state,
-            queue,
-            kind,
-            after,
-            limit,
-            budget: (limit * 10).max(1000),
-        })
+    let query = ListQuery {
+        state: task_state,
+        queue,
+        kind,
+        after,
+        limit,
+        budget: (limit * 10).max(1000),
+    };
+    let page = errand_core::telemetry::redis_call("list", state.store.list(&query))
         .await
         .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
     Ok(HttpResponse::Ok().json(TaskPage {
