@@ -110,6 +110,12 @@ const TARGETS: &[Target] = &[
         goal: Some((0.95, true)),
     },
     Target {
+        key: "w2_worker_cpu_metrics_us_per_task",
+        label: "W2 worker CPU per task, metrics on",
+        unit: "us",
+        goal: None,
+    },
+    Target {
         key: "w2_raw_apalis_tps",
         label: "W2 raw apalis-redis (no record)",
         unit: "tasks/s",
