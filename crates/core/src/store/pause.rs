@@ -87,6 +87,7 @@ pub(crate) mod tests {
             timeout_secs: None,
             result_ttl_secs: 600,
             run_at: None,
+            traceparent: None,
         }
     }
 

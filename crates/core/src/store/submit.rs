@@ -24,6 +24,8 @@ pub struct NewTask {
     pub result_ttl_secs: u64,
     /// Run no earlier than this; `None` means now.
     pub run_at: Option<DateTime<Utc>>,
+    /// The submit's W3C trace context, continued by the worker (`telemetry`).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -257,13 +259,14 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         worker: None,
         cancel_requested: false,
         schedule_id: None,
+        traceparent: task.traceparent,
     }
 }
 
 /// The hash fields a new record is written with (empty ones are left out of the read).
 pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
     let opt_time = |t: Option<DateTime<Utc>>| t.map(rfc3339).unwrap_or_default();
-    vec![
+    let mut fields = vec![
         ("id", r.id.to_string()),
         ("kind", r.kind.clone()),
         ("queue", r.queue.clone()),
@@ -279,5 +282,10 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
         ("created_at", rfc3339(r.created_at)),
         ("scheduled_for", opt_time(r.scheduled_for)),
         ("updated_at", rfc3339(r.updated_at)),
-    ]
+    ];
+    // Only when traces are on: a task without one costs no extra field.
+    if let Some(tp) = &r.traceparent {
+        fields.push(("traceparent", tp.clone()));
+    }
+    fields
 }

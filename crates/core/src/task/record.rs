@@ -84,6 +84,10 @@ pub struct TaskRecord {
     #[serde(default)]
     #[schema(required = true, example = "nightly-report")]
     pub schedule_id: Option<String>,
+    /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
+    /// spans continue that trace. Internal (not served): a trace id is found in the logs.
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// A record read back from Redis did not have the shape errand writes. Only a bug or a
@@ -164,6 +168,7 @@ impl TaskRecord {
             worker: opt(&mut h, "worker"),
             cancel_requested: opt(&mut h, "cancel_requested").is_some_and(|v| v == "1"),
             schedule_id: opt(&mut h, "schedule_id"),
+            traceparent: opt(&mut h, "traceparent"),
         })
     }
 }
