@@ -133,6 +133,19 @@ impl Layout {
         format!("{}:schedule-ids", self.prefix)
     }
 
+    /// Zset of `queue`'s pending webhook deliveries by the ms their next attempt is due (a
+    /// claimed one: when its claim lapses). The outbox: written in the same script call as
+    /// the task's terminal transition.
+    pub fn webhook_due(&self, queue: &str) -> String {
+        format!("{}:webhook:{queue}:due", self.prefix)
+    }
+
+    /// Hash of one pending webhook delivery of a `queue` task (what to send, attempts so
+    /// far); deleted once delivered or given up.
+    pub fn webhook_delivery(&self, queue: &str, delivery: &str) -> String {
+        format!("{}:webhook:{queue}:d:{delivery}", self.prefix)
+    }
+
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).
     pub(super) fn script_head(&self) -> [String; 8] {
         [
@@ -175,7 +188,8 @@ mod tests {
             include_str!("lua/prelude.lua"),
             "\nreturn {L.record .. 'T1', L.index, L.delayed, ready_list('q'), queue_index('q'),
               state_index('q', 'running'), EXPIRED, QUEUES, L.chan .. 'events',
-              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q', L.chan .. 'fetch:T'}"
+              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q', L.chan .. 'fetch:T',
+              webhook_due('q'), webhook_delivery('q', 'T1.1')}"
         ));
         let mut inv = probe.prepare_invoke();
         for a in l.script_head() {
@@ -197,6 +211,8 @@ mod tests {
             l.cancel_channel(),
             l.apalis_queue("q"),
             l.fetch_memo("T"),
+            l.webhook_due("q"),
+            l.webhook_delivery("q", "T1.1"),
         ];
         assert_eq!(derived, named);
 

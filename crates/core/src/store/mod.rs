@@ -18,6 +18,8 @@
 //! - [`heartbeat`](TaskStore::heartbeat), [`workers`](TaskStore::workers): the worker registry.
 //! - [`clean_legacy`](TaskStore::clean_legacy): what the previous (apalis-redis) delivery
 //!   layout left behind.
+//! - [`claim_webhooks`](TaskStore::claim_webhooks), [`settle_webhook`](TaskStore::settle_webhook):
+//!   the webhook outbox, which every terminal transition writes (`webhooks.rs`).
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
 //!   called and their replies decoded. `connect`, `error`, `pubsub`.
 
@@ -40,6 +42,7 @@ mod retry;
 mod schedules;
 mod script;
 mod submit;
+mod webhooks;
 mod workers;
 
 use redis::aio::ConnectionManager;
@@ -58,6 +61,7 @@ pub use recover::Recover;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use submit::{NewTask, Submitted};
+pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
 
 #[derive(Clone)]

@@ -330,6 +330,7 @@ fn plan_tick(
         timeout_secs: t.timeout_secs,
         result_ttl_secs: t.result_ttl_secs,
         run_at: None,
+        callback: None,
     };
     let (id, queue) = (task.id.clone(), task.queue.clone());
     let mut fields = record_fields(&new_record(task, now));

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{StoreError, TaskStore, script::script};
-use crate::task::{TaskId, TaskRecord, TaskState, rfc3339};
+use crate::task::{Callback, TaskId, TaskRecord, TaskState, rfc3339};
 
 static SUBMIT: std::sync::LazyLock<redis::Script> = script!("submit.lua");
 
@@ -21,6 +21,8 @@ pub struct NewTask {
     pub result_ttl_secs: u64,
     /// Run no earlier than this; `None` means now.
     pub run_at: Option<DateTime<Utc>>,
+    /// Validated at submit (`WebhookSettings::check_callback`).
+    pub callback: Option<Callback>,
 }
 
 #[derive(Debug)]
@@ -116,13 +118,15 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         worker: None,
         cancel_requested: false,
         schedule_id: None,
+        callback: task.callback,
+        webhook: None,
     }
 }
 
 /// The hash fields a new record is written with (empty ones are left out of the read).
 pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
     let opt_time = |t: Option<DateTime<Utc>>| t.map(rfc3339).unwrap_or_default();
-    vec![
+    let mut fields = vec![
         ("id", r.id.to_string()),
         ("kind", r.kind.clone()),
         ("queue", r.queue.clone()),
@@ -138,5 +142,12 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
         ("created_at", rfc3339(r.created_at)),
         ("scheduled_for", opt_time(r.scheduled_for)),
         ("updated_at", rfc3339(r.updated_at)),
-    ]
+    ];
+    if let Some(cb) = &r.callback {
+        fields.push((
+            "callback",
+            serde_json::to_string(cb).expect("a callback serializes"),
+        ));
+    }
+    fields
 }
