@@ -22,7 +22,10 @@ use errand_core::{
     Settings,
     schedule::{Misfire, Schedule},
     store::{WorkerInfo, WorkerQueue},
-    task::{Progress, TaskError, TaskRecord, TaskState},
+    task::{
+        Callback, Progress, TaskError, TaskRecord, TaskState, WebhookEvent, WebhookState,
+        WebhookStatus,
+    },
 };
 use errand_tasks::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
@@ -59,7 +62,7 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::health::healthz,
         routes::health::readyz,
     ),
-    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, routes::tasks::SubmitTask, routes::tasks::TaskPage,
+    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, Callback, WebhookEvent, WebhookState, WebhookStatus, routes::tasks::SubmitTask, routes::tasks::TaskPage,
         routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
         routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::WorkerList,
         WorkerInfo, WorkerQueue, KindInfo, routes::health::Health,

@@ -10,6 +10,7 @@
 //! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped, the previous
 //!   layout's leftovers deleted.
 //! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
+//! - [`webhooks`]: completion webhooks of the served queues delivered, signed, with retries.
 //!
 //! [`run_until_stopped`] owns shutdown: stop fetching, drain, stop the background loops.
 
@@ -20,6 +21,7 @@ pub mod maintenance;
 pub mod runner;
 pub mod schedules;
 pub mod wake;
+pub mod webhooks;
 
 use std::{
     future::Future,
@@ -120,6 +122,12 @@ pub async fn run_until_stopped(
         .iter()
         .map(|q| q.name.clone())
         .collect();
+    let webhooks = tokio::spawn(webhooks::run(
+        store.clone(),
+        settings.webhooks.clone(),
+        queues.clone(),
+        stop_fetching.clone(),
+    ));
     let upkeep = tokio::spawn(maintenance::run(
         store.clone(),
         queues,
@@ -200,6 +208,8 @@ pub async fn run_until_stopped(
         );
         abandon.cancel();
     }
+    // Attempts in flight finish (each within webhooks.timeout_ms) and record their outcome.
+    let _ = webhooks.await;
     stop_background.cancel();
     let _ = upkeep.await;
     let _ = tokio::task::spawn_blocking(move || lease_thread.join()).await;
