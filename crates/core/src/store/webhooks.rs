@@ -14,6 +14,9 @@ use crate::task::{WebhookEvent, WebhookStatus};
 static CLAIM: std::sync::LazyLock<redis::Script> = script!("webhook_claim.lua");
 static SETTLE: std::sync::LazyLock<redis::Script> = script!("webhook_settle.lua");
 
+/// id, task, event, url, snapshot json, ended ms, attempt (`webhook_claim.lua`).
+type ClaimRow = (String, String, String, String, String, i64, u32);
+
 /// One delivery attempt a worker now holds.
 #[derive(Debug, Clone)]
 pub struct ClaimedWebhook {
@@ -50,8 +53,7 @@ impl TaskStore {
     ) -> Result<Vec<ClaimedWebhook>, StoreError> {
         let mut inv = self.invoke(&CLAIM);
         inv.arg(queue).arg(lease.as_millis() as u64).arg(limit);
-        let (now_ms, rows): (i64, Vec<(String, String, String, String, String, i64, u32)>) =
-            self.run(&inv).await?;
+        let (now_ms, rows): (i64, Vec<ClaimRow>) = self.run(&inv).await?;
         rows.into_iter()
             .map(|(id, task_id, event, url, snapshot, ended_ms, attempt)| {
                 let event = event.parse().map_err(StoreError::Protocol)?;
