@@ -206,3 +206,84 @@ async fn a_lapsed_claim_is_due_again_and_cannot_settle_over_the_next_attempt() {
             .unwrap()
     );
 }
+
+/// The receiver-side check docs/webhooks.md shows for Rust, verbatim.
+mod docs_verifier {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    /// True when `timestamp` is within 5 minutes of `now` (Unix seconds) and one of the
+    /// `v1,` signatures in `signature` is `secret`'s over `id.timestamp.body`.
+    pub fn verify(
+        secret: &str,
+        id: &str,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+        now: i64,
+    ) -> bool {
+        let Some(key) = secret
+            .strip_prefix("whsec_")
+            .and_then(|k| STANDARD.decode(k).ok())
+        else {
+            return false;
+        };
+        match timestamp.parse::<i64>() {
+            Ok(ts) if (now - ts).abs() <= 300 => {}
+            _ => return false,
+        }
+        signature
+            .split(' ')
+            .filter_map(|s| s.strip_prefix("v1,"))
+            .filter_map(|s| STANDARD.decode(s).ok())
+            .any(|sig| {
+                let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+                mac.update(format!("{id}.{timestamp}.").as_bytes());
+                mac.update(body);
+                mac.verify_slice(&sig).is_ok() // constant-time comparison
+            })
+    }
+}
+
+#[test]
+fn the_docs_rust_verifier_accepts_errands_signatures_and_nothing_else() {
+    use errand_core::settings::WebhookSecret;
+    let (old, new) = (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let body = br#"{"type":"task.succeeded"}"#;
+    let now = 1_700_000_000;
+    let header = [old, new]
+        .map(|s| WebhookSecret::parse(s).unwrap().sign("t.1", now, body))
+        .join(" ");
+    let ts = now.to_string();
+    assert!(docs_verifier::verify(old, "t.1", &ts, &header, body, now));
+    assert!(docs_verifier::verify(
+        new,
+        "t.1",
+        &ts,
+        &header,
+        body,
+        now + 60
+    ));
+    assert!(!docs_verifier::verify(new, "t.1", &ts, &header, b"{}", now));
+    assert!(!docs_verifier::verify(new, "t.2", &ts, &header, body, now));
+    assert!(!docs_verifier::verify(
+        new,
+        "t.1",
+        &ts,
+        &header,
+        body,
+        now + 301
+    ));
+    assert!(!docs_verifier::verify(
+        "whsec_eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=",
+        "t.1",
+        &ts,
+        &header,
+        body,
+        now
+    ));
+}
