@@ -501,7 +501,13 @@ async fn redis_down_exits_unreachable_with_the_retry_hint() {
 /// destination policy refuses is a one-line error naming `callback.url`.
 #[tokio::test]
 async fn submit_with_a_callback() {
-    let e = env(false).await;
+    let e = env_with(false, |e| {
+        e.with(
+            "ERRAND__WEBHOOKS__SECRETS",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+    })
+    .await;
     let ok = errand(
         &e,
         &[

@@ -389,6 +389,19 @@ async fn callbacks_to_private_addresses_are_refused_by_default() {
             .is_some_and(|f| f.starts_with("callback.events")),
         "{body}"
     );
+    // A batch names the task too, and enqueues nothing.
+    let res = http
+        .post(format!("{base}/v1/tasks/batch"))
+        .json(&json!({"tasks": [
+            {"kind": "noop", "callback": {"url": "https://hooks.example.com/"}},
+            {"kind": "noop", "callback": {"url": rx.url("127.0.0.1")}},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["field"], "tasks[1].callback.url", "{body}");
     assert_eq!(rx.requests().len(), 0);
 
     // A name passes submit; every address it resolves to is refused at delivery.
