@@ -57,11 +57,13 @@ fn all_events() -> Vec<WebhookEvent> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://hooks.example.com/errand", "events": ["succeeded", "failed"]}))]
 pub struct Callback {
-    /// `http` or `https` URL; checked at submit against `webhooks.destinations`.
-    #[schema(example = "https://hooks.example.com/errand")]
+    /// `http` or `https` URL; checked at submit against `webhooks.destinations`. The
+    /// bound is `settings::MAX_CALLBACK_URL_BYTES` (a unit test holds them together).
+    #[schema(example = "https://hooks.example.com/errand", max_length = 2048)]
     pub url: String,
     /// The endings to be told about; default all three.
     #[serde(default = "all_events")]
+    #[schema(min_items = 1)]
     pub events: Vec<WebhookEvent>,
 }
 
