@@ -52,7 +52,12 @@ fn python() -> Option<PathBuf> {
         return None;
     }
     // Built aside and renamed into place, so tests starting at once never see half a venv.
-    let tmp = target.join(format!("webhook-venv.{}", std::process::id()));
+    // Named per process and thread: `cargo test` runs these tests as threads of one process.
+    let tmp = target.join(format!(
+        "webhook-venv.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let run = |cmd: &mut std::process::Command, what: &str| {
         let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(
@@ -78,6 +83,10 @@ fn python() -> Option<PathBuf> {
         ]),
         "pip install standardwebhooks",
     );
+    if !ready(&py) {
+        // Left broken by an interrupted run or a python3 upgrade.
+        let _ = std::fs::remove_dir_all(&venv);
+    }
     if std::fs::rename(&tmp, &venv).is_err() {
         // Another test got there first.
         let _ = std::fs::remove_dir_all(&tmp);
