@@ -497,11 +497,12 @@ async fn redis_down_exits_unreachable_with_the_retry_hint() {
     );
 }
 
-/// `--callback` (with `--callback-events`) reaches the record; a callback the server's
-/// destination policy refuses is a one-line error naming `callback.url`.
+/// `--callback` (with `--callback-events`) reaches the record and `get` shows the
+/// delivery; a callback the server's destination policy refuses is a one-line error naming
+/// `callback.url`.
 #[tokio::test]
 async fn submit_with_a_callback() {
-    let e = env_with(false, |e| {
+    let e = env_with(true, |e| {
         e.with(
             "ERRAND__WEBHOOKS__SECRETS",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
