@@ -44,12 +44,12 @@ impl Drop for Watch {
 
 impl Events {
     /// Starts the subscription (reconnecting until `stop`).
-    pub fn start(client: redis::Client, channel: String, stop: CancellationToken) -> Self {
+    pub fn start(clients: Vec<redis::Client>, channel: String, stop: CancellationToken) -> Self {
         let events = Self::default();
         let e = events.clone();
         let on_connect = events.clone();
         errand_core::store::listen(
-            client,
+            clients,
             channel,
             stop,
             // Changes published while disconnected were missed: wake every watcher to re-read.

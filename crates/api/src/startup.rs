@@ -25,6 +25,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let conn = store::connect(&settings.redis)?;
         let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
+        // An older layout is converted before tasks are served from it; meanwhile reads of
+        // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
+        tokio::spawn(migrate_until_done(store.clone()));
         let catalog = Catalog::new(Limits::from(&settings.tasks));
         let docs = openapi::Documents::build(&catalog, &settings);
         let max_body = settings.api.max_body_bytes;
@@ -32,7 +35,7 @@ impl Application {
         let seed = routes::seed::Seed::new(&settings);
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
         let events = Events::start(
-            settings.redis.client()?,
+            settings.redis.clients()?,
             store.layout().events_channel(),
             stop.clone(),
         );
@@ -117,5 +120,15 @@ impl Application {
         let result = self.server.await;
         self.stop.cancel();
         result
+    }
+}
+
+/// Runs the layout migration, again after a pause while Redis is unreachable.
+async fn migrate_until_done(store: TaskStore) {
+    let mut pause = std::time::Duration::from_millis(200);
+    while let Err(e) = store.migrate().await {
+        tracing::warn!(error = %e, "layout migration failed; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
     }
 }

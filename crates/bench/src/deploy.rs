@@ -59,7 +59,7 @@ impl Deployment {
     pub async fn count(&self, state: &str) -> anyhow::Result<usize> {
         let mut c = self.conn.clone();
         Ok(redis::cmd("ZCARD")
-            .arg(format!("{}:idx:default:{state}", self.prefix))
+            .arg(format!("{}:{{default}}:idx:{state}", self.prefix))
             .query_async(&mut c)
             .await?)
     }
@@ -76,7 +76,7 @@ impl Deployment {
     pub async fn span(&self) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
         let mut c = self.conn.clone();
         let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{}:idx:default:succeeded", self.prefix))
+            .arg(format!("{}:{{default}}:idx:succeeded", self.prefix))
             .arg(0)
             .arg(-1)
             .query_async(&mut c)
@@ -87,7 +87,7 @@ impl Deployment {
             let mut pipe = redis::pipe();
             for id in chunk {
                 pipe.cmd("HMGET")
-                    .arg(format!("{}:task:{id}", self.prefix))
+                    .arg(format!("{}:{{default}}:task:{id}", self.prefix))
                     .arg("started_at")
                     .arg("finished_at");
             }

@@ -3,6 +3,7 @@
 //! is the median of `--runs` runs (min–max beside it); the table prints the target next to
 //! each figure, and `target/bench/results.json` holds the same numbers for machines.
 
+mod cluster;
 mod deploy;
 mod raw;
 mod workloads;
@@ -113,6 +114,36 @@ const TARGETS: &[Target] = &[
         key: "w2_drain_2proc_tps",
         label: "W2 drain, 2 worker processes",
         unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w5_cluster_tps",
+        label: "W5 drain, 3 queues on a 3-master cluster",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w5_single_tps",
+        label: "W5 drain, the same 3 queues on one Redis",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w5_cluster_redis_us_per_task",
+        label: "W5 cluster masters' CPU per task",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w5_cluster_replica_us_per_task",
+        label: "W5 cluster replicas' CPU per task",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w5_single_redis_us_per_task",
+        label: "W5 one Redis's CPU per task",
+        unit: "us",
         goal: None,
     },
     Target {

@@ -22,10 +22,13 @@ pub enum Workload {
     /// Submit-to-terminal latency on an idle, warm worker.
     #[value(name = "W4", alias = "w4")]
     W4,
+    /// W2 over three queues on a Redis Cluster's three masters, and on one Redis.
+    #[value(name = "W5", alias = "w5")]
+    W5,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [Self::W1, Self::W2, Self::W3, Self::W4];
+    pub const ALL: [Workload; 5] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5];
 }
 
 type Figures = Vec<(&'static str, f64)>;
@@ -36,6 +39,7 @@ pub async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
         Workload::W2 => w2(tasks).await,
         Workload::W3 => w3().await,
         Workload::W4 => w4().await,
+        Workload::W5 => crate::cluster::w5(tasks).await,
     }
 }
 

@@ -91,11 +91,11 @@ async fn every_terminal_path_writes_the_deliveries_its_callback_asked_for() {
             }),
         ),
     ] {
-        assert!(s.finish(id, 1, &outcome, Utc::now()).await.unwrap());
+        assert!(s.finish("q", id, 1, &outcome, Utc::now()).await.unwrap());
     }
     // `lost`'s worker stops renewing: upkeep fails it (recover.lua, last attempt).
     tokio::time::sleep(Duration::from_millis(400)).await;
-    s.recover(Recover::LapsedLeases, 100, Utc::now())
+    s.recover("q", Recover::LapsedLeases, 100, Utc::now())
         .await
         .unwrap();
 
@@ -155,7 +155,7 @@ async fn a_lapsed_claim_is_due_again_and_cannot_settle_over_the_next_attempt() {
         .await
         .unwrap();
     run_all(&s, Duration::from_secs(30)).await;
-    s.finish("t", 1, &Outcome::Succeeded(json!({})), Utc::now())
+    s.finish("q", "t", 1, &Outcome::Succeeded(json!({})), Utc::now())
         .await
         .unwrap();
     let lease = Duration::from_millis(200);

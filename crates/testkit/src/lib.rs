@@ -12,6 +12,7 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::process::{Child, Command};
 
+pub mod cluster;
 pub mod smtp;
 
 /// A port nobody is listening on right now.
@@ -342,10 +343,15 @@ pub struct Errand {
 impl Errand {
     /// Settings pointing at `redis` under a key prefix unique to this test.
     pub fn new(redis: &RedisServer) -> Self {
+        Self::at(&redis.url())
+    }
+
+    /// Settings pointing at the Redis (or `redis+cluster://` cluster) at `url`.
+    pub fn at(url: &str) -> Self {
         let api_port = free_port();
         let prefix = format!("t{}", ulid_like());
         let env = vec![
-            ("ERRAND__REDIS__URL".into(), redis.url()),
+            ("ERRAND__REDIS__URL".into(), url.to_owned()),
             ("ERRAND__REDIS__KEY_PREFIX".into(), prefix),
             ("ERRAND__API__PORT".into(), api_port.to_string()),
             ("ERRAND__WORKER__LEASE_SECS".into(), "3".into()),

@@ -73,7 +73,7 @@ async fn snapshot(
         let mut pipe = redis::pipe();
         for id in chunk {
             pipe.cmd("HMGET")
-                .arg(format!("{prefix}:task:{id}"))
+                .arg(format!("{prefix}:{{default}}:task:{id}"))
                 .arg("state")
                 .arg("worker")
                 .arg("attempt");
@@ -867,7 +867,7 @@ async fn cancel_racing_the_end_of_a_task_leaves_one_legal_terminal_state() {
         let mut pipe = redis::pipe();
         for s in STATES {
             pipe.cmd("ZSCORE")
-                .arg(format!("{prefix}:idx:default:{s}"))
+                .arg(format!("{prefix}:{{default}}:idx:{s}"))
                 .arg(id);
         }
         let scores: Vec<Option<f64>> = pipe.query_async(&mut conn).await.unwrap();
@@ -942,7 +942,7 @@ async fn same_id_from_50_concurrent_clients_is_created_and_run_once() {
     }
     let mut conn = redis.conn().await;
     let jobs: i64 = redis::cmd("LLEN")
-        .arg(format!("{prefix}:q:default:active"))
+        .arg(format!("{prefix}:{{default}}:ready"))
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -119,7 +119,7 @@ async fn two_workers_share_200_tasks_each_run_exactly_once() {
     // Exactly once: every running->succeeded transition was published once per task.
     let mut conn = redis.conn().await;
     let running: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:idx:default:running", errand.env[1].1))
+        .arg(format!("{}:{{default}}:idx:running", errand.env[1].1))
         .query_async(&mut conn)
         .await
         .unwrap();

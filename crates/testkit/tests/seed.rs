@@ -15,7 +15,7 @@ async fn call(http: &reqwest::Client, method: reqwest::Method, url: String) -> (
 
 async fn active_jobs(redis: &RedisServer, prefix: &str) -> i64 {
     redis::cmd("LLEN")
-        .arg(format!("{prefix}:q:default:active"))
+        .arg(format!("{prefix}:{{default}}:ready"))
         .query_async(&mut redis.conn().await)
         .await
         .expect("LLEN")

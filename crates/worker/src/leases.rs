@@ -24,24 +24,26 @@ use tokio_util::sync::CancellationToken;
 
 /// Tasks this process is running, with the token that cancels each.
 #[derive(Clone, Default)]
-pub struct Running(Arc<Mutex<HashMap<String, CancellationToken>>>);
+/// Task id -> (its queue, its cancel token).
+pub struct Running(Arc<Mutex<HashMap<String, (String, CancellationToken)>>>);
 
 impl Running {
     /// Registers a task; the guard removes it (and so stops renewing its lease) on drop.
-    pub fn enter(&self, id: &str, cancel: CancellationToken) -> RunningGuard {
-        self.lock().insert(id.to_owned(), cancel);
+    pub fn enter(&self, queue: &str, id: &str, cancel: CancellationToken) -> RunningGuard {
+        self.lock()
+            .insert(id.to_owned(), (queue.to_owned(), cancel));
         RunningGuard {
             running: self.clone(),
             id: id.to_owned(),
         }
     }
 
-    pub fn ids(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
-    }
-
-    fn first_ids(&self, n: usize) -> Vec<String> {
-        self.lock().keys().take(n).cloned().collect()
+    /// (queue, id) of every task running here: leases are renewed per queue.
+    pub fn ids(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .map(|(id, (q, _))| (q.clone(), id.clone()))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -54,10 +56,10 @@ impl Running {
 
     /// Cancels the local run of task `id`, if this process is running it.
     pub fn cancel(&self, id: &str) -> bool {
-        self.lock().get(id).map(|t| t.cancel()).is_some()
+        self.lock().get(id).map(|(_, t)| t.cancel()).is_some()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, CancellationToken)>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -124,7 +126,8 @@ pub fn spawn(
                         }
                     }
                     me.running = ids.len();
-                    me.running_ids = running.first_ids(100);
+                    // The same snapshot as the count, so the two always agree.
+                    me.running_ids = ids.iter().take(100).map(|(_, id)| id.clone()).collect();
                     me.stopping = stopping.load(Ordering::Relaxed);
                     me.last_seen = now;
                     if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {

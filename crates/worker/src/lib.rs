@@ -67,7 +67,14 @@ pub async fn run_until_stopped(
     let conn = store::connect(&settings.redis)?;
     let layout = store::Layout::new(&settings.redis.key_prefix);
     let store = TaskStore::new(conn, layout);
-    let client = settings.redis.client()?;
+    let clients = settings.redis.clients()?;
+    // An older layout is converted before any of its tasks is fetched.
+    let mut pause = Duration::from_millis(200);
+    while let Err(e) = store.migrate().await {
+        tracing::warn!(error = %e, "layout migration failed; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
     let catalog = Catalog::new(Limits::from(&settings.tasks));
     let catalog = catalog.with_email(settings.email.clone());
     let name = process_name();
@@ -106,7 +113,7 @@ pub async fn run_until_stopped(
     // A cancel of a running task reaches the process running it at once.
     let cancels = running.clone();
     store::listen(
-        client.clone(),
+        clients.clone(),
         store.layout().cancel_channel(),
         stop_background.clone(),
         || {},
@@ -130,7 +137,6 @@ pub async fn run_until_stopped(
     ));
     let upkeep = tokio::spawn(maintenance::run(
         store.clone(),
-        queues,
         Duration::from_millis(250),
         stop_background.clone(),
     ));
@@ -155,7 +161,7 @@ pub async fn run_until_stopped(
     for q in &settings.worker.queues {
         let (runner, client, name, q, stop, failed) = (
             runner.clone(),
-            client.clone(),
+            clients.clone(),
             name.clone(),
             q.clone(),
             stop_fetching.clone(),
@@ -185,7 +191,12 @@ pub async fn run_until_stopped(
     let mut last = me;
     last.stopping = true;
     last.running = running.len();
-    last.running_ids = running.ids().into_iter().take(100).collect();
+    last.running_ids = running
+        .ids()
+        .into_iter()
+        .take(100)
+        .map(|(_, id)| id)
+        .collect();
     last.last_seen = chrono::Utc::now();
     let beat_ttl = (settings.worker.lease() / 4 * 4).max(Duration::from_secs(5));
     if let Err(e) = runner.store.heartbeat(&last, beat_ttl).await {

@@ -2,9 +2,7 @@
 //! any number of workers may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
-//! - drop expired records from the listing indexes;
-//! - delete what the previous layout (apalis-redis delivery) left of the served queues,
-//!   until nothing is left.
+//! - drop expired records from the listing indexes (their ids keep tombstones).
 
 use std::time::Duration;
 
@@ -14,44 +12,37 @@ use tokio_util::sync::CancellationToken;
 
 const SLICE: usize = 500;
 
-pub async fn run(store: TaskStore, queues: Vec<String>, every: Duration, stop: CancellationToken) {
-    // Queues whose previous-layout leftovers may remain; each leaves once found clean.
-    let mut legacy = queues;
+pub async fn run(store: TaskStore, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = tick(&store, &mut legacy).await {
+        if let Err(e) = tick(&store).await {
             tracing::warn!(error = %e, "maintenance tick failed");
         }
     }
 }
 
-async fn tick(store: &TaskStore, legacy: &mut Vec<String>) -> Result<(), errand_core::StoreError> {
-    for which in [Recover::Due, Recover::LapsedLeases] {
-        // Drain in slices; stop after a few so one tick stays short.
-        for _ in 0..20 {
-            let (examined, moved) = store.recover(which, SLICE, Utc::now()).await?;
-            if moved > 0 {
-                tracing::info!(?which, moved, "re-queued tasks");
+/// One look at every queue (each queue's keys share a slot: one call per queue and step).
+async fn tick(store: &TaskStore) -> Result<(), errand_core::StoreError> {
+    for q in store.queue_names().await? {
+        for which in [Recover::Due, Recover::LapsedLeases] {
+            // Drain in slices; stop after a few so one tick stays short.
+            for _ in 0..20 {
+                let (examined, moved) = store.recover(&q, which, SLICE, Utc::now()).await?;
+                if moved > 0 {
+                    tracing::info!(queue = %q, ?which, moved, "re-queued tasks");
+                }
+                if examined < SLICE {
+                    break;
+                }
             }
-            if examined < SLICE {
+        }
+        for _ in 0..20 {
+            if store.expire_indexes(&q, SLICE).await? < SLICE {
                 break;
             }
-        }
-    }
-    for _ in 0..20 {
-        if store.expire_indexes(SLICE).await? < SLICE {
-            break;
-        }
-    }
-    if let Some(q) = legacy.last() {
-        let cleaned = store.clean_legacy(q, SLICE).await?;
-        if cleaned == 0 {
-            legacy.pop();
-        } else {
-            tracing::info!(queue = %q, cleaned, "deleted keys of the previous layout");
         }
     }
     Ok(())

@@ -85,7 +85,7 @@ impl Runner {
         let id = record.id.to_string();
         let attempt = record.attempt;
         let cancel = self.abandon.child_token();
-        let guard = self.running.enter(&id, cancel.clone());
+        let guard = self.running.enter(&record.queue, &id, cancel.clone());
         tracing::info!(kind = %record.kind, attempt, "attempt started");
 
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
@@ -138,6 +138,7 @@ impl Runner {
                 if let Some(json) = json {
                     let pending = self.reports.send(ProgressReport {
                         id: id.clone(),
+                        queue: record.queue.clone(),
                         attempt,
                         json: json.clone(),
                     });
@@ -242,6 +243,7 @@ impl Runner {
             .retrying("finish", || {
                 self.ends.call(AttemptEnd {
                     id: id.to_owned(),
+                    queue: record.queue.clone(),
                     attempt: record.attempt,
                     outcome: outcome.clone(),
                     progress: progress.clone(),

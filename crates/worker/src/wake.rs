@@ -49,7 +49,7 @@ impl Stream for Wake {
 
 /// Feeds `wake` from the queue's wake channel and a fallback interval until `stop`.
 pub fn spawn(
-    client: redis::Client,
+    client: Vec<redis::Client>,
     channel: String,
     fallback: Duration,
     wake: Wake,

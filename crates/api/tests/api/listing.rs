@@ -73,7 +73,7 @@ async fn batch_creates_all_in_one_script_call_and_is_idempotent_per_id() {
     );
     let mut c = app.redis.conn().await;
     let jobs: u64 = redis::cmd("LLEN")
-        .arg(format!("{}:q:default:active", app.prefix))
+        .arg(format!("{}:{{default}}:ready", app.prefix))
         .query_async(&mut c)
         .await
         .unwrap_or(0);
@@ -200,7 +200,7 @@ async fn concurrent_submits_with_one_id_create_one_task() {
     );
     let mut c = app.redis.conn().await;
     let jobs: u64 = redis::cmd("LLEN")
-        .arg(format!("{}:q:default:active", app.prefix))
+        .arg(format!("{}:{{default}}:ready", app.prefix))
         .query_async(&mut c)
         .await
         .unwrap();

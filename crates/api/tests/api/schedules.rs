@@ -219,7 +219,7 @@ async fn disable_clears_the_next_tick_enable_sets_one_after_now_delete_removes()
     assert!(disabled["next_run_at"].is_null());
     let mut conn = app.redis.conn().await;
     let firing: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:schedules", app.prefix))
+        .arg(format!("{}:{{~schedules}}:due", app.prefix))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -230,7 +230,7 @@ async fn disable_clears_the_next_tick_enable_sets_one_after_now_delete_removes()
     problem(app.get("/v1/schedules/s").await, 404).await;
     problem(app.delete("/v1/schedules/s").await, 404).await;
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:schedule*", app.prefix))
+        .arg(format!("{}:{{~schedules}}*", app.prefix))
         .query_async(&mut conn)
         .await
         .unwrap();

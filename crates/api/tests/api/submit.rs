@@ -52,7 +52,7 @@ async fn same_id_twice_returns_200_with_the_existing_record_and_enqueues_once() 
     assert_eq!(via_header.status(), 200);
     let mut conn = app.redis.conn().await;
     let active: i64 = redis::cmd("LLEN")
-        .arg(format!("{}:q:default:active", app.prefix))
+        .arg(format!("{}:{{default}}:ready", app.prefix))
         .query_async(&mut conn)
         .await
         .unwrap();

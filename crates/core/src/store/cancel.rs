@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     StoreError, TaskStore,
+    locate::Located,
     script::{Verdict, script},
 };
 use crate::task::{TaskId, TaskRecord, TaskState, rfc3339};
@@ -26,8 +27,11 @@ pub enum Cancel {
 impl TaskStore {
     /// Cancels a task (see `lua/cancel.lua`).
     pub async fn cancel(&self, id: &TaskId, now: DateTime<Utc>) -> Result<Cancel, StoreError> {
-        let mut inv = self.invoke(&CANCEL);
-        inv.arg(id.as_str()).arg(rfc3339(now));
+        let Located::Queue(queue) = self.locate(id.as_str()).await? else {
+            return Ok(Cancel::Gone);
+        };
+        let mut inv = self.invoke_in(&CANCEL, &queue);
+        inv.arg(&queue).arg(id.as_str()).arg(rfc3339(now));
         let v = Verdict::decode("cancel", self.run(&inv).await?)?;
         Ok(match v.name.as_str() {
             "gone" => Cancel::Gone,

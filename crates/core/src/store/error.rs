@@ -39,7 +39,8 @@ pub enum Unavailability {
     Busy,
     /// `MASTERDOWN`: a replica that lost its primary and does not serve stale data.
     MasterDown,
-    /// `TRYAGAIN` / `CLUSTERDOWN`: a cluster is resharding or lost a slot's owner.
+    /// `TRYAGAIN` / `CLUSTERDOWN` / a redirect that kept moving: a cluster is resharding,
+    /// failing over, or lost a slot's owner.
     TryAgain,
     /// `NOAUTH` / `WRONGPASS` / a failed `AUTH`: the password or ACL user is wrong or
     /// missing. Fixed by the deployment, not by time, but nothing errand does helps either,
@@ -92,7 +93,9 @@ impl Unavailability {
             return Some(Self::Unreachable);
         }
         match e.kind() {
-            ErrorKind::Client => return Some(Self::Unreachable),
+            ErrorKind::Client | ErrorKind::ClusterConnectionNotFound => {
+                return Some(Self::Unreachable);
+            }
             ErrorKind::AuthenticationFailed => return Some(Self::AuthFailed),
             _ => {}
         }
@@ -116,7 +119,9 @@ impl Unavailability {
             "READONLY" => Some(Self::ReadOnly),
             "BUSY" => Some(Self::Busy),
             "MASTERDOWN" => Some(Self::MasterDown),
-            "TRYAGAIN" | "CLUSTERDOWN" => Some(Self::TryAgain),
+            // A cluster's slot owner changing (a failover, a reshard) after the client's own
+            // redirects and retries ran out.
+            "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK" => Some(Self::TryAgain),
             "NOAUTH" | "WRONGPASS" => Some(Self::AuthFailed),
             // Older servers wrap a script's failing call in a generic error.
             "ERR" if detail.contains("OOM command not allowed") => Some(Self::OutOfMemory),

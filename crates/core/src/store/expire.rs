@@ -1,18 +1,38 @@
 //! Expiry (`expire.lua`): Redis deletes a terminal record when its TTL runs out; this takes
-//! its id out of the indexes and remembers it as expired (a bounded tombstone set).
+//! its id out of its queue's indexes and turns the id's pointer into a tombstone (kept a
+//! day), so a read can tell "expired" from "never existed".
 
 use super::{StoreError, TaskStore, script::script};
 
 static EXPIRE: std::sync::LazyLock<redis::Script> = script!("expire.lua");
+static TOMBSTONE: std::sync::LazyLock<redis::Script> = script!("tombstone.lua");
 
-/// How many expired ids are remembered, so reading one says "expired" rather than "unknown".
-const TOMBSTONES: usize = 10_000;
+/// How long a read of an expired id still says "expired" (410) rather than "unknown" (404).
+const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl TaskStore {
-    /// Removes expired records from the indexes; returns how many entries were handled.
-    pub async fn expire_indexes(&self, slice: usize) -> Result<usize, StoreError> {
-        let mut inv = self.invoke(&EXPIRE);
-        inv.arg(slice).arg(TOMBSTONES);
-        self.run(&inv).await
+    /// Takes up to `slice` expired entries out of `queue`'s indexes and leaves each id a
+    /// tombstone; returns how many index entries it looked at.
+    pub async fn expire_indexes(&self, queue: &str, slice: usize) -> Result<usize, StoreError> {
+        let keep = TOMBSTONE_TTL.as_millis() as u64;
+        let mut inv = self.invoke_in(&EXPIRE, queue);
+        inv.arg(queue).arg(slice).arg(keep);
+        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        let mut it = reply.into_iter();
+        let handled: usize = match it.next() {
+            Some(v) => redis::from_redis_value(v)?,
+            None => return Err(StoreError::Protocol("expire: empty reply".into())),
+        };
+        if self.is_cluster() {
+            // The pointers live in their ids' own slots: one call each.
+            let gone: Vec<String> = it.map(redis::from_redis_value).collect::<Result<_, _>>()?;
+            futures::future::try_join_all(gone.iter().map(|id| async move {
+                let mut inv = self.invoke(&TOMBSTONE, &self.layout.pointer(id));
+                inv.arg(id).arg(queue).arg(keep);
+                self.run::<i64>(&inv).await
+            }))
+            .await?;
+        }
+        Ok(handled)
     }
 }

@@ -53,7 +53,7 @@ impl TaskStore {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Fetched, StoreError> {
-        let mut inv = self.invoke(&FETCH);
+        let mut inv = self.invoke_in(&FETCH, queue);
         inv.arg(queue)
             .arg(max.max(1))
             .arg(worker)
@@ -75,7 +75,7 @@ impl TaskStore {
         if claims.is_empty() {
             return Ok(0);
         }
-        let mut inv = self.invoke(&RELEASE);
+        let mut inv = self.invoke_in(&RELEASE, queue);
         inv.arg(queue).arg(rfc3339(now));
         for c in claims {
             inv.arg(&c.id).arg(c.attempt);

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{StoreError, TaskStore, script::script};
+use super::{
+    StoreError, TaskStore,
+    script::{by_queue, reassemble, script},
+};
 use crate::task::{TaskError, rfc3339};
 
 static FINISH: std::sync::LazyLock<redis::Script> = script!("finish.lua");
@@ -28,6 +31,7 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct AttemptEnd {
     pub id: String,
+    pub queue: String,
     pub attempt: u32,
     pub outcome: Outcome,
     /// The attempt's last progress (JSON) when newer than the record's: it is written with
@@ -40,6 +44,7 @@ impl TaskStore {
     /// cancelled, taken over after a lapsed lease, or already ended).
     pub async fn finish(
         &self,
+        queue: &str,
         id: &str,
         attempt: u32,
         outcome: &Outcome,
@@ -47,6 +52,7 @@ impl TaskStore {
     ) -> Result<bool, StoreError> {
         let one = [AttemptEnd {
             id: id.to_owned(),
+            queue: queue.to_owned(),
             attempt,
             outcome: outcome.clone(),
             progress: None,
@@ -63,8 +69,24 @@ impl TaskStore {
         ends: &[AttemptEnd],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut inv = self.invoke(&FINISH);
-        inv.arg(rfc3339(now));
+        let groups = by_queue(ends, |e| e.queue.as_str());
+        let answers = futures::future::try_join_all(
+            groups
+                .iter()
+                .map(|(q, idx)| self.finish_in(q, idx.iter().map(|&n| &ends[n]), now)),
+        )
+        .await?;
+        reassemble(ends.len(), &groups, answers, "finish")
+    }
+
+    async fn finish_in(
+        &self,
+        queue: &str,
+        ends: impl Iterator<Item = &AttemptEnd>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inv = self.invoke_in(&FINISH, queue);
+        inv.arg(queue).arg(rfc3339(now));
         for end in ends {
             let (name, body, retry) = match &end.outcome {
                 Outcome::Succeeded(v) => ("succeeded", serde_json::to_string(v)?, None),

@@ -1,34 +1,26 @@
 //! Every Redis key and channel errand uses, named in one place. The scripts derive theirs
-//! from the head of arguments this builds (`script_head`); `tests/layout.rs` runs the
-//! prelude's own key functions on a real Redis and compares every one with these methods.
-//! The ready lists keep apalis-redis's name for a queue's active list, taken from
-//! `apalis_redis::Config` itself, so data the previous layout left there is found.
+//! from the prefix this hands them (`script_head`); the drift test below runs the prelude's
+//! own key functions on a real Redis and compares every one with these methods.
+//!
+//! Every key of a queue carries the queue's hash tag (`<prefix>:{<queue>}:`), so each
+//! script call touches one hash slot and errand runs on a Redis Cluster: a queue's records,
+//! indexes, ready list and delayed set live together on one master. The few keys outside
+//! any queue (the queue set, the id pointers, the schedules, the worker registry) are
+//! touched by calls of their own (docs/scaling.md).
 
-use apalis_redis::Config as ApalisConfig;
+/// Which layout a Redis holds: 2 is this one; none (or 1) the untagged one before it, which
+/// `migrate` converts.
+pub const LAYOUT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
     prefix: String,
-    apalis_data_sfx: String,
-    apalis_meta_sfx: String,
-    apalis_active_sfx: String,
 }
 
 impl Layout {
     pub fn new(prefix: &str) -> Self {
-        // Derive apalis-redis's per-queue suffixes from its own key builders.
-        const Q: &str = "\u{1}q";
-        let probe = ApalisConfig::default().queue(Q);
-        let sfx = |full: String| {
-            full.strip_prefix(Q)
-                .expect("apalis-redis keys start with the queue name")
-                .to_owned()
-        };
         Self {
             prefix: prefix.to_owned(),
-            apalis_data_sfx: sfx(probe.job_data_hash()),
-            apalis_meta_sfx: sfx(probe.job_meta_hash()),
-            apalis_active_sfx: sfx(probe.active_jobs_list()),
         }
     }
 
@@ -36,30 +28,47 @@ impl Layout {
         &self.prefix
     }
 
-    pub fn record(&self, id: &str) -> String {
-        format!("{}:task:{id}", self.prefix)
+    /// The start of every key of `queue`: its hash tag.
+    fn tag(&self, queue: &str) -> String {
+        format!("{}:{{{queue}}}:", self.prefix)
     }
 
-    /// Ids of `queue`'s tasks waiting to run, in order (apalis-redis's active-list name).
+    /// Hash: task `id` of `queue`.
+    pub fn record(&self, queue: &str, id: &str) -> String {
+        format!("{}task:{id}", self.tag(queue))
+    }
+
+    /// String: the queue task `id` lives in, or `~<ms>` (a tombstone with a TTL) once its
+    /// record expired. How a read with only an id finds the task's slot.
+    pub fn pointer(&self, id: &str) -> String {
+        format!("{}:id:{id}", self.prefix)
+    }
+
+    /// List: ids of `queue`'s tasks waiting to run, in order.
     pub fn ready_list(&self, queue: &str) -> String {
-        format!("{}{}", self.apalis_queue(queue), self.apalis_active_sfx)
+        format!("{}ready", self.tag(queue))
     }
 
     /// Zset of `queue`'s live task ids by creation ms.
     pub fn queue_index(&self, queue: &str) -> String {
-        format!("{}:idx:{queue}", self.prefix)
+        format!("{}idx", self.tag(queue))
     }
 
     /// Zset of `queue`'s task ids in `state`: scored by the ms the task entered it, except
     /// `running` (lease expiry: the lease table) and the terminal states (record expiry).
     pub fn state_index(&self, queue: &str, state: &str) -> String {
-        format!("{}:idx:{queue}:{state}", self.prefix)
+        format!("{}idx:{state}", self.tag(queue))
+    }
+
+    /// Zset of `queue`'s scheduled and retrying task ids by due ms.
+    pub fn delayed(&self, queue: &str) -> String {
+        format!("{}delayed", self.tag(queue))
     }
 
     /// What fetch `token` claimed, kept for a lease's time so a retried fetch whose reply was
     /// lost is answered with the same claims.
-    pub fn fetch_memo(&self, token: &str) -> String {
-        format!("{}:fetch:{token}", self.prefix)
+    pub fn fetch_memo(&self, queue: &str, token: &str) -> String {
+        format!("{}fetch:{token}", self.tag(queue))
     }
 
     /// Set of every queue ever submitted to.
@@ -67,16 +76,9 @@ impl Layout {
         format!("{}:queues", self.prefix)
     }
 
-    /// Name of the apalis-redis queue that carried errand queue `queue` in the previous
-    /// layout (the prefix of its keys, some still read by the upgrade path).
-    pub fn apalis_queue(&self, queue: &str) -> String {
-        format!("{}:q:{queue}", self.prefix)
-    }
-
-    /// The apalis-redis configuration for errand queue `queue`, the one place its key names
-    /// come from.
-    pub fn apalis_config(&self, queue: &str) -> ApalisConfig {
-        ApalisConfig::default().queue(self.apalis_queue(queue))
+    /// String: the layout version this Redis holds ([`LAYOUT_VERSION`]).
+    pub fn version(&self) -> String {
+        format!("{}:layout", self.prefix)
     }
 
     /// Channel a submit publishes on so idle workers of `queue` fetch at once.
@@ -84,18 +86,9 @@ impl Layout {
         format!("{}:wake:{queue}", self.prefix)
     }
 
-    /// Channel carrying "<id> <state>" for every transition (long-poll, SSE).
+    /// Channel carrying "<id> <state>" lines for every transition (long-poll, SSE).
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)
-    }
-
-    pub fn delayed(&self) -> String {
-        format!("{}:delayed", self.prefix)
-    }
-
-    /// Zset of every live task id by creation ms: the unfiltered listing.
-    pub fn index(&self) -> String {
-        format!("{}:tasks", self.prefix)
     }
 
     /// Channel a cancel of a running task is announced on; workers stop the task.
@@ -103,60 +96,50 @@ impl Layout {
         format!("{}:cancel", self.prefix)
     }
 
-    /// Zset of ids whose records expired recently (tombstones, trimmed to a fixed count).
-    pub fn expired(&self) -> String {
-        format!("{}:expired", self.prefix)
-    }
-
-    /// Zset of worker process names by last heartbeat ms.
+    /// Zset of worker process names by last heartbeat ms (one hash tag with their hashes).
     pub fn workers(&self) -> String {
-        format!("{}:workers", self.prefix)
+        format!("{}:{{~workers}}:all", self.prefix)
     }
 
     /// Hash describing one worker process; expires when its heartbeats stop.
     pub fn worker(&self, name: &str) -> String {
-        format!("{}:worker:{name}", self.prefix)
+        format!("{}:{{~workers}}:w:{name}", self.prefix)
     }
 
     /// Hash holding one schedule's definition and firing history.
     pub fn schedule(&self, id: &str) -> String {
-        format!("{}:schedule:{id}", self.prefix)
+        format!("{}:{{~schedules}}:s:{id}", self.prefix)
     }
 
     /// Zset of enabled schedule ids by the ms of the tick each waits for: what workers fire.
     pub fn schedules(&self) -> String {
-        format!("{}:schedules", self.prefix)
+        format!("{}:{{~schedules}}:due", self.prefix)
     }
 
     /// Zset of every schedule id, all scored 0, so listing pages through ids in order.
     pub fn schedule_ids(&self) -> String {
-        format!("{}:schedule-ids", self.prefix)
+        format!("{}:{{~schedules}}:ids", self.prefix)
     }
 
     /// Zset of `queue`'s pending webhook deliveries by the ms their next attempt is due (a
     /// claimed one: when its claim lapses). The outbox: written in the same script call as
     /// the task's terminal transition.
     pub fn webhook_due(&self, queue: &str) -> String {
-        format!("{}:webhook:{queue}:due", self.prefix)
+        format!("{}webhook:due", self.tag(queue))
     }
 
     /// Hash of one pending webhook delivery of a `queue` task (what to send, attempts so
     /// far); deleted once delivered or given up.
     pub fn webhook_delivery(&self, queue: &str, delivery: &str) -> String {
-        format!("{}:webhook:{queue}:d:{delivery}", self.prefix)
+        format!("{}webhook:d:{delivery}", self.tag(queue))
     }
 
-    /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`).
-    pub(super) fn script_head(&self) -> [String; 8] {
+    /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`): the
+    /// prefix, and whether the script may reach outside its slot (`cross`: a single Redis).
+    pub(super) fn script_head(&self, cross: bool) -> [String; 2] {
         [
-            format!("{}:task:", self.prefix),
-            self.index(),
-            self.delayed(),
-            format!("{}:q:", self.prefix),
-            self.apalis_data_sfx.clone(),
-            self.apalis_meta_sfx.clone(),
-            self.apalis_active_sfx.clone(),
             format!("{}:", self.prefix),
+            if cross { "1" } else { "0" }.to_owned(),
         ]
     }
 }
@@ -164,19 +147,6 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ready_lists_keep_apalis_redis_active_list_names() {
-        let l = Layout::new("errand");
-        assert_eq!(
-            l.ready_list("default"),
-            l.apalis_config("default").active_jobs_list()
-        );
-        let c = l.apalis_config("default");
-        let head = l.script_head();
-        assert_eq!(c.job_data_hash(), format!("{}default{}", head[3], head[4]));
-        assert_eq!(c.job_meta_hash(), format!("{}default{}", head[3], head[5]));
-    }
 
     /// Runs the prelude's own key functions on a real Redis and compares each key and
     /// channel a script derives with the method that names it here.
@@ -186,31 +156,28 @@ mod tests {
         let l = Layout::new("drift");
         let probe = redis::Script::new(concat!(
             include_str!("lua/prelude.lua"),
-            "\nreturn {L.record .. 'T1', L.index, L.delayed, ready_list('q'), queue_index('q'),
-              state_index('q', 'running'), EXPIRED, QUEUES, L.chan .. 'events',
-              L.chan .. 'wake:q', L.chan .. 'cancel', L.apalis .. 'q', L.chan .. 'fetch:T',
-              webhook_due('q'), webhook_delivery('q', 'T1.1')}"
+            "\nreturn {record_key('q', 'T1'), pointer_key('T1'), ready_list('q'), queue_index('q'),
+              state_index('q', 'running'), delayed_key('q'), fetch_memo('q', 'T'), QUEUES,
+              P .. 'events', P .. 'wake:q', P .. 'cancel', webhook_due('q'), webhook_delivery('q', 'T1.1')}"
         ));
         let mut inv = probe.prepare_invoke();
-        for a in l.script_head() {
+        for a in l.script_head(true) {
             inv.arg(a);
         }
         let mut c = redis.conn().await;
         let derived: Vec<String> = inv.invoke_async(&mut c).await.unwrap();
         let named = vec![
-            l.record("T1"),
-            l.index(),
-            l.delayed(),
+            l.record("q", "T1"),
+            l.pointer("T1"),
             l.ready_list("q"),
             l.queue_index("q"),
             l.state_index("q", "running"),
-            l.expired(),
+            l.delayed("q"),
+            l.fetch_memo("q", "T"),
             l.queues(),
             l.events_channel(),
             l.wake_channel("q"),
             l.cancel_channel(),
-            l.apalis_queue("q"),
-            l.fetch_memo("T"),
             l.webhook_due("q"),
             l.webhook_delivery("q", "T1.1"),
         ];
@@ -223,7 +190,7 @@ mod tests {
             "\nreturn {schedule_key('s1'), SCHEDULES, SCHEDULE_IDS}"
         ));
         let mut inv = schedules.prepare_invoke();
-        for a in l.script_head() {
+        for a in l.script_head(true) {
             inv.arg(a);
         }
         let derived: Vec<String> = inv.invoke_async(&mut c).await.unwrap();
@@ -231,5 +198,31 @@ mod tests {
             derived,
             vec![l.schedule("s1"), l.schedules(), l.schedule_ids()]
         );
+    }
+
+    #[test]
+    fn a_queues_keys_share_one_hash_slot_and_the_schedules_theirs() {
+        let l = Layout::new("errand");
+        let slot = |k: &str| {
+            let tagged = k
+                .find('{')
+                .and_then(|a| k[a + 1..].find('}').map(|b| &k[a + 1..a + 1 + b]));
+            tagged.unwrap_or(k).to_owned()
+        };
+        let q = "emails";
+        for k in [
+            l.record(q, "x"),
+            l.ready_list(q),
+            l.queue_index(q),
+            l.state_index(q, "failed"),
+            l.delayed(q),
+            l.fetch_memo(q, "t"),
+        ] {
+            assert_eq!(slot(&k), q, "{k}");
+        }
+        for k in [l.schedule("s"), l.schedules(), l.schedule_ids()] {
+            assert_eq!(slot(&k), "~schedules", "{k}");
+        }
+        assert_eq!(slot(&l.worker("w")), slot(&l.workers()));
     }
 }

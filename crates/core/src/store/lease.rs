@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::{StoreError, TaskStore, script::script};
+use super::{
+    StoreError, TaskStore,
+    script::{by_queue, script},
+};
 
 static RENEW: std::sync::LazyLock<redis::Script> = script!("renew.lua");
 
@@ -13,17 +16,19 @@ impl TaskStore {
     /// with a cancel requested.
     pub async fn renew_leases(
         &self,
-        ids: &[String],
+        running: &[(String, String)],
         lease: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = self.invoke(&RENEW);
-        inv.arg(lease.as_millis() as u64);
-        for id in ids {
-            inv.arg(id);
-        }
-        self.run(&inv).await
+        let groups = by_queue(running, |(q, _)| q.as_str());
+        let cancels = futures::future::try_join_all(groups.iter().map(|(q, idx)| async move {
+            let mut inv = self.invoke_in(&RENEW, q);
+            inv.arg(*q).arg(lease.as_millis() as u64);
+            for &n in idx {
+                inv.arg(&running[n].1);
+            }
+            self.run::<Vec<String>>(&inv).await
+        }))
+        .await?;
+        Ok(cancels.into_iter().flatten().collect())
     }
 }

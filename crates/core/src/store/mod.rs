@@ -16,12 +16,14 @@
 //! - [`get`](TaskStore::get), [`list`](TaskStore::list), [`queues`](TaskStore::queues):
 //!   reads.
 //! - [`heartbeat`](TaskStore::heartbeat), [`workers`](TaskStore::workers): the worker registry.
-//! - [`clean_legacy`](TaskStore::clean_legacy): what the previous (apalis-redis) delivery
-//!   layout left behind.
+//! - [`migrate`](TaskStore::migrate): the previous layouts (untagged keys; before that,
+//!   apalis-redis's) converted to this one.
+//! - `locate`: which queue (so which hash slot) an id's task lives in.
 //! - [`claim_webhooks`](TaskStore::claim_webhooks), [`settle_webhook`](TaskStore::settle_webhook):
 //!   the webhook outbox, which every terminal transition writes (`webhooks.rs`).
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
-//!   called and their replies decoded. `connect`, `error`, `pubsub`.
+//!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
+//!   `pubsub`.
 
 mod cancel;
 mod connect;
@@ -31,8 +33,9 @@ mod fetch;
 mod finish;
 mod layout;
 mod lease;
-mod legacy;
 mod list;
+mod locate;
+mod migrate;
 mod progress;
 mod pubsub;
 mod queues;
@@ -45,14 +48,12 @@ mod submit;
 mod webhooks;
 mod workers;
 
-use redis::aio::ConnectionManager;
-
 pub use cancel::Cancel;
-pub use connect::connect;
+pub use connect::{Conn, connect};
 pub use error::{StoreError, Unavailability};
 pub use fetch::{Claimed, Fetched};
 pub use finish::{AttemptEnd, Outcome};
-pub use layout::Layout;
+pub use layout::{LAYOUT_VERSION, Layout};
 pub use list::{Cursor, ListPage, ListQuery};
 pub use progress::ProgressReport;
 pub use pubsub::listen;
@@ -66,12 +67,12 @@ pub use workers::{WorkerInfo, WorkerQueue};
 
 #[derive(Clone)]
 pub struct TaskStore {
-    conn: ConnectionManager,
+    conn: Conn,
     layout: Layout,
 }
 
 impl TaskStore {
-    pub fn new(conn: ConnectionManager, layout: Layout) -> Self {
+    pub fn new(conn: Conn, layout: Layout) -> Self {
         Self { conn, layout }
     }
 
@@ -79,9 +80,15 @@ impl TaskStore {
         &self.layout
     }
 
-    /// A clone of the shared multiplexed connection.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A clone of the shared connection.
+    pub fn connection(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// True on a Redis Cluster: a call may touch one hash slot only, so what a single Redis
+    /// does in one script call takes one call per slot.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, TaskStore, script::script};
+use super::{
+    StoreError, TaskStore,
+    script::{by_queue, reassemble, script},
+};
 use crate::task::{Progress, rfc3339};
 
 static PROGRESS: std::sync::LazyLock<redis::Script> = script!("progress.lua");
@@ -11,6 +14,7 @@ static PROGRESS: std::sync::LazyLock<redis::Script> = script!("progress.lua");
 #[derive(Debug, Clone)]
 pub struct ProgressReport {
     pub id: String,
+    pub queue: String,
     /// The attempt reporting: a report of an attempt that no longer owns its task is dropped.
     pub attempt: u32,
     /// The progress, as JSON.
@@ -21,6 +25,7 @@ impl TaskStore {
     /// Records progress; returns false when the attempt no longer owns the task.
     pub async fn progress(
         &self,
+        queue: &str,
         id: &str,
         attempt: u32,
         progress: &Progress,
@@ -28,6 +33,7 @@ impl TaskStore {
     ) -> Result<bool, StoreError> {
         let one = [ProgressReport {
             id: id.to_owned(),
+            queue: queue.to_owned(),
             attempt,
             json: serde_json::to_string(progress)?,
         }];
@@ -43,12 +49,18 @@ impl TaskStore {
         reports: &[ProgressReport],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut inv = self.invoke(&PROGRESS);
-        inv.arg(rfc3339(now));
-        for r in reports {
-            inv.arg(&r.id).arg(r.attempt).arg(&r.json);
-        }
-        let done: Vec<i64> = self.run(&inv).await?;
-        Ok(done.into_iter().map(|n| n == 1).collect())
+        let groups = by_queue(reports, |r| r.queue.as_str());
+        let answers = futures::future::try_join_all(groups.iter().map(|(q, idx)| async move {
+            let mut inv = self.invoke_in(&PROGRESS, q);
+            inv.arg(*q).arg(rfc3339(now));
+            for &n in idx {
+                let r = &reports[n];
+                inv.arg(&r.id).arg(r.attempt).arg(&r.json);
+            }
+            let done: Vec<i64> = self.run(&inv).await?;
+            Ok::<_, StoreError>(done.into_iter().map(|n| n == 1).collect::<Vec<_>>())
+        }))
+        .await?;
+        reassemble(reports.len(), &groups, answers, "progress")
     }
 }

@@ -7,9 +7,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs `on_message` for every message on `channel`, over a dedicated pub/sub connection
 /// that reconnects with backoff until `stop`. `on_connect` runs after each (re)subscribe,
-/// since messages published while disconnected are lost.
+/// since messages published while disconnected are lost. `clients`: the one Redis, or a
+/// cluster's nodes, tried in turn (a publish on any node of a cluster reaches subscribers
+/// on every node, so any live node will do).
 pub fn listen(
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     channel: String,
     stop: CancellationToken,
     on_connect: impl Fn() + Send + 'static,
@@ -17,7 +19,13 @@ pub fn listen(
 ) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
+        let mut turn = 0usize;
         while !stop.is_cancelled() {
+            let Some(client) = clients.get(turn % clients.len().max(1)) else {
+                tracing::error!(%channel, "no Redis to subscribe on");
+                return;
+            };
+            turn += 1;
             match client.get_async_pubsub().await {
                 Ok(mut ps) => match ps.subscribe(&channel).await {
                     Ok(()) => {

@@ -10,37 +10,47 @@ static QUEUES: std::sync::LazyLock<redis::Script> = script!("queues.lua");
 impl TaskStore {
     /// Per-queue counts by state, oldest waiting task and active job count.
     pub async fn queues(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
-        let mut inv = self.invoke(&QUEUES);
-        for s in TaskState::ALL {
-            inv.arg(s.as_str());
-        }
-        let rows: Vec<Vec<redis::Value>> = self.run(&inv).await?;
-        rows.into_iter()
-            .map(|row| {
-                let mut it = row.into_iter();
-                let mut next = || {
-                    it.next()
-                        .ok_or_else(|| StoreError::Protocol("queues: short row".into()))
-                };
-                let name: String = redis::from_redis_value(next()?)?;
-                let oldest: String = redis::from_redis_value(next()?)?;
-                let active: u64 = redis::from_redis_value(next()?)?;
-                let mut counts = Vec::with_capacity(TaskState::ALL.len());
-                for s in TaskState::ALL {
-                    counts.push((s, redis::from_redis_value::<u64>(next()?)?));
-                }
-                let oldest_queued_ms = oldest
-                    .parse::<f64>()
-                    .ok()
-                    .map(|ms| (now.timestamp_millis() - ms as i64).max(0) as u64);
-                Ok(QueueStats {
-                    name,
-                    counts,
-                    oldest_queued_ms,
-                    active_jobs: active,
-                })
+        let mut names = self.queue_names().await?;
+        names.sort();
+        futures::future::try_join_all(names.into_iter().map(|name| async move {
+            let mut inv = self.invoke_in(&QUEUES, &name);
+            inv.arg(&name);
+            for s in TaskState::ALL {
+                inv.arg(s.as_str());
+            }
+            let row: Vec<redis::Value> = self.run(&inv).await?;
+            let mut it = row.into_iter();
+            let mut next = || {
+                it.next()
+                    .ok_or_else(|| StoreError::Protocol("queues: short row".into()))
+            };
+            let oldest: String = redis::from_redis_value(next()?)?;
+            let active: u64 = redis::from_redis_value(next()?)?;
+            let mut counts = Vec::with_capacity(TaskState::ALL.len());
+            for s in TaskState::ALL {
+                counts.push((s, redis::from_redis_value::<u64>(next()?)?));
+            }
+            let oldest_queued_ms = oldest
+                .parse::<f64>()
+                .ok()
+                .map(|ms| (now.timestamp_millis() - ms as i64).max(0) as u64);
+            Ok(QueueStats {
+                name,
+                counts,
+                oldest_queued_ms,
+                active_jobs: active,
             })
-            .collect()
+        }))
+        .await
+    }
+
+    /// Every queue ever submitted to.
+    pub async fn queue_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("SMEMBERS")
+            .arg(self.layout.queues())
+            .query_async(&mut c)
+            .await?)
     }
 }
 

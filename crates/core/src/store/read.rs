@@ -1,17 +1,25 @@
-//! Reads of one task by id.
+//! Reads by id: the record, or when its record expired, since when.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, TaskStore};
+use super::{StoreError, TaskStore, locate::Located};
 use crate::task::{TaskId, TaskRecord};
 
 impl TaskStore {
     pub async fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        let Located::Queue(queue) = self.locate(id.as_str()).await? else {
+            return Ok(None);
+        };
+        self.get_in(&queue, id.as_str()).await
+    }
+
+    /// The record of `id` in `queue`, when the caller knows the queue (a worker does).
+    pub async fn get_in(&self, queue: &str, id: &str) -> Result<Option<TaskRecord>, StoreError> {
         let mut c = self.conn.clone();
         let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.layout.record(id.as_str()))
+            .arg(self.layout.record(queue, id))
             .query_async(&mut c)
             .await?;
         if h.is_empty() {
@@ -20,14 +28,10 @@ impl TaskStore {
         Ok(Some(TaskRecord::from_hash(h)?))
     }
 
-    /// When the record of `id` expired, if that is still remembered.
     pub async fn expired_at(&self, id: &TaskId) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut c = self.conn.clone();
-        let ms: Option<f64> = redis::cmd("ZSCORE")
-            .arg(self.layout.expired())
-            .arg(id.as_str())
-            .query_async(&mut c)
-            .await?;
-        Ok(ms.and_then(|ms| DateTime::from_timestamp_millis(ms as i64)))
+        Ok(match self.locate(id.as_str()).await? {
+            Located::Expired(at) => Some(at.unwrap_or_else(Utc::now)),
+            _ => None,
+        })
     }
 }

@@ -21,17 +21,19 @@ impl TaskStore {
     /// Re-queues up to `limit` tasks from the given zset; returns (examined, queued).
     pub async fn recover(
         &self,
+        queue: &str,
         which: Recover,
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<(usize, usize), StoreError> {
-        let mut inv = self.invoke(&RECOVER);
-        inv.arg(match which {
-            Recover::Due => "delayed",
-            Recover::LapsedLeases => "running",
-        })
-        .arg(rfc3339(now))
-        .arg(limit.max(1));
+        let mut inv = self.invoke_in(&RECOVER, queue);
+        inv.arg(queue)
+            .arg(match which {
+                Recover::Due => "delayed",
+                Recover::LapsedLeases => "running",
+            })
+            .arg(rfc3339(now))
+            .arg(limit.max(1));
         self.run(&inv).await
     }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     StoreError, TaskStore,
+    locate::Located,
     script::{Verdict, script},
 };
 use crate::task::{TaskId, TaskRecord, TaskState, rfc3339};
@@ -22,8 +23,11 @@ pub enum Retry {
 impl TaskStore {
     /// Queues a failed or cancelled task again with a fresh budget of attempts.
     pub async fn retry(&self, id: &TaskId, now: DateTime<Utc>) -> Result<Retry, StoreError> {
-        let mut inv = self.invoke(&RETRY);
-        inv.arg(id.as_str()).arg(rfc3339(now));
+        let Located::Queue(queue) = self.locate(id.as_str()).await? else {
+            return Ok(Retry::Gone);
+        };
+        let mut inv = self.invoke_in(&RETRY, &queue);
+        inv.arg(&queue).arg(id.as_str()).arg(rfc3339(now));
         let v = Verdict::decode("retry", self.run(&inv).await?)?;
         Ok(match v.name.as_str() {
             "gone" => Retry::Gone,

@@ -1,8 +1,10 @@
-//! Schedules in Redis: a hash per schedule (`prefix:schedule:<id>`), the firing zset
-//! (`prefix:schedules`: enabled id → the tick it waits for, ms) and an id index for listing
-//! (`prefix:schedule-ids`). Workers fire due ticks with a read (`schedule_due.lua`), a plan
-//! made in Rust (cron arithmetic has no place in Lua) and a compare-and-set that applies
-//! the plan and creates the task in one step (`schedule_fire.lua`).
+//! Schedules in Redis: a hash per schedule (`prefix:{~schedules}:s:<id>`), the firing zset
+//! (`prefix:{~schedules}:due`: enabled id → the tick it waits for, ms) and an id index for listing
+//! (`prefix:{~schedules}:ids`). Workers fire due ticks with a read (`schedule_due.lua`), a plan
+//! made in Rust (cron arithmetic has no place in Lua), the tick's task created under an id
+//! made of the schedule's and the tick's (so firing a tick twice creates one task), then a
+//! compare-and-set that moves the schedule on (`schedule_fire.lua`). Every schedule key
+//! shares one hash tag; the tasks live in their queues' slots.
 
 use std::{collections::HashMap, sync::LazyLock, time::Duration};
 
@@ -11,7 +13,7 @@ use redis::Script;
 
 use super::{
     StoreError, TaskStore,
-    submit::{NewTask, new_record, record_fields},
+    submit::{Creation, NewTask, new_record, record_fields},
 };
 use crate::{
     schedule::{self, CronSpec, NewSchedule, Schedule, ScheduleId},
@@ -80,7 +82,7 @@ impl TaskStore {
         now: DateTime<Utc>,
     ) -> Result<ScheduleCreated, StoreError> {
         let now = chrono::SubsecRound::trunc_subsecs(now, 3);
-        let mut inv = self.invoke(&CREATE);
+        let mut inv = self.invoke(&CREATE, &self.layout.schedules());
         inv.arg(s.id.as_str())
             .arg(first.map_or(0, |t| t.timestamp_millis()));
         for (k, v) in s.fields(now) {
@@ -123,7 +125,7 @@ impl TaskStore {
         limit: usize,
     ) -> Result<SchedulePage, StoreError> {
         let limit = limit.max(1);
-        let mut inv = self.invoke(&LIST);
+        let mut inv = self.invoke(&LIST, &self.layout.schedules());
         inv.arg(after.map(ScheduleId::as_str).unwrap_or_default())
             .arg(limit);
         let mut c = self.conn.clone();
@@ -182,7 +184,7 @@ impl TaskStore {
         } else {
             None
         };
-        let mut inv = self.invoke(&TOGGLE);
+        let mut inv = self.invoke(&TOGGLE, &self.layout.schedules());
         inv.arg(id.as_str())
             .arg(if enabled { "1" } else { "0" })
             .arg(next.map_or(0, |t| t.timestamp_millis()))
@@ -202,7 +204,7 @@ impl TaskStore {
         limit: usize,
         grace: Duration,
     ) -> Result<FireReport, StoreError> {
-        let mut inv = self.invoke(&DUE);
+        let mut inv = self.invoke(&DUE, &self.layout.schedules());
         inv.arg(limit.max(1));
         let mut c = self.conn.clone();
         let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await?;
@@ -234,9 +236,10 @@ impl TaskStore {
             return Ok(report);
         }
 
-        let mut inv = self.invoke(&FIRE);
+        let mut inv = self.invoke(&FIRE, &self.layout.schedules());
         inv.arg(rfc3339(now)).arg(due.len());
         let mut planned = Vec::with_capacity(due.len());
+        let mut tasks = Vec::new();
         for (id, tick, h) in due {
             let created = h.get("created_at").cloned().unwrap_or_default();
             let (next, task) = match plan_tick(h, &tick, now, grace) {
@@ -250,19 +253,21 @@ impl TaskStore {
                 .arg(&tick)
                 .arg(created)
                 .arg(next.map_or(0, |t| t.timestamp_millis()));
-            match &task {
-                Some(t) => {
-                    inv.arg(t.id.as_str()).arg(&t.queue).arg(t.fields.len() * 2);
-                    for (k, v) in &t.fields {
-                        inv.arg(*k).arg(v);
-                    }
-                }
-                None => {
-                    inv.arg("").arg("").arg(0);
-                }
+            inv.arg(task.as_ref().map(|t| t.id.as_str()).unwrap_or_default());
+            planned.push((id, task.as_ref().map(|t| t.id.clone())));
+            if let Some(t) = task {
+                tasks.push(Creation {
+                    id: t.id.to_string(),
+                    queue: t.queue,
+                    due_ms: 0,
+                    fields: t.fields,
+                });
             }
-            planned.push((id, task.map(|t| t.id)));
         }
+        // The ticks' tasks first (in their queues' slots), then the compare-and-set that
+        // moves the schedules on: a crash between the two fires a tick again, into the same
+        // task id, so its task is created once and never lost.
+        self.create(tasks).await?;
         let outcomes: Vec<i64> = inv.invoke_async(&mut c).await?;
         for ((id, task), outcome) in planned.into_iter().zip(outcomes) {
             match (outcome, task) {

@@ -1,6 +1,7 @@
 //! How the store calls its scripts and reads their replies. Every script is the shared
-//! prelude followed by its own file; every call starts with the key layout (ARGV[1..8], see
-//! `lua/prelude.lua`), so one Rust definition, [`Layout`](super::Layout), names every key.
+//! prelude followed by its own file; every call starts with the key prefix and whether it
+//! may reach outside its slot (ARGV[1..2], see `lua/prelude.lua`), so one Rust definition,
+//! [`Layout`](super::Layout), names every key; KEYS[1] routes it to its slot's node.
 
 use redis::{Script, Value};
 
@@ -22,13 +23,28 @@ macro_rules! script {
 pub(super) use script;
 
 impl TaskStore {
-    /// An invocation of `script` with the key layout already in its arguments.
-    pub(super) fn invoke<'a>(&self, script: &'a Script) -> redis::ScriptInvocation<'a> {
+    /// An invocation of `script` in the slot of key `route` (KEYS[1]), with the layout
+    /// head already in its arguments.
+    pub(super) fn invoke<'a>(
+        &self,
+        script: &'a Script,
+        route: &str,
+    ) -> redis::ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
-        for a in self.layout.script_head() {
+        inv.key(route);
+        for a in self.layout.script_head(!self.is_cluster()) {
             inv.arg(a);
         }
         inv
+    }
+
+    /// An invocation of `script` in `queue`'s slot.
+    pub(super) fn invoke_in<'a>(
+        &self,
+        script: &'a Script,
+        queue: &str,
+    ) -> redis::ScriptInvocation<'a> {
+        self.invoke(script, &self.layout.ready_list(queue))
     }
 
     /// Runs `inv` on the shared connection.
@@ -39,6 +55,50 @@ impl TaskStore {
         let mut c = self.conn.clone();
         Ok(inv.invoke_async(&mut c).await?)
     }
+}
+
+/// Indexes of `items` grouped by queue, in first-seen order: a batch of worker reports
+/// becomes one script call per queue (a queue's keys share one hash slot).
+pub(super) fn by_queue<'a, T>(
+    items: &'a [T],
+    queue: impl Fn(&'a T) -> &'a str,
+) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let q = queue(item);
+        match groups.iter_mut().find(|(g, _)| *g == q) {
+            Some((_, v)) => v.push(n),
+            None => groups.push((q, vec![n])),
+        }
+    }
+    groups
+}
+
+/// Puts per-group answers back in the order of the items they answer.
+pub(super) fn reassemble<R: Clone>(
+    len: usize,
+    groups: &[(&str, Vec<usize>)],
+    answers: Vec<Vec<R>>,
+    script: &str,
+) -> Result<Vec<R>, StoreError> {
+    let mut out: Vec<Option<R>> = vec![None; len];
+    for ((_, idx), got) in groups.iter().zip(answers) {
+        if got.len() != idx.len() {
+            return Err(StoreError::Protocol(format!(
+                "{script} answered {} of {}",
+                got.len(),
+                idx.len()
+            )));
+        }
+        for (&n, r) in idx.iter().zip(got) {
+            out[n] = Some(r);
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.ok_or_else(|| StoreError::Protocol(format!("{script}: an item went unanswered")))
+        })
+        .collect()
 }
 
 /// The one decoder of `{verdict, rest...}` replies (cancel, retry): the verdict names what

@@ -1,6 +1,8 @@
 //! Submit: a record created and its task enqueued (or scheduled) in one script call, for
 //! one task or a whole batch. Idempotent per id.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -8,6 +10,7 @@ use super::{StoreError, TaskStore, script::script};
 use crate::task::{Callback, TaskId, TaskRecord, TaskState, rfc3339};
 
 static SUBMIT: std::sync::LazyLock<redis::Script> = script!("submit.lua");
+static CLAIM: std::sync::LazyLock<redis::Script> = script!("claim.lua");
 
 /// A task as submitted, validated and with defaults applied.
 #[derive(Debug, Clone)]
@@ -32,6 +35,19 @@ pub enum Submitted {
     Existing(TaskRecord),
 }
 
+/// A record to create: what `create_task` in `lua/prelude.lua` takes.
+pub(super) struct Creation {
+    pub id: String,
+    pub queue: String,
+    /// Due ms; 0 = now.
+    pub due_ms: i64,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// How long a cluster submit waits for the record of an id another submit claimed for
+/// another queue before it takes the id over (that submit died between its two steps).
+const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl TaskStore {
     /// Creates the record and enqueues it in one round trip, or returns the record already
     /// stored under that id (idempotent submit).
@@ -42,8 +58,9 @@ impl TaskStore {
             .ok_or_else(|| StoreError::Protocol("submit returned no record".into()))
     }
 
-    /// Submits a batch in one round trip (one script call); answers in the same order.
-    /// An id given twice in one batch is created once; the second answer is `Existing`.
+    /// Submits a batch (on a single Redis in one round trip, one script call); answers in
+    /// the same order. An id given twice in one batch is created once; the second answer is
+    /// `Existing`.
     pub async fn submit_many(
         &self,
         tasks: Vec<NewTask>,
@@ -51,37 +68,161 @@ impl TaskStore {
     ) -> Result<Vec<Submitted>, StoreError> {
         // Records keep millisecond timestamps; answer with exactly what is stored.
         let now = chrono::SubsecRound::trunc_subsecs(now, 3);
-        let mut inv = self.invoke(&SUBMIT);
-        inv.arg(tasks.len());
         let mut records = Vec::with_capacity(tasks.len());
+        let mut items = Vec::with_capacity(tasks.len());
         for task in tasks {
             let record = new_record(task, now);
-            let fields = record_fields(&record);
-            inv.arg(record.id.as_str())
-                .arg(&record.queue)
-                .arg(record.scheduled_for.map_or(0, |t| t.timestamp_millis()))
-                .arg(fields.len() * 2);
-            for (k, v) in fields {
-                inv.arg(k).arg(v);
-            }
+            items.push(Creation {
+                id: record.id.to_string(),
+                queue: record.queue.clone(),
+                due_ms: record.scheduled_for.map_or(0, |t| t.timestamp_millis()),
+                fields: record_fields(&record),
+            });
             records.push(record);
         }
+        let made = self.create(items).await?;
+        records
+            .into_iter()
+            .zip(made)
+            .map(|(record, existing)| match existing {
+                None => Ok(Submitted::Created(record)),
+                Some(h) => Ok(Submitted::Existing(TaskRecord::from_hash(h)?)),
+            })
+            .collect()
+    }
+
+    /// Creates records, answering per item `None` (created) or the record already stored
+    /// under its id. One script call on a single Redis; on a cluster each id is first
+    /// claimed in its pointer's slot (`claim.lua`), then the records are created with one
+    /// call per queue.
+    pub(super) async fn create(
+        &self,
+        items: Vec<Creation>,
+    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.is_cluster() {
+            let all: Vec<usize> = (0..items.len()).collect();
+            return self.create_in_slot(&items, &all).await;
+        }
+        let mut answers: Vec<Option<Option<HashMap<String, String>>>> = vec![None; items.len()];
+        let mut queues: Vec<&str> = items.iter().map(|i| i.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let mut c = self.conn.clone();
+        redis::cmd("SADD")
+            .arg(self.layout.queues())
+            .arg(&queues)
+            .query_async::<()>(&mut c)
+            .await?;
+        let owners =
+            futures::future::try_join_all(items.iter().map(|i| self.claim(&i.id, &i.queue, "")))
+                .await?;
+        let mut mine: Vec<usize> = Vec::new();
+        for (n, owner) in owners.into_iter().enumerate() {
+            if owner == items[n].queue {
+                mine.push(n);
+                continue;
+            }
+            match self.taken_by(&items[n], &owner).await? {
+                Some(h) => answers[n] = Some(Some(h)),
+                None => mine.push(n),
+            }
+        }
+        let mut by_queue: HashMap<&str, Vec<usize>> = HashMap::new();
+        for n in mine {
+            by_queue.entry(items[n].queue.as_str()).or_default().push(n);
+        }
+        let groups: Vec<Vec<usize>> = by_queue.into_values().collect();
+        let made =
+            futures::future::try_join_all(groups.iter().map(|g| self.create_in_slot(&items, g)))
+                .await?;
+        for (g, answers_g) in groups.iter().zip(made) {
+            for (&n, a) in g.iter().zip(answers_g) {
+                answers[n] = Some(a);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.ok_or_else(|| StoreError::Protocol("create: an item went unanswered".into()))
+            })
+            .collect()
+    }
+
+    /// The record of an id a submit for another queue (`owner`) claimed first; `None` when
+    /// that record never appears (the claimer died between its two steps) and the id was
+    /// taken over for `item`'s queue.
+    async fn taken_by(
+        &self,
+        item: &Creation,
+        owner: &str,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let deadline = tokio::time::Instant::now() + CLAIM_GRACE;
+        loop {
+            let mut c = self.conn.clone();
+            let h: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(self.layout.record(owner, &item.id))
+                .query_async(&mut c)
+                .await?;
+            if !h.is_empty() {
+                return Ok(Some(h));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let now_owner = self.claim(&item.id, &item.queue, owner).await?;
+        if now_owner == item.queue {
+            return Ok(None);
+        }
+        // Someone else took it over meanwhile: theirs is the record.
+        Box::pin(self.taken_by(item, &now_owner)).await
+    }
+
+    /// `claim.lua` for one id: the queue that holds it afterwards.
+    async fn claim(&self, id: &str, queue: &str, expected: &str) -> Result<String, StoreError> {
+        let mut inv = self.invoke(&CLAIM, &self.layout.pointer(id));
+        inv.arg(id).arg(queue).arg(expected);
+        let mut owners: Vec<String> = self.run(&inv).await?;
+        owners
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("claim: empty reply".into()))
+    }
+
+    /// `submit.lua` for `items[which]` (all of one queue on a cluster).
+    async fn create_in_slot(
+        &self,
+        items: &[Creation],
+        which: &[usize],
+    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
+        let mut inv = self.invoke_in(&SUBMIT, &items[which[0]].queue);
+        inv.arg(which.len());
+        for &n in which {
+            let item = &items[n];
+            inv.arg(&item.id)
+                .arg(&item.queue)
+                .arg(item.due_ms)
+                .arg(item.fields.len() * 2);
+            for (k, v) in &item.fields {
+                inv.arg(*k).arg(v);
+            }
+        }
         let reply: Vec<redis::Value> = self.run(&inv).await?;
-        if reply.len() != records.len() {
+        if reply.len() != which.len() {
             return Err(StoreError::Protocol(format!(
                 "submit answered {} items for {} tasks",
                 reply.len(),
-                records.len()
+                which.len()
             )));
         }
-        records
+        reply
             .into_iter()
-            .zip(reply)
-            .map(|(record, item)| match item {
-                redis::Value::Int(1) => Ok(Submitted::Created(record)),
-                other => Ok(Submitted::Existing(TaskRecord::from_hash(
-                    redis::from_redis_value(other)?,
-                )?)),
+            .map(|item| match item {
+                redis::Value::Int(1) => Ok(None),
+                other => Ok(Some(redis::from_redis_value(other)?)),
             })
             .collect()
     }

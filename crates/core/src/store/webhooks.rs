@@ -51,7 +51,7 @@ impl TaskStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ClaimedWebhook>, StoreError> {
-        let mut inv = self.invoke(&CLAIM);
+        let mut inv = self.invoke_in(&CLAIM, queue);
         inv.arg(queue).arg(lease.as_millis() as u64).arg(limit);
         let (now_ms, rows): (i64, Vec<ClaimRow>) = self.run(&inv).await?;
         rows.into_iter()
@@ -80,7 +80,7 @@ impl TaskStore {
         settle: Settle,
         status: &WebhookStatus,
     ) -> Result<bool, StoreError> {
-        let mut inv = self.invoke(&SETTLE);
+        let mut inv = self.invoke_in(&SETTLE, &claim.queue);
         let (verdict, delay) = match settle {
             Settle::Retry(d) => ("retry", d.as_millis() as u64),
             Settle::Done => ("done", 0),

@@ -44,7 +44,7 @@ async fn handle(d: Delivery, ctx: Data<Ctx>) -> Result<(), Infallible> {
 /// serve fewer queues than it says.
 pub async fn serve_queue(
     runner: Arc<Runner>,
-    client: redis::Client,
+    client: Vec<redis::Client>,
     worker_name: String,
     queue: QueueSettings,
     stop: CancellationToken,

@@ -4,8 +4,6 @@
 -- task waits in a buffer. An entry whose task is not `queued` (cancelled while waiting, or
 -- a second entry of a task already claimed) is dropped: only the queued -> running move
 -- claims a task, so no task runs twice at once, whatever the list holds.
--- An entry of the previous layout (an apalis-redis job id, whose task id is in the job data
--- hash) is translated here and its bookkeeping deleted, so an upgrade needs no stop.
 -- A fetch is safe to repeat: it is remembered under its token for a lease's time, and a
 -- fetch whose reply was lost (a timeout while Redis was slow) is sent again with the same
 -- token and answered with the same claims, instead of stranding them until their leases
@@ -16,7 +14,7 @@
 --   timeout_secs or ''} (just what the worker runs it with).
 local queue, n, worker, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
 local lease = tonumber(ARGV[A + 4])
-local memo = L.chan .. 'fetch:' .. ARGV[A + 5]
+local memo = fetch_memo(queue, ARGV[A + 5])
 local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker'}
 
 -- One claimed task's part of the reply, from its FIELDS as read.
@@ -32,7 +30,7 @@ if #seen > 0 then
   local out = {0}
   for i = 1, #seen, 2 do
     local id = seen[i]
-    local f = redis.call('HMGET', L.record .. id, unpack(FIELDS))
+    local f = redis.call('HMGET', record_key(queue, id), unpack(FIELDS))
     if f[1] == 'running' and f[7] == worker and f[2] == seen[i + 1] then
       reply(out, id, f, tonumber(f[2]))
     end
@@ -46,23 +44,10 @@ local ms = now_ms()
 local lease_until = ms + lease
 local claims = {}
 local queued, running = state_index(queue, 'queued'), state_index(queue, 'running')
-local data = L.apalis .. queue .. L.sfx_data
 local out = {0}
 for _, id in ipairs(popped) do
-  local key = L.record .. id
+  local key = record_key(queue, id)
   local f = redis.call('HMGET', key, unpack(FIELDS))
-  if not f[1] then
-    local legacy = redis.call('HGET', data, id)
-    if legacy then
-      -- A job of the previous layout: it runs its task if it is still that task's job.
-      redis.call('HDEL', data, id)
-      redis.call('DEL', L.apalis .. queue .. L.sfx_meta .. ':' .. id)
-      local jid = id
-      id, key = legacy, L.record .. legacy
-      f = redis.call('HMGET', key, unpack(FIELDS))
-      if redis.call('HGET', key, 'job') ~= jid then f[1] = nil end
-    end
-  end
   if f[1] == 'queued' then
     local attempt = tonumber(f[2]) + 1
     redis.call('ZREM', queued, id)

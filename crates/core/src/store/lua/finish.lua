@@ -2,16 +2,17 @@
 -- report can never move a task backwards or out of a terminal state. A failed attempt of a
 -- task whose cancel was requested ends `cancelled`, not `retrying`. Ends reported at the
 -- same moment by one worker process arrive together (group commit).
--- ARGV[A]: now rfc3339, then groups of 7: id, attempt, outcome (succeeded|failed|retry|
+-- Every end of one call is of one queue's tasks.
+-- ARGV[A]: queue, [A+1]: now rfc3339, then groups of 7: id, attempt, outcome (succeeded|failed|retry|
 --   cancelled), result json (succeeded) or error json (otherwise), retry delay ms (retry),
 --   next attempt rfc3339 (retry), the attempt's last progress json ('' = none newer than
 --   the record's: it rides along here instead of costing a write of its own first)
 -- Returns one 1 (recorded) or 0 (the attempt no longer owned the task) per group.
-local now = ARGV[A]
+local queue, now = ARGV[A], ARGV[A + 1]
 local ms = now_ms()
 
 local function finish(id, attempt, outcome, body, delay, next_at, progress)
-  local key = L.record .. id
+  local key = record_key(queue, id)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'queue', 'cancel_requested', 'result_ttl_secs')
   if f[1] ~= 'running' or f[2] ~= attempt then return 0 end
   if outcome == 'retry' and f[4] == '1' then outcome = 'cancelled' end
@@ -24,19 +25,19 @@ local function finish(id, attempt, outcome, body, delay, next_at, progress)
   elseif outcome == 'retry' then
     redis.call('HSET', key, 'state', 'retrying', 'error', body, 'next_attempt_at', next_at, 'updated_at', now)
     if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
-    redis.call('ZADD', L.delayed, ms + tonumber(delay), id)
+    redis.call('ZADD', delayed_key(queue), ms + tonumber(delay), id)
     outcome = 'retrying'
   else
     redis.call('HSET', key, 'state', outcome, 'error', body, 'finished_at', now, 'updated_at', now)
     if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   end
-  transition(key, id, f[3], 'running', outcome, ms, f[5])
+  transition(key, id, queue, 'running', outcome, ms, f[5])
   event(id, outcome)
   return 1
 end
 
 local out = {}
-for i = A + 1, #ARGV, 7 do
+for i = A + 2, #ARGV, 7 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
 end
 flush_events()

@@ -1,15 +1,16 @@
--- Deletes what the previous layout (delivery by apalis-redis, before errand's own backend)
--- left behind for queue `queue`, in slices: the bookkeeping of finished jobs (done, dead and
+-- Part of migrate (single Redis only): deletes what the layout before the last
+-- (delivery by apalis-redis, before errand's own backend) left behind for queue `queue`, in
+-- slices: the bookkeeping of finished jobs (done, dead and
 -- failed sets with their data and meta entries), the old expiry zset, and, once no job of
 -- that layout waits in the ready list, the rest of apalis-redis's keys for the queue. Jobs
--- still waiting are run (and their keys deleted) by fetch.lua, which translates their ids.
--- ARGV[A]: queue, [A+1]: slice, [A+2..A+4]: done, dead, failed sets, [A+5]: workers set,
---   [A+6]: per-worker inflight set prefix, [A+7]: per-worker metadata prefix,
---   [A+8..]: the queue's other apalis-redis keys
+-- still waiting were translated to their task ids by migrate.lua.
+-- ARGV[A]: apalis-redis queue name (its key prefix), [A+1]: slice, [A+2..A+4]: done, dead,
+--   failed sets, [A+5]: workers set, [A+6]: per-worker inflight set prefix, [A+7]:
+--   per-worker metadata prefix, [A+8]: job data hash, [A+9]: job meta hash,
+--   [A+10..]: the queue's other apalis-redis keys
 -- Returns how many entries it removed (0 = nothing left to do).
-local queue, n = ARGV[A], tonumber(ARGV[A + 1])
-local q = L.apalis .. queue
-local data, meta = q .. L.sfx_data, q .. L.sfx_meta
+local n = tonumber(ARGV[A + 1])
+local data, meta = ARGV[A + 8], ARGV[A + 9]
 local cleaned = 0
 for i = A + 2, A + 4 do
   for _, jid in ipairs(redis.call('SPOP', ARGV[i], n)) do
@@ -19,7 +20,7 @@ for i = A + 2, A + 4 do
   end
 end
 -- The previous layout's expiry zset: expire.lua rescores the entries it described.
-cleaned = cleaned + redis.call('DEL', L.chan .. 'expiry')
+cleaned = cleaned + redis.call('DEL', P .. 'expiry')
 if cleaned == 0 and redis.call('HLEN', data) == 0 then
   local workers = ARGV[A + 5]
   local kind = redis.call('TYPE', workers)['ok']
@@ -30,7 +31,7 @@ if cleaned == 0 and redis.call('HLEN', data) == 0 then
     cleaned = cleaned + redis.call('DEL', ARGV[A + 6] .. ':' .. w, ARGV[A + 7] .. w)
   end
   for j = A + 5, #ARGV do
-    if j ~= A + 6 and j ~= A + 7 then cleaned = cleaned + redis.call('DEL', ARGV[j]) end
+    if j ~= A + 6 and j ~= A + 7 and j ~= A + 9 then cleaned = cleaned + redis.call('DEL', ARGV[j]) end
   end
 end
 return cleaned

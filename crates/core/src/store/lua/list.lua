@@ -1,23 +1,16 @@
--- One page of tasks, newest first, with bounded cost: at most `budget` index entries are
+-- One page of one queue's tasks, newest first, with bounded cost: at most `budget` index entries are
 -- examined per call, so a page can hold fewer than `limit` tasks and still have a cursor.
 -- With a state filter the order is by when tasks entered that state (for `running`, by lease
 -- expiry: that index is the lease table); otherwise by creation.
--- ARGV[A]: state or '', [A+1]: queue or '', [A+2]: kind or '', [A+3]: cursor score or '',
+-- Listing across queues merges these pages (store::list).
+-- ARGV[A]: state or '', [A+1]: queue, [A+2]: kind or '', [A+3]: cursor score or '',
 --   [A+4]: cursor id, [A+5]: limit, [A+6]: budget
--- Returns {next score or '', next id or '', record HGETALL...}
+-- Returns {next score or '', next id or '', then per task: its score, its record HGETALL}
 local state, queue, kind = ARGV[A], ARGV[A + 1], ARGV[A + 2]
 local cur_score, cur_id = tonumber(ARGV[A + 3]), ARGV[A + 4]
 local limit, budget = tonumber(ARGV[A + 5]), tonumber(ARGV[A + 6])
 
-local sources = {}
-if state ~= '' then
-  local queues = (queue ~= '') and {queue} or redis.call('SMEMBERS', QUEUES)
-  for _, q in ipairs(queues) do sources[#sources + 1] = state_index(q, state) end
-elseif queue ~= '' then
-  sources[1] = queue_index(queue)
-else
-  sources[1] = L.index
-end
+local sources = {(state ~= '') and state_index(queue, state) or queue_index(queue)}
 
 -- Up to `n` entries of `key` strictly after the cursor, newest first.
 local more = false
@@ -53,7 +46,7 @@ local found, last = 0, nil
 for i = 1, math.min(#cands, budget) do
   local e = cands[i]
   last = e
-  local h = redis.call('HGETALL', L.record .. e[2])
+  local h = redis.call('HGETALL', record_key(queue, e[2]))
   if #h > 0 then
     local ok = true
     if kind ~= '' then
@@ -63,6 +56,7 @@ for i = 1, math.min(#cands, budget) do
       end
     end
     if ok then
+      out[#out + 1] = tostring(e[1])
       out[#out + 1] = h
       found = found + 1
       if found >= limit then

@@ -1,27 +1,36 @@
 -- Shared by every errand script (prepended at load time).
--- ARGV[1..8] always carry the key layout, so one Rust definition (store::Layout) names
--- every key; script-specific arguments start at ARGV[9].
-local L = {
-  record = ARGV[1],        -- task record hash prefix, e.g. "errand:task:"
-  index = ARGV[2],         -- zset: every live task id -> created ms (unfiltered listing)
-  delayed = ARGV[3],       -- zset: scheduled/retrying task id -> due time (ms)
-  apalis = ARGV[4],        -- apalis-redis queue name prefix, e.g. "errand:q:"
-  sfx_data = ARGV[5],      -- apalis-redis key suffixes (from apalis_redis::Config)
-  sfx_meta = ARGV[6],
-  sfx_active = ARGV[7],
-  chan = ARGV[8],          -- prefix of every other key and channel, e.g. "errand:"
-}
-local A = 9
+-- ARGV[1] is the key prefix with its colon (e.g. "errand:") and ARGV[2] says whether this
+-- script may touch keys outside its own hash slot ('1' on a single Redis, '0' on a Redis
+-- Cluster); script-specific arguments start at ARGV[3]. store::Layout names every key
+-- derived here, and KEYS[1] (one key of the slot the script works in) routes the call.
+--
+-- Every key of a queue carries the queue's hash tag, `<prefix>{<queue>}:`, so one script
+-- call touches one slot: a queue's records, indexes, ready list and delayed set live
+-- together on one Redis Cluster master.
+local P = ARGV[1]
+local CROSS = ARGV[2] == '1'
+local A = 3
 
 local TERMINAL = {succeeded = true, failed = true, cancelled = true}
 
--- Keys derived from the prefix (store::Layout documents each).
-local function queue_index(queue) return L.chan .. 'idx:' .. queue end
+local function tag(queue) return P .. '{' .. queue .. '}:' end
+local function record_key(queue, id) return tag(queue) .. 'task:' .. id end
+-- Zset of the queue's live task ids by creation ms (the queue's listing).
+local function queue_index(queue) return tag(queue) .. 'idx' end
 -- The `running` state index is also the lease table: its score is the lease expiry (ms),
 -- not the time the task started, so taking and renewing a lease costs no extra write.
-local function state_index(queue, state) return L.chan .. 'idx:' .. queue .. ':' .. state end
-local EXPIRED = L.chan .. 'expired'     -- zset: recently expired ids -> expiry ms (tombstones)
-local QUEUES = L.chan .. 'queues'       -- set: every queue ever submitted to
+local function state_index(queue, state) return tag(queue) .. 'idx:' .. state end
+-- Zset of the queue's scheduled and retrying task ids by due ms.
+local function delayed_key(queue) return tag(queue) .. 'delayed' end
+-- The queue's ready list: ids of tasks waiting to run, taken from the head by fetch.lua.
+local function ready_list(queue) return tag(queue) .. 'ready' end
+local function fetch_memo(queue, token) return tag(queue) .. 'fetch:' .. token end
+-- Outside any queue's slot (touched only when CROSS, else by the caller on its own):
+local QUEUES = P .. 'queues'      -- set: every queue ever submitted to
+-- String: the queue task `id` lives in, or '~<expiry ms>' once its record expired (a
+-- tombstone, with a TTL). How a read that has only an id finds the task's slot, and the
+-- point where two submits of one id in different queues are decided.
+local function pointer_key(id) return P .. 'id:' .. id end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -29,13 +38,8 @@ local function now_ms()
 end
 
 local function wake(queue)
-  redis.call('PUBLISH', L.chan .. 'wake:' .. queue, '1')
+  redis.call('PUBLISH', P .. 'wake:' .. queue, '1')
 end
-
--- The queue's ready list: ids of tasks waiting to run, taken from the head by fetch.lua.
--- Its key is the one apalis-redis names its active list (apalis_redis::Config), so data
--- written by the previous layout (apalis job ids in the same list) is found where it was.
-local function ready_list(queue) return L.apalis .. queue .. L.sfx_active end
 
 -- Hands task `id` to its queue's workers. `front`: ahead of the waiting tasks, for a task
 -- whose attempt was already under way when its worker died. The caller wakes the queue.
@@ -50,13 +54,13 @@ end
 local EVENTS = {}
 local function event(id, state) EVENTS[#EVENTS + 1] = id .. ' ' .. state end
 local function flush_events()
-  if #EVENTS > 0 then redis.call('PUBLISH', L.chan .. 'events', table.concat(EVENTS, '\n')) end
+  if #EVENTS > 0 then redis.call('PUBLISH', P .. 'events', table.concat(EVENTS, '\n')) end
 end
 
 -- Webhook outbox (store/webhooks.rs): per queue, a zset of delivery ids by the ms their
 -- next attempt is due, and a hash per delivery.
-local function webhook_due(queue) return L.chan .. 'webhook:' .. queue .. ':due' end
-local function webhook_delivery(queue, did) return L.chan .. 'webhook:' .. queue .. ':d:' .. did end
+local function webhook_due(queue) return tag(queue) .. 'webhook:due' end
+local function webhook_delivery(queue, did) return tag(queue) .. 'webhook:d:' .. did end
 
 -- Record fields a webhook's `data` leaves out: the input (it can be large, and the
 -- receiver sent it) and errand's own bookkeeping.
@@ -108,19 +112,38 @@ local function transition(key, id, queue, from, to, ms, ttl)
   redis.call('ZADD', state_index(queue, to), ms, id)
 end
 
+-- Names `queue` as task `id`'s home unless another live task holds the id; returns the
+-- queue that holds it. A tombstone ('~...') or no pointer at all leaves the id free.
+local function claim_id(id, queue)
+  local k = pointer_key(id)
+  local cur = redis.call('GET', k)
+  if cur and string.sub(cur, 1, 1) ~= '~' then return cur end
+  redis.call('SET', k, queue)
+  return queue
+end
+
 -- Creates task `id` from its record fields (the field/value items args[from..to]) and hands
--- it on: to `delayed` when due > 0, else onto its queue's ready list. Returns false, having
--- written nothing, when the id is taken. The caller wakes the queue. Every way a task comes
+-- it on: to its queue's delayed set when due > 0, else onto its ready list. Returns false,
+-- having written nothing, when the id is taken (in this queue; on a single Redis, in any:
+-- then also the queue that holds it). On a cluster the caller has claimed the id first
+-- (claim.lua) and registered the queue. The caller wakes the queue. Every way a task comes
 -- into being (submit, a schedule's tick) goes through here.
 local function create_task(id, queue, due, created, args, from, to)
-  local key = L.record .. id
-  if redis.call('EXISTS', key) == 1 then return false end
+  if CROSS then
+    local owner = claim_id(id, queue)
+    if owner ~= queue then
+      if redis.call('EXISTS', record_key(owner, id)) == 1 then return false, owner end
+      -- The pointer outlived its record (expired, not yet tombstoned): the id is free.
+      redis.call('SET', pointer_key(id), queue)
+    end
+    redis.call('SADD', QUEUES, queue)
+  end
+  local key = record_key(queue, id)
+  if redis.call('EXISTS', key) == 1 then return false, queue end
   redis.call('HSET', key, unpack(args, from, to))
-  redis.call('ZADD', L.index, created, id)
   redis.call('ZADD', queue_index(queue), created, id)
-  redis.call('SADD', QUEUES, queue)
   if due > 0 then
-    redis.call('ZADD', L.delayed, due, id)
+    redis.call('ZADD', delayed_key(queue), due, id)
     transition(key, id, queue, nil, 'scheduled', created)
   else
     enqueue(queue, id)

@@ -1,12 +1,13 @@
 -- Records progress of the attempts that own their tasks; a stale attempt's report is
 -- dropped. Reports made at the same moment by one worker process arrive together.
--- ARGV[A]: now rfc3339, then groups of 3: id, attempt, progress json
+-- ARGV[A]: queue (every report of one call is of one queue's tasks), [A+1]: now rfc3339,
+--   then groups of 3: id, attempt, progress json
 -- Returns one 1 (recorded) or 0 (the attempt no longer owned the task) per group.
-local now = ARGV[A]
+local queue, now = ARGV[A], ARGV[A + 1]
 local out = {}
-for i = A + 1, #ARGV, 3 do
+for i = A + 2, #ARGV, 3 do
   local id = ARGV[i]
-  local key = L.record .. id
+  local key = record_key(queue, id)
   local f = redis.call('HMGET', key, 'state', 'attempt')
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
     redis.call('HSET', key, 'progress', ARGV[i + 2], 'updated_at', now)

@@ -6,7 +6,7 @@ local queue, now = ARGV[A], ARGV[A + 1]
 local ms, back = now_ms(), 0
 for i = #ARGV - 1, A + 2, -2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
-  local key = L.record .. id
+  local key = record_key(queue, id)
   local f = redis.call('HMGET', key, 'state', 'attempt')
   if f[1] == 'running' and f[2] == attempt then
     redis.call('HSET', key, 'state', 'queued', 'attempt', tonumber(attempt) - 1, 'updated_at', now)

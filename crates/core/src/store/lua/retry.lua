@@ -1,10 +1,9 @@
 -- Runs a failed or cancelled task again, with a fresh budget of attempts.
--- ARGV[A]: id, [A+1]: now rfc3339
+-- ARGV[A]: queue (where the id's pointer says it lives), [A+1]: id, [A+2]: now rfc3339
 -- Returns {'gone'} | {'conflict', state} | {'queued', fields}
-local id, now = ARGV[A], ARGV[A + 1]
-local key = L.record .. id
-local f = redis.call('HMGET', key, 'state', 'queue')
-local state, queue = f[1], f[2]
+local queue, id, now = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local key = record_key(queue, id)
+local state = redis.call('HGET', key, 'state')
 if not state then return {'gone'} end
 if state ~= 'failed' and state ~= 'cancelled' then return {'conflict', state} end
 redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'cancel_requested', '',

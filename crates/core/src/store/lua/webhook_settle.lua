@@ -11,7 +11,7 @@ local delay, summary = tonumber(ARGV[A + 4]), ARGV[A + 5]
 local key = webhook_delivery(queue, did)
 local f = redis.call('HMGET', key, 'attempts', 'task', 'seq')
 if f[1] ~= attempt then return 0 end
-local rec = L.record .. f[2]
+local rec = record_key(queue, f[2])
 if redis.call('HGET', rec, 'webhook_seq') == f[3] then
   redis.call('HSET', rec, 'webhook', summary)
 end
