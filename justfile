@@ -19,8 +19,16 @@ build: redoc
 
 # Run every test: unit, integration, end-to-end (each test binary starts its own Redis).
 test: ensure-redis redoc
+    scripts/ensure-prometheus.sh
     cargo build --bins
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+
+# The observability tests alone: a real Prometheus (installed by scripts/ensure-prometheus.sh
+# when missing) scraping the api and workers, and an OTLP receiver for the traces.
+observability-test: ensure-redis
+    scripts/ensure-prometheus.sh
+    cargo build --bins
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-testkit --test observability --no-fail-fast --no-capture; else cargo test -p errand-testkit --test observability --no-fail-fast -- --nocapture; fi
 
 # Benchmarks (release build): `just bench` runs W1–W4, `just bench W2` one of them.
 # Prints a table with the targets and writes target/bench/results.json.

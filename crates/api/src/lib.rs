@@ -6,12 +6,14 @@
 //! - [`access`]: API keys (scopes, constant-time match) and the submit rate limit.
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
+//! - [`metrics`]: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
 //! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
 
 pub mod access;
 pub mod background;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod openapi;
 pub mod redoc;
 pub mod routes;

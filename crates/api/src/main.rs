@@ -25,7 +25,12 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    telemetry::init("errand-api", &settings.log, std::io::stdout);
+    let _telemetry = telemetry::init(
+        "errand-api",
+        &settings.log,
+        &settings.telemetry,
+        std::io::stdout,
+    )?;
     let app = Application::build(settings)?;
     tracing::info!(
         port = app.port(),

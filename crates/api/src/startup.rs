@@ -41,6 +41,7 @@ impl Application {
         );
         let keys = access::Keys::new(&settings.api.api_keys);
         let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit);
+        crate::metrics::install();
         let state = web::Data::new(AppState {
             store,
             catalog,
@@ -54,6 +55,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
+                .wrap(from_fn(crate::metrics::track))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
@@ -72,6 +74,7 @@ impl Application {
                 }))
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
+                .service(crate::metrics::scrape)
                 .service(routes::kinds::list_kinds)
                 .service(routes::batch::submit_batch)
                 .service(routes::tasks::submit_task)

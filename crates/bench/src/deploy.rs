@@ -50,6 +50,17 @@ impl Deployment {
             .spawn_worker(&["--queues", &format!("default={concurrency}")])
     }
 
+    /// A worker like [`Deployment::worker`] with its metrics listener on `addr`.
+    pub fn worker_with_metrics(&self, concurrency: usize, addr: &str) -> Proc {
+        let mut env = self.errand.env.clone();
+        env.push(("ERRAND__WORKER__METRICS_ADDR".into(), addr.into()));
+        Proc::spawn(
+            "errand-worker",
+            &["--queues", &format!("default={concurrency}")],
+            &env,
+        )
+    }
+
     pub async fn stop(mut p: Proc) {
         p.signal(Signal::SIGTERM);
         let _ = p.wait_exit(Duration::from_secs(30)).await;

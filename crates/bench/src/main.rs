@@ -99,6 +99,24 @@ const TARGETS: &[Target] = &[
         goal: None,
     },
     Target {
+        key: "w2_drain_1proc_metrics_tps",
+        label: "W2 drain, 1 process, metrics on",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w2_metrics_on_vs_off",
+        label: "W2 metrics on / off",
+        unit: "ratio",
+        goal: Some((0.95, true)),
+    },
+    Target {
+        key: "w2_worker_cpu_metrics_us_per_task",
+        label: "W2 worker CPU per task, metrics on",
+        unit: "us",
+        goal: None,
+    },
+    Target {
         key: "w2_raw_apalis_tps",
         label: "W2 raw apalis-redis (no record)",
         unit: "tasks/s",

@@ -171,6 +171,11 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
             Deployment::stop(w).await;
         }
         if procs == 1 {
+            let (on, on_cpu_us) = w2_metrics_on(n).await?;
+            out.push(("w2_drain_1proc_metrics_tps", on));
+            // Steadier than the throughput ratio: a drain lasts well under a second.
+            out.push(("w2_worker_cpu_metrics_us_per_task", on_cpu_us));
+            out.push(("w2_metrics_on_vs_off", on / (n as f64 / secs)));
             // The backend alone on the same Redis (errand's workers stopped), for errand's
             // overhead over it.
             let raw = crate::raw::drain(&d.redis_url(), n).await?;
@@ -179,6 +184,49 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
         }
     }
     Ok(out)
+}
+
+/// W2's one-process drain with metrics on: the worker's listener, and Prometheus's load
+/// (the worker's and the api's /metrics scraped every second while it drains).
+/// Returns the drain's tasks/s and the worker's CPU per task (µs), scrapes included.
+async fn w2_metrics_on(n: usize) -> anyhow::Result<(f64, f64)> {
+    let d = Deployment::start().await?;
+    d.enqueue(n, noop).await?;
+    let addr = format!("127.0.0.1:{}", errand_testkit::free_port());
+    let worker = d.worker_with_metrics(100, &addr);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scraper = {
+        let (http, stop) = (d.http.clone(), stop.clone());
+        let urls = [
+            format!("http://{addr}/metrics"),
+            format!("{}/metrics", d.base),
+        ];
+        tokio::spawn(async move {
+            let mut scrapes = 0usize;
+            loop {
+                for u in &urls {
+                    if let Ok(r) = http.get(u).send().await
+                        && r.bytes().await.is_ok()
+                    {
+                        scrapes += 1;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return scrapes,
+                }
+            }
+        })
+    };
+    d.wait_succeeded(n, Duration::from_secs(600)).await;
+    stop.cancel();
+    let scrapes = scraper.await?;
+    let (first, last) = d.span().await?;
+    let secs = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
+    let cpu_us = cpu_secs(&worker) * 1e6 / n as f64;
+    eprintln!("   metrics on: {scrapes} scrapes during the drain, worker {cpu_us:.1} us per task");
+    Deployment::stop(worker).await;
+    Ok((n as f64 / secs, cpu_us))
 }
 
 async fn w3() -> anyhow::Result<Figures> {

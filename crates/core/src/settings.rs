@@ -70,6 +70,8 @@ pub struct Settings {
     pub schedules: ScheduleSettings,
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// The `ERRAND_ENV` these settings were loaded for.
     #[serde(skip)]
     pub env: Environment,
@@ -164,6 +166,25 @@ pub struct WorkerSettings {
     pub poll_interval_ms: u64,
     pub lease_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Where this worker serves `GET /metrics` (`host:port`); empty or absent: no listener
+    /// and no metrics are kept (docs/observability.md).
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub metrics_addr: Option<String>,
+}
+
+/// OpenTelemetry traces (docs/observability.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP (protobuf) collector base URL, e.g. `http://127.0.0.1:4318`; spans go to
+    /// `<endpoint>/v1/traces`. Empty or absent: no traces are exported.
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An empty string in YAML or `ERRAND__…=` means unset, so an override can switch a
+/// configured option back off.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
 }
 
 impl WorkerSettings {
@@ -296,6 +317,20 @@ impl Settings {
         }
         if self.worker.batch_size == 0 {
             return bad("worker.batch_size must be at least 1");
+        }
+        if let Some(a) = &self.worker.metrics_addr
+            && a.parse::<std::net::SocketAddr>().is_err()
+        {
+            return bad(
+                "worker.metrics_addr must be host:port with an IP address, e.g. 0.0.0.0:9091",
+            );
+        }
+        if let Some(e) = &self.telemetry.otlp_endpoint
+            && !e.starts_with("http://")
+        {
+            return bad(
+                "telemetry.otlp_endpoint must be an http:// URL (OTLP/HTTP), e.g. http://127.0.0.1:4318",
+            );
         }
         if self.worker.lease_secs < 2 {
             return bad("worker.lease_secs must be at least 2");
@@ -430,6 +465,24 @@ mod tests {
             ),
             PathBuf::from("/opt/redoc.js")
         );
+    }
+
+    #[test]
+    fn observability_is_off_by_default_and_bad_addresses_are_refused_by_name() {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+        let mut s = Settings::load_from(Environment::Local, &dir).unwrap();
+        assert_eq!(s.worker.metrics_addr, None, "the empty default is off");
+        assert_eq!(s.telemetry.otlp_endpoint, None);
+        s.worker.metrics_addr = Some("0.0.0.0:9091".into());
+        s.telemetry.otlp_endpoint = Some("http://127.0.0.1:4318".into());
+        s.validate().unwrap();
+        s.worker.metrics_addr = Some("localhost".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("worker.metrics_addr"), "{e}");
+        s.worker.metrics_addr = None;
+        s.telemetry.otlp_endpoint = Some("grpc://collector:4317".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn task(id: &str, max_attempts: u32, events: Option<&[WebhookEvent]>) -> NewTask
             url: "https://hooks.example.com/x".into(),
             events: e.to_vec(),
         }),
+        traceparent: None,
     }
 }
 

@@ -7,10 +7,10 @@
 //! - [`batch`]: group commit of progress reports and attempt ends.
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
-//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped, the previous
-//!   layout's leftovers deleted.
+//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped.
 //! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
 //! - [`webhooks`]: completion webhooks of the served queues delivered, signed, with retries.
+//! - [`metrics`]: the Prometheus listener (`worker.metrics_addr`) and what it counts.
 //!
 //! [`run_until_stopped`] owns shutdown: stop fetching, drain, stop the background loops.
 
@@ -18,6 +18,7 @@ pub mod backend;
 pub mod batch;
 pub mod leases;
 pub mod maintenance;
+pub mod metrics;
 pub mod runner;
 pub mod schedules;
 pub mod wake;
@@ -64,6 +65,12 @@ pub async fn run_until_stopped(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if let Some(addr) = &settings.worker.metrics_addr {
+        metrics::install(addr)?;
+    }
+    for q in &settings.worker.queues {
+        metrics::serve(&q.name, q.concurrency);
+    }
     let conn = store::connect(&settings.redis)?;
     let layout = store::Layout::new(&settings.redis.key_prefix);
     let store = TaskStore::new(conn, layout);

@@ -33,7 +33,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(q) = cli.queues {
         settings.worker.queues = parse_queues(&q)?;
     }
-    telemetry::init("errand-worker", &settings.log, std::io::stdout);
+    let _telemetry = telemetry::init(
+        "errand-worker",
+        &settings.log,
+        &settings.telemetry,
+        std::io::stdout,
+    )?;
     let result = errand_worker::run_until_stopped(settings, shutdown_signal()).await;
     if let Err(e) = &result {
         tracing::error!(error = ?e, "worker failed");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use errand_core::{TaskStore, store::Recover};
+use errand_core::{TaskStore, store::Recover, telemetry::redis_call};
 use tokio_util::sync::CancellationToken;
 
 const SLICE: usize = 500;
@@ -28,9 +28,17 @@ pub async fn run(store: TaskStore, every: Duration, stop: CancellationToken) {
 async fn tick(store: &TaskStore) -> Result<(), errand_core::StoreError> {
     for q in store.queue_names().await? {
         for which in [Recover::Due, Recover::LapsedLeases] {
+            let op = match which {
+                Recover::Due => "recover_due",
+                Recover::LapsedLeases => "recover_lapsed",
+            };
             // Drain in slices; stop after a few so one tick stays short.
             for _ in 0..20 {
-                let (examined, moved) = store.recover(&q, which, SLICE, Utc::now()).await?;
+                let (examined, moved) =
+                    redis_call(op, store.recover(&q, which, SLICE, Utc::now())).await?;
+                if moved > 0 && matches!(which, Recover::LapsedLeases) {
+                    crate::metrics::recovered(moved);
+                }
                 if moved > 0 {
                     tracing::info!(queue = %q, ?which, moved, "re-queued tasks");
                 }
@@ -40,7 +48,7 @@ async fn tick(store: &TaskStore) -> Result<(), errand_core::StoreError> {
             }
         }
         for _ in 0..20 {
-            if store.expire_indexes(&q, SLICE).await? < SLICE {
+            if redis_call("expire", store.expire_indexes(&q, SLICE)).await? < SLICE {
                 break;
             }
         }

@@ -11,6 +11,7 @@ use errand_core::{
     Settings, StoreError, TaskStore,
     store::{AttemptEnd, Claimed, Outcome, ProgressReport},
     task::{Progress, TaskError},
+    telemetry::{self, redis_call},
 };
 use errand_tasks::{Catalog, Failure, TaskContext};
 use futures::FutureExt;
@@ -47,19 +48,26 @@ impl Runner {
         let s = store.clone();
         let reports = Coalescer::start(move |reports: Vec<ProgressReport>| {
             let s = s.clone();
-            async move { s.progress_many(&reports, Utc::now()).await }.boxed()
+            async move { redis_call("progress", s.progress_many(&reports, Utc::now())).await }
+                .boxed()
         });
         let s = store.clone();
         let ends = Coalescer::start(move |ends: Vec<AttemptEnd>| {
             let s = s.clone();
-            async move { s.finish_many(&ends, Utc::now()).await }.boxed()
+            async move { redis_call("finish", s.finish_many(&ends, Utc::now())).await }.boxed()
         });
         (reports, ends)
     }
 
     /// Runs one claimed attempt: the claim was made by the fetch that delivered it.
     pub async fn run(self: Arc<Self>, claimed: Claimed) {
-        let span = tracing::info_span!("task", task_id = %claimed.id, queue = %claimed.queue);
+        // The attempt's span continues the submit's trace (docs/observability.md).
+        let span = tracing::info_span!("task", task_id = %claimed.id, queue = %claimed.queue,
+            kind = %claimed.kind, attempt = claimed.attempt, trace_id = tracing::field::Empty);
+        if let Some(t) = telemetry::continue_trace(&span, claimed.traceparent.as_deref()) {
+            span.record("trace_id", tracing::field::display(t));
+        }
+        let _busy = crate::metrics::busy(&claimed.queue);
         async move {
             if let Err(reason) = &claimed.payload {
                 // The stored record does not decode: fail that task alone.
@@ -87,6 +95,9 @@ impl Runner {
         let cancel = self.abandon.child_token();
         let guard = self.running.enter(&record.queue, &id, cancel.clone());
         tracing::info!(kind = %record.kind, attempt, "attempt started");
+        let metrics = crate::metrics::task(&record.queue, &record.kind);
+        metrics.started(record.queued_at);
+        let began = std::time::Instant::now();
 
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
         let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
@@ -218,6 +229,7 @@ impl Runner {
                 }
             }
         };
+        metrics.ran(&outcome, began.elapsed());
         match &outcome {
             Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
             Outcome::Retry { error, at, .. } => {
@@ -228,18 +240,21 @@ impl Runner {
             }
         }
         let this = self.clone();
+        // JSON logs show the current span's fields only: the finish's lines keep the ids.
+        let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome), task_id = %id,
+            trace_id = telemetry::current_trace_id().map(tracing::field::display));
         tokio::spawn(
             async move {
                 this.end(&record, outcome, progress).await;
                 drop(guard);
             }
-            .in_current_span(),
+            .instrument(finish),
         );
     }
 
     async fn end(&self, record: &Claimed, outcome: Outcome, progress: Option<String>) {
         let id = record.id.as_str();
-        if let Some(false) = self
+        match self
             .retrying("finish", || {
                 self.ends.call(AttemptEnd {
                     id: id.to_owned(),
@@ -251,7 +266,11 @@ impl Runner {
             })
             .await
         {
-            tracing::info!("attempt no longer owned the task; its outcome was not recorded");
+            Some(false) => {
+                tracing::info!("attempt no longer owned the task; its outcome was not recorded")
+            }
+            Some(true) => crate::metrics::task(&record.queue, &record.kind).recorded(&outcome),
+            None => {}
         }
     }
 
@@ -280,6 +299,15 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded(_) => "succeeded",
+        Outcome::Failed(_) => "failed",
+        Outcome::Retry { .. } => "retried",
+        Outcome::Cancelled(_) => "cancelled",
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use errand_core::{TaskStore, settings::ScheduleSettings};
+use errand_core::{TaskStore, settings::ScheduleSettings, telemetry::redis_call};
 use tokio_util::sync::CancellationToken;
 
 /// Schedules read per look; more due at once are fired on the next look, straight away.
@@ -22,11 +22,16 @@ pub async fn run(store: TaskStore, settings: ScheduleSettings, stop: Cancellatio
     }
     let poll = settings.poll();
     loop {
-        let pause = match store
-            .fire_due_schedules(BATCH, settings.misfire_grace())
-            .await
+        let pause = match redis_call(
+            "fire_schedules",
+            store.fire_due_schedules(BATCH, settings.misfire_grace()),
+        )
+        .await
         {
             Ok(report) => {
+                if !report.fired.is_empty() {
+                    crate::metrics::schedules_fired(report.fired.len());
+                }
                 for task in &report.fired {
                     tracing::info!(task_id = %task, "schedule fired");
                 }

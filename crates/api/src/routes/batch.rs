@@ -99,19 +99,21 @@ pub async fn submit_batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     crate::access::charge(&state, &req, tasks.len())?;
-    let submitted = state
-        .store
-        .submit_many(tasks, now)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let submitted =
+        errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now))
+            .await
+            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
     let items: Vec<BatchItem> = submitted
         .into_iter()
         .map(|s| match s {
-            Submitted::Created(r) => BatchItem {
-                id: r.id,
-                state: r.state,
-                created: true,
-            },
+            Submitted::Created(r) => {
+                crate::metrics::submitted(&r.queue, &r.kind);
+                BatchItem {
+                    id: r.id,
+                    state: r.state,
+                    created: true,
+                }
+            }
             Submitted::Existing(r) => BatchItem {
                 id: r.id,
                 state: r.state,

@@ -49,6 +49,7 @@ pub async fn cancel_task(
             Ok(HttpResponse::Accepted().json(r))
         }
         Cancel::Cancelled(r) => {
+            crate::metrics::cancelled(&r.queue, &r.kind);
             tracing::info!(task_id = %id, "task cancelled before it ran");
             Ok(HttpResponse::Ok().json(r))
         }

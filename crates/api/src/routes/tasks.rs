@@ -8,6 +8,7 @@ use errand_core::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::{
@@ -206,6 +207,7 @@ pub fn prepare(
         result_ttl_secs,
         run_at,
         callback: t.callback,
+        traceparent: errand_core::telemetry::current_traceparent(),
     })
 }
 
@@ -236,15 +238,26 @@ pub async fn submit_task(
     crate::access::charge(&state, &req, 1)?;
     let now = Utc::now();
     let body = body.map_err(ApiError::body)?;
-    let task = prepare(&state, idempotency_key(&req), parse_json(&req, &body)?, now)?;
+    let submit = parse_json(&req, &body)?;
+    // The span the stored traceparent names, so the worker's attempts hang under the submit.
+    let span = tracing::info_span!(
+        "submit",
+        task_id = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        queue = tracing::field::Empty
+    );
+    let task = span.in_scope(|| prepare(&state, idempotency_key(&req), submit, now))?;
+    span.record("task_id", task.id.to_string());
+    span.record("kind", task.kind.as_str());
+    span.record("queue", task.queue.as_str());
     let retry_after = state.settings.api.retry_after_secs;
-    match state
-        .store
-        .submit(task, now)
+    match errand_core::telemetry::redis_call("submit", state.store.submit(task, now))
+        .instrument(span)
         .await
         .map_err(|e| ApiError::store(e, retry_after))?
     {
         Submitted::Created(r) => {
+            crate::metrics::submitted(&r.queue, &r.kind);
             tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
@@ -303,9 +316,7 @@ pub async fn get_task(
         Some(secs) if secs > 0 => {
             watch::until_terminal(&state, &id, Duration::from_secs(secs)).await?
         }
-        _ => state
-            .store
-            .get(&id)
+        _ => errand_core::telemetry::redis_call("get", state.store.get(&id))
             .await
             .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?,
     };
@@ -375,16 +386,15 @@ pub async fn list_tasks(
         })
         .transpose()?;
     q.finish()?;
-    let page = state
-        .store
-        .list(&ListQuery {
-            state: task_state,
-            queue,
-            kind,
-            after,
-            limit,
-            budget: (limit * 10).max(1000),
-        })
+    let query = ListQuery {
+        state: task_state,
+        queue,
+        kind,
+        after,
+        limit,
+        budget: (limit * 10).max(1000),
+    };
+    let page = errand_core::telemetry::redis_call("list", state.store.list(&query))
         .await
         .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
     Ok(HttpResponse::Ok().json(TaskPage {

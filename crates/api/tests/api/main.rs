@@ -4,6 +4,7 @@ mod access;
 mod contract;
 mod helpers;
 mod listing;
+mod metrics;
 mod not_now;
 mod openapi;
 mod redis_down;

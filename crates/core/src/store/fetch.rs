@@ -12,6 +12,8 @@ use crate::task::rfc3339;
 
 static FETCH: std::sync::LazyLock<redis::Script> = script!("fetch.lua");
 static RELEASE: std::sync::LazyLock<redis::Script> = script!("release.lua");
+/// Items per claimed task in a fetch's reply.
+const FIELDS: usize = 8;
 
 /// What a worker needs of a task it claimed: the fetch returns this much and no more (the
 /// rest of the record stays in Redis).
@@ -27,6 +29,10 @@ pub struct Claimed {
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
+    /// The submit's W3C trace context, when it was traced.
+    pub traceparent: Option<String>,
+    /// When the task last entered `queued` (its wait before this attempt).
+    pub queued_at: Option<DateTime<Utc>>,
 }
 
 /// One fetch's answer.
@@ -84,7 +90,8 @@ impl TaskStore {
     }
 }
 
-/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs)...}`.
+/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs,
+/// traceparent, updated_at)...}`.
 fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
     let mut it = reply.into_iter();
     let dropped: usize = match it.next() {
@@ -92,13 +99,13 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         None => return Err(StoreError::Protocol("fetch: empty reply".into())),
     };
     let rest: Vec<redis::Value> = it.collect();
-    if !rest.len().is_multiple_of(6) {
+    if !rest.len().is_multiple_of(FIELDS) {
         return Err(StoreError::Protocol(format!(
             "fetch: {} items do not make whole tasks",
             rest.len()
         )));
     }
-    let mut claimed = Vec::with_capacity(rest.len() / 6);
+    let mut claimed = Vec::with_capacity(rest.len() / FIELDS);
     let mut it = rest.into_iter();
     while let Some(id) = it.next() {
         let mut next = || it.next().unwrap_or(redis::Value::Nil);
@@ -111,6 +118,8 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         let max_attempts: u32 = redis::from_redis_value(next())?;
         let timeout: Vec<u8> = redis::from_redis_value(next())?;
         let timeout = std::str::from_utf8(&timeout).unwrap_or_default();
+        let traceparent: Vec<u8> = redis::from_redis_value(next())?;
+        let queued_at: Vec<u8> = redis::from_redis_value(next())?;
         claimed.push(Claimed {
             id,
             queue: queue.to_owned(),
@@ -120,6 +129,13 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
             max_attempts,
             // A timeout that does not parse is no limit rather than a task that never runs.
             timeout_secs: timeout.parse().ok(),
+            traceparent: String::from_utf8(traceparent)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            queued_at: std::str::from_utf8(&queued_at)
+                .ok()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
         });
     }
     Ok(Fetched { claimed, dropped })

@@ -336,6 +336,8 @@ fn plan_tick(
         result_ttl_secs: t.result_ttl_secs,
         run_at: None,
         callback: None,
+        // A fired task's attempts start traces of their own (docs/observability.md).
+        traceparent: None,
     };
     let (id, queue) = (task.id.clone(), task.queue.clone());
     let mut fields = record_fields(&new_record(task, now));

@@ -26,6 +26,8 @@ pub struct NewTask {
     pub run_at: Option<DateTime<Utc>>,
     /// Validated at submit (`WebhookSettings::check_callback`).
     pub callback: Option<Callback>,
+    /// The submit's W3C trace context, continued by the worker (`telemetry`).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -261,6 +263,7 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         schedule_id: None,
         callback: task.callback,
         webhook: None,
+        traceparent: task.traceparent,
     }
 }
 
@@ -289,6 +292,10 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
             "callback",
             serde_json::to_string(cb).expect("a callback serializes"),
         ));
+    }
+    // Only when traces are on: a task without one costs no extra field.
+    if let Some(tp) = &r.traceparent {
+        fields.push(("traceparent", tp.clone()));
     }
     fields
 }

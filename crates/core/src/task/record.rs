@@ -92,6 +92,10 @@ pub struct TaskRecord {
     #[serde(default)]
     #[schema(required = true)]
     pub webhook: Option<WebhookStatus>,
+    /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
+    /// spans continue that trace. Internal (not served): a trace id is found in the logs.
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// A record read back from Redis did not have the shape errand writes. Only a bug or a
@@ -174,6 +178,7 @@ impl TaskRecord {
             schedule_id: opt(&mut h, "schedule_id"),
             callback: opt_json(&mut h, "callback")?,
             webhook: opt_json(&mut h, "webhook")?,
+            traceparent: opt(&mut h, "traceparent"),
         })
     }
 }

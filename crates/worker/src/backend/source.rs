@@ -124,7 +124,10 @@ impl ErrandBackend {
         );
         self.fetching = Some(
             async move {
-                let fetched = store.fetch(&queue, n, &worker, lease, &token, Utc::now());
+                let fetched = errand_core::telemetry::redis_call(
+                    "fetch",
+                    store.fetch(&queue, n, &worker, lease, &token, Utc::now()),
+                );
                 (n, fetched.await)
             }
             .boxed(),

@@ -11,17 +11,20 @@
 -- ARGV[A]: queue, [A+1]: most tasks, [A+2]: worker, [A+3]: now rfc3339, [A+4]: lease ms,
 --   [A+5]: fetch token
 -- Returns {dropped, then per claimed task: id, kind, payload, attempt, max_attempts,
---   timeout_secs or ''} (just what the worker runs it with).
+--   timeout_secs or '', traceparent or '', updated_at} (just what the worker runs it with;
+--   updated_at of a queued task is when it entered the queue: its wait, for the metrics).
 local queue, n, worker, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
 local lease = tonumber(ARGV[A + 4])
 local memo = fetch_memo(queue, ARGV[A + 5])
-local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker'}
+local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker',
+  'traceparent', 'updated_at'}
 
 -- One claimed task's part of the reply, from its FIELDS as read.
 local function reply(out, id, f, attempt)
   local k = #out
   out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5]
   out[k + 4], out[k + 5], out[k + 6] = attempt, f[3], f[6] or ''
+  out[k + 7], out[k + 8] = f[8] or '', f[9] or ''
 end
 
 local seen = redis.call('LRANGE', memo, 0, -1)

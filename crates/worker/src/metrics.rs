@@ -1,0 +1,254 @@
+//! The worker's Prometheus metrics, served on `worker.metrics_addr` (off when unset: no
+//! recorder is installed and every handle below is a no-op).
+//!
+//! A worker counts only what it did itself (the attempts it started and finished, the
+//! lapsed leases its upkeep recovered, the schedule ticks it fired), so summing over every
+//! worker and api process counts each event once. Queue-wide figures read from Redis are the
+//! api's (`GET /metrics` there). docs/observability.md lists every metric.
+//!
+//! Handles are resolved once per (queue, kind) and kept: an attempt costs a map read and a
+//! few atomic adds, not a registry lookup with label strings.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, LazyLock, OnceLock, RwLock},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use errand_core::store::Outcome;
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Latency buckets (seconds), the api's too: 1 ms to 10 min.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 600.0,
+];
+
+static INSTALLED: OnceLock<SocketAddr> = OnceLock::new();
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("worker.metrics_addr `{0}` is not host:port with an IP address")]
+    Addr(String),
+    #[error("worker.metrics_addr {addr}: cannot serve metrics: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: metrics_exporter_prometheus::BuildError,
+    },
+}
+
+/// Starts the `/metrics` listener and installs the recorder. Once per process: a second call
+/// (several workers in one test process) keeps the first listener.
+pub fn install(addr: &str) -> Result<(), MetricsError> {
+    let addr: SocketAddr = addr.parse().map_err(|_| MetricsError::Addr(addr.into()))?;
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .and_then(|b| b.install())
+        .map_err(|source| MetricsError::Listen { addr, source })?;
+    let _ = INSTALLED.set(addr);
+    describe();
+    // Present from the start at 0, so `rate()` and `increase()` see the first event.
+    counter!("errand_tasks_recovered_total").absolute(0);
+    counter!("errand_schedules_fired_total").absolute(0);
+    tracing::info!(%addr, "serving metrics at /metrics");
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "errand_tasks_started_total",
+        "Attempts this worker started."
+    );
+    describe_counter!(
+        "errand_tasks_succeeded_total",
+        "Tasks this worker finished successfully."
+    );
+    describe_counter!(
+        "errand_tasks_failed_total",
+        "Tasks this worker failed for good (no attempt left, or not retryable)."
+    );
+    describe_counter!(
+        "errand_tasks_retried_total",
+        "Attempts this worker failed that will be retried after a backoff."
+    );
+    describe_counter!(
+        "errand_tasks_cancelled_total",
+        "Running tasks this worker stopped on a cancel request."
+    );
+    describe_histogram!(
+        "errand_task_run_duration_seconds",
+        Unit::Seconds,
+        "Time an attempt ran, by outcome."
+    );
+    describe_histogram!(
+        "errand_task_queue_wait_seconds",
+        Unit::Seconds,
+        "Time a task waited in `queued` before this attempt started."
+    );
+    describe_counter!(
+        "errand_tasks_recovered_total",
+        "Running tasks whose worker was lost (lease lapsed), re-queued by this worker's upkeep."
+    );
+    describe_counter!(
+        "errand_schedules_fired_total",
+        "Schedule ticks this worker fired."
+    );
+    describe_gauge!(
+        "errand_worker_slots",
+        "This worker's concurrency per served queue."
+    );
+    describe_gauge!(
+        "errand_worker_busy_slots",
+        "Attempts this worker is running per queue."
+    );
+    describe_histogram!(
+        errand_core::telemetry::REDIS_SECONDS,
+        Unit::Seconds,
+        "Redis call latency by operation."
+    );
+    describe_counter!(
+        errand_core::telemetry::REDIS_ERRORS,
+        "Redis calls that failed, by operation."
+    );
+}
+
+/// The handles of one (queue, kind).
+pub struct TaskMetrics {
+    started: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    retried: Counter,
+    cancelled: Counter,
+    run: [Histogram; 4],
+    wait: Histogram,
+}
+
+const OUTCOMES: [&str; 4] = ["succeeded", "failed", "retried", "cancelled"];
+
+fn outcome_index(o: &Outcome) -> usize {
+    match o {
+        Outcome::Succeeded(_) => 0,
+        Outcome::Failed(_) => 1,
+        Outcome::Retry { .. } => 2,
+        Outcome::Cancelled(_) => 3,
+    }
+}
+
+impl TaskMetrics {
+    fn new(queue: &str, kind: &str) -> Self {
+        let (q, k) = (queue.to_owned(), kind.to_owned());
+        let c = |name: &'static str| counter!(name, "queue" => q.clone(), "kind" => k.clone());
+        Self {
+            started: c("errand_tasks_started_total"),
+            succeeded: c("errand_tasks_succeeded_total"),
+            failed: c("errand_tasks_failed_total"),
+            retried: c("errand_tasks_retried_total"),
+            cancelled: c("errand_tasks_cancelled_total"),
+            run: OUTCOMES.map(|o| {
+                histogram!("errand_task_run_duration_seconds", "queue" => q.clone(), "kind" => k.clone(), "outcome" => o)
+            }),
+            wait: histogram!("errand_task_queue_wait_seconds", "queue" => q.clone(), "kind" => k.clone()),
+        }
+    }
+
+    /// An attempt started now; `queued_at` is when its task entered the queue.
+    pub fn started(&self, queued_at: Option<DateTime<Utc>>) {
+        self.started.increment(1);
+        if let Some(at) = queued_at {
+            let waited = (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0;
+            self.wait.record(waited);
+        }
+    }
+
+    /// The attempt's work ended after `ran` with `outcome` (recorded or not).
+    pub fn ran(&self, outcome: &Outcome, ran: Duration) {
+        self.run[outcome_index(outcome)].record(ran.as_secs_f64());
+    }
+
+    /// The outcome is on the record: the task's state changed because of this worker.
+    pub fn recorded(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Succeeded(_) => &self.succeeded,
+            Outcome::Failed(_) => &self.failed,
+            Outcome::Retry { .. } => &self.retried,
+            Outcome::Cancelled(_) => &self.cancelled,
+        }
+        .increment(1);
+    }
+}
+
+type Key = (String, String);
+static TASKS: LazyLock<RwLock<HashMap<Key, Arc<TaskMetrics>>>> = LazyLock::new(Default::default);
+
+/// The handles of `queue` and `kind` (kinds come from the catalog and queues from the
+/// worker's configuration, so the set is bounded).
+pub fn task(queue: &str, kind: &str) -> Arc<TaskMetrics> {
+    let key = (queue.to_owned(), kind.to_owned());
+    if let Some(m) = TASKS.read().ok().and_then(|m| m.get(&key).cloned()) {
+        return m;
+    }
+    let m = Arc::new(TaskMetrics::new(queue, kind));
+    match TASKS.write() {
+        Ok(mut map) => map.entry(key).or_insert(m).clone(),
+        Err(_) => m,
+    }
+}
+
+/// Per-queue slot gauges of this process.
+pub struct Slots {
+    busy: Gauge,
+}
+
+static SLOTS: LazyLock<RwLock<HashMap<String, Arc<Slots>>>> = LazyLock::new(Default::default);
+
+/// Says this process serves `queue` with `concurrency` slots.
+pub fn serve(queue: &str, concurrency: usize) {
+    gauge!("errand_worker_slots", "queue" => queue.to_owned()).set(concurrency as f64);
+    slots(queue);
+}
+
+fn slots(queue: &str) -> Arc<Slots> {
+    if let Some(s) = SLOTS.read().ok().and_then(|m| m.get(queue).cloned()) {
+        return s;
+    }
+    let s = Arc::new(Slots {
+        busy: gauge!("errand_worker_busy_slots", "queue" => queue.to_owned()),
+    });
+    match SLOTS.write() {
+        Ok(mut m) => m.entry(queue.to_owned()).or_insert(s).clone(),
+        Err(_) => s,
+    }
+}
+
+/// Holds one busy slot of `queue` while alive.
+pub struct Busy(Arc<Slots>);
+
+pub fn busy(queue: &str) -> Busy {
+    let s = slots(queue);
+    s.busy.increment(1.0);
+    Busy(s)
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.decrement(1.0);
+    }
+}
+
+/// Running tasks of lost workers this process's upkeep put back in their queue.
+pub fn recovered(n: usize) {
+    counter!("errand_tasks_recovered_total").increment(n as u64);
+}
+
+/// Schedule ticks this process fired.
+pub fn schedules_fired(n: usize) {
+    counter!("errand_schedules_fired_total").increment(n as u64);
+}
