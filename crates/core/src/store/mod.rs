@@ -19,6 +19,8 @@
 //! - [`migrate`](TaskStore::migrate): the previous layouts (untagged keys; before that,
 //!   apalis-redis's) converted to this one.
 //! - `locate`: which queue (so which hash slot) an id's task lives in.
+//! - [`claim_webhooks`](TaskStore::claim_webhooks), [`settle_webhook`](TaskStore::settle_webhook):
+//!   the webhook outbox, which every terminal transition writes (`webhooks.rs`).
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
 //!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
 //!   `pubsub`.
@@ -43,6 +45,7 @@ mod retry;
 mod schedules;
 mod script;
 mod submit;
+mod webhooks;
 mod workers;
 
 pub use cancel::Cancel;
@@ -59,6 +62,7 @@ pub use recover::Recover;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use submit::{NewTask, Submitted};
+pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
 
 #[derive(Clone)]
