@@ -124,6 +124,10 @@ fn describe() {
         "Entries in the queue's ready list, read from Redis."
     );
     describe_gauge!(
+        "errand_queue_paused",
+        "1 while the queue is paused (its workers take none of its tasks), else 0."
+    );
+    describe_gauge!(
         "errand_workers_live",
         "Worker processes with a live heartbeat."
     );
@@ -243,6 +247,16 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let up = queues.is_ok() && workers.is_ok();
     gauge!("errand_redis_up").set(if up { 1.0 } else { 0.0 });
     if let Ok(queues) = queues {
+        let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+        if let Ok(paused) = redis_call("paused", store.paused(&names)).await {
+            for (name, at) in names.iter().zip(paused) {
+                gauge!("errand_queue_paused", "queue" => name.clone()).set(if at.is_some() {
+                    1.0
+                } else {
+                    0.0
+                });
+            }
+        }
         for q in queues {
             for (s, n) in &q.counts {
                 gauge!("errand_queue_tasks", "queue" => q.name.clone(), "state" => s.as_str())

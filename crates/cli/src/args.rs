@@ -1,6 +1,6 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
-use errand_client::TaskState;
+use errand_client::{TaskState, WebhookEvent};
 
 /// The command line for errand, a Redis-backed task queue.
 ///
@@ -82,6 +82,12 @@ pub struct Submit {
     /// Per-attempt time limit in seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// POST a signed webhook to this URL when the task ends (docs/webhooks.md).
+    #[arg(long, value_name = "URL")]
+    pub callback: Option<String>,
+    /// Only for these endings (comma-separated: succeeded,failed,cancelled; default all).
+    #[arg(long, value_name = "EVENTS", value_delimiter = ',', requires = "callback", value_parser = parse_event)]
+    pub callback_events: Vec<WebhookEvent>,
     /// Follow the task to its end (progress bar on a terminal); exit with its outcome.
     #[arg(long, short)]
     pub wait: bool,
@@ -104,6 +110,11 @@ pub struct List {
     /// Every matching task, page after page.
     #[arg(long)]
     pub all: bool,
+}
+
+fn parse_event(s: &str) -> Result<WebhookEvent, String> {
+    s.parse::<WebhookEvent>()
+        .map_err(|e| format!("{e}; one of succeeded, failed, cancelled"))
 }
 
 fn parse_state(s: &str) -> Result<TaskState, String> {

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use errand_client::{Schedule, TaskRecord};
+use errand_client::{Schedule, TaskRecord, WebhookState};
 
 pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -97,6 +97,30 @@ pub fn record(out: &mut impl Write, r: &TaskRecord) -> std::io::Result<()> {
     }
     if let Some(e) = &r.error {
         rows.push(("error", format!("{}: {}", e.kind, e.message)));
+    }
+    if let Some(cb) = &r.callback {
+        rows.push(("callback", cb.url.clone()));
+    }
+    if let Some(w) = &r.webhook {
+        let mut v = format!(
+            "{} {} ({} attempt{}",
+            w.event.as_str(),
+            match w.state {
+                WebhookState::Pending => "pending",
+                WebhookState::Delivered => "delivered",
+                WebhookState::Failed => "failed",
+            },
+            w.attempts,
+            if w.attempts == 1 { "" } else { "s" }
+        );
+        if let Some(e) = &w.last_error {
+            v.push_str(&format!("; last: {e}"));
+        }
+        if w.next_attempt_at.is_some() {
+            v.push_str(&format!("; next {}", opt_time(w.next_attempt_at)));
+        }
+        v.push(')');
+        rows.push(("webhook", v));
     }
     for (k, v) in rows {
         writeln!(out, "{k:<10}{v}")?;

@@ -40,6 +40,9 @@ pub async fn run(cli: Cli) -> Res {
             t.delay_secs = s.delay;
             t.max_attempts = s.max_attempts;
             t.timeout_secs = s.timeout;
+            if let Some(url) = s.callback {
+                t = t.callback(url, &s.callback_events);
+            }
             let r = client.submit(&t).await?;
             if s.wait {
                 if !json {

@@ -496,3 +496,60 @@ async fn redis_down_exits_unreachable_with_the_retry_hint() {
         "{line}"
     );
 }
+
+/// `--callback` (with `--callback-events`) reaches the record and `get` shows the
+/// delivery; a callback the server's destination policy refuses is a one-line error naming
+/// `callback.url`.
+#[tokio::test]
+async fn submit_with_a_callback() {
+    let e = env_with(true, |e| {
+        e.with(
+            "ERRAND__WEBHOOKS__SECRETS",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+    })
+    .await;
+    let ok = errand(
+        &e,
+        &[
+            "submit",
+            "noop",
+            "--callback",
+            "https://hooks.example.com/errand",
+            "--callback-events",
+            "succeeded,failed",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let r = ok.json();
+    assert_eq!(r["callback"]["url"], "https://hooks.example.com/errand");
+    assert_eq!(
+        r["callback"]["events"],
+        serde_json::json!(["succeeded", "failed"])
+    );
+
+    let refused = errand(&e, &["submit", "noop", "--callback", "http://127.0.0.1:9/"]).await;
+    assert_eq!(refused.code, 5);
+    assert!(
+        one_line_error(&refused).contains("callback.url"),
+        "{}",
+        refused.stderr
+    );
+    let bad = errand(
+        &e,
+        &[
+            "submit",
+            "noop",
+            "--callback",
+            "https://h.example.com/",
+            "--callback-events",
+            "done",
+        ],
+    )
+    .await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("one of succeeded"), "{}", bad.stderr);
+}

@@ -41,7 +41,10 @@ use serde::de::DeserializeOwned;
 pub use errand_core::{
     schedule::{Misfire, Schedule},
     store::{WorkerInfo, WorkerQueue},
-    task::{Progress, TaskError, TaskId, TaskRecord, TaskState},
+    task::{
+        Callback, Progress, TaskError, TaskId, TaskRecord, TaskState, WebhookEvent, WebhookState,
+        WebhookStatus,
+    },
 };
 pub use error::{Error, Problem};
 pub use sse::TaskEvent;

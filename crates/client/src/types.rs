@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use errand_core::{
     schedule::Schedule,
     store::WorkerInfo,
-    task::{TaskId, TaskRecord, TaskState},
+    task::{Callback, TaskId, TaskRecord, TaskState, WebhookEvent},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,6 +44,9 @@ pub struct SubmitTask {
     pub run_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_ttl_secs: Option<u64>,
+    /// A signed webhook when the task ends (docs/webhooks.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
 }
 
 impl SubmitTask {
@@ -83,6 +86,26 @@ impl SubmitTask {
     }
     pub fn result_ttl_secs(mut self, s: u64) -> Self {
         self.result_ttl_secs = Some(s);
+        self
+    }
+    /// POST a signed webhook to `url` when the task ends with one of `events` (all three
+    /// endings when empty).
+    ///
+    /// ```
+    /// use errand_client::{SubmitTask, WebhookEvent};
+    /// let t = SubmitTask::new("noop").callback("https://hooks.example.com/errand", &[WebhookEvent::Failed]);
+    /// assert_eq!(serde_json::to_value(&t).unwrap()["callback"]["events"], serde_json::json!(["failed"]));
+    /// ```
+    pub fn callback(mut self, url: impl Into<String>, events: &[WebhookEvent]) -> Self {
+        let events = if events.is_empty() {
+            WebhookEvent::ALL.to_vec()
+        } else {
+            events.to_vec()
+        };
+        self.callback = Some(Callback {
+            url: url.into(),
+            events,
+        });
         self
     }
 }

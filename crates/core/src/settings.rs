@@ -10,9 +10,11 @@ use serde::Deserialize;
 mod access;
 mod destinations;
 mod email;
+mod webhooks;
 pub use access::{ApiKey, MIN_PRODUCTION_KEY_CHARS, RateLimitSettings, Scope};
 pub use destinations::{DestinationPolicy, DestinationSettings, HostVerdict};
 pub use email::{EmailSettings, EmailTransport, SmtpSettings, SmtpTls};
+pub use webhooks::{MAX_CALLBACK_URL_BYTES, WebhookSecret, WebhookSettings, policy_message};
 
 const EMBEDDED_BASE: &str = include_str!("../../../config/base.yaml");
 /// Compiled in too, under the files on disk, so `ERRAND_ENV=production` is safe by default
@@ -67,6 +69,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub schedules: ScheduleSettings,
     pub email: EmailSettings,
+    pub webhooks: WebhookSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     /// The `ERRAND_ENV` these settings were loaded for.
@@ -288,7 +291,10 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("api.api_keys")
                     .with_list_parse_key("tasks.http_destinations.allow")
-                    .with_list_parse_key("tasks.http_destinations.deny"),
+                    .with_list_parse_key("tasks.http_destinations.deny")
+                    .with_list_parse_key("webhooks.secrets")
+                    .with_list_parse_key("webhooks.destinations.allow")
+                    .with_list_parse_key("webhooks.destinations.deny"),
             )
             .build()?
             .try_deserialize()?;
@@ -354,6 +360,15 @@ impl Settings {
         }
         if t.email_max_recipients == 0 {
             return bad("tasks.email_max_recipients must be at least 1");
+        }
+        let w = &self.webhooks;
+        if w.timeout_ms == 0 || w.concurrency == 0 || w.poll_ms == 0 || w.initial_retry_ms == 0 {
+            return bad(
+                "webhooks.timeout_ms, concurrency, poll_ms and initial_retry_ms must be at least 1",
+            );
+        }
+        if w.max_retry_ms < w.initial_retry_ms {
+            return bad("webhooks.max_retry_ms must be at least initial_retry_ms");
         }
         let r = &self.api.rate_limit;
         if !(r.submits_per_sec.is_finite() && r.submits_per_sec >= 0.0) {

@@ -91,6 +91,7 @@ impl RedisCluster {
             .unwrap_or_else(|e| panic!("cannot run `{cli}` ({e})"));
         assert!(status.success(), "redis-cli --cluster create failed");
         cluster.wait_ok().await;
+        cluster.wait_replicas_synced().await;
         cluster
     }
 
@@ -115,6 +116,37 @@ impl RedisCluster {
             })
             .await;
         }
+    }
+
+    /// Waits until the three replicas' links to their masters are up (their first sync
+    /// done): only then does a failover keep what the master had.
+    pub async fn wait_replicas_synced(&self) {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect();
+        wait_for("3 replicas to sync", Duration::from_secs(60), || {
+            let urls = urls.clone();
+            async move {
+                let mut synced = 0;
+                for url in urls {
+                    let c = redis::Client::open(url).ok()?;
+                    let mut c = c.get_multiplexed_async_connection().await.ok()?;
+                    let info: String = redis::cmd("INFO")
+                        .arg("replication")
+                        .query_async(&mut c)
+                        .await
+                        .ok()?;
+                    if info.contains("master_link_status:up") {
+                        synced += 1;
+                    }
+                }
+                (synced >= 3).then_some(())
+            }
+        })
+        .await;
     }
 
     /// `redis+cluster://` naming every node (errand's `redis.url` for a cluster).

@@ -7,9 +7,9 @@
 //! - [`batch`]: group commit of progress reports and attempt ends.
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
-//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped, the previous
-//!   layout's leftovers deleted.
+//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped.
 //! - [`schedules`]: periodic schedules fired, each tick exactly once across all workers.
+//! - [`webhooks`]: completion webhooks of the served queues delivered, signed, with retries.
 //! - [`metrics`]: the Prometheus listener (`worker.metrics_addr`) and what it counts.
 //!
 //! [`run_until_stopped`] owns shutdown: stop fetching, drain, stop the background loops.
@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod runner;
 pub mod schedules;
 pub mod wake;
+pub mod webhooks;
 
 use std::{
     future::Future,
@@ -129,6 +130,18 @@ pub async fn run_until_stopped(
             }
         },
     );
+    let queues: Vec<String> = settings
+        .worker
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    let webhooks = tokio::spawn(webhooks::run(
+        store.clone(),
+        settings.webhooks.clone(),
+        queues.clone(),
+        stop_fetching.clone(),
+    ));
     let upkeep = tokio::spawn(maintenance::run(
         store.clone(),
         Duration::from_millis(250),
@@ -213,6 +226,8 @@ pub async fn run_until_stopped(
         );
         abandon.cancel();
     }
+    // Attempts in flight finish (each within webhooks.timeout_ms) and record their outcome.
+    let _ = webhooks.await;
     stop_background.cancel();
     let _ = upkeep.await;
     let _ = tokio::task::spawn_blocking(move || lease_thread.join()).await;

@@ -103,6 +103,7 @@ fn define(state: &AppState, s: CreateSchedule) -> Result<(NewSchedule, CronSpec)
             delay_secs: None,
             run_at: None,
             result_ttl_secs: s.result_ttl_secs,
+            callback: None,
         },
         Utc::now(),
     )?;

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
     store::{Cursor, ListQuery, NewTask, Submitted},
-    task::{TaskId, TaskRecord, TaskState},
+    task::{Callback, TaskId, TaskRecord, TaskState},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,6 +53,10 @@ pub struct SubmitTask {
     /// How long the record stays readable once terminal (1 to 2592000 s).
     #[schema(minimum = 1, maximum = 2592000)]
     pub result_ttl_secs: Option<u64>,
+    /// A signed webhook POSTed to `url` when the task ends with one of `events`
+    /// (docs/webhooks.md). The URL must pass `webhooks.destinations` (422 naming
+    /// `callback.url` otherwise).
+    pub callback: Option<Callback>,
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -186,6 +190,13 @@ pub fn prepare(
         }
         (None, at) => at,
     };
+    if let Some(cb) = &t.callback {
+        state
+            .settings
+            .webhooks
+            .check_callback(cb)
+            .map_err(|(field, why)| ApiError::invalid(field, why))?;
+    }
     Ok(NewTask {
         id,
         kind: kind.to_owned(),
@@ -195,6 +206,7 @@ pub fn prepare(
         timeout_secs,
         result_ttl_secs,
         run_at,
+        callback: t.callback,
         traceparent: errand_core::telemetry::current_traceparent(),
     })
 }

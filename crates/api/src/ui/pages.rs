@@ -642,6 +642,21 @@ pub async fn task(
                     None => "— (submitted by a client)",
                 }
             }
+            @if let Some(cb) = &r.callback {
+                dt { "Webhook" } dd.mono { (cb.url) }
+                dt { "Delivery" } dd {
+                    @match &r.webhook {
+                        Some(w) => {
+                            (format!("{:?}", w.state).to_lowercase()) " · " (w.event.as_str())
+                            " · " (w.attempts) " attempt(s)"
+                            @if let Some(st) = w.last_status { " · last answered " (st) }
+                            @if let Some(e) = &w.last_error { " · " (e) }
+                            @if let Some(at) = w.next_attempt_at { " · next " (ts(at)) }
+                        }
+                        None => "none yet (sent when the task ends)",
+                    }
+                }
+            }
         }
         h2 { "Payload" }
         (json_block(&r.payload))

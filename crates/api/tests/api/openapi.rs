@@ -163,3 +163,41 @@ async fn swagger_ui_is_served_offline() {
         .unwrap();
     assert_eq!(res.status(), 200, "/docs redirects to the UI");
 }
+
+/// Submits accept `callback`, records show `webhook`, and the message a callback receives is
+/// documented as an OpenAPI webhook, in the product document too.
+#[tokio::test]
+async fn callbacks_and_their_webhook_are_documented() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi/product.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let submit = &schemas["SubmitNoop"]["properties"]["callback"];
+    assert!(
+        submit.to_string().contains("#/components/schemas/Callback"),
+        "{submit}"
+    );
+    assert_eq!(schemas["Callback"]["required"], serde_json::json!(["url"]));
+    let record = &schemas["NoopTaskRecord"];
+    assert!(
+        record["required"]
+            .as_array()
+            .unwrap()
+            .contains(&"webhook".into())
+    );
+    assert!(schemas["WebhookStatus"]["properties"]["attempts"].is_object());
+    let hook = &doc["webhooks"]["taskEnded"]["post"];
+    let headers: Vec<&str> = hook["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    );
+    assert_eq!(
+        schemas["WebhookPayload"]["properties"]["type"]["enum"],
+        serde_json::json!(["task.succeeded", "task.failed", "task.cancelled"])
+    );
+}

@@ -133,6 +133,19 @@ impl Layout {
         format!("{}stats:{minute}", self.tag(queue))
     }
 
+    /// Zset of `queue`'s pending webhook deliveries by the ms their next attempt is due (a
+    /// claimed one: when its claim lapses). The outbox: written in the same script call as
+    /// the task's terminal transition.
+    pub fn webhook_due(&self, queue: &str) -> String {
+        format!("{}webhook:due", self.tag(queue))
+    }
+
+    /// Hash of one pending webhook delivery of a `queue` task (what to send, attempts so
+    /// far); deleted once delivered or given up.
+    pub fn webhook_delivery(&self, queue: &str, delivery: &str) -> String {
+        format!("{}webhook:d:{delivery}", self.tag(queue))
+    }
+
     /// The fixed ARGV head every store script starts with (see `lua/prelude.lua`): the
     /// prefix, and whether the script may reach outside its slot (`cross`: a single Redis).
     pub(super) fn script_head(&self, cross: bool) -> [String; 2] {
@@ -157,7 +170,7 @@ mod tests {
             include_str!("lua/prelude.lua"),
             "\nreturn {record_key('q', 'T1'), pointer_key('T1'), ready_list('q'), queue_index('q'),
               state_index('q', 'running'), delayed_key('q'), fetch_memo('q', 'T'), QUEUES,
-              P .. 'events', P .. 'wake:q', P .. 'cancel'}"
+              P .. 'events', P .. 'wake:q', P .. 'cancel', webhook_due('q'), webhook_delivery('q', 'T1.1')}"
         ));
         let mut inv = probe.prepare_invoke();
         for a in l.script_head(true) {
@@ -177,6 +190,8 @@ mod tests {
             l.events_channel(),
             l.wake_channel("q"),
             l.cancel_channel(),
+            l.webhook_due("q"),
+            l.webhook_delivery("q", "T1.1"),
         ];
         assert_eq!(derived, named);
 

@@ -23,6 +23,8 @@
 //!   the dashboard's queue brake (`pause.lua`; `fetch.lua` checks it);
 //!   [`history`](TaskStore::history): per-minute finish counts (`stats.lua`, written by
 //!   `finish.lua`).
+//! - [`claim_webhooks`](TaskStore::claim_webhooks), [`settle_webhook`](TaskStore::settle_webhook):
+//!   the webhook outbox, which every terminal transition writes (`webhooks.rs`).
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
 //!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
 //!   `pubsub`.
@@ -49,6 +51,7 @@ mod schedules;
 mod script;
 mod stats;
 mod submit;
+mod webhooks;
 mod workers;
 
 pub use cancel::Cancel;
@@ -66,6 +69,7 @@ pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use stats::{Bucket, FailedAttempt, History};
 pub use submit::{NewTask, Submitted};
+pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
 
 #[derive(Clone)]

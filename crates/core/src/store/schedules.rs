@@ -335,6 +335,7 @@ fn plan_tick(
         timeout_secs: t.timeout_secs,
         result_ttl_secs: t.result_ttl_secs,
         run_at: None,
+        callback: None,
         // A fired task's attempts start traces of their own (docs/observability.md).
         traceparent: None,
     };

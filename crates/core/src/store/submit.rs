@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{StoreError, TaskStore, script::script};
-use crate::task::{TaskId, TaskRecord, TaskState, rfc3339};
+use crate::task::{Callback, TaskId, TaskRecord, TaskState, rfc3339};
 
 static SUBMIT: std::sync::LazyLock<redis::Script> = script!("submit.lua");
 static CLAIM: std::sync::LazyLock<redis::Script> = script!("claim.lua");
@@ -24,6 +24,8 @@ pub struct NewTask {
     pub result_ttl_secs: u64,
     /// Run no earlier than this; `None` means now.
     pub run_at: Option<DateTime<Utc>>,
+    /// Validated at submit (`WebhookSettings::check_callback`).
+    pub callback: Option<Callback>,
     /// The submit's W3C trace context, continued by the worker (`telemetry`).
     pub traceparent: Option<String>,
 }
@@ -259,6 +261,8 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         worker: None,
         cancel_requested: false,
         schedule_id: None,
+        callback: task.callback,
+        webhook: None,
         traceparent: task.traceparent,
     }
 }
@@ -283,6 +287,12 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
         ("scheduled_for", opt_time(r.scheduled_for)),
         ("updated_at", rfc3339(r.updated_at)),
     ];
+    if let Some(cb) = &r.callback {
+        fields.push((
+            "callback",
+            serde_json::to_string(cb).expect("a callback serializes"),
+        ));
+    }
     // Only when traces are on: a task without one costs no extra field.
     if let Some(tp) = &r.traceparent {
         fields.push(("traceparent", tp.clone()));

@@ -4,7 +4,9 @@
 mod id;
 pub(crate) mod record;
 mod state;
+mod webhook;
 
 pub use id::{InvalidTaskId, TaskId};
 pub use record::{Progress, TaskError, TaskRecord, rfc3339};
 pub use state::{TaskState, UnknownState};
+pub use webhook::{Callback, WebhookEvent, WebhookState, WebhookStatus};

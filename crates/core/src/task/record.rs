@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{TaskId, TaskState};
+use super::{Callback, TaskId, TaskState, WebhookStatus};
 
 /// How far a running task has got, as reported by the task itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -84,6 +84,14 @@ pub struct TaskRecord {
     #[serde(default)]
     #[schema(required = true, example = "nightly-report")]
     pub schedule_id: Option<String>,
+    /// Where errand POSTs a signed webhook when the task ends (docs/webhooks.md); null for none.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub callback: Option<Callback>,
+    /// The latest webhook delivery; null until the task ends with an event its callback asked for.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub webhook: Option<WebhookStatus>,
     /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
     /// spans continue that trace. Internal (not served): a trace id is found in the logs.
     #[serde(skip)]
@@ -168,6 +176,8 @@ impl TaskRecord {
             worker: opt(&mut h, "worker"),
             cancel_requested: opt(&mut h, "cancel_requested").is_some_and(|v| v == "1"),
             schedule_id: opt(&mut h, "schedule_id"),
+            callback: opt_json(&mut h, "callback")?,
+            webhook: opt_json(&mut h, "webhook")?,
             traceparent: opt(&mut h, "traceparent"),
         })
     }

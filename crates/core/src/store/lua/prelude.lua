@@ -57,6 +57,41 @@ local function flush_events()
   if #EVENTS > 0 then redis.call('PUBLISH', P .. 'events', table.concat(EVENTS, '\n')) end
 end
 
+-- Webhook outbox (store/webhooks.rs): per queue, a zset of delivery ids by the ms their
+-- next attempt is due, and a hash per delivery.
+local function webhook_due(queue) return tag(queue) .. 'webhook:due' end
+local function webhook_delivery(queue, did) return tag(queue) .. 'webhook:d:' .. did end
+
+-- Record fields a webhook's `data` leaves out: the input (it can be large, and the
+-- receiver sent it) and errand's own bookkeeping.
+local WEBHOOK_SKIP = {payload = true, callback = true, webhook = true, webhook_seq = true,
+  traceparent = true, attempt_errors = true}
+
+-- Puts a webhook delivery for task `id` entering terminal state `event` into its queue's
+-- outbox, due at once, when the record's callback asks for that event. Called from
+-- `transition`, so every way a task ends writes its delivery in the same script call as
+-- the state change: a crash can lose neither. The delivery keeps a snapshot of the record
+-- as it ended, so a later manual retry cannot change what this event says.
+local function queue_webhook(key, id, queue, event, ms)
+  local raw = redis.call('HGET', key, 'callback')
+  if not raw or raw == '' then return end
+  local ok, cb = pcall(cjson.decode, raw)
+  if not ok or type(cb) ~= 'table' or type(cb.url) ~= 'string' or type(cb.events) ~= 'table' then return end
+  local wanted = false
+  for _, e in ipairs(cb.events) do if e == event then wanted = true end end
+  if not wanted then return end
+  local seq = redis.call('HINCRBY', key, 'webhook_seq', 1)
+  local did = id .. '.' .. seq
+  redis.call('HSET', key, 'webhook', cjson.encode({id = did, event = event, state = 'pending', attempts = 0}))
+  local snap, all = {}, redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if not WEBHOOK_SKIP[all[i]] then snap[#snap + 1] = all[i]; snap[#snap + 1] = all[i + 1] end
+  end
+  redis.call('HSET', webhook_delivery(queue, did), 'task', id, 'seq', seq, 'event', event,
+    'url', cb.url, 'snapshot', cjson.encode(snap), 'ended_ms', ms, 'attempts', 0)
+  redis.call('ZADD', webhook_due(queue), ms, did)
+end
+
 -- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on
 -- create), and gives a record entering a terminal state its TTL (and takes it away from a
 -- record leaving one, on manual retry). Every state change goes through here. `ms` is now
@@ -70,6 +105,7 @@ local function transition(key, id, queue, from, to, ms, ttl)
     if TERMINAL[from] then redis.call('PERSIST', key) end
   end
   if TERMINAL[to] then
+    queue_webhook(key, id, queue, to, ms)
     ttl = tonumber(ttl or redis.call('HGET', key, 'result_ttl_secs')) or 86400
     redis.call('EXPIRE', key, ttl)
     ms = ms + ttl * 1000
