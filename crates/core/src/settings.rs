@@ -12,7 +12,7 @@ mod destinations;
 mod email;
 mod webhooks;
 pub use access::{ApiKey, MIN_PRODUCTION_KEY_CHARS, RateLimitSettings, Scope};
-pub use destinations::{DestinationPolicy, DestinationSettings, HostVerdict};
+pub use destinations::{DestinationPolicy, DestinationSettings, HostVerdict, Unresolved};
 pub use email::{EmailSettings, EmailTransport, SmtpSettings, SmtpTls};
 pub use webhooks::{MAX_CALLBACK_URL_BYTES, WebhookSecret, WebhookSettings, policy_message};
 

@@ -3,9 +3,9 @@
 //! transport (one SMTP connection pool). Clients are built on first use, inside the runtime
 //! that uses them, so the API process, which never runs kinds, never builds them.
 
-use std::{net::SocketAddr, sync::Arc, sync::OnceLock};
+use std::{sync::Arc, sync::OnceLock};
 
-use errand_core::settings::{DestinationPolicy, EmailSettings, HostVerdict};
+use errand_core::settings::{DestinationPolicy, EmailSettings, Unresolved};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::{
@@ -23,32 +23,11 @@ impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let verdict = policy.check_host(&host);
-            if let HostVerdict::Denied(why) = verdict {
-                return Err(Box::new(DestinationDenied(why)) as _);
+            match policy.resolve(name.as_str()).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
+                Err(Unresolved::Refused(why)) => Err(Box::new(DestinationDenied(why)) as _),
+                Err(Unresolved::Lookup(e)) => Err(Box::new(e) as _),
             }
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if verdict == HostVerdict::Allowed {
-                return Ok(Box::new(addrs.into_iter()) as Addrs);
-            }
-            let mut refused = None;
-            let usable: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.check_ip(a.ip()) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        refused.get_or_insert(why);
-                        false
-                    }
-                })
-                .collect();
-            if usable.is_empty() {
-                let why = refused.unwrap_or_else(|| "it resolved to no address".into());
-                return Err(Box::new(DestinationDenied(format!("host `{host}`: {why}"))) as _);
-            }
-            Ok(Box::new(usable.into_iter()) as Addrs)
         })
     }
 }

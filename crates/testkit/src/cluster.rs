@@ -103,13 +103,7 @@ impl RedisCluster {
             wait_for("the cluster to be ok", Duration::from_secs(90), || {
                 let url = url.clone();
                 async move {
-                    let c = redis::Client::open(url).ok()?;
-                    let mut c = c.get_multiplexed_async_connection().await.ok()?;
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query_async(&mut c)
-                        .await
-                        .ok()?;
+                    let info = info_of(&url, "CLUSTER", "INFO").await?;
                     (info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384"))
                         .then_some(())
                 }
@@ -132,13 +126,7 @@ impl RedisCluster {
             async move {
                 let mut synced = 0;
                 for url in urls {
-                    let c = redis::Client::open(url).ok()?;
-                    let mut c = c.get_multiplexed_async_connection().await.ok()?;
-                    let info: String = redis::cmd("INFO")
-                        .arg("replication")
-                        .query_async(&mut c)
-                        .await
-                        .ok()?;
+                    let info = info_of(&url, "INFO", "replication").await?;
                     if info.contains("master_link_status:up") {
                         synced += 1;
                     }
@@ -231,6 +219,14 @@ impl RedisCluster {
             let _ = c.kill().await;
         }
     }
+}
+
+/// `cmd arg` on the node at `url` (an INFO-like text reply), or `None` while it does not
+/// answer.
+async fn info_of(url: &str, cmd: &str, arg: &str) -> Option<String> {
+    let c = redis::Client::open(url).ok()?;
+    let mut c = c.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd(cmd).arg(arg).query_async(&mut c).await.ok()
 }
 
 /// The hash slot of `key` (CRC16/XMODEM of its hash tag, or of the key), as Redis computes it.

@@ -8,12 +8,12 @@
 //! delivery is at least once, and the `webhook-id` stays the same so receivers can drop
 //! duplicates. Nothing here touches the task's own state.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use errand_core::{
     TaskStore,
-    settings::{DestinationPolicy, HostVerdict, WebhookSettings, policy_message},
+    settings::{DestinationPolicy, Unresolved, WebhookSettings, policy_message},
     store::{ClaimedWebhook, Settle},
     task::{WebhookState, WebhookStatus},
 };
@@ -306,34 +306,11 @@ impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let verdict = policy.check_host(&host);
-            if let HostVerdict::Denied(why) = verdict {
-                return Err(Box::new(Refused(policy_message(&why))) as _);
+            match policy.resolve(name.as_str()).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
+                Err(Unresolved::Refused(why)) => Err(Box::new(Refused(policy_message(&why))) as _),
+                Err(Unresolved::Lookup(e)) => Err(Box::new(e) as _),
             }
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if verdict == HostVerdict::Allowed {
-                return Ok(Box::new(addrs.into_iter()) as Addrs);
-            }
-            let mut refused = None;
-            let usable: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.check_ip(a.ip()) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        refused.get_or_insert(why);
-                        false
-                    }
-                })
-                .collect();
-            if usable.is_empty() {
-                let why = refused.unwrap_or_else(|| "it resolved to no address".into());
-                return Err(
-                    Box::new(Refused(format!("host `{host}`: {}", policy_message(&why)))) as _,
-                );
-            }
-            Ok(Box::new(usable.into_iter()) as Addrs)
         })
     }
 }

@@ -119,7 +119,50 @@ pub enum HostVerdict {
     CheckAddresses,
 }
 
+/// Why [`DestinationPolicy::resolve`] gave no address.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// The policy refused the host or every address it resolved to (the reason).
+    Refused(String),
+    /// The name did not resolve.
+    Lookup(std::io::Error),
+}
+
 impl DestinationPolicy {
+    /// Resolves `host` like the system does and keeps only the addresses the policy allows.
+    /// Both outbound clients (the http kinds', the webhook dispatcher's) resolve through
+    /// this, so the check sits where the address is chosen: a name that resolves (or is
+    /// re-pointed) to a refused address is never connected to.
+    pub async fn resolve(&self, host: &str) -> Result<Vec<std::net::SocketAddr>, Unresolved> {
+        let verdict = self.check_host(host);
+        if let HostVerdict::Denied(why) = verdict {
+            return Err(Unresolved::Refused(why));
+        }
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(Unresolved::Lookup)?
+            .collect();
+        if verdict == HostVerdict::Allowed {
+            return Ok(addrs);
+        }
+        let mut refused = None;
+        let usable: Vec<std::net::SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.check_ip(a.ip()) {
+                Ok(()) => true,
+                Err(why) => {
+                    refused.get_or_insert(why);
+                    false
+                }
+            })
+            .collect();
+        if usable.is_empty() {
+            let why = refused.unwrap_or_else(|| "it resolved to no address".into());
+            return Err(Unresolved::Refused(format!("host `{host}`: {why}")));
+        }
+        Ok(usable)
+    }
+
     /// Whether the policy can refuse anything (an open policy costs nothing at run time).
     pub fn is_open(&self) -> bool {
         *self == Self::default()
