@@ -57,7 +57,7 @@ for _, id in ipairs(popped) do
     redis.call('ZREM', queued, id)
     redis.call('ZADD', running, lease_until, id)
     redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker', worker,
-      'started_at', now, 'updated_at', now)
+      'started_at', now, 'started_ms', ms, 'updated_at', now)
     event(id, 'running')
     claims[#claims + 1], claims[#claims + 2] = id, attempt
     reply(out, id, f, attempt)

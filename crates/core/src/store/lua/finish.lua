@@ -13,7 +13,8 @@ local ms = now_ms()
 
 local function finish(id, attempt, outcome, body, delay, next_at, progress)
   local key = record_key(queue, id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'queue', 'cancel_requested', 'result_ttl_secs')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'started_ms', 'cancel_requested',
+    'result_ttl_secs', 'callback')
   if f[1] ~= 'running' or f[2] ~= attempt then return 0 end
   if outcome == 'retry' and f[4] == '1' then outcome = 'cancelled' end
   if outcome == 'succeeded' then
@@ -31,8 +32,8 @@ local function finish(id, attempt, outcome, body, delay, next_at, progress)
     redis.call('HSET', key, 'state', outcome, 'error', body, 'finished_at', now, 'updated_at', now)
     if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   end
-  transition(key, id, queue, 'running', outcome, ms, f[5])
-  count_finish(key, queue, outcome, ms, attempt, body)
+  transition(key, id, queue, 'running', outcome, ms, f[5], f[6] or false)
+  count_finish(key, queue, outcome, ms, attempt, body, f[3])
   event(id, outcome)
   return 1
 end
@@ -41,5 +42,6 @@ local out = {}
 for i = A + 2, #ARGV, 7 do
   out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
 end
+flush_stats()
 flush_events()
 return out

@@ -65,15 +65,16 @@ local function webhook_delivery(queue, did) return tag(queue) .. 'webhook:d:' ..
 -- Record fields a webhook's `data` leaves out: the input (it can be large, and the
 -- receiver sent it) and errand's own bookkeeping.
 local WEBHOOK_SKIP = {payload = true, callback = true, webhook = true, webhook_seq = true,
-  traceparent = true, attempt_errors = true}
+  traceparent = true, attempt_errors = true, started_ms = true}
 
 -- Puts a webhook delivery for task `id` entering terminal state `event` into its queue's
 -- outbox, due at once, when the record's callback asks for that event. Called from
 -- `transition`, so every way a task ends writes its delivery in the same script call as
 -- the state change: a crash can lose neither. The delivery keeps a snapshot of the record
--- as it ended, so a later manual retry cannot change what this event says.
-local function queue_webhook(key, id, queue, event, ms)
-  local raw = redis.call('HGET', key, 'callback')
+-- as it ended, so a later manual retry cannot change what this event says. `raw`: the
+-- record's callback field when the caller already read it (false: it has none).
+local function queue_webhook(key, id, queue, event, ms, raw)
+  if raw == nil then raw = redis.call('HGET', key, 'callback') end
   if not raw or raw == '' then return end
   local ok, cb = pcall(cjson.decode, raw)
   if not ok or type(cb) ~= 'table' or type(cb.url) ~= 'string' or type(cb.events) ~= 'table' then return end
@@ -98,14 +99,14 @@ end
 -- (Redis TIME: the one clock of every score) or, for `running`, the lease expiry; a
 -- terminal index is scored by the record's expiry, so upkeep finds expired ids there
 -- without a zset of its own. `ttl`: the record's result_ttl_secs when the caller already
--- read it (else it is read here).
-local function transition(key, id, queue, from, to, ms, ttl)
+-- read it (else it is read here); `cb` likewise the record's callback (false: none).
+local function transition(key, id, queue, from, to, ms, ttl, cb)
   if from then
     redis.call('ZREM', state_index(queue, from), id)
     if TERMINAL[from] then redis.call('PERSIST', key) end
   end
   if TERMINAL[to] then
-    queue_webhook(key, id, queue, to, ms)
+    queue_webhook(key, id, queue, to, ms, cb)
     ttl = tonumber(ttl or redis.call('HGET', key, 'result_ttl_secs')) or 86400
     redis.call('EXPIRE', key, ttl)
     ms = ms + ttl * 1000
@@ -177,24 +178,39 @@ local function rfc3339_ms(s)
 end
 
 -- Counts an attempt that ended `outcome` at `ms` in its queue's minute of history, with its
--- run time (since the record's started_at) in bucket floor(4 * log2(ms + 1)), ~19 % wide:
--- enough for percentiles without keeping every sample. Written by the finish path in the
--- same call, so the history is exactly the finishes Redis recorded. A failed attempt's
--- error is also appended to the record's `attempt_errors` field (lines of "attempt TAB
--- ended ms TAB run ms TAB error json"; the record keeps only the last error), so it lives
--- and expires with the record.
-local function count_finish(key, queue, outcome, ms, attempt, body)
+-- run time in bucket floor(4 * log2(ms + 1)), ~19 % wide: enough for percentiles without
+-- keeping every sample. Written by the finish path in the same call, so the history is
+-- exactly the finishes Redis recorded. The counts of one call are summed here and written
+-- by flush_stats, one HINCRBY per minute and field for the whole batch (a batch of 100
+-- finishes costs a handful of writes, not 300). A failed attempt's error is also appended
+-- to the record's `attempt_errors` field (lines of "attempt TAB ended ms TAB run ms TAB
+-- error json"; the record keeps only the last error), so it lives and expires with the
+-- record. `started`: the attempt's start (ms, Redis's clock: the record's `started_ms`),
+-- nil for a record claimed by an older errand (then read from `started_at`).
+local STATS = {}
+local function count_finish(key, queue, outcome, ms, attempt, body, started)
   local k = stats_key(queue, math.floor(ms / 60000))
-  if redis.call('HINCRBY', k, 'n', 1) == 1 then redis.call('EXPIRE', k, STATS_TTL) end
-  redis.call('HINCRBY', k, outcome, 1)
-  local started = rfc3339_ms(redis.call('HGET', key, 'started_at'))
+  local row = STATS[k]
+  if not row then row = {n = 0}; STATS[k] = row end
+  row.n = row.n + 1
+  row[outcome] = (row[outcome] or 0) + 1
+  started = tonumber(started) or rfc3339_ms(redis.call('HGET', key, 'started_at'))
   local run = started and math.max(ms - started, 0)
   if run then
-    redis.call('HINCRBY', k, 'rt:' .. math.floor(4 * math.log(run + 1) / math.log(2)), 1)
+    local b = 'rt:' .. math.floor(4 * math.log(run + 1) / math.log(2))
+    row[b] = (row[b] or 0) + 1
   end
   if outcome ~= 'succeeded' then
     local line = attempt .. '\t' .. ms .. '\t' .. (run or '') .. '\t' .. body
     local prev = redis.call('HGET', key, 'attempt_errors')
     redis.call('HSET', key, 'attempt_errors', prev and (prev .. '\n' .. line) or line)
+  end
+end
+
+-- Writes what count_finish summed in this call.
+local function flush_stats()
+  for k, row in pairs(STATS) do
+    for f, n in pairs(row) do redis.call('HINCRBY', k, f, n) end
+    redis.call('EXPIRE', k, STATS_TTL)
   end
 end
