@@ -51,6 +51,11 @@ pub enum Command {
     Retry { id: String },
     /// Queues with their tasks counted by state.
     Queues,
+    /// Pause a queue: its workers take none of its tasks until it is resumed (running tasks
+    /// finish; submits are still accepted).
+    Pause { queue: String },
+    /// Resume a paused queue; its idle workers fetch at once.
+    Resume { queue: String },
     /// Worker processes alive now.
     Workers,
     /// Periodic schedules.

@@ -4,7 +4,7 @@ use std::{
 };
 
 use clap::CommandFactory;
-use errand_client::{Client, Error, ListTasks, SubmitTask, TaskEvent, TaskRecord};
+use errand_client::{Client, Error, ListTasks, QueuePause, SubmitTask, TaskEvent, TaskRecord};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -104,6 +104,7 @@ pub async fn run(cli: Cli) -> Res {
                 let mut head = vec!["QUEUE".to_owned()];
                 head.extend(states.iter().map(|s| s.to_uppercase()));
                 head.push("OLDEST WAIT".into());
+                head.push("PAUSED".into());
                 let head: Vec<&str> = head.iter().map(String::as_str).collect();
                 let rows: Vec<Vec<String>> = qs
                     .iter()
@@ -119,11 +120,20 @@ pub async fn run(cli: Cli) -> Res {
                                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                                 .unwrap_or_else(|| "-".into()),
                         );
+                        r.push(if q.paused { "yes" } else { "no" }.into());
                         r
                     })
                     .collect();
                 output::table(&mut out, &head, &rows)?;
             }
+        }
+        Command::Pause { queue } => {
+            let p = client.pause_queue(&queue).await?;
+            pause_state(&mut out, json, &p)?;
+        }
+        Command::Resume { queue } => {
+            let p = client.resume_queue(&queue).await?;
+            pause_state(&mut out, json, &p)?;
         }
         Command::Workers => {
             let ws = client.workers().await?;
@@ -425,4 +435,16 @@ async fn follow(client: &Client, id: &str, json: bool) -> Res {
 
 fn is_transient(e: &Error) -> bool {
     matches!(e, Error::Transport(_) | Error::Stream(_)) || e.status() == Some(503)
+}
+
+/// A queue's pause state after `pause` or `resume`.
+fn pause_state(out: &mut impl Write, json: bool, p: &QueuePause) -> Result<(), CliError> {
+    if json {
+        return print_json(out, p);
+    }
+    match p.paused_at {
+        Some(at) if p.paused => writeln!(out, "queue {} paused since {at}", p.name)?,
+        _ => writeln!(out, "queue {} running", p.name)?,
+    }
+    Ok(())
 }

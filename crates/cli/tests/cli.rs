@@ -553,3 +553,32 @@ async fn submit_with_a_callback() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("one of succeeded"), "{}", bad.stderr);
 }
+
+#[tokio::test]
+async fn pause_and_resume_a_queue() {
+    let e = env(false).await;
+    let p = errand(&e, &["pause", "mail"]).await;
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    assert!(
+        p.stdout.starts_with("queue mail paused since "),
+        "{}",
+        p.stdout
+    );
+    let q = errand(&e, &["queues"]).await;
+    let row = q
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("mail"))
+        .unwrap_or_default();
+    assert!(
+        row.trim_end().ends_with("yes"),
+        "paused column: {}",
+        q.stdout
+    );
+    let r = errand(&e, &["-o", "json", "resume", "mail"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["paused"], false);
+    assert!(r.json()["paused_at"].is_null());
+    let bad = errand(&e, &["pause", "no/such"]).await;
+    assert_eq!(bad.code, 5, "{}", bad.stderr);
+}

@@ -272,6 +272,19 @@ impl Client {
         Ok(l.queues)
     }
 
+    /// Pauses `queue`: its workers take none of its tasks until it is resumed (running
+    /// ones finish; submits are still accepted). Needs an admin key when keys are set.
+    pub async fn pause_queue(&self, queue: &str) -> Result<QueuePause, Error> {
+        self.json(self.request(Method::POST, &format!("/v1/queues/{queue}/pause")))
+            .await
+    }
+
+    /// Resumes `queue`; its idle workers fetch at once.
+    pub async fn resume_queue(&self, queue: &str) -> Result<QueuePause, Error> {
+        self.json(self.request(Method::POST, &format!("/v1/queues/{queue}/resume")))
+            .await
+    }
+
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
         let l: WorkerList = self.json(self.request(Method::GET, "/v1/workers")).await?;
         Ok(l.workers)

@@ -174,6 +174,18 @@ pub struct QueueInfo {
     pub counts: BTreeMap<String, u64>,
     /// How long the longest-waiting queued task has waited; null if none waits.
     pub oldest_queued_age_ms: Option<u64>,
+    /// Paused: workers take none of its tasks until it is resumed.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A queue's pause state after a pause or resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuePause {
+    pub name: String,
+    pub paused: bool,
+    /// When it was paused; null when it is not.
+    pub paused_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
