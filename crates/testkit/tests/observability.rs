@@ -684,7 +684,15 @@ async fn one_trace_runs_from_the_submit_through_each_attempt() {
                 .iter()
                 .filter(|(_, s)| attrs(s).get("task_id") == Some(&id))
                 .count();
-            (of_task >= 3 && all.iter().filter(|(_, s)| s.name == "finish").count() >= 2)
+            // The api's request span ends after its response, so it may come in a later
+            // export than the submit under it: wait for it too.
+            let parent_seen = all
+                .iter()
+                .find(|(_, s)| s.name == "submit" && attrs(s).get("task_id") == Some(&id))
+                .is_some_and(|(_, sub)| all.iter().any(|(_, s)| s.span_id == sub.parent_span_id));
+            (of_task >= 3
+                && parent_seen
+                && all.iter().filter(|(_, s)| s.name == "finish").count() >= 2)
                 .then_some(all)
         },
     )
