@@ -47,6 +47,7 @@ errand is up: API on :$API_PORT, $WORKERS workers, Redis on :$REDIS_PORT (logs i
 
   Swagger UI:  http://127.0.0.1:$API_PORT/docs
   ReDoc:       http://127.0.0.1:$API_PORT/redoc
+  Dashboard:   http://127.0.0.1:$API_PORT/ui   Metrics: http://127.0.0.1:$API_PORT/metrics
   Submit:      curl -s -X POST http://127.0.0.1:$API_PORT/v1/tasks \\
                  -H 'content-type: application/json' \\
                  -d '{"kind":"sleep","payload":{"duration_secs":5}}'
