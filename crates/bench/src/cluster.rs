@@ -11,32 +11,6 @@ use crate::deploy::cpu_secs;
 
 type Figures = Vec<(&'static str, f64)>;
 
-/// The three queues W5 spreads its tasks over.
-async fn queues(c: &RedisCluster) -> Vec<String> {
-    let masters = c.masters().await;
-    let owner = |q: &str| {
-        let slot = errand_testkit::cluster::slot_of(&format!("{{{q}}}"));
-        masters
-            .iter()
-            .find(|(_, r)| r.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot)))
-            .map(|(p, _)| *p)
-    };
-    let mut seen = Vec::new();
-    let mut out = Vec::new();
-    for i in 0.. {
-        let q = format!("q{i}");
-        let o = owner(&q);
-        if !seen.contains(&o) {
-            seen.push(o);
-            out.push(q);
-            if out.len() == 3 {
-                break;
-            }
-        }
-    }
-    out
-}
-
 /// CPU seconds of the Redis servers on `ports` so far.
 async fn cpu(ports: &[u16]) -> anyhow::Result<f64> {
     let mut total = 0.0;
@@ -132,7 +106,7 @@ async fn drain(
 
 pub async fn w5(n: usize) -> anyhow::Result<Figures> {
     let cluster = RedisCluster::start().await;
-    let qs = queues(&cluster).await;
+    let qs = cluster.queues_on_distinct_masters(3).await;
     let masters: Vec<u16> = cluster
         .masters()
         .await

@@ -208,6 +208,32 @@ impl RedisCluster {
             .expect("every slot is served")
     }
 
+    /// `n` queue names (`q0`, `q1`, …) whose hash tags land on `n` different masters.
+    pub async fn queues_on_distinct_masters(&self, n: usize) -> Vec<String> {
+        let masters = self.masters().await;
+        let owner = |q: &str| {
+            let slot = slot_of(&format!("{{{q}}}"));
+            masters
+                .iter()
+                .find(|(_, r)| r.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot)))
+                .map(|(p, _)| *p)
+        };
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for i in 0.. {
+            let q = format!("q{i}");
+            let o = owner(&q);
+            if !seen.contains(&o) {
+                seen.push(o);
+                out.push(q);
+                if out.len() == n {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// SIGKILLs the node on `port`.
     pub async fn kill(&mut self, port: u16) {
         let n = self

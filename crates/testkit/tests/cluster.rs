@@ -9,36 +9,11 @@ use std::{
 use errand_testkit::{
     Errand,
     api::{get, submit, wait_state},
-    cluster::{RedisCluster, slot_of},
+    cluster::RedisCluster,
     wait_for,
 };
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-
-/// Queue names whose keys land on `n` different masters (by their hash tag's slot).
-async fn queues_on_distinct_masters(c: &RedisCluster, n: usize) -> Vec<String> {
-    let masters = c.masters().await;
-    let master_of = |q: &str| {
-        let slot = slot_of(&format!("{{{q}}}"));
-        masters
-            .iter()
-            .find(|(_, r)| r.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot)))
-            .map(|(p, _)| *p)
-            .unwrap()
-    };
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for i in 0.. {
-        let q = format!("q{i}");
-        if seen.insert(master_of(&q)) {
-            out.push(q);
-            if out.len() == n {
-                break;
-            }
-        }
-    }
-    out
-}
 
 fn queues_flag(queues: &[String], concurrency: usize) -> String {
     queues
@@ -61,7 +36,7 @@ async fn read(http: &reqwest::Client, url: String) -> Value {
 #[tokio::test]
 async fn the_e2e_core_runs_on_a_redis_cluster() {
     let cluster = RedisCluster::start().await;
-    let queues = queues_on_distinct_masters(&cluster, 3).await;
+    let queues = cluster.queues_on_distinct_masters(3).await;
     let errand = Errand::at(&cluster.url());
     let _api = errand.spawn_api().await;
     let flag = queues_flag(&queues, 4);
@@ -328,7 +303,7 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
 #[tokio::test]
 async fn a_master_fails_over_mid_load_and_the_api_recovers_by_itself() {
     let mut cluster = RedisCluster::start().await;
-    let queues = queues_on_distinct_masters(&cluster, 3).await;
+    let queues = cluster.queues_on_distinct_masters(3).await;
     let errand = Errand::at(&cluster.url());
     let _api = errand.spawn_api().await;
     let flag = queues_flag(&queues, 8);

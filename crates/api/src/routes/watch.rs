@@ -33,12 +33,17 @@ pub async fn until_terminal(
     let retry_after = state.settings.api.retry_after_secs;
     let deadline = Instant::now() + limit;
     let mut watch = state.events.watch(id.as_str());
+    // The task's queue, once known: a record never moves, so re-reads skip the pointer.
+    let mut queue: Option<String> = None;
     loop {
-        let record = state
-            .store
-            .get(id)
-            .await
-            .map_err(|e| ApiError::store(e, retry_after))?;
+        let record = match &queue {
+            Some(q) => state.store.get_in(q, id.as_str()).await,
+            None => state.store.get(id).await,
+        }
+        .map_err(|e| ApiError::store(e, retry_after))?;
+        if let Some(r) = &record {
+            queue.get_or_insert_with(|| r.queue.clone());
+        }
         match record {
             Some(r) if !r.state.is_terminal() => {
                 let fallback = tokio::time::sleep(FALLBACK);
@@ -91,6 +96,7 @@ pub async fn task_events(
     struct S {
         state: web::Data<AppState>,
         id: TaskId,
+        queue: String,
         watch: crate::events::Watch,
         last: Option<TaskRecord>,
         pending: Option<TaskRecord>,
@@ -103,6 +109,7 @@ pub async fn task_events(
     let s = S {
         state,
         id,
+        queue: first.queue.clone(),
         watch,
         last: None,
         pending: Some(first),
@@ -145,7 +152,8 @@ pub async fn task_events(
                     return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s));
                 }
             }
-            match s.state.store.get(&s.id).await {
+            // The record's queue is known: re-reads skip the id's pointer.
+            match s.state.store.get_in(&s.queue, s.id.as_str()).await {
                 Ok(Some(r)) => s.pending = Some(r),
                 Ok(None) => {
                     s.done = true;

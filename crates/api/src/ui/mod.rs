@@ -312,24 +312,33 @@ impl ResponseError for UiError {
         if let Self::Unavailable(_, secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        let markup = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (status.as_u16()) " · errand" }
-                    link rel="stylesheet" href="/ui/static/app.css";
+        let markup = bare_page(
+            &format!("{} · errand", status.as_u16()),
+            html! {
+                main #main.error {
+                    h1 { (status.canonical_reason().unwrap_or("Error")) }
+                    p.notice.bad role="alert" { (self.to_string()) }
+                    p { a href="/ui" { "Back to the dashboard" } }
                 }
-                body {
-                    main #main.error {
-                        h1 { (status.canonical_reason().unwrap_or("Error")) }
-                        p.notice.bad role="alert" { (self.to_string()) }
-                        p { a href="/ui" { "Back to the dashboard" } }
-                    }
-                }
-            }
-        };
+            },
+        );
         res.body(markup.into_string())
+    }
+}
+
+/// A page outside the dashboard's navigation (the landing page, the login form, an error):
+/// the shared head and stylesheet around `main`.
+pub(crate) fn bare_page(title: &str, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/ui/static/app.css";
+            }
+            body { (main) }
+        }
     }
 }

@@ -74,28 +74,20 @@ fn notice(q: &HashMap<String, String>) -> Markup {
 
 /// `/`: where the dashboard and the API's documents are.
 pub async fn landing() -> HttpResponse {
-    let markup = html! {
-        (maud::DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "errand" }
-                link rel="stylesheet" href="/ui/static/app.css";
-            }
-            body {
-                main #main.landing {
-                    h1 { "errand" }
-                    p { "A Redis-backed distributed task queue." }
-                    ul {
-                        li { a href="/ui" { "Dashboard" } " — queues, tasks, workers, schedules" }
-                        li { a href="/docs/" { "API reference (Swagger UI)" } " · " a href="/redoc" { "ReDoc" } }
-                        li { a href="/openapi.json" { "OpenAPI document" } }
-                    }
+    let markup = super::bare_page(
+        "errand",
+        html! {
+            main #main.landing {
+                h1 { "errand" }
+                p { "A Redis-backed distributed task queue." }
+                ul {
+                    li { a href="/ui" { "Dashboard" } " — queues, tasks, workers, schedules" }
+                    li { a href="/docs/" { "API reference (Swagger UI)" } " · " a href="/redoc" { "ReDoc" } }
+                    li { a href="/openapi.json" { "OpenAPI document" } }
                 }
             }
-        }
-    };
+        },
+    );
     super::html_response(actix_web::http::StatusCode::OK).body(markup.into_string())
 }
 
@@ -109,32 +101,24 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn login_page(next: &str, failed: bool) -> HttpResponse {
-    let markup = html! {
-        (maud::DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · errand" }
-                link rel="stylesheet" href="/ui/static/app.css";
-            }
-            body {
-                main #main.login {
-                    h1 { "errand dashboard" }
-                    form method="post" action="/ui/login" {
-                        @if failed {
-                            p.notice.bad role="alert" { "That key is not one of this server's API keys." }
-                        }
-                        label for="key" { "API key" }
-                        input #key type="password" name="key" required autocomplete="current-password" autofocus;
-                        input type="hidden" name="next" value=(next);
-                        button type="submit" { "Log in" }
-                        p.muted { "Any configured key works; its scope (read, submit, admin) decides what you can change." }
+    let markup = super::bare_page(
+        "Log in · errand",
+        html! {
+            main #main.login {
+                h1 { "errand dashboard" }
+                form method="post" action="/ui/login" {
+                    @if failed {
+                        p.notice.bad role="alert" { "That key is not one of this server's API keys." }
                     }
+                    label for="key" { "API key" }
+                    input #key type="password" name="key" required autocomplete="current-password" autofocus;
+                    input type="hidden" name="next" value=(next);
+                    button type="submit" { "Log in" }
+                    p.muted { "Any configured key works; its scope (read, submit, admin) decides what you can change." }
                 }
             }
-        }
-    };
+        },
+    );
     let status = if failed {
         actix_web::http::StatusCode::UNAUTHORIZED
     } else {
@@ -737,6 +721,7 @@ pub async fn task_events(
     struct S {
         state: Data,
         id: TaskId,
+        queue: String,
         watch: crate::events::Watch,
         last: String,
         pending: Option<TaskRecord>,
@@ -745,6 +730,7 @@ pub async fn task_events(
     let s = S {
         state,
         id,
+        queue: first.queue.clone(),
         watch,
         last: String::new(),
         pending: Some(first),
@@ -770,7 +756,8 @@ pub async fn task_events(
                 _ = s.watch.rx.recv() => {}
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
-            match s.state.store.get(&s.id).await {
+            // The record's queue is known: re-reads skip the id's pointer.
+            match s.state.store.get_in(&s.queue, s.id.as_str()).await {
                 Ok(Some(r)) => s.pending = Some(r),
                 Ok(None) => {
                     s.done = true;

@@ -17,7 +17,7 @@ use redis::{
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 use super::StoreError;
 use crate::settings::{RedisSettings, redact_url};
@@ -125,18 +125,16 @@ impl Conn {
 #[derive(Clone)]
 pub struct LazyCluster {
     client: Arc<ClusterClient>,
-    conn: Arc<Mutex<Option<ClusterConnection>>>,
+    /// Set by the first call that connects; a failed attempt leaves it unset for the next.
+    conn: Arc<OnceCell<ClusterConnection>>,
 }
 
 impl LazyCluster {
     async fn get(&self) -> redis::RedisResult<ClusterConnection> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = self.client.get_async_connection().await?;
-        *slot = Some(c.clone());
-        Ok(c)
+        self.conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
     }
 }
 
@@ -198,7 +196,7 @@ pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
         })?;
         return Ok(Conn::Cluster(LazyCluster {
             client: Arc::new(client),
-            conn: Arc::new(Mutex::new(None)),
+            conn: Arc::new(OnceCell::new()),
         }));
     }
     let client = client(settings, &settings.url)?;
