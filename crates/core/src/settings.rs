@@ -24,12 +24,15 @@ const EMBEDDED_PRODUCTION: &str = include_str!("../../../config/production.yaml"
 /// Which environment-specific file is layered over the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Environment {
+    /// Development: `config/local.yaml`, open API, mail to files.
     #[default]
     Local,
+    /// `config/production.yaml` (also compiled in): keys required, private ranges refused.
     Production,
 }
 
 impl Environment {
+    /// The name `ERRAND_ENV` takes and the environment file is named after.
     pub fn as_str(self) -> &'static str {
         match self {
             Environment::Local => "local",
@@ -50,26 +53,41 @@ impl TryFrom<String> for Environment {
     }
 }
 
+/// Why the settings could not be loaded; both binaries refuse to start on it.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// `ERRAND_ENV` names no known environment.
     #[error("ERRAND_ENV must be `local` or `production`, not `{0}`")]
     Environment(String),
+    /// A file or variable does not parse, or a key has the wrong type.
     #[error("invalid configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// Every key parsed, but a value or a combination is refused (`validate`).
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
 
+/// Every setting of both binaries, one section per key of `config/base.yaml` (whose
+/// comments are the reference for each value).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `redis.*`: where the state lives.
     pub redis: RedisSettings,
+    /// `api.*`: the HTTP server and its limits.
     pub api: ApiSettings,
+    /// `worker.*`: queues served, leases, shutdown.
     pub worker: WorkerSettings,
+    /// `tasks.*`: defaults and the built-in kinds' bounds.
     pub tasks: TaskSettings,
+    /// `log.*`.
     pub log: LogSettings,
+    /// `schedules.*`: how workers fire periodic schedules.
     pub schedules: ScheduleSettings,
+    /// `email.*`: how `send_email` delivers.
     pub email: EmailSettings,
+    /// `webhooks.*`: completion callbacks.
     pub webhooks: WebhookSettings,
+    /// `telemetry.*`: trace export; absent means off.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     /// The `ERRAND_ENV` these settings were loaded for.
@@ -77,12 +95,16 @@ pub struct Settings {
     pub env: Environment,
 }
 
+/// The connection to Redis (one server, or a cluster with `redis+cluster://`).
 #[derive(Clone, Deserialize)]
 pub struct RedisSettings {
     /// `redis://[user][:password]@host:port[/db]`, or `rediss://…` for TLS.
     pub url: String,
+    /// The first segment of every key errand owns, so deployments can share a Redis.
     pub key_prefix: String,
+    /// A reply slower than this fails the call (503 at the API) instead of hanging it.
     pub response_timeout_ms: u64,
+    /// Bound on establishing a connection, TLS handshake included.
     pub connect_timeout_ms: u64,
     /// PEM file of the certificate authorities a `rediss://` server's certificate must
     /// chain to, instead of the system's (which `SSL_CERT_FILE` can also point elsewhere).
@@ -119,23 +141,34 @@ impl std::fmt::Debug for RedisSettings {
 }
 
 impl RedisSettings {
+    /// `response_timeout_ms` as a duration.
     pub fn response_timeout(&self) -> Duration {
         Duration::from_millis(self.response_timeout_ms)
     }
+    /// `connect_timeout_ms` as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
 }
 
+/// The API server: where it listens and what it accepts.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiSettings {
+    /// Address to bind (`0.0.0.0` in containers).
     pub host: String,
+    /// Port to bind; 0 lets the OS pick (the bound port is logged).
     pub port: u16,
+    /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest task payload as JSON bytes (413 beyond).
     pub max_payload_bytes: usize,
+    /// Sent as `Retry-After` with every 503.
     pub retry_after_secs: u64,
+    /// Upper bound for `GET /v1/tasks/{id}?wait=SECS`.
     pub max_wait_secs: u64,
+    /// Most tasks in one `POST /v1/tasks/batch`.
     pub max_batch: usize,
+    /// Largest body the batch route accepts.
     pub max_batch_body_bytes: usize,
     /// Bearer keys, each `KEY` (admin) or `read:KEY` / `submit:KEY` / `admin:KEY`.
     #[serde(default, deserialize_with = "access::api_keys")]
@@ -144,6 +177,7 @@ pub struct ApiSettings {
     /// an open API is intended.
     #[serde(default)]
     pub allow_anonymous: bool,
+    /// Submit rate limit per key (or per client address when the API is open).
     pub rate_limit: RateLimitSettings,
     /// Most entries the in-process background-task registry (`/tasks/background/*`) keeps.
     pub max_background_tasks: usize,
@@ -153,18 +187,27 @@ pub struct ApiSettings {
     pub redoc_js_path: PathBuf,
 }
 
+/// One queue a worker serves.
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueueSettings {
+    /// The queue's name, as clients submit to it.
     pub name: String,
+    /// Most of its tasks this process runs at once.
     pub concurrency: usize,
 }
 
+/// A worker process: what it serves and how it behaves.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
+    /// Queues served, each with its own concurrency.
     pub queues: Vec<QueueSettings>,
+    /// Most tasks one fetch takes (never more than the queue's free slots).
     pub batch_size: usize,
+    /// Fallback poll when no wake-up arrives over pub/sub.
     pub poll_interval_ms: u64,
+    /// A running task's lease; not renewed for this long, it is run again elsewhere.
     pub lease_secs: u64,
+    /// On SIGTERM/SIGINT, how long running tasks may finish before they are abandoned.
     pub shutdown_grace_secs: u64,
     /// Where this worker serves `GET /metrics` (`host:port`); empty or absent: no listener
     /// and no metrics are kept (docs/observability.md).
@@ -188,32 +231,48 @@ fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 impl WorkerSettings {
+    /// `poll_interval_ms` as a duration.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }
+    /// `lease_secs` as a duration.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
     }
+    /// `shutdown_grace_secs` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 }
 
+/// Task defaults, and the bounds the built-in kinds check at submit and at run.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TaskSettings {
+    /// Attempts when a submission names none.
     pub default_max_attempts: u32,
+    /// How long a terminal record stays readable when a submission names no TTL.
     pub default_result_ttl_secs: u64,
+    /// Largest result a task may store, as JSON bytes; larger fails the task.
     pub max_result_bytes: usize,
+    /// Upper bound for `sleep`, so a typo cannot park a worker slot for a year.
     pub max_sleep_secs: u64,
     /// Enables the `chaos` kind (panics, failures, blocked threads on demand).
     pub diagnostic_kinds: bool,
+    /// `sha256`: most hashing rounds one task may ask for.
     pub sha256_max_rounds: u64,
+    /// `fibonacci`: largest n.
     pub fibonacci_max_n: u64,
+    /// `http_request`/`fan_out`: per-request timeout when the payload gives none.
     pub http_default_timeout_secs: f64,
+    /// `http_request`/`fan_out`: the longest timeout a payload may ask for.
     pub http_max_timeout_secs: f64,
+    /// `http_request`: response bytes kept in the result (the rest is dropped, flagged).
     pub http_max_response_bytes: usize,
+    /// `fan_out`: most requests in one task.
     pub fan_out_max_requests: usize,
+    /// `fan_out`: most requests in flight at once.
     pub fan_out_max_concurrency: usize,
+    /// `send_email`: most recipients in one task.
     pub email_max_recipients: usize,
     /// Where `http_request` and `fan_out` may send requests.
     #[serde(default)]
@@ -232,24 +291,32 @@ pub struct ScheduleSettings {
 }
 
 impl ScheduleSettings {
+    /// `poll_ms` as a duration.
     pub fn poll(&self) -> Duration {
         Duration::from_millis(self.poll_ms)
     }
+    /// `misfire_grace_ms` as a duration.
     pub fn misfire_grace(&self) -> Duration {
         Duration::from_millis(self.misfire_grace_ms)
     }
 }
 
+/// How log lines are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// For people at a terminal.
     Pretty,
+    /// One JSON object per line, for log pipelines.
     Json,
 }
 
+/// Logging (`RUST_LOG`, when set, wins over `filter`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
+    /// Pretty or JSON lines.
     pub format: LogFormat,
+    /// A `tracing` env-filter directive, e.g. `info,errand_worker=debug`.
     pub filter: String,
 }
 
@@ -266,6 +333,7 @@ impl Settings {
         Self::load_from(env, &dir)
     }
 
+    /// Loads from `dir` for `env`: what tests use, with a directory of their own.
     pub fn load_from(env: Environment, dir: &std::path::Path) -> Result<Self, SettingsError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(

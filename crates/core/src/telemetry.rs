@@ -34,6 +34,14 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("exporting", &self.provider.is_some())
+            .finish()
+    }
+}
+
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take()
@@ -44,8 +52,10 @@ impl Drop for Telemetry {
     }
 }
 
+/// Why telemetry could not start: the binary refuses to run rather than lose its traces.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The OTLP exporter could not be built from `telemetry.otlp_endpoint`.
     #[error("telemetry.otlp_endpoint: cannot build the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
@@ -199,4 +209,5 @@ where
 
 /// Metric names shared by the api and the worker (both time their Redis calls).
 pub const REDIS_SECONDS: &str = "errand_redis_call_duration_seconds";
+/// Redis calls that failed, by operation (the duration histogram is `REDIS_SECONDS`).
 pub const REDIS_ERRORS: &str = "errand_redis_call_errors_total";

@@ -216,7 +216,7 @@ mod docs_verifier {
 
     /// True when `timestamp` is within 5 minutes of `now` (Unix seconds) and one of the
     /// `v1,` signatures in `signature` is `secret`'s over `id.timestamp.body`.
-    pub fn verify(
+    pub(crate) fn verify(
         secret: &str,
         id: &str,
         timestamp: &str,

@@ -18,6 +18,7 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The prefix an `api.api_keys` entry uses for this scope.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
@@ -30,11 +31,13 @@ impl Scope {
 /// One entry of `api.api_keys`: `KEY` (scope admin) or `read:KEY`, `submit:KEY`, `admin:KEY`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// What the key may do.
     pub scope: Scope,
     secret: String,
 }
 
 impl ApiKey {
+    /// A key with this scope (tests and the settings parser).
     pub fn new(scope: Scope, secret: impl Into<String>) -> Self {
         Self {
             scope,
@@ -92,6 +95,7 @@ pub struct RateLimitSettings {
 }
 
 impl RateLimitSettings {
+    /// Whether submits are limited at all (`submits_per_sec: 0` is off).
     pub fn enabled(&self) -> bool {
         self.submits_per_sec > 0.0
     }

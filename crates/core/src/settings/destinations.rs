@@ -168,6 +168,7 @@ impl DestinationPolicy {
         *self == Self::default()
     }
 
+    /// Judges a host as a URL names it, before resolution (submit time).
     pub fn check_host(&self, host: &str) -> HostVerdict {
         if self.deny.has_host(host) {
             HostVerdict::Denied(format!(

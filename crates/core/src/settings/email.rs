@@ -5,13 +5,16 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+/// The `email:` section.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmailSettings {
+    /// SMTP relay, or `.eml` files for development.
     pub transport: EmailTransport,
     /// The `From:` mailbox of every message, e.g. `errand <errand@example.com>`.
     pub from: String,
     /// Where the file transport writes `.eml` files (created on first use).
     pub file_dir: PathBuf,
+    /// The relay, when `transport` is `smtp`.
     pub smtp: SmtpSettings,
 }
 
@@ -25,18 +28,25 @@ pub enum EmailTransport {
     File,
 }
 
+/// The SMTP relay `send_email` delivers through.
 #[derive(Clone, Deserialize)]
 pub struct SmtpSettings {
+    /// The relay's host name (also the name its TLS certificate must carry).
     pub host: String,
+    /// 25, 587 (starttls) or 465 (tls), usually.
     pub port: u16,
+    /// Plain, STARTTLS (required) or TLS from the start.
     pub tls: SmtpTls,
     /// Empty: no authentication.
     pub username: String,
+    /// Set through `ERRAND__EMAIL__SMTP__PASSWORD`, never in a file.
     pub password: String,
+    /// Bound on each SMTP command, connecting included.
     pub timeout_secs: u64,
 }
 
 impl SmtpSettings {
+    /// `timeout_secs` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
     }

@@ -26,6 +26,7 @@ use crate::task::Callback;
 /// is kept on the record).
 pub const MAX_CALLBACK_URL_BYTES: usize = 2048;
 
+/// The `webhooks:` section: signing, retries and destinations of completion callbacks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
@@ -40,6 +41,7 @@ pub struct WebhookSettings {
     pub max_response_bytes: usize,
     /// Delay before the first retry; each further retry doubles it, up to `max_retry_ms`.
     pub initial_retry_ms: u64,
+    /// The longest pause between two attempts.
     pub max_retry_ms: u64,
     /// A delivery is given up when its next attempt would fall later than this after the
     /// task ended.
@@ -53,6 +55,7 @@ pub struct WebhookSettings {
 }
 
 impl WebhookSettings {
+    /// `timeout_ms` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }

@@ -15,6 +15,7 @@ static CANCEL: std::sync::LazyLock<redis::Script> = script!("cancel.lua");
 /// What a cancel did.
 #[derive(Debug)]
 pub enum Cancel {
+    /// No such task (never existed, or its record expired).
     Gone,
     /// Already terminal: nothing to cancel.
     Terminal(TaskState),

@@ -109,11 +109,14 @@ fn client(settings: &RedisSettings, url: &str) -> Result<redis::Client, StoreErr
 /// The store's connection: one Redis, or a cluster.
 #[derive(Clone)]
 pub enum Conn {
+    /// One Redis server (or a primary behind a proxy).
     Single(ConnectionManager),
+    /// A Redis Cluster: each call goes to the master of its key's slot.
     Cluster(LazyCluster),
 }
 
 impl Conn {
+    /// Whether each call must stay within one hash slot.
     pub fn is_cluster(&self) -> bool {
         matches!(self, Conn::Cluster(_))
     }
@@ -208,6 +211,23 @@ pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
     Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
         client, config,
     )?))
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl std::fmt::Debug for LazyCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyCluster")
+            .field("connected", &self.conn.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

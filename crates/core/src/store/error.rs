@@ -2,18 +2,23 @@ use redis::{ErrorKind, RedisError};
 
 use crate::task::record::CorruptRecord;
 
+/// Why a store call failed; the api maps it to HTTP once, the worker retries on it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Redis could not be reached, did not answer in time, or answered "not now" (see
     /// [`Unavailability`]): worth retrying later.
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] RedisError),
+    /// Redis refused the command for a reason retrying will not fix (a bug, a wrong type).
     #[error("redis error: {0}")]
     Redis(#[source] RedisError),
+    /// A stored record does not decode.
     #[error(transparent)]
     Corrupt(#[from] CorruptRecord),
+    /// A script answered something its caller does not expect (the two drifted apart).
     #[error("unexpected reply from a store script: {0}")]
     Protocol(String),
+    /// A value errand wrote does not parse back as JSON.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     /// `redis.*` settings that cannot work (a malformed URL, an unreadable CA file).
@@ -132,6 +137,7 @@ impl Unavailability {
 }
 
 impl StoreError {
+    /// Whether the call may succeed if tried again later (the 503 case).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }

@@ -19,15 +19,20 @@ const FIELDS: usize = 8;
 /// rest of the record stays in Redis).
 #[derive(Debug, Clone)]
 pub struct Claimed {
+    /// The task id.
     pub id: String,
+    /// The queue it was fetched from: every later write goes to this queue's slot.
     pub queue: String,
+    /// The kind to run.
     pub kind: String,
     /// The stored input; `Err` when the stored text is not JSON (a hand-edited or corrupt
     /// record), so the runner fails that task alone.
     pub payload: Result<Value, String>,
     /// The attempt this claim started (1 for the first).
     pub attempt: u32,
+    /// Attempts the task may have in all; this is the last when equal to `attempt`.
     pub max_attempts: u32,
+    /// Per-attempt time limit; `None`: no limit.
     pub timeout_secs: Option<u64>,
     /// The submit's W3C trace context, when it was traced.
     pub traceparent: Option<String>,

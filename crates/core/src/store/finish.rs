@@ -15,24 +15,34 @@ static FINISH: std::sync::LazyLock<redis::Script> = script!("finish.lua");
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// Ran to the end with this result.
     Succeeded(Value),
+    /// Failed for good: no attempts left, or a failure retrying cannot fix.
     Failed(TaskError),
     /// Failed, to be tried again after `delay`; `at` is when that is, for the record (the
     /// score is taken from Redis's clock plus `delay`).
     Retry {
+        /// Why this attempt failed.
         error: TaskError,
+        /// The backoff before the next attempt.
         delay: chrono::Duration,
+        /// When the next attempt is due, as the worker computed it.
         at: DateTime<Utc>,
     },
+    /// Stopped because a client cancelled it; the error says so.
     Cancelled(TaskError),
 }
 
 /// One attempt's end, as the worker reports it.
 #[derive(Debug, Clone)]
 pub struct AttemptEnd {
+    /// The task id.
     pub id: String,
+    /// The task's queue (its hash slot).
     pub queue: String,
+    /// The attempt that ended: a stale attempt's end is dropped.
     pub attempt: u32,
+    /// How it ended.
     pub outcome: Outcome,
     /// The attempt's last progress (JSON) when newer than the record's: it is written with
     /// the outcome instead of costing a write of its own.

@@ -12,18 +12,21 @@
 /// `migrate` converts.
 pub const LAYOUT_VERSION: u32 = 2;
 
+/// The name of every key errand owns, from one prefix (docs/architecture.md has the table).
 #[derive(Debug, Clone)]
 pub struct Layout {
     prefix: String,
 }
 
 impl Layout {
+    /// Keys under `prefix:` (`redis.key_prefix`).
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
         }
     }
 
+    /// The prefix, without its trailing `:`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

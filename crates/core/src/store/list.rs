@@ -103,9 +103,12 @@ fn merge(pages: Vec<QueuePage>, limit: usize) -> ListPage {
     }
 }
 
+/// Where a listing page ended: the last entry's index score and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
+    /// The index score (creation time in ms, or the state change's).
     pub score: i64,
+    /// The last listed task, breaking ties between equal scores.
     pub id: String,
 }
 
@@ -120,6 +123,7 @@ impl Cursor {
         format!("{}:{}", self.score, self.id)
     }
 
+    /// Parses a client's `after`; `None` for anything `encode` did not make.
     pub fn decode(s: &str) -> Option<Self> {
         let (score, id) = s.split_once(':')?;
         let score = score.parse().ok()?;
@@ -131,19 +135,28 @@ impl Cursor {
     }
 }
 
+/// What `GET /v1/tasks` asks for, validated by the api.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
+    /// Only tasks in this state.
     pub state: Option<TaskState>,
+    /// Only this queue (one slot; otherwise every queue's page is merged).
     pub queue: Option<String>,
+    /// Only this kind (filtered while scanning, within `budget`).
     pub kind: Option<String>,
+    /// Continue after this cursor; `None`: the newest first.
     pub after: Option<Cursor>,
+    /// Most tasks on the page.
     pub limit: usize,
     /// Most index entries one call may examine.
     pub budget: usize,
 }
 
+/// One page of a listing, newest first.
 #[derive(Debug)]
 pub struct ListPage {
+    /// The page's records.
     pub tasks: Vec<TaskRecord>,
+    /// Pass back as `after` for the next page; `None` on the last one.
     pub next: Option<Cursor>,
 }

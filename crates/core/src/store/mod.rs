@@ -72,17 +72,21 @@ pub use submit::{NewTask, Submitted};
 pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
 
-#[derive(Clone)]
+/// Every read and write of errand's state: one cheap-to-clone handle over the connection
+/// and the key layout, shared by the api and the workers.
+#[derive(Clone, Debug)]
 pub struct TaskStore {
     conn: Conn,
     layout: Layout,
 }
 
 impl TaskStore {
+    /// A store over `conn` with keys under `layout`'s prefix.
     pub fn new(conn: Conn, layout: Layout) -> Self {
         Self { conn, layout }
     }
 
+    /// The key names this store uses (the migration and tests need them).
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -98,6 +102,7 @@ impl TaskStore {
         self.conn.is_cluster()
     }
 
+    /// One round trip: the readiness probe's check that Redis answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut c).await?;

@@ -13,7 +13,9 @@ static PROGRESS: std::sync::LazyLock<redis::Script> = script!("progress.lua");
 /// One attempt's latest progress.
 #[derive(Debug, Clone)]
 pub struct ProgressReport {
+    /// The task id.
     pub id: String,
+    /// The task's queue (its hash slot).
     pub queue: String,
     /// The attempt reporting: a report of an attempt that no longer owns its task is dropped.
     pub attempt: u32,

@@ -54,9 +54,12 @@ impl TaskStore {
     }
 }
 
+/// One queue's counts, as `GET /v1/queues` and the dashboard show them.
 #[derive(Debug)]
 pub struct QueueStats {
+    /// The queue's name.
     pub name: String,
+    /// Tasks per state, every state listed (zero included).
     pub counts: Vec<(TaskState, u64)>,
     /// Age of the task that has waited longest in `queued`.
     pub oldest_queued_ms: Option<u64>,

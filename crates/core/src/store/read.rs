@@ -8,6 +8,7 @@ use super::{StoreError, TaskStore, locate::Located};
 use crate::task::{TaskId, TaskRecord};
 
 impl TaskStore {
+    /// The record of `id`, wherever its queue is; `None` if it never existed or expired.
     pub async fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
         let Located::Queue(queue) = self.locate(id.as_str()).await? else {
             return Ok(None);
@@ -28,6 +29,7 @@ impl TaskStore {
         Ok(Some(TaskRecord::from_hash(h)?))
     }
 
+    /// When `id`'s record expired, while its tombstone lasts (404 `task-expired`).
     pub async fn expired_at(&self, id: &TaskId) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(match self.locate(id.as_str()).await? {
             Located::Expired(at) => Some(at.unwrap_or_else(Utc::now)),

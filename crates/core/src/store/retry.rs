@@ -14,9 +14,11 @@ static RETRY: std::sync::LazyLock<redis::Script> = script!("retry.lua");
 /// What a manual retry did.
 #[derive(Debug)]
 pub enum Retry {
+    /// No such task.
     Gone,
     /// Only failed or cancelled tasks can be retried.
     Conflict(TaskState),
+    /// Queued again as a new attempt; the record as it now is.
     Queued(Box<TaskRecord>),
 }
 

@@ -40,15 +40,19 @@ static LIST: LazyLock<Script> = schedule_script!("schedule_list.lua");
 static DUE: LazyLock<Script> = schedule_script!("schedule_due.lua");
 static FIRE: LazyLock<Script> = schedule_script!("schedule_fire.lua");
 
+/// What creating a schedule did (creation is idempotent by id).
 #[derive(Debug)]
 pub enum ScheduleCreated {
+    /// Stored as given.
     Created(Schedule),
     /// A schedule with this id already exists; it was left as it is.
     Existing(Schedule),
 }
 
+/// One page of `GET /v1/schedules`.
 #[derive(Debug)]
 pub struct SchedulePage {
+    /// The page, by id.
     pub schedules: Vec<Schedule>,
     /// Pass back to get the next page; `None` on the last one.
     pub next: Option<ScheduleId>,
@@ -102,6 +106,7 @@ impl TaskStore {
         })
     }
 
+    /// The schedule `id`, if it exists.
     pub async fn schedule(&self, id: &ScheduleId) -> Result<Option<Schedule>, StoreError> {
         let mut c = self.conn.clone();
         let (h, score): (HashMap<String, String>, Option<f64>) = redis::pipe()

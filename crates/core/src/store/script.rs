@@ -110,7 +110,7 @@ pub(super) struct Verdict {
 }
 
 impl Verdict {
-    pub fn decode(script: &'static str, reply: Vec<Value>) -> Result<Self, StoreError> {
+    pub(crate) fn decode(script: &'static str, reply: Vec<Value>) -> Result<Self, StoreError> {
         let mut it = reply.into_iter();
         let name = it
             .next()
@@ -125,7 +125,7 @@ impl Verdict {
     }
 
     /// The record the verdict carries (an HGETALL).
-    pub fn record(self) -> Result<TaskRecord, StoreError> {
+    pub(crate) fn record(self) -> Result<TaskRecord, StoreError> {
         let v = self.rest.ok_or_else(|| {
             StoreError::Protocol(format!("{}: `{}` without a record", self.script, self.name))
         })?;
@@ -133,7 +133,7 @@ impl Verdict {
     }
 
     /// The state the verdict carries.
-    pub fn state(self) -> Result<TaskState, StoreError> {
+    pub(crate) fn state(self) -> Result<TaskState, StoreError> {
         let v = self.rest.ok_or_else(|| {
             StoreError::Protocol(format!("{}: `{}` without a state", self.script, self.name))
         })?;
@@ -143,7 +143,7 @@ impl Verdict {
     }
 
     /// The error for a verdict the caller does not know.
-    pub fn unknown(&self) -> StoreError {
+    pub(crate) fn unknown(&self) -> StoreError {
         StoreError::Protocol(format!("{}: verdict `{}`", self.script, self.name))
     }
 }

@@ -14,6 +14,7 @@ static STATS: std::sync::LazyLock<redis::Script> = script!("stats.lua");
 pub struct History {
     /// Minutes since the epoch of the last bucket's last minute (Redis's clock).
     pub last_minute: i64,
+    /// Minutes each bucket covers.
     pub width_minutes: u32,
     /// Oldest first.
     pub buckets: Vec<Bucket>,
@@ -22,10 +23,13 @@ pub struct History {
 /// The attempts that ended in one bucket of time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bucket {
+    /// Attempts that succeeded.
     pub succeeded: u64,
+    /// Attempts that failed for good.
     pub failed: u64,
     /// Failed attempts that will be tried again.
     pub retrying: u64,
+    /// Attempts ended by a cancel.
     pub cancelled: u64,
     /// Run-time histogram: bucket b holds runs of [2^(b/4) - 1, 2^((b+1)/4) - 1) ms.
     pub run_time: BTreeMap<u32, u64>,
@@ -69,10 +73,13 @@ impl Bucket {
 /// One failed attempt of a task, as the finish path recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedAttempt {
+    /// Which attempt (1 for the first).
     pub attempt: u32,
+    /// When it ended (the worker's clock).
     pub ended_at: chrono::DateTime<chrono::Utc>,
     /// How long it ran (from its start to the recorded end); `None` if unknown.
     pub run_ms: Option<u64>,
+    /// Why it failed.
     pub error: crate::task::TaskError,
 }
 

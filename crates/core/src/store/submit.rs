@@ -15,12 +15,19 @@ static CLAIM: std::sync::LazyLock<redis::Script> = script!("claim.lua");
 /// A task as submitted, validated and with defaults applied.
 #[derive(Debug, Clone)]
 pub struct NewTask {
+    /// Client-chosen (idempotency key) or generated.
     pub id: TaskId,
+    /// The canonical kind name (aliases resolved).
     pub kind: String,
+    /// The queue it waits in (its hash slot).
     pub queue: String,
+    /// The kind's input, validated against its schema.
     pub payload: Value,
+    /// Attempts before it is `failed`.
     pub max_attempts: u32,
+    /// Per-attempt time limit; `None`: none.
     pub timeout_secs: Option<u64>,
+    /// How long the record stays readable once terminal.
     pub result_ttl_secs: u64,
     /// Run no earlier than this; `None` means now.
     pub run_at: Option<DateTime<Utc>>,
@@ -30,8 +37,10 @@ pub struct NewTask {
     pub traceparent: Option<String>,
 }
 
+/// What a submit did.
 #[derive(Debug)]
 pub enum Submitted {
+    /// A new task, queued or delayed.
     Created(TaskRecord),
     /// A task with this id already exists; nothing was enqueued.
     Existing(TaskRecord),

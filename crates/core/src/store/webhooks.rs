@@ -22,9 +22,13 @@ type ClaimRow = (String, String, String, String, String, i64, u32);
 pub struct ClaimedWebhook {
     /// The `webhook-id`: the same on every attempt of this delivery.
     pub id: String,
+    /// The task's queue (the outbox is per queue, in its slot).
     pub queue: String,
+    /// The task the delivery reports on.
     pub task_id: String,
+    /// The end that triggered it.
     pub event: WebhookEvent,
+    /// The callback URL, re-checked against `webhooks.destinations` before sending.
     pub url: String,
     /// The task's public view as it ended (the payload's `data`).
     pub data: Value,
