@@ -7,25 +7,14 @@ use std::time::Duration;
 use chrono::Utc;
 use errand_core::{
     TaskStore,
-    settings::RedisSettings,
-    store::{self, Cancel, Layout, NewTask, Outcome, Recover, Settle},
+    store::{Cancel, NewTask, Outcome, Recover, Settle},
     task::{Callback, TaskError, TaskId, WebhookEvent, WebhookState, WebhookStatus},
 };
 use errand_testkit::RedisServer;
+
+use crate::helpers::store_on;
 use redis::AsyncCommands;
 use serde_json::json;
-
-fn store_on(redis: &RedisServer, prefix: &str) -> TaskStore {
-    let conn = store::connect(&RedisSettings {
-        url: redis.url(),
-        key_prefix: prefix.into(),
-        response_timeout_ms: 2000,
-        connect_timeout_ms: 1000,
-        tls_ca_file: None,
-    })
-    .unwrap();
-    TaskStore::new(conn, Layout::new(prefix))
-}
 
 fn task(id: &str, max_attempts: u32, events: Option<&[WebhookEvent]>) -> NewTask {
     NewTask {

@@ -6,24 +6,12 @@ use chrono::{SubsecRound, Utc};
 use errand_core::{
     TaskStore,
     schedule::{Misfire, NewSchedule, ScheduleId, ScheduleTemplate},
-    settings::RedisSettings,
-    store::{self, Layout},
 };
 use errand_testkit::RedisServer;
+
+use crate::helpers::store_on;
 use serde_json::json;
 use tokio::sync::Barrier;
-
-fn store_on(redis: &RedisServer, prefix: &str) -> TaskStore {
-    let conn = store::connect(&RedisSettings {
-        url: redis.url(),
-        key_prefix: prefix.into(),
-        response_timeout_ms: 2000,
-        connect_timeout_ms: 1000,
-        tls_ca_file: None,
-    })
-    .unwrap();
-    TaskStore::new(conn, Layout::new(prefix))
-}
 
 /// 16 firers, each on its own connection as separate worker processes would be, look at the
 /// same due tick at once, 50 times over: every tick creates exactly one task, however the
