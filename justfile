@@ -40,6 +40,8 @@ bench *workloads: ensure-redis
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    command -v cargo-machete >/dev/null 2>&1 || cargo install cargo-machete --locked --version 0.9.2
+    cargo machete
 
 # Format the code.
 fmt:
