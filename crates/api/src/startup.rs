@@ -54,6 +54,7 @@ impl Application {
 
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::error::retry_after))
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(crate::metrics::track))

@@ -100,9 +100,7 @@ pub async fn submit_batch(
         .collect::<Result<Vec<_>, _>>()?;
     crate::access::charge(&state, &req, tasks.len())?;
     let submitted =
-        errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now))
-            .await
-            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+        errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now)).await?;
     let items: Vec<BatchItem> = submitted
         .into_iter()
         .map(|s| match s {

@@ -34,11 +34,7 @@ pub async fn cancel_task(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let outcome = state
-        .store
-        .cancel(&id, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let outcome = state.store.cancel(&id, Utc::now()).await?;
     match outcome {
         Cancel::Gone => Err(missing(&state, &id).await),
         Cancel::Terminal(s) => Err(ApiError::Conflict(format!(
@@ -76,11 +72,7 @@ pub async fn retry_task(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let outcome = state
-        .store
-        .retry(&id, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let outcome = state.store.retry(&id, Utc::now()).await?;
     match outcome {
         Retry::Gone => Err(missing(&state, &id).await),
         Retry::Conflict(s) => Err(ApiError::Conflict(format!(

@@ -53,17 +53,9 @@ pub struct QueueList {
 )]
 #[get("/v1/queues")]
 pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let stats = state
-        .store
-        .queues(Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let stats = state.store.queues(Utc::now()).await?;
     let names: Vec<String> = stats.iter().map(|q| q.name.clone()).collect();
-    let paused = state
-        .store
-        .paused(&names)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let paused = state.store.paused(&names).await?;
     Ok(HttpResponse::Ok().json(QueueList {
         queues: stats
             .into_iter()
@@ -112,11 +104,7 @@ pub async fn pause_queue(
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
-    let at = state
-        .store
-        .pause_queue(name)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let at = state.store.pause_queue(name).await?;
     tracing::info!(queue = name, "queue paused");
     Ok(HttpResponse::Ok().json(QueuePause {
         name: name.to_owned(),
@@ -142,11 +130,7 @@ pub async fn resume_queue(
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
-    state
-        .store
-        .resume_queue(name)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    state.store.resume_queue(name).await?;
     tracing::info!(queue = name, "queue resumed");
     Ok(HttpResponse::Ok().json(QueuePause {
         name: name.to_owned(),
@@ -170,10 +154,6 @@ pub struct WorkerList {
 )]
 #[get("/v1/workers")]
 pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let workers = state
-        .store
-        .workers()
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let workers = state.store.workers().await?;
     Ok(HttpResponse::Ok().json(WorkerList { workers }))
 }

@@ -163,12 +163,7 @@ pub async fn create_schedule(
     let (def, spec) = define(&state, parse_json(&req, &body)?)?;
     let now = Utc::now();
     let first = def.enabled.then(|| spec.next_after(now)).flatten();
-    match state
-        .store
-        .create_schedule(&def, first, now)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
+    match state.store.create_schedule(&def, first, now).await? {
         ScheduleCreated::Created(s) => {
             tracing::info!(schedule_id = %s.id, cron = %s.cron, timezone = %s.timezone, kind = %s.kind, "schedule created");
             Ok(HttpResponse::Created()
@@ -212,11 +207,7 @@ pub async fn list_schedules(
         })
         .transpose()?;
     q.finish()?;
-    let page = state
-        .store
-        .list_schedules(after.as_ref(), limit)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let page = state.store.list_schedules(after.as_ref(), limit).await?;
     Ok(HttpResponse::Ok().json(SchedulePage {
         schedules: page.schedules,
         next_cursor: page.next.map(String::from),
@@ -240,12 +231,7 @@ pub async fn get_schedule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    match state
-        .store
-        .schedule(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
+    match state.store.schedule(&id).await? {
         Some(s) => Ok(HttpResponse::Ok().json(s)),
         None => Err(ApiError::ScheduleNotFound(id.to_string())),
     }
@@ -268,12 +254,7 @@ pub async fn delete_schedule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    if state
-        .store
-        .delete_schedule(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
+    if state.store.delete_schedule(&id).await? {
         tracing::info!(schedule_id = %id, "schedule deleted");
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -286,8 +267,7 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
     match state
         .store
         .set_schedule_enabled(&id, enabled, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
+        .await?
     {
         Some(s) => {
             tracing::info!(schedule_id = %id, enabled, "schedule toggled");

@@ -250,11 +250,9 @@ pub async fn submit_task(
     span.record("task_id", task.id.to_string());
     span.record("kind", task.kind.as_str());
     span.record("queue", task.queue.as_str());
-    let retry_after = state.settings.api.retry_after_secs;
     match errand_core::telemetry::redis_call("submit", state.store.submit(task, now))
         .instrument(span)
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?
+        .await?
     {
         Submitted::Created(r) => {
             crate::metrics::submitted(&r.queue, &r.kind);
@@ -316,9 +314,7 @@ pub async fn get_task(
         Some(secs) if secs > 0 => {
             watch::until_terminal(&state, &id, Duration::from_secs(secs)).await?
         }
-        _ => errand_core::telemetry::redis_call("get", state.store.get(&id))
-            .await
-            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?,
+        _ => errand_core::telemetry::redis_call("get", state.store.get(&id)).await?,
     };
     match record {
         Some(r) => Ok(HttpResponse::Ok().json(r)),
@@ -394,9 +390,7 @@ pub async fn list_tasks(
         limit,
         budget: (limit * 10).max(1000),
     };
-    let page = errand_core::telemetry::redis_call("list", state.store.list(&query))
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let page = errand_core::telemetry::redis_call("list", state.store.list(&query)).await?;
     Ok(HttpResponse::Ok().json(TaskPage {
         tasks: page.tasks,
         next_cursor: page.next.map(|c| c.encode()),

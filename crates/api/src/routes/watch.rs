@@ -30,7 +30,6 @@ pub async fn until_terminal(
     id: &TaskId,
     limit: Duration,
 ) -> Result<Option<TaskRecord>, ApiError> {
-    let retry_after = state.settings.api.retry_after_secs;
     let deadline = Instant::now() + limit;
     let mut watch = state.events.watch(id.as_str());
     // The task's queue, once known: a record never moves, so re-reads skip the pointer.
@@ -39,8 +38,7 @@ pub async fn until_terminal(
         let record = match &queue {
             Some(q) => state.store.get_in(q, id.as_str()).await,
             None => state.store.get(id).await,
-        }
-        .map_err(|e| ApiError::store(e, retry_after))?;
+        }?;
         if let Some(r) = &record {
             queue.get_or_insert_with(|| r.queue.clone());
         }
@@ -85,11 +83,7 @@ pub async fn task_events(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let watch = state.events.watch(id.as_str());
-    let first = state
-        .store
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let first = state.store.get(&id).await?;
     let Some(first) = first else {
         return Err(missing(&state, &id).await);
     };

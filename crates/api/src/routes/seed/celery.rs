@@ -142,12 +142,7 @@ pub async fn submit_celery_task(
     }))
     .map_err(|e| ApiError::Internal(e.into()))?;
     let task = prepare(&state, None, submit, now)?;
-    let retry_after = state.settings.api.retry_after_secs;
-    let submitted = state
-        .store
-        .submit(task, now)
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?;
+    let submitted = state.store.submit(task, now).await?;
     let location = (header::LOCATION, format!("/tasks/celery/task/{task_id}"));
     Ok(match submitted {
         Submitted::Created(r) => {
@@ -184,11 +179,7 @@ pub async fn get_celery_task(
         field: Some("task_id".into()),
         detail: e.to_string(),
     })?;
-    let record = state
-        .store
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let record = state.store.get(&id).await?;
     match record {
         Some(r) => Ok(HttpResponse::Ok().json(CeleryTask::from(r))),
         None => Err(missing(&state, &id).await),
