@@ -5,6 +5,7 @@
 //! - [`routes`]: one module per resource.
 //! - [`access`]: API keys (scopes, constant-time match) and the submit rate limit.
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
+//! - [`extract`]: `JsonBody`, the JSON request body every submit route reads.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 //! - [`metrics`]: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
 //! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
@@ -13,6 +14,7 @@ pub mod access;
 pub mod background;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod redoc;

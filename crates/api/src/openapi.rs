@@ -721,4 +721,64 @@ mod tests {
             ]}}})
         );
     }
+
+    /// utoipa takes only literals in `#[schema(...)]`, so the documented bounds are copies;
+    /// this holds each copy to the constant the handlers validate against.
+    #[test]
+    fn documented_input_bounds_are_the_validated_ones() {
+        use errand_core::{
+            schedule::ScheduleId,
+            task::{QueueName, TaskId, bounds},
+        };
+        let mut api = ApiDoc::openapi();
+        api.merge(routes::seed::SeedDoc::openapi());
+        let raw = serde_json::to_value(api).unwrap();
+        let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        for name in ["SubmitTask", "CreateSchedule"] {
+            let p = &raw["components"]["schemas"][name]["properties"];
+            let range = |field: &str, lo: f64, hi: f64| {
+                let f = &p[field];
+                if lo > 0.0 {
+                    assert_eq!(num(&f["minimum"]), lo, "{name}.{field}");
+                }
+                assert_eq!(num(&f["maximum"]), hi, "{name}.{field}");
+            };
+            let (lo, hi) = bounds::MAX_ATTEMPTS.into_inner();
+            range("max_attempts", lo.into(), hi.into());
+            let (lo, hi) = bounds::TIMEOUT_SECS.into_inner();
+            range("timeout_secs", lo as f64, hi as f64);
+            let (lo, hi) = bounds::RESULT_TTL_SECS.into_inner();
+            range("result_ttl_secs", lo as f64, hi as f64);
+            if name == "SubmitTask" {
+                let (lo, hi) = bounds::DELAY_SECS.into_inner();
+                range("delay_secs", lo as f64, hi as f64);
+            }
+            assert_eq!(p["queue"]["pattern"], QueueName::PATTERN, "{name}.queue");
+        }
+        // Every queue parameter, and every id pattern, wherever the document states one.
+        let mut queue_params = 0;
+        let mut stack = vec![&raw];
+        while let Some(v) = stack.pop() {
+            if v["name"] == "queue" && v["schema"].is_object() {
+                queue_params += 1;
+                assert_eq!(v["schema"]["pattern"], QueueName::PATTERN, "{v}");
+            }
+            if let Some(p) = v["pattern"].as_str() {
+                let max = if p.contains(':') {
+                    TaskId::MAX_LEN
+                } else if p.contains("_.-") {
+                    QueueName::MAX_LEN
+                } else {
+                    ScheduleId::MAX_LEN
+                };
+                assert!(p.ends_with(&format!("{{1,{max}}}$")), "{p}");
+            }
+            match v {
+                Value::Object(m) => stack.extend(m.values()),
+                Value::Array(a) => stack.extend(a),
+                _ => {}
+            }
+        }
+        assert!(queue_params >= 3, "{queue_params} queue parameters");
+    }
 }

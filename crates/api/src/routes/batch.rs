@@ -7,9 +7,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::tasks::{SubmitTask, parse_json, prepare};
+use super::tasks::{SubmitTask, prepare};
 use crate::{
     error::{ApiError, Problem},
+    extract::parse_json,
     state::AppState,
 };
 

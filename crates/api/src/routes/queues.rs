@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use errand_core::store::WorkerInfo;
+use errand_core::{store::WorkerInfo, task::QueueName};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -75,13 +75,12 @@ pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, Api
 }
 
 fn queue_name(raw: &str) -> Result<&str, ApiError> {
-    if super::tasks::valid_queue(raw) {
-        Ok(raw)
-    } else {
-        Err(ApiError::BadRequest {
+    match QueueName::parse(raw) {
+        Ok(_) => Ok(raw),
+        Err(e) => Err(ApiError::BadRequest {
             field: Some("queue".into()),
-            detail: "path parameter `queue`: 1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-        })
+            detail: format!("path parameter `queue`: {e}"),
+        }),
     }
 }
 

@@ -13,13 +13,16 @@ use utoipa::ToSchema;
 
 use super::{
     query::{self, Query},
-    tasks::{SubmitTask, parse_json, prepare},
+    tasks::{SubmitTask, prepare},
 };
 use crate::{
     error::{ApiError, Problem},
+    extract::JsonBody,
     state::AppState,
 };
 
+// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
+// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
 /// A schedule to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -156,11 +159,9 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
 #[post("/v1/schedules")]
 pub async fn create_schedule(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map_err(ApiError::body)?;
-    let (def, spec) = define(&state, parse_json(&req, &body)?)?;
+    let (def, spec) = define(&state, body)?;
     let now = Utc::now();
     let first = def.enabled.then(|| spec.next_after(now)).flatten();
     match state.store.create_schedule(&def, first, now).await? {

@@ -1,10 +1,10 @@
-use std::time::Duration;
+use std::{ops::RangeInclusive, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
     store::{Cursor, ListQuery, NewTask, Submitted},
-    task::{Callback, TaskId, TaskRecord, TaskState},
+    task::{Callback, QueueName, TaskId, TaskRecord, TaskState, bounds},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,9 +17,12 @@ use super::{
 };
 use crate::{
     error::{ApiError, Problem},
+    extract::JsonBody,
     state::AppState,
 };
 
+// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
+// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
 /// A task to run.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,55 +62,15 @@ pub struct SubmitTask {
     pub callback: Option<Callback>,
 }
 
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-        })
-        .unwrap_or(false)
-}
-
-/// Parses a JSON body, naming the offending field on a type error.
-pub fn parse_json<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if !is_json(req) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = (path != "." && !inner.is_syntax() && !inner.is_eof()).then_some(path);
-        ApiError::BadRequest {
-            field,
-            detail: format!("invalid JSON body: {inner}"),
-        }
-    })
-}
-
-pub fn valid_queue(q: &str) -> bool {
-    !q.is_empty()
-        && q.len() <= 64
-        && q.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
 fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
     v: Option<T>,
-    lo: T,
-    hi: T,
+    bounds: RangeInclusive<T>,
 ) -> Result<Option<T>, ApiError> {
     match v {
-        Some(x) if x < lo || x > hi => Err(ApiError::invalid(
+        Some(x) if !bounds.contains(&x) => Err(ApiError::invalid(
             field,
-            format!("must be between {lo} and {hi}"),
+            format!("must be between {} and {}", bounds.start(), bounds.end()),
         )),
         other => Ok(other),
     }
@@ -159,20 +122,20 @@ pub fn prepare(
         .catalog
         .validate(kind, &payload)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let queue = t.queue.unwrap_or_else(|| "default".into());
-    if !valid_queue(&queue) {
-        return Err(ApiError::invalid(
-            "queue",
-            "1 to 64 characters from A-Z a-z 0-9 _ . -",
-        ));
-    }
-    let max_attempts = in_range("max_attempts", t.max_attempts, 1, 100)?
+    let queue = QueueName::parse(t.queue.as_deref().unwrap_or(QueueName::DEFAULT))
+        .map_err(|e| ApiError::invalid("queue", e.to_string()))?;
+    let max_attempts = in_range("max_attempts", t.max_attempts, bounds::MAX_ATTEMPTS)?
         .unwrap_or(state.settings.tasks.default_max_attempts);
-    let timeout_secs = in_range("timeout_secs", t.timeout_secs, 1, 604_800)?;
-    let result_ttl_secs = in_range("result_ttl_secs", t.result_ttl_secs, 1, 2_592_000)?
-        .unwrap_or(state.settings.tasks.default_result_ttl_secs);
+    let timeout_secs = in_range("timeout_secs", t.timeout_secs, bounds::TIMEOUT_SECS)?;
+    let result_ttl_secs = in_range(
+        "result_ttl_secs",
+        t.result_ttl_secs,
+        bounds::RESULT_TTL_SECS,
+    )?
+    .unwrap_or(state.settings.tasks.default_result_ttl_secs);
+    let horizon = chrono::Duration::seconds(*bounds::DELAY_SECS.end() as i64);
     let run_at = match (
-        in_range("delay_secs", t.delay_secs, 0, 31_536_000)?,
+        in_range("delay_secs", t.delay_secs, bounds::DELAY_SECS)?,
         t.run_at,
     ) {
         (Some(_), Some(_)) => {
@@ -182,7 +145,7 @@ pub fn prepare(
             ));
         }
         (Some(d), None) => Some(now + chrono::Duration::seconds(d as i64)),
-        (None, Some(at)) if at > now + chrono::Duration::days(365) => {
+        (None, Some(at)) if at > now + horizon => {
             return Err(ApiError::invalid(
                 "run_at",
                 "must be within a year from now",
@@ -200,7 +163,7 @@ pub fn prepare(
     Ok(NewTask {
         id,
         kind: kind.to_owned(),
-        queue,
+        queue: queue.into(),
         payload,
         max_attempts,
         timeout_secs,
@@ -233,12 +196,12 @@ pub fn prepare(
 pub async fn submit_task(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    // A `Result`, so a rate-limited caller hears 429 before anything about its body.
+    body: Result<JsonBody<SubmitTask>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::charge(&state, &req, 1)?;
     let now = Utc::now();
-    let body = body.map_err(ApiError::body)?;
-    let submit = parse_json(&req, &body)?;
+    let JsonBody(submit) = body?;
     // The span the stored traceparent names, so the worker's attempts hang under the submit.
     let span = tracing::info_span!(
         "submit",
@@ -362,15 +325,14 @@ pub async fn list_tasks(
                 .map_err(|e| query::bad("state", &e.to_string()))
         })
         .transpose()?;
-    let queue = q.str("queue");
-    if let Some(name) = &queue
-        && !valid_queue(name)
-    {
-        return Err(query::bad(
-            "queue",
-            "1 to 64 characters from A-Z a-z 0-9 _ . -",
-        ));
-    }
+    let queue = q
+        .str("queue")
+        .map(|name| {
+            QueueName::parse(&name)
+                .map(String::from)
+                .map_err(|e| query::bad("queue", &e.to_string()))
+        })
+        .transpose()?;
     let kind = q
         .str("kind")
         .map(|k| state.catalog.resolve(&k).map(str::to_owned).unwrap_or(k));

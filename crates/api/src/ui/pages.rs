@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use errand_core::{
     settings::Scope,
     store::{Cancel, Cursor, ListQuery, Retry},
-    task::{TaskId, TaskRecord, TaskState},
+    task::{InvalidQueueName, QueueName, TaskId, TaskRecord, TaskState},
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -22,6 +22,13 @@ type Params = web::Query<HashMap<String, String>>;
 /// The most tasks one bulk action changes; the page says when more are left.
 pub const BULK_LIMIT: usize = 100;
 const PAGE: usize = 50;
+
+fn bad_queue(e: InvalidQueueName) -> UiError {
+    UiError::BadRequest {
+        field: "queue",
+        detail: e.to_string(),
+    }
+}
 
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {
@@ -264,15 +271,9 @@ impl Filters {
                 })
             })
             .transpose()?;
-        let queue = param(q, "queue").map(str::to_owned);
-        if let Some(name) = &queue
-            && !crate::routes::tasks::valid_queue(name)
-        {
-            return Err(UiError::BadRequest {
-                field: "queue",
-                detail: "1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-            });
-        }
+        let queue = param(q, "queue")
+            .map(|name| QueueName::parse(name).map(String::from).map_err(bad_queue))
+            .transpose()?;
         let kind = param(q, "kind").map(|k| {
             state
                 .catalog
@@ -856,12 +857,7 @@ pub async fn queue_action(
 ) -> Result<HttpResponse, UiError> {
     let (queue, action) = path.into_inner();
     Ctx::act(&auth, &req, &form.csrf, Scope::Admin)?;
-    if !crate::routes::tasks::valid_queue(&queue) {
-        return Err(UiError::BadRequest {
-            field: "queue",
-            detail: "1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-        });
-    }
+    QueueName::parse(&queue).map_err(bad_queue)?;
     let msg = match action.as_str() {
         "pause" => {
             state.store.pause_queue(&queue).await?;
