@@ -78,8 +78,8 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
 )]
 struct ApiDoc;
 
-/// The tag of the seed tutorial's demo routes, which the product document leaves out.
-pub const TUTORIAL_TAG: &str = "seed";
+/// The tag of the tutorial routes (`routes::tutorial`), which the product document leaves out.
+pub const TUTORIAL_TAG: &str = "tutorial";
 /// Where the document without the tutorial routes is served.
 pub const PRODUCT_PATH: &str = "/openapi/product.json";
 /// Routes outside the documents that are open whatever the API keys: the documents and
@@ -103,7 +103,7 @@ impl Documents {
 /// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.
 pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     let mut api = ApiDoc::openapi();
-    api.merge(routes::seed::SeedDoc::openapi());
+    api.merge(routes::tutorial::TutorialDoc::openapi());
     let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
     kind_unions(&mut doc, catalog);
     settings_bounds(&mut doc, settings);
@@ -135,8 +135,8 @@ pub fn product(full: &Value) -> Value {
     }
     let description = doc["info"]["description"].as_str().unwrap_or_default();
     doc["info"]["description"] = json!(format!(
-        "{description}\n\nThis is the product API alone; `/openapi.json` also has the seed \
-         tutorial's demo routes."
+        "{description}\n\nThis is the product API alone; `/openapi.json` also has the \
+         tutorial routes."
     ));
     prune_schemas(&mut doc);
     doc
@@ -731,7 +731,7 @@ mod tests {
             task::{QueueName, TaskId, bounds},
         };
         let mut api = ApiDoc::openapi();
-        api.merge(routes::seed::SeedDoc::openapi());
+        api.merge(routes::tutorial::TutorialDoc::openapi());
         let raw = serde_json::to_value(api).unwrap();
         let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
         for name in ["SubmitTask", "CreateSchedule"] {

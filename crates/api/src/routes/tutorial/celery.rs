@@ -106,7 +106,7 @@ impl From<TaskRecord> for CeleryTask {
 /// answers 200 with the existing task and enqueues nothing, whatever its `duration`.
 /// The full record is at `GET /v1/tasks/{task_id}`.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
     params(
         ("task_id" = TaskId, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
@@ -160,7 +160,7 @@ pub async fn submit_celery_task(
 /// The task's status in Celery's words, and its result when ready. Unlike Celery, an
 /// unknown id is a 404, not an eternal `PENDING`.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
     params(("task_id" = TaskId, Path, description = "Task id")),
     responses(
