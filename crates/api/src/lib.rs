@@ -8,6 +8,7 @@
 //! - [`extract`]: `JsonBody`, the JSON request body every submit route reads.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 //! - [`metrics`]: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
+//! - [`views`]: the JSON the API serves, built from the store's types.
 //! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
 
 pub mod access;
@@ -22,3 +23,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod ui;
+pub mod views;

@@ -20,18 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use errand_core::{
     Settings,
-    schedule::{Misfire, Schedule},
-    store::{WorkerInfo, WorkerQueue},
-    task::{
-        Callback, Progress, TaskError, TaskRecord, TaskState, WebhookEvent, WebhookState,
-        WebhookStatus,
-    },
+    task::{TaskState, WebhookEvent},
 };
 use errand_tasks::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::{access::needs_key, error::Problem, routes};
+use crate::{access::needs_key, error::Problem, routes, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,11 +59,11 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::health::healthz,
         routes::health::readyz,
     ),
-    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, Callback, WebhookEvent, WebhookState, WebhookStatus, routes::tasks::SubmitTask, routes::tasks::TaskPage,
+    components(schemas(Problem, views::TaskView, views::TaskStateView, views::ProgressView, views::TaskErrorView, views::CallbackView, views::WebhookEventView, views::WebhookStateView, views::WebhookStatusView, routes::tasks::SubmitTask, routes::tasks::TaskPage,
         routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
         routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::QueuePause, routes::queues::WorkerList,
-        WorkerInfo, WorkerQueue, KindInfo, routes::health::Health,
-        Schedule, Misfire, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
+        views::WorkerView, views::WorkerQueueView, KindInfo, routes::health::Health,
+        views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
         (name = "operations", description = "Queues and workers"),

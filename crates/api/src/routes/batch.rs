@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
-use errand_core::{store::Submitted, task::TaskId};
+use errand_core::store::Submitted;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,6 +12,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::parse_json,
     state::AppState,
+    views::{TaskIdView, TaskStateView},
 };
 
 /// Tasks to submit together.
@@ -26,8 +27,8 @@ pub struct SubmitBatch {
 /// What became of one task of a batch, in request order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItem {
-    pub id: TaskId,
-    pub state: errand_core::task::TaskState,
+    pub id: TaskIdView,
+    pub state: TaskStateView,
     /// False when a task with this id already existed (nothing was enqueued for it).
     pub created: bool,
 }
@@ -108,14 +109,14 @@ pub async fn submit_batch(
             Submitted::Created(r) => {
                 crate::metrics::submitted(&r.queue, &r.kind);
                 BatchItem {
-                    id: r.id,
-                    state: r.state,
+                    id: (&r.id).into(),
+                    state: r.state.into(),
                     created: true,
                 }
             }
             Submitted::Existing(r) => BatchItem {
-                id: r.id,
-                state: r.state,
+                id: (&r.id).into(),
+                state: r.state.into(),
                 created: false,
             },
         })

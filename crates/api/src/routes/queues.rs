@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use errand_core::{store::WorkerInfo, task::QueueName};
+use errand_core::task::QueueName;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
+    views::WorkerView,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -140,7 +141,7 @@ pub async fn resume_queue(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkerList {
-    pub workers: Vec<WorkerInfo>,
+    pub workers: Vec<WorkerView>,
 }
 
 /// Worker processes alive now (their heartbeat, every few seconds, has not lapsed).
@@ -154,5 +155,7 @@ pub struct WorkerList {
 #[get("/v1/workers")]
 pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let workers = state.store.workers().await?;
-    Ok(HttpResponse::Ok().json(WorkerList { workers }))
+    Ok(HttpResponse::Ok().json(WorkerList {
+        workers: workers.iter().map(WorkerView::from).collect(),
+    }))
 }

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
     store::{Cursor, ListQuery, NewTask, Submitted},
-    task::{Callback, QueueName, TaskId, TaskRecord, TaskState, bounds},
+    task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +19,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     state::AppState,
+    views::{CallbackView, TaskIdView, TaskStateView, TaskView},
 };
 
 // The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
@@ -59,7 +60,7 @@ pub struct SubmitTask {
     /// A signed webhook POSTed to `url` when the task ends with one of `events`
     /// (docs/webhooks.md). The URL must pass `webhooks.destinations` (422 naming
     /// `callback.url` otherwise).
-    pub callback: Option<Callback>,
+    pub callback: Option<CallbackView>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -153,7 +154,8 @@ pub fn prepare(
         }
         (None, at) => at,
     };
-    if let Some(cb) = &t.callback {
+    let callback: Option<Callback> = t.callback.map(Into::into);
+    if let Some(cb) = &callback {
         state
             .settings
             .webhooks
@@ -169,7 +171,7 @@ pub fn prepare(
         timeout_secs,
         result_ttl_secs,
         run_at,
-        callback: t.callback,
+        callback,
         traceparent: errand_core::telemetry::current_traceparent(),
     })
 }
@@ -180,9 +182,9 @@ pub fn prepare(
     request_body = SubmitTask,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses(
-        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskRecord,
+        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskView,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
-        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskRecord,
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskView,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
@@ -222,11 +224,11 @@ pub async fn submit_task(
             tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-                .json(r))
+                .json(TaskView::from(&r)))
         }
         Submitted::Existing(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-            .json(r)),
+            .json(TaskView::from(&r))),
     }
 }
 
@@ -253,11 +255,11 @@ pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("id" = TaskId, Path, description = "Task id"),
+        ("id" = TaskIdView, Path, description = "Task id"),
         ("wait" = Option<u64>, Query, description = "Long-poll: wait up to this many seconds (at most api.max_wait_secs) for the task to end"),
     ),
     responses(
-        (status = 200, body = TaskRecord),
+        (status = 200, body = TaskView),
         (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or its record expired (type task-expired)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -280,7 +282,7 @@ pub async fn get_task(
         _ => errand_core::telemetry::redis_call("get", state.store.get(&id)).await?,
     };
     match record {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        Some(r) => Ok(HttpResponse::Ok().json(TaskView::from(&r))),
         None => Err(missing(&state, &id).await),
     }
 }
@@ -288,7 +290,7 @@ pub async fn get_task(
 /// One page of tasks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
-    pub tasks: Vec<TaskRecord>,
+    pub tasks: Vec<TaskView>,
     /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
     /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
     #[schema(required = true)]
@@ -300,7 +302,7 @@ pub struct TaskPage {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("state" = Option<TaskState>, Query, description = "Only tasks in this state"),
+        ("state" = Option<TaskStateView>, Query, description = "Only tasks in this state"),
         ("queue" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Only tasks of this queue"),
         ("kind" = Option<String>, Query, description = "Only tasks of this kind (an alias stands for its kind)"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)"),
@@ -354,7 +356,7 @@ pub async fn list_tasks(
     };
     let page = errand_core::telemetry::redis_call("list", state.store.list(&query)).await?;
     Ok(HttpResponse::Ok().json(TaskPage {
-        tasks: page.tasks,
+        tasks: page.tasks.iter().map(TaskView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
 }

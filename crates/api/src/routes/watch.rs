@@ -10,6 +10,7 @@ use futures::stream;
 use tokio::time::Instant;
 
 use super::tasks::{missing, parse_id};
+use crate::views::TaskView;
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
@@ -68,7 +69,7 @@ pub async fn until_terminal(
 // The document describes the body as a string and each event as `TaskEvent` (openapi.rs).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskId, Path, description = "Task id")),
+    params(("id" = crate::views::TaskIdView, Path, description = "Task id")),
     responses(
         (status = 200, description = "An event stream (`TaskEvent`s): the record now, then on every change until the task ends", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -124,7 +125,7 @@ pub async fn task_events(
                 s.done = r.state.is_terminal();
                 let frame = format!(
                     "event: {name}\ndata: {}\n\n",
-                    serde_json::to_string(&r).unwrap_or_default()
+                    serde_json::to_string(&TaskView::from(&r)).unwrap_or_default()
                 );
                 s.last = Some(r);
                 if changed {

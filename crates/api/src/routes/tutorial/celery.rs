@@ -16,13 +16,14 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::Utc;
 use errand_core::{
     store::Submitted,
-    task::{Progress, TaskId, TaskRecord, TaskState},
+    task::{TaskId, TaskRecord, TaskState},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::required;
+use crate::views::ProgressView;
 use crate::{
     error::{ApiError, Problem},
     routes::{
@@ -78,7 +79,7 @@ pub struct CeleryTask {
     /// While `STARTED`: how far it has got; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub progress: Option<Progress>,
+    pub progress: Option<ProgressView>,
 }
 
 impl From<TaskRecord> for CeleryTask {
@@ -96,7 +97,11 @@ impl From<TaskRecord> for CeleryTask {
             task_id: r.id.to_string(),
             status,
             result,
-            progress: r.progress.filter(|_| status == CeleryStatus::Started),
+            progress: r
+                .progress
+                .filter(|_| status == CeleryStatus::Started)
+                .as_ref()
+                .map(Into::into),
         }
     }
 }
@@ -109,7 +114,7 @@ impl From<TaskRecord> for CeleryTask {
     tag = "tutorial",
     context_path = "/tasks",
     params(
-        ("task_id" = TaskId, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = crate::views::TaskIdView, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, description = "Seconds to sleep, 0 to tasks.max_sleep_secs (default 86400)"),
     ),
     responses(
@@ -162,7 +167,7 @@ pub async fn submit_celery_task(
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/tasks",
-    params(("task_id" = TaskId, Path, description = "Task id")),
+    params(("task_id" = crate::views::TaskIdView, Path, description = "Task id")),
     responses(
         (status = 200, body = CeleryTask),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
