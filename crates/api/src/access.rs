@@ -78,7 +78,7 @@ impl Keys {
 }
 
 /// The scope a request needs: reads need `read`; changing tasks (submit, cancel, retry,
-/// the seed chapter's demo routes) needs `submit`; everything else that changes state
+/// the tutorial routes) needs `submit`; everything else that changes state
 /// (schedules, queue controls) needs `admin`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -90,7 +90,7 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-/// Routes behind the keys: `/v1/*` and the seed chapter's `/async` and `/tasks`; docs and
+/// Routes behind the keys: `/v1/*` and the tutorial routes' `/async` and `/tasks`; docs and
 /// health stay open (orchestrators probe `/readyz` without a key).
 pub(crate) fn needs_key(path: &str) -> bool {
     path.starts_with("/v1/")

@@ -1,4 +1,4 @@
-//! In-process background tasks: the seed chapter's FastAPI `BackgroundTasks` counterpart.
+//! In-process background tasks: the tutorial chapter's FastAPI `BackgroundTasks` counterpart.
 //!
 //! A task here is a tokio task inside this API process, and its status is a map entry in
 //! this process's memory. That is the whole point of the comparison with the queue: nothing

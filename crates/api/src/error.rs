@@ -1,10 +1,24 @@
 //! The one place errors become HTTP: every error leaves as `application/problem+json`
 //! (RFC 9457). Internal causes are logged, never sent.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?` on store calls ([`From<StoreError>`]).
+//! Each variant's status, problem type and title are one row of [`ApiError::meta`]; the
+//! `Retry-After` header is written by [`retry_after`] alone, because the configured hint
+//! (`api.retry_after_secs`) lives in the app state, which an error cannot reach.
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode, http::header};
+use actix_web::{
+    HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::Next,
+    web,
+};
 use errand_core::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::state::AppState;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,6 +39,7 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// Every way a request can fail, each with its own problem type (see [`ApiError::meta`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request could not be read (malformed JSON, wrong type, bad path or query).
@@ -71,14 +86,14 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
-    /// 503 + Retry-After: Redis is unreachable, too slow, or answered "not now" (out of
-    /// memory, loading, read-only replica, busy script…); the request can be retried. The
-    /// problem type names the cause (`store-out-of-memory`, `store-read-only`, …).
+    /// 503 + Retry-After (`api.retry_after_secs`): Redis is unreachable, too slow, or
+    /// answered "not now" (out of memory, loading, read-only replica, busy script…); the
+    /// request can be retried. The problem type names the cause (`store-out-of-memory`,
+    /// `store-read-only`, …).
     #[error("{reason}; retry shortly")]
     Unavailable {
-        retry_after_secs: u64,
-        /// The cause's slug (`Unavailability::slug`).
-        cause: &'static str,
+        /// `store-` and the cause's slug (`Unavailability::slug`): the problem type.
+        slug: String,
         reason: &'static str,
     },
     /// 503 + Retry-After: this API process is at a capacity limit of its own (not Redis).
@@ -92,20 +107,36 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-impl ApiError {
-    pub fn store(e: StoreError, retry_after_secs: u64) -> Self {
+/// When a client may try again, for the responses that say (`Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Known where the error arose (a rate-limit bucket, a full registry).
+    Secs(u64),
+    /// Nobody knows how long Redis stays away: `api.retry_after_secs`.
+    Configured,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         if let Some(cause) = e.unavailability() {
             tracing::warn!(error = %e, cause = cause.slug(), "redis unavailable");
             Self::Unavailable {
-                retry_after_secs,
-                cause: cause.slug(),
+                slug: format!("store-{}", cause.slug()),
                 reason: cause.describe(),
             }
         } else {
             Self::Internal(e.into())
         }
     }
+}
 
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl ApiError {
     /// Maps a body-reading failure (over `api.max_body_bytes`, or a broken stream).
     pub fn body(e: actix_web::Error) -> Self {
         if e.as_error::<actix_web::error::PayloadError>()
@@ -127,59 +158,81 @@ impl ApiError {
         }
     }
 
-    fn slug_and_title(&self) -> (String, &'static str) {
-        let (slug, title) = match self {
-            Self::BadRequest { .. } => ("bad-request", "Malformed request"),
-            Self::Invalid { .. } => ("invalid-field", "Invalid field"),
-            Self::Unauthorized => ("unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => ("forbidden", "Forbidden"),
-            Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
-            Self::NotFound(_) => ("task-not-found", "Task not found"),
-            Self::Expired { .. } => ("task-expired", "Task expired"),
-            Self::Conflict(_) => ("conflict", "Illegal transition"),
-            Self::RouteNotFound(_) => ("not-found", "Not found"),
-            Self::ScheduleNotFound(_) => ("schedule-not-found", "Schedule not found"),
-            Self::ScheduleExists(_) => ("schedule-exists", "Schedule exists"),
-            Self::TooLarge(_) => ("too-large", "Payload too large"),
-            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
-            Self::Unavailable { cause, .. } => {
-                return (format!("store-{cause}"), "Service unavailable");
+    /// The table: each variant's status, problem type slug and title.
+    fn meta(&self) -> (StatusCode, &str, &'static str) {
+        match self {
+            Self::BadRequest { .. } => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Malformed request")
             }
-            Self::Busy { .. } => ("busy", "At capacity"),
-            Self::Internal(_) => ("internal", "Internal error"),
-        };
-        (slug.to_owned(), title)
+            Self::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+            ),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "task-not-found", "Task not found"),
+            Self::Expired { .. } => (StatusCode::NOT_FOUND, "task-expired", "Task expired"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Illegal transition"),
+            Self::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::ScheduleNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "schedule-not-found",
+                "Schedule not found",
+            ),
+            Self::ScheduleExists(_) => (StatusCode::CONFLICT, "schedule-exists", "Schedule exists"),
+            Self::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Unavailable { slug, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, slug, "Service unavailable")
+            }
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", "At capacity"),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// Whether the response carries `Retry-After`, and with what (written by [`retry_after`]).
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        match self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::Busy {
+                retry_after_secs, ..
+            } => Some(RetryAfter::Secs(*retry_after_secs)),
+            Self::Unavailable { .. } => Some(RetryAfter::Configured),
+            _ => None,
+        }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotFound(_) | Self::RouteNotFound(_) | Self::Expired { .. } => {
-                StatusCode::NOT_FOUND
-            }
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
-            Self::ScheduleExists(_) => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.meta().0
     }
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(e) = self {
             tracing::error!(error = ?e, "internal error");
         }
-        let status = self.status_code();
-        let (slug, title) = self.slug_and_title();
+        let (status, slug, title) = self.meta();
         let field = match self {
             Self::BadRequest { field, .. } => field.clone(),
             Self::Invalid { field, .. } => Some(field.clone()),
@@ -198,21 +251,81 @@ impl ResponseError for ApiError {
         };
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let Self::Unavailable {
-            retry_after_secs, ..
-        }
-        | Self::Busy {
-            retry_after_secs, ..
-        }
-        | Self::RateLimited {
-            retry_after_secs, ..
-        } = self
-        {
-            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-        }
         if matches!(self, Self::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+/// The one writer of `Retry-After`: an error response (API or dashboard) that asks for
+/// one gets it here, with the configured `api.retry_after_secs` where the error could not
+/// know it. Middleware, because an error renders without the app state.
+pub async fn retry_after(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let configured = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.api.retry_after_secs);
+    let mut res = next.call(req).await?;
+    let hint = res.response().error().and_then(|e| {
+        e.as_error::<ApiError>()
+            .and_then(ApiError::retry_after)
+            .or_else(|| {
+                e.as_error::<crate::ui::UiError>()
+                    .and_then(|e| e.retry_after())
+            })
+    });
+    let secs = match hint {
+        Some(RetryAfter::Secs(s)) => Some(s),
+        Some(RetryAfter::Configured) => configured,
+        None => None,
+    };
+    if let Some(secs) = secs {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_a_503_naming_the_cause_with_the_configured_retry() {
+        let e: ApiError = StoreError::from(redis::make_extension_error(
+            "LOADING".into(),
+            Some("Redis is loading the dataset in memory".into()),
+        ))
+        .into();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.meta().1, "store-loading");
+        assert_eq!(e.retry_after(), Some(RetryAfter::Configured));
+    }
+
+    #[test]
+    fn any_other_store_error_is_internal_without_a_retry() {
+        let e: ApiError = StoreError::Protocol("bad reply".into()).into();
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.meta().1, "internal");
+        assert_eq!(e.retry_after(), None);
+    }
+
+    #[test]
+    fn own_limits_carry_their_own_retry() {
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 3,
+            per_sec: 1.0,
+        };
+        assert_eq!(limited.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.retry_after(), Some(RetryAfter::Secs(3)));
+        let busy = ApiError::Busy {
+            detail: "full".into(),
+            retry_after_secs: 7,
+        };
+        assert_eq!(busy.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.retry_after(), Some(RetryAfter::Secs(7)));
     }
 }

@@ -5,14 +5,17 @@
 //! - [`routes`]: one module per resource.
 //! - [`access`]: API keys (scopes, constant-time match) and the submit rate limit.
 //! - [`error`]: `ApiError`, mapped to problem+json in one place.
+//! - [`extract`]: `JsonBody`, the JSON request body every submit route reads.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 //! - [`metrics`]: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
+//! - [`views`]: the JSON the API serves, built from the store's types.
 //! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
 
 pub mod access;
 pub mod background;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod redoc;
@@ -20,3 +23,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod ui;
+pub mod views;

@@ -20,18 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use errand_core::{
     Settings,
-    schedule::{Misfire, Schedule},
-    store::{WorkerInfo, WorkerQueue},
-    task::{
-        Callback, Progress, TaskError, TaskRecord, TaskState, WebhookEvent, WebhookState,
-        WebhookStatus,
-    },
+    task::{TaskState, WebhookEvent},
 };
 use errand_tasks::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::{access::needs_key, error::Problem, routes};
+use crate::{access::needs_key, error::Problem, routes, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,11 +59,11 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::health::healthz,
         routes::health::readyz,
     ),
-    components(schemas(Problem, TaskRecord, TaskState, Progress, TaskError, Callback, WebhookEvent, WebhookState, WebhookStatus, routes::tasks::SubmitTask, routes::tasks::TaskPage,
+    components(schemas(Problem, views::TaskView, views::TaskStateView, views::ProgressView, views::TaskErrorView, views::CallbackView, views::WebhookEventView, views::WebhookStateView, views::WebhookStatusView, routes::tasks::SubmitTask, routes::tasks::TaskPage,
         routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
         routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::QueuePause, routes::queues::WorkerList,
-        WorkerInfo, WorkerQueue, KindInfo, routes::health::Health,
-        Schedule, Misfire, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
+        views::WorkerView, views::WorkerQueueView, KindInfo, routes::health::Health,
+        views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
         (name = "operations", description = "Queues and workers"),
@@ -78,8 +73,8 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
 )]
 struct ApiDoc;
 
-/// The tag of the seed tutorial's demo routes, which the product document leaves out.
-pub const TUTORIAL_TAG: &str = "seed";
+/// The tag of the tutorial routes (`routes::tutorial`), which the product document leaves out.
+pub const TUTORIAL_TAG: &str = "tutorial";
 /// Where the document without the tutorial routes is served.
 pub const PRODUCT_PATH: &str = "/openapi/product.json";
 /// Routes outside the documents that are open whatever the API keys: the documents and
@@ -103,7 +98,7 @@ impl Documents {
 /// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.
 pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     let mut api = ApiDoc::openapi();
-    api.merge(routes::seed::SeedDoc::openapi());
+    api.merge(routes::tutorial::TutorialDoc::openapi());
     let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
     kind_unions(&mut doc, catalog);
     settings_bounds(&mut doc, settings);
@@ -135,8 +130,8 @@ pub fn product(full: &Value) -> Value {
     }
     let description = doc["info"]["description"].as_str().unwrap_or_default();
     doc["info"]["description"] = json!(format!(
-        "{description}\n\nThis is the product API alone; `/openapi.json` also has the seed \
-         tutorial's demo routes."
+        "{description}\n\nThis is the product API alone; `/openapi.json` also has the \
+         tutorial routes."
     ));
     prune_schemas(&mut doc);
     doc
@@ -720,5 +715,65 @@ mod tests {
                 {"$ref": "#/components/schemas/TaskError"},
             ]}}})
         );
+    }
+
+    /// utoipa takes only literals in `#[schema(...)]`, so the documented bounds are copies;
+    /// this holds each copy to the constant the handlers validate against.
+    #[test]
+    fn documented_input_bounds_are_the_validated_ones() {
+        use errand_core::{
+            schedule::ScheduleId,
+            task::{QueueName, TaskId, bounds},
+        };
+        let mut api = ApiDoc::openapi();
+        api.merge(routes::tutorial::TutorialDoc::openapi());
+        let raw = serde_json::to_value(api).unwrap();
+        let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        for name in ["SubmitTask", "CreateSchedule"] {
+            let p = &raw["components"]["schemas"][name]["properties"];
+            let range = |field: &str, lo: f64, hi: f64| {
+                let f = &p[field];
+                if lo > 0.0 {
+                    assert_eq!(num(&f["minimum"]), lo, "{name}.{field}");
+                }
+                assert_eq!(num(&f["maximum"]), hi, "{name}.{field}");
+            };
+            let (lo, hi) = bounds::MAX_ATTEMPTS.into_inner();
+            range("max_attempts", lo.into(), hi.into());
+            let (lo, hi) = bounds::TIMEOUT_SECS.into_inner();
+            range("timeout_secs", lo as f64, hi as f64);
+            let (lo, hi) = bounds::RESULT_TTL_SECS.into_inner();
+            range("result_ttl_secs", lo as f64, hi as f64);
+            if name == "SubmitTask" {
+                let (lo, hi) = bounds::DELAY_SECS.into_inner();
+                range("delay_secs", lo as f64, hi as f64);
+            }
+            assert_eq!(p["queue"]["pattern"], QueueName::PATTERN, "{name}.queue");
+        }
+        // Every queue parameter, and every id pattern, wherever the document states one.
+        let mut queue_params = 0;
+        let mut stack = vec![&raw];
+        while let Some(v) = stack.pop() {
+            if v["name"] == "queue" && v["schema"].is_object() {
+                queue_params += 1;
+                assert_eq!(v["schema"]["pattern"], QueueName::PATTERN, "{v}");
+            }
+            if let Some(p) = v["pattern"].as_str() {
+                let max = if p.contains(':') {
+                    TaskId::MAX_LEN
+                } else if p.contains("_.-") {
+                    QueueName::MAX_LEN
+                } else {
+                    ScheduleId::MAX_LEN
+                };
+                assert!(p.ends_with(&format!("{{1,{max}}}$")), "{p}");
+            }
+            match v {
+                Value::Object(m) => stack.extend(m.values()),
+                Value::Array(a) => stack.extend(a),
+                _ => {}
+            }
+        }
+        assert!(queue_params >= 3, "{queue_params} queue parameters");
     }
 }

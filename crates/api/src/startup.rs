@@ -32,7 +32,7 @@ impl Application {
         let docs = openapi::Documents::build(&catalog, &settings);
         let max_body = settings.api.max_body_bytes;
         let stop = CancellationToken::new();
-        let seed = routes::seed::Seed::new(&settings);
+        let tutorial = routes::tutorial::Tutorial::new(&settings);
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
         let events = Events::start(
             settings.redis.clients()?,
@@ -54,6 +54,7 @@ impl Application {
 
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::error::retry_after))
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(crate::metrics::track))
@@ -88,7 +89,7 @@ impl Application {
                 .service(routes::queues::list_workers)
                 .service(routes::queues::pause_queue)
                 .service(routes::queues::resume_queue)
-                .configure(|cfg| seed.configure(cfg))
+                .configure(|cfg| tutorial.configure(cfg))
                 .service(routes::schedules::create_schedule)
                 .service(routes::schedules::list_schedules)
                 .service(routes::schedules::get_schedule)

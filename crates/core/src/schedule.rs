@@ -14,16 +14,14 @@ use croner::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::task::{TaskId, rfc3339};
 
 /// A schedule's id: client-chosen or server-made (UUIDv7). Shorter than a task id, and
 /// without `:`, so the id of every task it fires, `sched:<id>:<tick ms>`, is a valid task id
 /// that reads back unambiguously.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "nightly-report", pattern = "^[A-Za-z0-9._-]{1,100}$")]
 pub struct ScheduleId(String);
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -139,7 +137,7 @@ impl CronSpec {
 }
 
 /// What a worker does with a tick it finds late (no worker ran while it was due).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// Run once for all the ticks missed, then continue from now (Celery Beat's behaviour).
@@ -196,15 +194,12 @@ pub fn plan(
 
 /// The task a schedule submits at every tick: everything a submit takes but the id and the
 /// time, validated when the schedule was created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleTemplate {
     /// The kind's canonical name.
-    #[schema(example = "sleep")]
     pub kind: String,
     /// The kind's input, as validated when the schema was created (any JSON for `noop`).
-    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
-    #[schema(example = "default")]
     pub queue: String,
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
@@ -223,40 +218,31 @@ pub struct NewSchedule {
 }
 
 /// A schedule as errand keeps it in Redis and serves it over the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub id: ScheduleId,
     /// Cron expression: 5 fields (minute first) or 6 (second first).
-    #[schema(example = "0 */15 * * * *")]
     pub cron: String,
     /// IANA time zone the expression is read in.
-    #[schema(example = "Europe/Paris")]
     pub timezone: String,
     pub misfire: Misfire,
     /// A disabled schedule keeps its definition and fires nothing.
     pub enabled: bool,
-    #[schema(example = "sleep")]
     pub kind: String,
     /// The kind's input, as validated when the schema was created (any JSON for `noop`).
-    #[schema(value_type = Value, example = json!({"duration_secs": 1}))]
     pub payload: Value,
-    #[schema(example = "default")]
     pub queue: String,
     pub max_attempts: u32,
     /// Per-attempt time limit of each run; null for none.
-    #[schema(required = true)]
     pub timeout_secs: Option<u64>,
     pub result_ttl_secs: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The tick it waits for; null while disabled.
-    #[schema(required = true)]
     pub next_run_at: Option<DateTime<Utc>>,
     /// When it last fired a task; null before the first tick.
-    #[schema(required = true)]
     pub last_run_at: Option<DateTime<Utc>>,
     /// The task it fired last: `sched:<schedule id>:<tick ms>`; null before the first tick.
-    #[schema(required = true, value_type = Option<String>, example = "sched:nightly-report:1767225600000")]
     pub last_task_id: Option<TaskId>,
     /// Ticks fired since it was created.
     pub run_count: u64,

@@ -2,15 +2,17 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
-use errand_core::{store::Submitted, task::TaskId};
+use errand_core::store::Submitted;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::tasks::{SubmitTask, parse_json, prepare};
+use super::tasks::{SubmitTask, prepare};
 use crate::{
     error::{ApiError, Problem},
+    extract::parse_json,
     state::AppState,
+    views::{TaskIdView, TaskStateView},
 };
 
 /// Tasks to submit together.
@@ -25,8 +27,8 @@ pub struct SubmitBatch {
 /// What became of one task of a batch, in request order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItem {
-    pub id: TaskId,
-    pub state: errand_core::task::TaskState,
+    pub id: TaskIdView,
+    pub state: TaskStateView,
     /// False when a task with this id already existed (nothing was enqueued for it).
     pub created: bool,
 }
@@ -100,23 +102,21 @@ pub async fn submit_batch(
         .collect::<Result<Vec<_>, _>>()?;
     crate::access::charge(&state, &req, tasks.len())?;
     let submitted =
-        errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now))
-            .await
-            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+        errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now)).await?;
     let items: Vec<BatchItem> = submitted
         .into_iter()
         .map(|s| match s {
             Submitted::Created(r) => {
                 crate::metrics::submitted(&r.queue, &r.kind);
                 BatchItem {
-                    id: r.id,
-                    state: r.state,
+                    id: (&r.id).into(),
+                    state: r.state.into(),
                     created: true,
                 }
             }
             Submitted::Existing(r) => BatchItem {
-                id: r.id,
-                state: r.state,
+                id: (&r.id).into(),
+                state: r.state.into(),
                 created: false,
             },
         })

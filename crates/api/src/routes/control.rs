@@ -2,15 +2,13 @@
 
 use actix_web::{HttpResponse, http::header, post, web};
 use chrono::Utc;
-use errand_core::{
-    store::{Cancel, Retry},
-    task::{TaskId, TaskRecord},
-};
+use errand_core::store::{Cancel, Retry};
 
 use super::tasks::{missing, parse_id};
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
+    views::{TaskIdView, TaskView},
 };
 
 /// Cancels a task. One that has not started never will (200, `cancelled`). A running one is
@@ -18,10 +16,10 @@ use crate::{
 /// second. A terminal task cannot be cancelled (409).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskId, Path, description = "Task id")),
+    params(("id" = TaskIdView, Path, description = "Task id")),
     responses(
-        (status = 200, description = "Cancelled before it started", body = TaskRecord),
-        (status = 202, description = "Running: its worker is stopping it", body = TaskRecord),
+        (status = 200, description = "Cancelled before it started", body = TaskView),
+        (status = 202, description = "Running: its worker is stopping it", body = TaskView),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already terminal", body = Problem, content_type = "application/problem+json"),
@@ -34,11 +32,7 @@ pub async fn cancel_task(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let outcome = state
-        .store
-        .cancel(&id, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let outcome = state.store.cancel(&id, Utc::now()).await?;
     match outcome {
         Cancel::Gone => Err(missing(&state, &id).await),
         Cancel::Terminal(s) => Err(ApiError::Conflict(format!(
@@ -46,12 +40,12 @@ pub async fn cancel_task(
         ))),
         Cancel::Requested(r) => {
             tracing::info!(task_id = %id, "cancel requested for running task");
-            Ok(HttpResponse::Accepted().json(r))
+            Ok(HttpResponse::Accepted().json(TaskView::from(&*r)))
         }
         Cancel::Cancelled(r) => {
             crate::metrics::cancelled(&r.queue, &r.kind);
             tracing::info!(task_id = %id, "task cancelled before it ran");
-            Ok(HttpResponse::Ok().json(r))
+            Ok(HttpResponse::Ok().json(TaskView::from(&*r)))
         }
     }
 }
@@ -60,9 +54,9 @@ pub async fn cancel_task(
 /// of `max_attempts`; result, error and progress are cleared. Other states are 409.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskId, Path, description = "Task id")),
+    params(("id" = TaskIdView, Path, description = "Task id")),
     responses(
-        (status = 202, description = "Queued again", body = TaskRecord,
+        (status = 202, description = "Queued again", body = TaskView,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
@@ -76,11 +70,7 @@ pub async fn retry_task(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let outcome = state
-        .store
-        .retry(&id, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let outcome = state.store.retry(&id, Utc::now()).await?;
     match outcome {
         Retry::Gone => Err(missing(&state, &id).await),
         Retry::Conflict(s) => Err(ApiError::Conflict(format!(
@@ -90,7 +80,7 @@ pub async fn retry_task(
             tracing::info!(task_id = %id, "task queued again by request");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{id}")))
-                .json(r))
+                .json(TaskView::from(&*r)))
         }
     }
 }

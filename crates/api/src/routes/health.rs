@@ -26,12 +26,7 @@ pub async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let retry_after = state.settings.api.retry_after_secs;
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?;
+    state.store.ping().await?;
     let key = format!("{}:readyz", state.settings.redis.key_prefix);
     let mut conn = state.store.connection();
     let probe: Result<(Option<String>, ()), redis::RedisError> = redis::pipe()
@@ -43,6 +38,6 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         )
         .query_async(&mut conn)
         .await;
-    probe.map_err(|e| ApiError::store(e.into(), retry_after))?;
+    probe?;
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }

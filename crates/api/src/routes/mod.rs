@@ -7,6 +7,6 @@ pub mod kinds;
 pub mod query;
 pub mod queues;
 pub mod schedules;
-pub mod seed;
 pub mod tasks;
+pub mod tutorial;
 pub mod watch;

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use errand_core::store::WorkerInfo;
+use errand_core::task::QueueName;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
+    views::WorkerView,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,17 +54,9 @@ pub struct QueueList {
 )]
 #[get("/v1/queues")]
 pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let stats = state
-        .store
-        .queues(Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let stats = state.store.queues(Utc::now()).await?;
     let names: Vec<String> = stats.iter().map(|q| q.name.clone()).collect();
-    let paused = state
-        .store
-        .paused(&names)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let paused = state.store.paused(&names).await?;
     Ok(HttpResponse::Ok().json(QueueList {
         queues: stats
             .into_iter()
@@ -83,13 +76,12 @@ pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, Api
 }
 
 fn queue_name(raw: &str) -> Result<&str, ApiError> {
-    if super::tasks::valid_queue(raw) {
-        Ok(raw)
-    } else {
-        Err(ApiError::BadRequest {
+    match QueueName::parse(raw) {
+        Ok(_) => Ok(raw),
+        Err(e) => Err(ApiError::BadRequest {
             field: Some("queue".into()),
-            detail: "path parameter `queue`: 1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-        })
+            detail: format!("path parameter `queue`: {e}"),
+        }),
     }
 }
 
@@ -112,11 +104,7 @@ pub async fn pause_queue(
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
-    let at = state
-        .store
-        .pause_queue(name)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let at = state.store.pause_queue(name).await?;
     tracing::info!(queue = name, "queue paused");
     Ok(HttpResponse::Ok().json(QueuePause {
         name: name.to_owned(),
@@ -142,11 +130,7 @@ pub async fn resume_queue(
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
-    state
-        .store
-        .resume_queue(name)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    state.store.resume_queue(name).await?;
     tracing::info!(queue = name, "queue resumed");
     Ok(HttpResponse::Ok().json(QueuePause {
         name: name.to_owned(),
@@ -157,7 +141,7 @@ pub async fn resume_queue(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkerList {
-    pub workers: Vec<WorkerInfo>,
+    pub workers: Vec<WorkerView>,
 }
 
 /// Worker processes alive now (their heartbeat, every few seconds, has not lapsed).
@@ -170,10 +154,8 @@ pub struct WorkerList {
 )]
 #[get("/v1/workers")]
 pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let workers = state
-        .store
-        .workers()
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
-    Ok(HttpResponse::Ok().json(WorkerList { workers }))
+    let workers = state.store.workers().await?;
+    Ok(HttpResponse::Ok().json(WorkerList {
+        workers: workers.iter().map(WorkerView::from).collect(),
+    }))
 }

@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, http::header, post, web};
 use chrono::Utc;
 use errand_core::{
-    schedule::{CronSpec, Misfire, NewSchedule, Schedule, ScheduleId, ScheduleTemplate},
+    schedule::{CronSpec, Misfire, NewSchedule, ScheduleId, ScheduleTemplate},
     store::ScheduleCreated,
 };
 use serde::{Deserialize, Serialize};
@@ -13,13 +13,17 @@ use utoipa::ToSchema;
 
 use super::{
     query::{self, Query},
-    tasks::{SubmitTask, parse_json, prepare},
+    tasks::{SubmitTask, prepare},
 };
 use crate::{
     error::{ApiError, Problem},
+    extract::JsonBody,
     state::AppState,
+    views::{MisfireView, ScheduleIdView, ScheduleView},
 };
 
+// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
+// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
 /// A schedule to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +55,7 @@ pub struct CreateSchedule {
     pub enabled: Option<bool>,
     /// What a worker does with ticks missed while no worker ran: `run_once` (default: one
     /// run for all of them, then on from now) or `skip` (drop them).
-    #[schema(value_type = Option<Misfire>)]
+    #[schema(value_type = Option<MisfireView>)]
     pub misfire: Option<String>,
     /// As for a task: attempts per run (1 to 100).
     #[schema(minimum = 1, maximum = 100)]
@@ -67,7 +71,7 @@ pub struct CreateSchedule {
 /// One page of schedules, in id order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SchedulePage {
-    pub schedules: Vec<Schedule>,
+    pub schedules: Vec<ScheduleView>,
     /// Pass as `cursor` for the next page; null on the last.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
@@ -141,9 +145,9 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
     tag = "schedules",
     request_body = CreateSchedule,
     responses(
-        (status = 201, description = "Created", body = Schedule,
+        (status = 201, description = "Created", body = ScheduleView,
          headers(("Location" = String, description = "/v1/schedules/{id}"))),
-        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = Schedule,
+        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = ScheduleView,
          headers(("Location" = String, description = "/v1/schedules/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A schedule with this id exists, defined differently", body = Problem, content_type = "application/problem+json"),
@@ -156,28 +160,21 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
 #[post("/v1/schedules")]
 pub async fn create_schedule(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map_err(ApiError::body)?;
-    let (def, spec) = define(&state, parse_json(&req, &body)?)?;
+    let (def, spec) = define(&state, body)?;
     let now = Utc::now();
     let first = def.enabled.then(|| spec.next_after(now)).flatten();
-    match state
-        .store
-        .create_schedule(&def, first, now)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
+    match state.store.create_schedule(&def, first, now).await? {
         ScheduleCreated::Created(s) => {
             tracing::info!(schedule_id = %s.id, cron = %s.cron, timezone = %s.timezone, kind = %s.kind, "schedule created");
             Ok(HttpResponse::Created()
                 .insert_header(location(&s.id))
-                .json(s))
+                .json(ScheduleView::from(&s)))
         }
-        ScheduleCreated::Existing(s) if s.definition() == def => {
-            Ok(HttpResponse::Ok().insert_header(location(&s.id)).json(s))
-        }
+        ScheduleCreated::Existing(s) if s.definition() == def => Ok(HttpResponse::Ok()
+            .insert_header(location(&s.id))
+            .json(ScheduleView::from(&s))),
         ScheduleCreated::Existing(s) => Err(ApiError::ScheduleExists(format!(
             "schedule `{}` exists with a different definition; delete it first to redefine it",
             s.id
@@ -190,7 +187,7 @@ pub async fn create_schedule(
     tag = "schedules",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 100)"),
-        ("cursor" = Option<ScheduleId>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<ScheduleIdView>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, body = SchedulePage),
@@ -212,13 +209,9 @@ pub async fn list_schedules(
         })
         .transpose()?;
     q.finish()?;
-    let page = state
-        .store
-        .list_schedules(after.as_ref(), limit)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let page = state.store.list_schedules(after.as_ref(), limit).await?;
     Ok(HttpResponse::Ok().json(SchedulePage {
-        schedules: page.schedules,
+        schedules: page.schedules.iter().map(ScheduleView::from).collect(),
         next_cursor: page.next.map(String::from),
     }))
 }
@@ -226,9 +219,9 @@ pub async fn list_schedules(
 /// A schedule: its definition, the tick it waits for and the task it fired last.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleId, Path, description = "Schedule id")),
+    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
     responses(
-        (status = 200, body = Schedule),
+        (status = 200, body = ScheduleView),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -240,13 +233,8 @@ pub async fn get_schedule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    match state
-        .store
-        .schedule(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
-        Some(s) => Ok(HttpResponse::Ok().json(s)),
+    match state.store.schedule(&id).await? {
+        Some(s) => Ok(HttpResponse::Ok().json(ScheduleView::from(&s))),
         None => Err(ApiError::ScheduleNotFound(id.to_string())),
     }
 }
@@ -254,7 +242,7 @@ pub async fn get_schedule(
 /// Deletes a schedule: it fires no more. Tasks it already fired are untouched.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleId, Path, description = "Schedule id")),
+    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -268,12 +256,7 @@ pub async fn delete_schedule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    if state
-        .store
-        .delete_schedule(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
-    {
+    if state.store.delete_schedule(&id).await? {
         tracing::info!(schedule_id = %id, "schedule deleted");
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -286,12 +269,11 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
     match state
         .store
         .set_schedule_enabled(&id, enabled, Utc::now())
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?
+        .await?
     {
         Some(s) => {
             tracing::info!(schedule_id = %id, enabled, "schedule toggled");
-            Ok(HttpResponse::Ok().json(s))
+            Ok(HttpResponse::Ok().json(ScheduleView::from(&s)))
         }
         None => Err(ApiError::ScheduleNotFound(id.to_string())),
     }
@@ -301,9 +283,9 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
 /// was disabled are not run. Enabling an enabled schedule changes nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleId, Path, description = "Schedule id")),
+    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
     responses(
-        (status = 200, description = "Enabled", body = Schedule),
+        (status = 200, description = "Enabled", body = ScheduleView),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -320,9 +302,9 @@ pub async fn enable_schedule(
 /// Disables a schedule: it keeps its definition and history and fires nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleId, Path, description = "Schedule id")),
+    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
     responses(
-        (status = 200, description = "Disabled", body = Schedule),
+        (status = 200, description = "Disabled", body = ScheduleView),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),

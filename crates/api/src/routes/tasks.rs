@@ -1,10 +1,10 @@
-use std::time::Duration;
+use std::{ops::RangeInclusive, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
     store::{Cursor, ListQuery, NewTask, Submitted},
-    task::{Callback, TaskId, TaskRecord, TaskState},
+    task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,9 +17,13 @@ use super::{
 };
 use crate::{
     error::{ApiError, Problem},
+    extract::JsonBody,
     state::AppState,
+    views::{CallbackView, TaskIdView, TaskStateView, TaskView},
 };
 
+// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
+// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
 /// A task to run.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,58 +60,18 @@ pub struct SubmitTask {
     /// A signed webhook POSTed to `url` when the task ends with one of `events`
     /// (docs/webhooks.md). The URL must pass `webhooks.destinations` (422 naming
     /// `callback.url` otherwise).
-    pub callback: Option<Callback>,
-}
-
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-        })
-        .unwrap_or(false)
-}
-
-/// Parses a JSON body, naming the offending field on a type error.
-pub fn parse_json<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if !is_json(req) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = (path != "." && !inner.is_syntax() && !inner.is_eof()).then_some(path);
-        ApiError::BadRequest {
-            field,
-            detail: format!("invalid JSON body: {inner}"),
-        }
-    })
-}
-
-pub fn valid_queue(q: &str) -> bool {
-    !q.is_empty()
-        && q.len() <= 64
-        && q.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    pub callback: Option<CallbackView>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
     v: Option<T>,
-    lo: T,
-    hi: T,
+    bounds: RangeInclusive<T>,
 ) -> Result<Option<T>, ApiError> {
     match v {
-        Some(x) if x < lo || x > hi => Err(ApiError::invalid(
+        Some(x) if !bounds.contains(&x) => Err(ApiError::invalid(
             field,
-            format!("must be between {lo} and {hi}"),
+            format!("must be between {} and {}", bounds.start(), bounds.end()),
         )),
         other => Ok(other),
     }
@@ -159,20 +123,20 @@ pub fn prepare(
         .catalog
         .validate(kind, &payload)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let queue = t.queue.unwrap_or_else(|| "default".into());
-    if !valid_queue(&queue) {
-        return Err(ApiError::invalid(
-            "queue",
-            "1 to 64 characters from A-Z a-z 0-9 _ . -",
-        ));
-    }
-    let max_attempts = in_range("max_attempts", t.max_attempts, 1, 100)?
+    let queue = QueueName::parse(t.queue.as_deref().unwrap_or(QueueName::DEFAULT))
+        .map_err(|e| ApiError::invalid("queue", e.to_string()))?;
+    let max_attempts = in_range("max_attempts", t.max_attempts, bounds::MAX_ATTEMPTS)?
         .unwrap_or(state.settings.tasks.default_max_attempts);
-    let timeout_secs = in_range("timeout_secs", t.timeout_secs, 1, 604_800)?;
-    let result_ttl_secs = in_range("result_ttl_secs", t.result_ttl_secs, 1, 2_592_000)?
-        .unwrap_or(state.settings.tasks.default_result_ttl_secs);
+    let timeout_secs = in_range("timeout_secs", t.timeout_secs, bounds::TIMEOUT_SECS)?;
+    let result_ttl_secs = in_range(
+        "result_ttl_secs",
+        t.result_ttl_secs,
+        bounds::RESULT_TTL_SECS,
+    )?
+    .unwrap_or(state.settings.tasks.default_result_ttl_secs);
+    let horizon = chrono::Duration::seconds(*bounds::DELAY_SECS.end() as i64);
     let run_at = match (
-        in_range("delay_secs", t.delay_secs, 0, 31_536_000)?,
+        in_range("delay_secs", t.delay_secs, bounds::DELAY_SECS)?,
         t.run_at,
     ) {
         (Some(_), Some(_)) => {
@@ -182,7 +146,7 @@ pub fn prepare(
             ));
         }
         (Some(d), None) => Some(now + chrono::Duration::seconds(d as i64)),
-        (None, Some(at)) if at > now + chrono::Duration::days(365) => {
+        (None, Some(at)) if at > now + horizon => {
             return Err(ApiError::invalid(
                 "run_at",
                 "must be within a year from now",
@@ -190,7 +154,8 @@ pub fn prepare(
         }
         (None, at) => at,
     };
-    if let Some(cb) = &t.callback {
+    let callback: Option<Callback> = t.callback.map(Into::into);
+    if let Some(cb) = &callback {
         state
             .settings
             .webhooks
@@ -200,13 +165,13 @@ pub fn prepare(
     Ok(NewTask {
         id,
         kind: kind.to_owned(),
-        queue,
+        queue: queue.into(),
         payload,
         max_attempts,
         timeout_secs,
         result_ttl_secs,
         run_at,
-        callback: t.callback,
+        callback,
         traceparent: errand_core::telemetry::current_traceparent(),
     })
 }
@@ -217,9 +182,9 @@ pub fn prepare(
     request_body = SubmitTask,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses(
-        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskRecord,
+        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskView,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
-        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskRecord,
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskView,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
@@ -233,12 +198,12 @@ pub fn prepare(
 pub async fn submit_task(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    // A `Result`, so a rate-limited caller hears 429 before anything about its body.
+    body: Result<JsonBody<SubmitTask>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::charge(&state, &req, 1)?;
     let now = Utc::now();
-    let body = body.map_err(ApiError::body)?;
-    let submit = parse_json(&req, &body)?;
+    let JsonBody(submit) = body?;
     // The span the stored traceparent names, so the worker's attempts hang under the submit.
     let span = tracing::info_span!(
         "submit",
@@ -250,22 +215,20 @@ pub async fn submit_task(
     span.record("task_id", task.id.to_string());
     span.record("kind", task.kind.as_str());
     span.record("queue", task.queue.as_str());
-    let retry_after = state.settings.api.retry_after_secs;
     match errand_core::telemetry::redis_call("submit", state.store.submit(task, now))
         .instrument(span)
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?
+        .await?
     {
         Submitted::Created(r) => {
             crate::metrics::submitted(&r.queue, &r.kind);
             tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-                .json(r))
+                .json(TaskView::from(&r)))
         }
         Submitted::Existing(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-            .json(r)),
+            .json(TaskView::from(&r))),
     }
 }
 
@@ -292,11 +255,11 @@ pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("id" = TaskId, Path, description = "Task id"),
+        ("id" = TaskIdView, Path, description = "Task id"),
         ("wait" = Option<u64>, Query, description = "Long-poll: wait up to this many seconds (at most api.max_wait_secs) for the task to end"),
     ),
     responses(
-        (status = 200, body = TaskRecord),
+        (status = 200, body = TaskView),
         (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or its record expired (type task-expired)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -316,12 +279,10 @@ pub async fn get_task(
         Some(secs) if secs > 0 => {
             watch::until_terminal(&state, &id, Duration::from_secs(secs)).await?
         }
-        _ => errand_core::telemetry::redis_call("get", state.store.get(&id))
-            .await
-            .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?,
+        _ => errand_core::telemetry::redis_call("get", state.store.get(&id)).await?,
     };
     match record {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        Some(r) => Ok(HttpResponse::Ok().json(TaskView::from(&r))),
         None => Err(missing(&state, &id).await),
     }
 }
@@ -329,7 +290,7 @@ pub async fn get_task(
 /// One page of tasks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
-    pub tasks: Vec<TaskRecord>,
+    pub tasks: Vec<TaskView>,
     /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
     /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
     #[schema(required = true)]
@@ -341,7 +302,7 @@ pub struct TaskPage {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("state" = Option<TaskState>, Query, description = "Only tasks in this state"),
+        ("state" = Option<TaskStateView>, Query, description = "Only tasks in this state"),
         ("queue" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Only tasks of this queue"),
         ("kind" = Option<String>, Query, description = "Only tasks of this kind (an alias stands for its kind)"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)"),
@@ -366,15 +327,14 @@ pub async fn list_tasks(
                 .map_err(|e| query::bad("state", &e.to_string()))
         })
         .transpose()?;
-    let queue = q.str("queue");
-    if let Some(name) = &queue
-        && !valid_queue(name)
-    {
-        return Err(query::bad(
-            "queue",
-            "1 to 64 characters from A-Z a-z 0-9 _ . -",
-        ));
-    }
+    let queue = q
+        .str("queue")
+        .map(|name| {
+            QueueName::parse(&name)
+                .map(String::from)
+                .map_err(|e| query::bad("queue", &e.to_string()))
+        })
+        .transpose()?;
     let kind = q
         .str("kind")
         .map(|k| state.catalog.resolve(&k).map(str::to_owned).unwrap_or(k));
@@ -394,11 +354,9 @@ pub async fn list_tasks(
         limit,
         budget: (limit * 10).max(1000),
     };
-    let page = errand_core::telemetry::redis_call("list", state.store.list(&query))
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let page = errand_core::telemetry::redis_call("list", state.store.list(&query)).await?;
     Ok(HttpResponse::Ok().json(TaskPage {
-        tasks: page.tasks,
+        tasks: page.tasks.iter().map(TaskView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
 }

@@ -10,6 +10,7 @@ use futures::stream;
 use tokio::time::Instant;
 
 use super::tasks::{missing, parse_id};
+use crate::views::TaskView;
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
@@ -30,7 +31,6 @@ pub async fn until_terminal(
     id: &TaskId,
     limit: Duration,
 ) -> Result<Option<TaskRecord>, ApiError> {
-    let retry_after = state.settings.api.retry_after_secs;
     let deadline = Instant::now() + limit;
     let mut watch = state.events.watch(id.as_str());
     // The task's queue, once known: a record never moves, so re-reads skip the pointer.
@@ -39,8 +39,7 @@ pub async fn until_terminal(
         let record = match &queue {
             Some(q) => state.store.get_in(q, id.as_str()).await,
             None => state.store.get(id).await,
-        }
-        .map_err(|e| ApiError::store(e, retry_after))?;
+        }?;
         if let Some(r) = &record {
             queue.get_or_insert_with(|| r.queue.clone());
         }
@@ -70,7 +69,7 @@ pub async fn until_terminal(
 // The document describes the body as a string and each event as `TaskEvent` (openapi.rs).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskId, Path, description = "Task id")),
+    params(("id" = crate::views::TaskIdView, Path, description = "Task id")),
     responses(
         (status = 200, description = "An event stream (`TaskEvent`s): the record now, then on every change until the task ends", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -85,11 +84,7 @@ pub async fn task_events(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let watch = state.events.watch(id.as_str());
-    let first = state
-        .store
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let first = state.store.get(&id).await?;
     let Some(first) = first else {
         return Err(missing(&state, &id).await);
     };
@@ -130,7 +125,7 @@ pub async fn task_events(
                 s.done = r.state.is_terminal();
                 let frame = format!(
                     "event: {name}\ndata: {}\n\n",
-                    serde_json::to_string(&r).unwrap_or_default()
+                    serde_json::to_string(&TaskView::from(&r)).unwrap_or_default()
                 );
                 s.last = Some(r);
                 if changed {

@@ -267,8 +267,9 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
 /// Why a dashboard request failed, as a page.
 #[derive(Debug, thiserror::Error)]
 pub enum UiError {
+    /// 503 + Retry-After (`api.retry_after_secs`, written by `error::retry_after`).
     #[error("Redis is unavailable ({0}); this page will work again once it is back")]
-    Unavailable(&'static str, u64),
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[source] StoreError),
     #[error("{0}")]
@@ -283,12 +284,19 @@ pub enum UiError {
     Csrf,
 }
 
-impl UiError {
-    pub fn store(e: StoreError, retry_after_secs: u64) -> Self {
+impl From<StoreError> for UiError {
+    fn from(e: StoreError) -> Self {
         match e.unavailability() {
-            Some(cause) => Self::Unavailable(cause.describe(), retry_after_secs),
+            Some(cause) => Self::Unavailable(cause.describe()),
             None => Self::Internal(e),
         }
+    }
+}
+
+impl UiError {
+    /// Whether the page carries `Retry-After` (written by `error::retry_after`).
+    pub fn retry_after(&self) -> Option<crate::error::RetryAfter> {
+        matches!(self, Self::Unavailable(_)).then_some(crate::error::RetryAfter::Configured)
     }
 }
 
@@ -309,9 +317,6 @@ impl ResponseError for UiError {
         }
         let status = self.status_code();
         let mut res = html_response(status);
-        if let Self::Unavailable(_, secs) = self {
-            res.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
         let markup = bare_page(
             &format!("{} · errand", status.as_u16()),
             html! {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use errand_core::{
     settings::Scope,
     store::{Cancel, Cursor, ListQuery, Retry},
-    task::{TaskId, TaskRecord, TaskState},
+    task::{InvalidQueueName, QueueName, TaskId, TaskRecord, TaskState},
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -23,8 +23,11 @@ type Params = web::Query<HashMap<String, String>>;
 pub const BULK_LIMIT: usize = 100;
 const PAGE: usize = 50;
 
-fn store_err(state: &AppState) -> impl Fn(errand_core::StoreError) -> UiError + '_ {
-    |e| UiError::store(e, state.settings.api.retry_after_secs)
+fn bad_queue(e: InvalidQueueName) -> UiError {
+    UiError::BadRequest {
+        field: "queue",
+        detail: e.to_string(),
+    }
 }
 
 /// Percent-encodes a query value.
@@ -195,20 +198,12 @@ pub async fn overview(
     let day = param(&q, "range") == Some("day");
     let (points, width) = if day { (96, 15) } else { (60, 1) };
     let now = Utc::now();
-    let queues = state.store.queues(now).await.map_err(store_err(&state))?;
+    let queues = state.store.queues(now).await?;
     let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
-    let paused = state
-        .store
-        .paused(&names)
-        .await
-        .map_err(store_err(&state))?;
+    let paused = state.store.paused(&names).await?;
     let mut cards = Vec::new();
     for (qs, p) in queues.iter().zip(&paused) {
-        let h = state
-            .store
-            .history(&qs.name, points, width)
-            .await
-            .map_err(store_err(&state))?;
+        let h = state.store.history(&qs.name, points, width).await?;
         cards.push((qs, p, h));
     }
     let body = html! {
@@ -276,15 +271,9 @@ impl Filters {
                 })
             })
             .transpose()?;
-        let queue = param(q, "queue").map(str::to_owned);
-        if let Some(name) = &queue
-            && !crate::routes::tasks::valid_queue(name)
-        {
-            return Err(UiError::BadRequest {
-                field: "queue",
-                detail: "1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-            });
-        }
+        let queue = param(q, "queue")
+            .map(|name| QueueName::parse(name).map(String::from).map_err(bad_queue))
+            .transpose()?;
         let kind = param(q, "kind").map(|k| {
             state
                 .catalog
@@ -373,13 +362,8 @@ pub async fn tasks(
             limit: PAGE,
             budget: 1000,
         })
-        .await
-        .map_err(store_err(&state))?;
-    let queues = state
-        .store
-        .queues(Utc::now())
-        .await
-        .map_err(store_err(&state))?;
+        .await?;
+    let queues = state.store.queues(Utc::now()).await?;
     let kinds: Vec<&str> = state.catalog.names().collect();
     let now = Utc::now();
     let body = html! {
@@ -491,27 +475,15 @@ pub async fn bulk(
             limit: BULK_LIMIT,
             budget: BULK_LIMIT * 10,
         })
-        .await
-        .map_err(store_err(&state))?;
+        .await?;
     let (mut done, mut skipped) = (0, 0);
     let now = Utc::now();
     for r in &page.tasks {
         let changed = if retry {
-            matches!(
-                state
-                    .store
-                    .retry(&r.id, now)
-                    .await
-                    .map_err(store_err(&state))?,
-                Retry::Queued(_)
-            )
+            matches!(state.store.retry(&r.id, now).await?, Retry::Queued(_))
         } else {
             matches!(
-                state
-                    .store
-                    .cancel(&r.id, now)
-                    .await
-                    .map_err(store_err(&state))?,
+                state.store.cancel(&r.id, now).await?,
                 Cancel::Cancelled(_) | Cancel::Requested(_)
             )
         };
@@ -552,7 +524,7 @@ pub async fn task(
         field: "id",
         detail: e.to_string(),
     })?;
-    let Some(r) = state.store.get(&id).await.map_err(store_err(&state))? else {
+    let Some(r) = state.store.get(&id).await? else {
         let why = match state.store.expired_at(&id).await {
             Ok(Some(at)) => format!(
                 "task `{id}` expired at {}; its record was kept for its result TTL",
@@ -562,11 +534,7 @@ pub async fn task(
         };
         return Err(UiError::NotFound(why));
     };
-    let failed = state
-        .store
-        .failed_attempts(&r.queue, &id)
-        .await
-        .map_err(store_err(&state))?;
+    let failed = state.store.failed_attempts(&r.queue, &id).await?;
     let pct = if r.state == TaskState::Succeeded {
         100
     } else {
@@ -699,7 +667,7 @@ pub async fn task_events(
         detail: e.to_string(),
     })?;
     let watch = state.events.watch(id.as_str());
-    let first = state.store.get(&id).await.map_err(store_err(&state))?;
+    let first = state.store.get(&id).await?;
     let Some(first) = first else {
         return Err(UiError::NotFound(format!("no task `{id}`")));
     };
@@ -789,23 +757,13 @@ pub async fn task_action(
     })?;
     let now = Utc::now();
     let msg = match action.as_str() {
-        "cancel" => match state
-            .store
-            .cancel(&id, now)
-            .await
-            .map_err(store_err(&state))?
-        {
+        "cancel" => match state.store.cancel(&id, now).await? {
             Cancel::Gone => return Err(UiError::NotFound(format!("no task `{id}`"))),
             Cancel::Terminal(s) => format!("Not cancelled: the task is already {s}."),
             Cancel::Requested(_) => "Cancel requested: the worker is stopping the task.".to_owned(),
             Cancel::Cancelled(_) => "Cancelled before it ran.".to_owned(),
         },
-        "retry" => match state
-            .store
-            .retry(&id, now)
-            .await
-            .map_err(store_err(&state))?
-        {
+        "retry" => match state.store.retry(&id, now).await? {
             Retry::Gone => return Err(UiError::NotFound(format!("no task `{id}`"))),
             Retry::Conflict(s) => {
                 format!("Not retried: the task is {s}; only failed or cancelled tasks can be.")
@@ -835,13 +793,9 @@ pub async fn queues(
         Err(login) => return Ok(login.response()),
     };
     let now = Utc::now();
-    let queues = state.store.queues(now).await.map_err(store_err(&state))?;
+    let queues = state.store.queues(now).await?;
     let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
-    let paused = state
-        .store
-        .paused(&names)
-        .await
-        .map_err(store_err(&state))?;
+    let paused = state.store.paused(&names).await?;
     let body = html! {
         h1 { "Queues" }
         (notice(&q))
@@ -903,27 +857,14 @@ pub async fn queue_action(
 ) -> Result<HttpResponse, UiError> {
     let (queue, action) = path.into_inner();
     Ctx::act(&auth, &req, &form.csrf, Scope::Admin)?;
-    if !crate::routes::tasks::valid_queue(&queue) {
-        return Err(UiError::BadRequest {
-            field: "queue",
-            detail: "1 to 64 characters from A-Z a-z 0-9 _ . -".into(),
-        });
-    }
+    QueueName::parse(&queue).map_err(bad_queue)?;
     let msg = match action.as_str() {
         "pause" => {
-            state
-                .store
-                .pause_queue(&queue)
-                .await
-                .map_err(store_err(&state))?;
+            state.store.pause_queue(&queue).await?;
             format!("Paused {queue}: its workers take no new tasks.")
         }
         "resume" => {
-            state
-                .store
-                .resume_queue(&queue)
-                .await
-                .map_err(store_err(&state))?;
+            state.store.resume_queue(&queue).await?;
             format!("Resumed {queue}.")
         }
         other => return Err(UiError::NotFound(format!("no action `{other}`"))),
@@ -944,7 +885,7 @@ pub async fn workers(
         Err(login) => return Ok(login.response()),
     };
     let now = Utc::now();
-    let workers = state.store.workers().await.map_err(store_err(&state))?;
+    let workers = state.store.workers().await?;
     let body = html! {
         h1 { "Workers" }
         @if workers.is_empty() { p.muted { "No worker is alive (none has sent a heartbeat lately)." } }
@@ -1004,11 +945,7 @@ pub async fn schedules(
             })
         })
         .transpose()?;
-    let page = state
-        .store
-        .list_schedules(after.as_ref(), 100)
-        .await
-        .map_err(store_err(&state))?;
+    let page = state.store.list_schedules(after.as_ref(), 100).await?;
     let body = html! {
         h1 { "Schedules" }
         (notice(&q))
@@ -1073,8 +1010,7 @@ pub async fn schedule_action(
     let done = state
         .store
         .set_schedule_enabled(&sid, enable, Utc::now())
-        .await
-        .map_err(store_err(&state))?;
+        .await?;
     if done.is_none() {
         return Err(UiError::NotFound(format!("no schedule `{id}`")));
     }

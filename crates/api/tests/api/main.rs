@@ -11,6 +11,6 @@ mod queues;
 mod redis_down;
 mod redoc;
 mod schedules;
-mod seed;
 mod submit;
+mod tutorial;
 mod ui;

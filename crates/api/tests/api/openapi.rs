@@ -90,7 +90,7 @@ async fn the_product_document_leaves_the_tutorial_out() {
             .values()
             .next()
             .unwrap();
-        let is_tutorial = op["tags"] == serde_json::json!(["seed"]);
+        let is_tutorial = op["tags"] == serde_json::json!(["tutorial"]);
         assert_eq!(
             is_tutorial,
             tutorial.contains(&p),
@@ -127,20 +127,23 @@ async fn the_product_document_leaves_the_tutorial_out() {
     }
     // In the full document the tutorial's tag comes last, grouped apart.
     let tags = full["tags"].as_array().unwrap();
-    assert_eq!(tags.last().unwrap()["name"], "seed");
+    assert_eq!(tags.last().unwrap()["name"], "tutorial");
     assert!(
         tags.last().unwrap()["description"]
             .as_str()
             .unwrap()
             .starts_with("Tutorial")
     );
-    assert_eq!(full["x-tagGroups"][1]["tags"], serde_json::json!(["seed"]));
+    assert_eq!(
+        full["x-tagGroups"][1]["tags"],
+        serde_json::json!(["tutorial"])
+    );
     assert!(
         product["tags"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|t| t["name"] != "seed")
+            .all(|t| t["name"] != "tutorial")
     );
 }
 

@@ -78,7 +78,7 @@ impl TaskStore {
 }
 
 /// A worker process as its heartbeat describes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerInfo {
     /// Unique per process start: host, pid, ULID.
     pub name: String,
@@ -92,13 +92,12 @@ pub struct WorkerInfo {
     pub running_ids: Vec<String>,
     /// True once the process is shutting down: it takes no new tasks and finishes its own.
     #[serde(default)]
-    #[schema(required = true)]
     pub stopping: bool,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerQueue {
     pub name: String,
     pub concurrency: usize,

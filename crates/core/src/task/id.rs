@@ -1,14 +1,12 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// A task's id: server-made (UUIDv7, so ids sort by creation time) or given by the client,
 /// which makes the submit idempotent. Restricted to a URL- and key-safe alphabet so it can
 /// sit in a path segment and a Redis key unescaped.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
 pub struct TaskId(String);
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -3,94 +3,73 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use super::{Callback, TaskId, TaskState, WebhookStatus};
 
 /// How far a running task has got, as reported by the task itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// 0 to 100.
-    #[schema(minimum = 0, maximum = 100, example = 40)]
     pub percent: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, example = "slept 2 of 5 s")]
     pub message: Option<String>,
 }
 
 /// Why the last attempt failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskError {
     /// A stable, machine-readable category: `timeout`, `panic`, `worker_lost`,
     /// `invalid_payload`, or one a task kind defines.
-    #[schema(example = "timeout")]
     pub kind: String,
-    #[schema(example = "attempt ran longer than 30 s")]
     pub message: String,
 }
 
 /// A task as errand keeps it in Redis and serves it over the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub id: TaskId,
     /// The task kind's canonical name (see `GET /v1/kinds`).
-    #[schema(example = "sleep")]
     pub kind: String,
-    #[schema(example = "default")]
     pub queue: String,
     pub state: TaskState,
     /// The validated input, as submitted.
-    #[schema(value_type = Object, example = json!({"duration_secs": 5}))]
     pub payload: Value,
     /// The latest progress report of the current (or last) attempt; null before the first.
-    #[schema(required = true)]
     pub progress: Option<Progress>,
     /// The task's output once `succeeded` (its shape is the kind's result schema), else null.
-    #[schema(required = true, value_type = Option<Object>, example = json!({"message": "task 42 done", "slept_secs": 5}))]
     pub result: Option<Value>,
     /// The last failed attempt's error; null until an attempt fails.
-    #[schema(required = true)]
     pub error: Option<TaskError>,
     /// 1-based number of the current (or last) attempt; 0 before the first starts.
     pub attempt: u32,
     pub max_attempts: u32,
     /// Per-attempt time limit; null for none.
-    #[schema(required = true)]
     pub timeout_secs: Option<u64>,
     /// How long the record stays readable once terminal.
     pub result_ttl_secs: u64,
     pub created_at: DateTime<Utc>,
     /// When a delayed task is due; null when it was queued at once.
-    #[schema(required = true)]
     pub scheduled_for: Option<DateTime<Utc>>,
     /// When the current (or last) attempt started; null before the first.
-    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it became terminal; null until then.
-    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     /// When a `retrying` task will be queued again; null in other states.
-    #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The worker running, or last to run, this task; null before the first attempt.
-    #[schema(required = true, example = "host-1:4242:01JD2M3K")]
     pub worker: Option<String>,
     /// True once a cancel was requested for a running task.
     #[serde(default)]
-    #[schema(required = true)]
     pub cancel_requested: bool,
     /// The schedule that fired this task; null when a client submitted it (see `/v1/schedules`).
     #[serde(default)]
-    #[schema(required = true, example = "nightly-report")]
     pub schedule_id: Option<String>,
     /// Where errand POSTs a signed webhook when the task ends (docs/webhooks.md); null for none.
     #[serde(default)]
-    #[schema(required = true)]
     pub callback: Option<Callback>,
     /// The latest webhook delivery; null until the task ends with an event its callback asked for.
     #[serde(default)]
-    #[schema(required = true)]
     pub webhook: Option<WebhookStatus>,
     /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
     /// spans continue that trace. Internal (not served): a trace id is found in the logs.

@@ -1,7 +1,6 @@
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Where a task is in its life. Who moves it:
 /// - `scheduled`: submitted with a delay; the worker-side promoter queues it when due.
@@ -10,7 +9,7 @@ use utoipa::ToSchema;
 ///   (as a new attempt) when the lease lapses.
 /// - `retrying`: the last attempt failed and attempts remain; re-queued at `next_attempt_at`.
 /// - `succeeded`, `failed`, `cancelled`: terminal, kept for the result TTL, then deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
     Scheduled,

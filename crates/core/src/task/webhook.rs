@@ -4,10 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// A task event a callback can ask for: the terminal states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookEvent {
     Succeeded,
@@ -53,17 +52,14 @@ fn all_events() -> Vec<WebhookEvent> {
 }
 
 /// Where to POST when the task ends, and for which endings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"url": "https://hooks.example.com/errand", "events": ["succeeded", "failed"]}))]
 pub struct Callback {
     /// `http` or `https` URL; checked at submit against `webhooks.destinations`. The
     /// bound is `settings::MAX_CALLBACK_URL_BYTES` (a unit test holds them together).
-    #[schema(example = "https://hooks.example.com/errand", max_length = 2048)]
     pub url: String,
     /// The endings to be told about; default all three.
     #[serde(default = "all_events")]
-    #[schema(min_items = 1)]
     pub events: Vec<WebhookEvent>,
 }
 
@@ -74,7 +70,7 @@ impl Callback {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookState {
     /// Waiting for its first attempt or for a retry.
@@ -86,11 +82,10 @@ pub enum WebhookState {
 }
 
 /// The latest delivery of a task's webhook (a retried task that ends again gets a new one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookStatus {
     /// The delivery's `webhook-id` header: the same on every attempt, so receivers can
     /// drop duplicates.
-    #[schema(example = "01JD2M3K9X.1")]
     pub id: String,
     pub event: WebhookEvent,
     pub state: WebhookState,
@@ -99,18 +94,14 @@ pub struct WebhookStatus {
     pub attempts: u32,
     /// HTTP status of the last attempt; null when none answered.
     #[serde(default)]
-    #[schema(required = true, example = 500)]
     pub last_status: Option<u16>,
     /// Why the last attempt failed; null when it did not.
     #[serde(default)]
-    #[schema(required = true, example = "answered 500")]
     pub last_error: Option<String>,
     /// When the next attempt is due (`pending` only).
     #[serde(default)]
-    #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the receiver accepted it (`delivered` only).
     #[serde(default)]
-    #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
 }

@@ -1,4 +1,4 @@
-//! `fan_out`: several HTTP requests at once inside one task: the seed chapter's
+//! `fan_out`: several HTTP requests at once inside one task: the tutorial chapter's
 //! `asyncio.gather`, in a worker. The requests run concurrently on the worker's executor
 //! (`join_all`, at most `concurrency` in flight), so the task takes about as long as the
 //! slowest request, not the sum. Progress is requests finished / total.

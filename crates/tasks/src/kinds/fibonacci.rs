@@ -1,5 +1,5 @@
 //! `fibonacci`: fib(n) exactly, with big integers, iteratively (n additions), on tokio's
-//! blocking pool: the seed chapter's other CPU-bound example. fib(0) = 0, fib(1) = 1.
+//! blocking pool: the tutorial chapter's other CPU-bound example. fib(0) = 0, fib(1) = 1.
 //!
 //! The result always has `n` and `digits` (the count of decimal digits). Up to
 //! [`FULL_DIGITS`] digits it carries the whole number as a decimal string in `value`;

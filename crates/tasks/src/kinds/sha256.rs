@@ -1,5 +1,5 @@
 //! `sha256`: hashes UTF-8 `text` or `base64` data, optionally `rounds` times over (each round
-//! hashes the previous digest), to make a task CPU-heavy on purpose. The seed chapter's
+//! hashes the previous digest), to make a task CPU-heavy on purpose. The tutorial chapter's
 //! example of work that must not run on the event loop: it runs on tokio's blocking pool,
 //! looking at its cancellation token between chunks and rounds, so the worker's executor
 //! keeps fetching, heartbeating and running other tasks meanwhile. Idempotent: a pure

@@ -1,4 +1,4 @@
-//! `sleep` (alias `long_running`): the seed chapter's long task. Sleeps, reporting progress
+//! `sleep` (alias `long_running`): the tutorial chapter's long task. Sleeps, reporting progress
 //! every second, and answers "task <id> done". Idempotent: it has no side effects.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub struct SleepPayload {
 /// Result of the `sleep` kind.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SleepResult {
-    /// `task <id> done`, the seed chapter's answer.
+    /// `task <id> done`, the tutorial chapter's answer.
     #[schema(example = "task 0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10 done")]
     pub message: String,
     #[schema(example = 5)]

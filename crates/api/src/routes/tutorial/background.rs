@@ -22,10 +22,10 @@ pub const MAX_DURATION_SECS: u64 = 3600;
 /// the process restarts, another API replica does not know it, and a full registry
 /// (`api.max_background_tasks`) drops the oldest finished entries first.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
     params(
-        ("task_id" = TaskId, Query, description = "Your id for the task: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = crate::views::TaskIdView, Query, description = "Your id for the task: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, minimum = 0, maximum = 3600, description = "Seconds to sleep, 0 to 3600"),
     ),
     responses(
@@ -71,9 +71,9 @@ pub async fn start_simple(
 /// An in-process background task's status, from this API process's memory. With several
 /// API replicas, ask the one that started it; after a restart, every id is unknown (404).
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
-    params(("task_id" = TaskId, Path, description = "The id given at start")),
+    params(("task_id" = crate::views::TaskIdView, Path, description = "The id given at start")),
     responses(
         (status = 200, body = BackgroundStatus),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),

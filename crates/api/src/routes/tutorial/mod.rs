@@ -1,5 +1,8 @@
-//! The seed chapter's demo routes ("async programming in practice"), kept working with
-//! the chapter's own curl commands; `docs/guide.md` walks through them.
+//! The tutorial routes: the routes of the tutorial chapter errand grew from ("async
+//! programming in practice", a FastAPI + Celery lesson), kept working with the chapter's
+//! own curl commands; `docs/guide.md` walks through them. They are not the product API
+//! (`/v1/*`): the OpenAPI tag `tutorial` groups them apart, and `/openapi/product.json`
+//! leaves them out.
 //!
 //! - [`async_demo`]: sequential awaits vs `tokio::join!` (`/async/await-sequential`,
 //!   `/async/gather-concurrent`, `/async/basic`).
@@ -22,13 +25,13 @@ use utoipa::OpenApi;
 
 use crate::{background::BackgroundTasks, error::ApiError};
 
-/// What the seed routes share across HTTP workers: the process's background-task registry.
+/// What the tutorial routes share across HTTP workers: the process's background-task registry.
 #[derive(Clone)]
-pub struct Seed {
+pub struct Tutorial {
     background: web::Data<BackgroundTasks>,
 }
 
-impl Seed {
+impl Tutorial {
     pub fn new(settings: &errand_core::Settings) -> Self {
         Self {
             background: web::Data::new(BackgroundTasks::new(settings.api.max_background_tasks)),
@@ -56,7 +59,7 @@ impl Seed {
     }
 }
 
-/// The OpenAPI paths and schemas of the seed routes, merged into the main document.
+/// The OpenAPI paths and schemas of the tutorial routes, merged into the main document.
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -81,11 +84,11 @@ impl Seed {
         celery::CeleryTask,
         celery::CeleryStatus,
     )),
-    tags((name = "seed", description = "The seed tutorial chapter's demo routes: sequential vs \
+    tags((name = "tutorial", description = "The tutorial chapter's demo routes: sequential vs \
 concurrent awaits, blocking vs offloaded work, in-process background tasks, and the chapter's \
 Celery-style task over errand's real queue. See docs/guide.md."))
 )]
-pub struct SeedDoc;
+pub struct TutorialDoc;
 
 /// A required query parameter that was not given.
 fn required(name: &str) -> ApiError {

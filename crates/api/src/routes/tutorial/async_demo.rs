@@ -70,7 +70,7 @@ fn delay(req: &HttpRequest) -> Result<Duration, ApiError> {
 /// Three independent operations awaited one after another: the total is their sum
 /// (~3 s at the default 1 s each). Right for dependent steps, wasteful for independent ones.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/async",
     params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
     responses(
@@ -97,7 +97,7 @@ pub async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, ApiError
 /// The same three operations under `tokio::join!`: all start at once and the total is
 /// about the longest one (~1 s). One task, one thread: concurrency, not parallelism.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/async",
     params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
     responses(
@@ -137,7 +137,7 @@ const BASIC_AWAIT: Duration = Duration::from_millis(100);
 /// The simplest async endpoint: one short await, then a message. While it waits, the
 /// worker thread serves other requests.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/async",
     responses(
         (status = 200, body = Basic),

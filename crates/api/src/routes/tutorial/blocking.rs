@@ -134,7 +134,7 @@ async fn report(
 /// thread can do nothing else meanwhile; the probe's delay is about `ms`. Other requests
 /// that landed on the same worker wait just as long.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/async",
     params(
         ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),
@@ -157,7 +157,7 @@ pub async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// The fix: the same work on tokio's blocking thread pool (`spawn_blocking`). The handler
 /// awaits it like any I/O, the worker thread stays free, and the probe wakes on time.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/async",
     params(
         ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),

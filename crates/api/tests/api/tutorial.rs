@@ -1,4 +1,4 @@
-//! The seed chapter's demo routes, in process: timings of sequential vs concurrent awaits,
+//! The tutorial routes (the tutorial chapter's demos), in process: timings of sequential vs concurrent awaits,
 //! the blocking vs offloaded probe, in-process background tasks, the Celery-style routes
 //! without a worker, their OpenAPI entries, and ReDoc.
 
@@ -295,10 +295,10 @@ async fn celery_task_input_is_validated_and_unknown_ids_are_404() {
     assert!(page["tasks"].as_array().unwrap().is_empty(), "{page}");
 }
 
-/// With API keys configured the seed routes need one too: the celery route enqueues real
+/// With API keys configured the tutorial routes need one too: the celery route enqueues real
 /// work and the blocking demo ties up a thread.
 #[tokio::test]
-async fn seed_routes_need_the_api_key_when_keys_are_configured() {
+async fn tutorial_routes_need_the_api_key_when_keys_are_configured() {
     let app = spawn_app_with(|s| s.api.api_keys = vec![ApiKey::new(Scope::Admin, "s3cret")]).await;
     problem(app.get("/async/basic").await, 401).await;
     problem(
@@ -323,7 +323,7 @@ async fn seed_routes_need_the_api_key_when_keys_are_configured() {
 }
 
 #[tokio::test]
-async fn seed_routes_are_documented_under_the_seed_tag() {
+async fn tutorial_routes_are_documented_under_the_tutorial_tag() {
     let app = spawn_app().await;
     let doc = get_json(&app, "/openapi.json").await;
     for (path, method) in [
@@ -338,7 +338,11 @@ async fn seed_routes_are_documented_under_the_seed_tag() {
         ("/tasks/celery/task/{task_id}", "get"),
     ] {
         let op = &doc["paths"][path][method];
-        assert_eq!(op["tags"], serde_json::json!(["seed"]), "{method} {path}");
+        assert_eq!(
+            op["tags"],
+            serde_json::json!(["tutorial"]),
+            "{method} {path}"
+        );
         assert!(op["responses"]["200"].is_object() || op["responses"]["202"].is_object());
     }
     assert!(
@@ -346,7 +350,7 @@ async fn seed_routes_are_documented_under_the_seed_tag() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["name"] == "seed")
+            .any(|t| t["name"] == "tutorial")
     );
     for s in ["Timeline", "ProbeReport", "BackgroundStatus", "CeleryTask"] {
         assert!(doc["components"]["schemas"][s].is_object(), "schema {s}");

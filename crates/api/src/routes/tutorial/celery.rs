@@ -16,13 +16,14 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::Utc;
 use errand_core::{
     store::Submitted,
-    task::{Progress, TaskId, TaskRecord, TaskState},
+    task::{TaskId, TaskRecord, TaskState},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::required;
+use crate::views::ProgressView;
 use crate::{
     error::{ApiError, Problem},
     routes::{
@@ -78,7 +79,7 @@ pub struct CeleryTask {
     /// While `STARTED`: how far it has got; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub progress: Option<Progress>,
+    pub progress: Option<ProgressView>,
 }
 
 impl From<TaskRecord> for CeleryTask {
@@ -96,7 +97,11 @@ impl From<TaskRecord> for CeleryTask {
             task_id: r.id.to_string(),
             status,
             result,
-            progress: r.progress.filter(|_| status == CeleryStatus::Started),
+            progress: r
+                .progress
+                .filter(|_| status == CeleryStatus::Started)
+                .as_ref()
+                .map(Into::into),
         }
     }
 }
@@ -106,10 +111,10 @@ impl From<TaskRecord> for CeleryTask {
 /// answers 200 with the existing task and enqueues nothing, whatever its `duration`.
 /// The full record is at `GET /v1/tasks/{task_id}`.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
     params(
-        ("task_id" = TaskId, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = crate::views::TaskIdView, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, description = "Seconds to sleep, 0 to tasks.max_sleep_secs (default 86400)"),
     ),
     responses(
@@ -142,12 +147,7 @@ pub async fn submit_celery_task(
     }))
     .map_err(|e| ApiError::Internal(e.into()))?;
     let task = prepare(&state, None, submit, now)?;
-    let retry_after = state.settings.api.retry_after_secs;
-    let submitted = state
-        .store
-        .submit(task, now)
-        .await
-        .map_err(|e| ApiError::store(e, retry_after))?;
+    let submitted = state.store.submit(task, now).await?;
     let location = (header::LOCATION, format!("/tasks/celery/task/{task_id}"));
     Ok(match submitted {
         Submitted::Created(r) => {
@@ -165,9 +165,9 @@ pub async fn submit_celery_task(
 /// The task's status in Celery's words, and its result when ready. Unlike Celery, an
 /// unknown id is a 404, not an eternal `PENDING`.
 #[utoipa::path(
-    tag = "seed",
+    tag = "tutorial",
     context_path = "/tasks",
-    params(("task_id" = TaskId, Path, description = "Task id")),
+    params(("task_id" = crate::views::TaskIdView, Path, description = "Task id")),
     responses(
         (status = 200, body = CeleryTask),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -184,11 +184,7 @@ pub async fn get_celery_task(
         field: Some("task_id".into()),
         detail: e.to_string(),
     })?;
-    let record = state
-        .store
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::store(e, state.settings.api.retry_after_secs))?;
+    let record = state.store.get(&id).await?;
     match record {
         Some(r) => Ok(HttpResponse::Ok().json(CeleryTask::from(r))),
         None => Err(missing(&state, &id).await),
