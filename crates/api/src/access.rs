@@ -29,20 +29,20 @@ use subtle::ConstantTimeEq;
 use crate::{error::ApiError, state::AppState};
 
 /// The configured keys, as digests.
-pub struct Keys {
+pub(crate) struct Keys {
     keys: Vec<([u8; 32], Scope)>,
 }
 
 /// Who is calling, as the guard established it; in the request's extensions.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// `key:<8 hex>` for a key, `addr:<ip>` with no keys configured.
     pub id: String,
     pub scope: Scope,
 }
 
 impl Keys {
-    pub fn new(keys: &[ApiKey]) -> Self {
+    pub(crate) fn new(keys: &[ApiKey]) -> Self {
         Self {
             keys: keys
                 .iter()
@@ -51,7 +51,7 @@ impl Keys {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
@@ -80,7 +80,7 @@ impl Keys {
 /// The scope a request needs: reads need `read`; changing tasks (submit, cancel, retry,
 /// the tutorial routes) needs `submit`; everything else that changes state
 /// (schedules, queue controls) needs `admin`.
-pub fn required_scope(method: &Method, path: &str) -> Scope {
+pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Scope::Read
     } else if path == "/v1/tasks" || path.starts_with("/v1/tasks/") || !path.starts_with("/v1/") {
@@ -102,7 +102,7 @@ pub(crate) fn needs_key(path: &str) -> bool {
 
 /// The guard: with keys configured, a guarded route needs `Authorization: Bearer <key>`
 /// of a sufficient scope (401 without a valid key, 403 with a weaker one).
-pub async fn guard(
+pub(crate) async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -171,7 +171,7 @@ fn peer_ip(req: &HttpRequest) -> String {
 /// Token buckets per caller, in this process. A request is let through while its bucket
 /// holds at least one token and then pays for every task it submits, so a batch larger
 /// than the burst still goes through once, after which the caller waits its debt off.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     per_sec: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -181,7 +181,7 @@ pub struct RateLimiter {
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 impl RateLimiter {
-    pub fn new(s: &RateLimitSettings) -> Option<Self> {
+    pub(crate) fn new(s: &RateLimitSettings) -> Option<Self> {
         s.enabled().then(|| Self {
             per_sec: s.submits_per_sec,
             burst: f64::from(s.burst),
@@ -190,7 +190,7 @@ impl RateLimiter {
     }
 
     /// Takes `tasks` tokens from `caller`'s bucket, or says how long until it may try.
-    pub fn take(&self, caller: &str, tasks: usize, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&self, caller: &str, tasks: usize, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 10_000 {
             buckets.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
@@ -209,7 +209,7 @@ impl RateLimiter {
 }
 
 /// Charges the request's caller for `tasks` submitted tasks (no-op when the limit is off).
-pub fn charge(state: &AppState, req: &HttpRequest, tasks: usize) -> Result<(), ApiError> {
+pub(crate) fn charge(state: &AppState, req: &HttpRequest, tasks: usize) -> Result<(), ApiError> {
     let Some(limiter) = &state.rate_limiter else {
         return Ok(());
     };

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 /// Where an in-process task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum BackgroundState {
+pub(crate) enum BackgroundState {
     /// Accepted; its tokio task has not been polled yet (the response goes out first).
     Pending,
     Running,
@@ -45,7 +45,7 @@ fn now() -> DateTime<Utc> {
 
 /// One in-process task as the status route shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct BackgroundStatus {
+pub(crate) struct BackgroundStatus {
     #[schema(example = "test123")]
     pub task_id: String,
     pub status: BackgroundState,
@@ -65,7 +65,7 @@ pub struct BackgroundStatus {
 
 /// Why a task was not accepted.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error("background task `{0}` is still {1}; wait for it to complete")]
     Unfinished(String, BackgroundState),
     #[error("all {capacity} background task slots hold unfinished tasks")]
@@ -94,13 +94,13 @@ struct Registry {
 
 /// The registry of one API process, shared by all of its HTTP workers.
 #[derive(Clone)]
-pub struct BackgroundTasks {
+pub(crate) struct BackgroundTasks {
     inner: Arc<Mutex<Registry>>,
     capacity: usize,
 }
 
 impl BackgroundTasks {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::default(),
             capacity: capacity.max(1),
@@ -109,7 +109,7 @@ impl BackgroundTasks {
 
     /// Registers `id` and starts its tokio task on the caller's runtime; answers with the
     /// status as it is now (`pending`: the task runs once the caller yields).
-    pub fn spawn(&self, id: &str, duration_secs: u64) -> Result<BackgroundStatus, Refused> {
+    pub(crate) fn spawn(&self, id: &str, duration_secs: u64) -> Result<BackgroundStatus, Refused> {
         let (status, run) = self.admit(id, duration_secs, now())?;
         let this = self.clone();
         let id = id.to_owned();
@@ -122,16 +122,13 @@ impl BackgroundTasks {
         Ok(status)
     }
 
-    pub fn get(&self, id: &str) -> Option<BackgroundStatus> {
+    pub(crate) fn get(&self, id: &str) -> Option<BackgroundStatus> {
         self.lock().entries.get(id).map(|e| e.status.clone())
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {

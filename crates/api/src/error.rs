@@ -22,7 +22,7 @@ use crate::state::AppState;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI reference naming the problem type.
     #[serde(rename = "type")]
     #[schema(example = "https://errand.dev/problems/invalid-field")]
@@ -41,7 +41,7 @@ pub struct Problem {
 
 /// Every way a request can fail, each with its own problem type (see [`ApiError::meta`]).
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400: the request could not be read (malformed JSON, wrong type, bad path or query).
     #[error("{detail}")]
     BadRequest {
@@ -109,7 +109,7 @@ pub enum ApiError {
 
 /// When a client may try again, for the responses that say (`Retry-After`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAfter {
+pub(crate) enum RetryAfter {
     /// Known where the error arose (a rate-limit bucket, a full registry).
     Secs(u64),
     /// Nobody knows how long Redis stays away: `api.retry_after_secs`.
@@ -138,7 +138,7 @@ impl From<redis::RedisError> for ApiError {
 
 impl ApiError {
     /// Maps a body-reading failure (over `api.max_body_bytes`, or a broken stream).
-    pub fn body(e: actix_web::Error) -> Self {
+    pub(crate) fn body(e: actix_web::Error) -> Self {
         if e.as_error::<actix_web::error::PayloadError>()
             .is_some_and(|p| matches!(p, actix_web::error::PayloadError::Overflow))
         {
@@ -151,7 +151,7 @@ impl ApiError {
         }
     }
 
-    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
             detail: detail.into(),
@@ -209,7 +209,7 @@ impl ApiError {
     }
 
     /// Whether the response carries `Retry-After`, and with what (written by [`retry_after`]).
-    pub fn retry_after(&self) -> Option<RetryAfter> {
+    pub(crate) fn retry_after(&self) -> Option<RetryAfter> {
         match self {
             Self::RateLimited {
                 retry_after_secs, ..
@@ -261,7 +261,7 @@ impl ResponseError for ApiError {
 /// The one writer of `Retry-After`: an error response (API or dashboard) that asks for
 /// one gets it here, with the configured `api.retry_after_secs` where the error could not
 /// know it. Middleware, because an error renders without the app state.
-pub async fn retry_after(
+pub(crate) async fn retry_after(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 type Watchers = HashMap<String, Vec<(u64, mpsc::Sender<String>)>>;
 
 #[derive(Clone, Default)]
-pub struct Events {
+pub(crate) struct Events {
     watchers: Arc<Mutex<Watchers>>,
     next: Arc<AtomicU64>,
 }
 
 /// A registration for one task's events; dropping it unregisters.
-pub struct Watch {
+pub(crate) struct Watch {
     pub rx: mpsc::Receiver<String>,
     events: Events,
     id: String,
@@ -44,7 +44,11 @@ impl Drop for Watch {
 
 impl Events {
     /// Starts the subscription (reconnecting until `stop`).
-    pub fn start(clients: Vec<redis::Client>, channel: String, stop: CancellationToken) -> Self {
+    pub(crate) fn start(
+        clients: Vec<redis::Client>,
+        channel: String,
+        stop: CancellationToken,
+    ) -> Self {
         let events = Self::default();
         let e = events.clone();
         let on_connect = events.clone();
@@ -66,7 +70,7 @@ impl Events {
         events
     }
 
-    pub fn watch(&self, id: &str) -> Watch {
+    pub(crate) fn watch(&self, id: &str) -> Watch {
         // Small buffer: a watcher re-reads the record on each message, so a full buffer
         // (a burst of progress) loses nothing but redundant wake-ups.
         let (tx, rx) = mpsc::channel(8);

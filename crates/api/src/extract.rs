@@ -10,7 +10,7 @@ use crate::error::ApiError;
 /// parsed into `T`. Unlike `web::Json`, every failure is one of ours: 413 `too-large`, 415
 /// `unsupported-media-type`, or 400 naming the offending field.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
@@ -41,7 +41,10 @@ fn is_json(req: &HttpRequest) -> bool {
 /// Parses a JSON body already read, naming the offending field on a type error. For
 /// routes that read their body themselves (the batch, under its own limit); the others
 /// take a [`JsonBody`].
-pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
     if !is_json(req) {
         return Err(ApiError::UnsupportedMediaType);
     }

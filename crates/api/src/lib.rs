@@ -2,25 +2,25 @@
 //!
 //! # Layout
 //! - [`startup`]: builds the actix-web app from settings (`Application`).
-//! - [`routes`]: one module per resource.
-//! - [`access`]: API keys (scopes, constant-time match) and the submit rate limit.
-//! - [`error`]: `ApiError`, mapped to problem+json in one place.
-//! - [`extract`]: `JsonBody`, the JSON request body every submit route reads.
+//! - `routes`: one module per resource.
+//! - `access`: API keys (scopes, constant-time match) and the submit rate limit.
+//! - `error`: `ApiError`, mapped to problem+json in one place.
+//! - `extract`: `JsonBody`, the JSON request body every submit route reads.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
-//! - [`metrics`]: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
-//! - [`views`]: the JSON the API serves, built from the store's types.
-//! - [`redoc`]: `/redoc` with ReDoc's script served from here, not a CDN.
+//! - `metrics`: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
+//! - `views`: the JSON the API serves, built from the store's types.
+//! - `redoc`: `/redoc` with ReDoc's script served from here, not a CDN.
 
-pub mod access;
-pub mod background;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod metrics;
+mod access;
+mod background;
+mod error;
+mod events;
+mod extract;
+mod metrics;
 pub mod openapi;
-pub mod redoc;
-pub mod routes;
+mod redoc;
+mod routes;
 pub mod startup;
-pub mod state;
-pub mod ui;
-pub mod views;
+mod state;
+mod ui;
+mod views;

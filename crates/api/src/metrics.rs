@@ -31,14 +31,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
 
-pub const SUBMITTED: &str = "errand_tasks_submitted_total";
-pub const CANCELLED: &str = "errand_tasks_cancelled_total";
+pub(crate) const SUBMITTED: &str = "errand_tasks_submitted_total";
+pub(crate) const CANCELLED: &str = "errand_tasks_cancelled_total";
 const HTTP_REQUESTS: &str = "errand_http_requests_total";
 const HTTP_SECONDS: &str = "errand_http_request_duration_seconds";
 
 /// Latency buckets (seconds) for every `_seconds` histogram: 1 ms to 10 min, because task
 /// run times and queue waits span that range while HTTP and Redis sit at the low end.
-pub const BUCKETS: &[f64] = &[
+pub(crate) const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0, 600.0,
 ];
@@ -53,7 +53,7 @@ static SLOT_QUEUES: std::sync::Mutex<std::collections::BTreeSet<String>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Installs the process's recorder (once) and returns the handle that renders it.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -189,18 +189,18 @@ static SUBMITS: LazyLock<QueueKindCounters> = LazyLock::new(|| QueueKindCounters
 static CANCELS: LazyLock<QueueKindCounters> = LazyLock::new(|| QueueKindCounters::new(CANCELLED));
 
 /// A task this process created.
-pub fn submitted(queue: &str, kind: &str) {
+pub(crate) fn submitted(queue: &str, kind: &str) {
     SUBMITS.increment(queue, kind);
 }
 
 /// A task this process cancelled before it ran.
-pub fn cancelled(queue: &str, kind: &str) {
+pub(crate) fn cancelled(queue: &str, kind: &str) {
     CANCELS.increment(queue, kind);
 }
 
 /// Counts and times every request by its route template (`/v1/tasks/{id}`, never the id):
 /// an unmatched path is `unmatched`, so a scan of random URLs adds no series.
-pub async fn track(
+pub(crate) async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -239,7 +239,7 @@ fn method_label(m: &actix_web::http::Method) -> &'static str {
 /// worker gauges read from Redis now. Redis down still answers 200 with
 /// `errand_redis_up 0`, so the scrape itself does not fail with the thing it reports.
 #[get("/metrics")]
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let handle = install();
     let store = &state.store;
     let queues = redis_call("queues", store.queues(Utc::now())).await;

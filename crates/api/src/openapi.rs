@@ -82,12 +82,16 @@ pub const PRODUCT_PATH: &str = "/openapi/product.json";
 const DOC_ROUTES: [&str; 4] = ["/openapi.json", PRODUCT_PATH, "/docs/", "/redoc"];
 
 /// Both documents, built once at startup.
+#[derive(Debug)]
 pub struct Documents {
+    /// `/openapi.json`: the product API and the tutorial routes.
     pub full: Value,
+    /// `/openapi/product.json`: the product API alone, what client generators should read.
     pub product: Value,
 }
 
 impl Documents {
+    /// Both documents for this catalog (kind unions, limits) and settings (security).
     pub fn build(catalog: &Catalog, settings: &Settings) -> Self {
         let full = document(catalog, settings);
         let product = product(&full);
@@ -221,7 +225,7 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("the document has schemas");
-    let branches: Vec<Branch> = kinds
+    let branches: Vec<Branch<'_>> = kinds
         .iter()
         .map(|kind| Branch {
             kind,
@@ -327,10 +331,10 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
 fn union(
     schemas: &mut Map<String, Value>,
     name: &str,
-    branches: &[Branch],
+    branches: &[Branch<'_>],
     with_aliases: bool,
-    branch_name: impl Fn(&Branch) -> String,
-    make: impl Fn(&Branch, &Value) -> Value,
+    branch_name: impl Fn(&Branch<'_>) -> String,
+    make: impl Fn(&Branch<'_>, &Value) -> Value,
 ) {
     let base = schemas.remove(name).expect("derived base schema");
     let mut one_of = Vec::new();

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 
 /// Where the page loads ReDoc's script from.
-pub const BUNDLE_ROUTE: &str = "/redoc/redoc.standalone.js";
+pub(crate) const BUNDLE_ROUTE: &str = "/redoc/redoc.standalone.js";
 
 /// The page when the bundle is present. `$spec` and `$config` are filled in by utoipa-redoc.
 /// No fonts or images from elsewhere: ReDoc falls back to the browser's sans-serif, and the
@@ -52,7 +52,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
 
 /// What `/redoc` serves, decided once at startup.
 #[derive(Clone)]
-pub struct RedocAssets(web::Data<Assets>);
+pub(crate) struct RedocAssets(web::Data<Assets>);
 
 enum Assets {
     Ready { page: String, bundle: web::Bytes },
@@ -63,7 +63,7 @@ impl RedocAssets {
     /// Reads the bundle at `bundle_path`; when it cannot be read (or is empty) logs a
     /// warning and serves the instructions page instead. Never fails: the rest of the API
     /// must not depend on a documentation asset.
-    pub fn load(bundle_path: &Path, doc: &Value) -> Self {
+    pub(crate) fn load(bundle_path: &Path, doc: &Value) -> Self {
         let assets = match std::fs::read(bundle_path) {
             Ok(bytes) if !bytes.is_empty() => {
                 tracing::debug!(path = %bundle_path.display(), bytes = bytes.len(), "ReDoc bundle loaded");
@@ -94,7 +94,7 @@ impl RedocAssets {
     }
 
     /// `/redoc` (and `/redoc/` → `/redoc`) and the bundle route.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    pub(crate) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource("/redoc")
                 .app_data(self.0.clone())

@@ -7,7 +7,7 @@ use crate::{
 };
 
 /// Everything a handler needs, shared by all workers of the HTTP server.
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: TaskStore,
     pub catalog: Catalog,
     pub settings: Settings,

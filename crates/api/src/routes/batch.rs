@@ -19,14 +19,14 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"tasks": [{"kind": "noop", "payload": {"i": 1}}, {"kind": "sleep", "payload": {"duration_secs": 1}, "id": "job-2"}]}))]
-pub struct SubmitBatch {
+pub(crate) struct SubmitBatch {
     /// 1 to `api.max_batch` tasks (default 1000), each as for `POST /v1/tasks`.
     pub tasks: Vec<SubmitTask>,
 }
 
 /// What became of one task of a batch, in request order.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchItem {
+pub(crate) struct BatchItem {
     pub id: TaskIdView,
     pub state: TaskStateView,
     /// False when a task with this id already existed (nothing was enqueued for it).
@@ -34,7 +34,7 @@ pub struct BatchItem {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResult {
+pub(crate) struct BatchResult {
     pub tasks: Vec<BatchItem>,
     pub created: usize,
     pub existing: usize,
@@ -57,7 +57,7 @@ pub struct BatchResult {
     )
 )]
 #[post("/v1/tasks/batch")]
-pub async fn submit_batch(
+pub(crate) async fn submit_batch(
     state: web::Data<AppState>,
     req: HttpRequest,
     mut payload: web::Payload,

@@ -27,7 +27,7 @@ use crate::{
     )
 )]
 #[post("/v1/tasks/{id}/cancel")]
-pub async fn cancel_task(
+pub(crate) async fn cancel_task(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,7 +65,7 @@ pub async fn cancel_task(
     )
 )]
 #[post("/v1/tasks/{id}/retry")]
-pub async fn retry_task(
+pub(crate) async fn retry_task(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

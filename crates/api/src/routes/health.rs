@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 use crate::{error::ApiError, state::AppState};
 
 #[derive(Serialize, ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
 }
@@ -13,7 +13,7 @@ pub struct Health {
 /// Liveness: the process is up. Never touches Redis.
 #[utoipa::path(tag = "health", responses((status = 200, body = Health)))]
 #[get("/healthz")]
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
@@ -25,7 +25,7 @@ pub async fn healthz() -> HttpResponse {
     (status = 503, description = "Redis unreachable or refusing work; the problem type names why (store-unavailable, store-out-of-memory, store-loading, store-read-only, store-busy, store-master-down, …)", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.store.ping().await?;
     let key = format!("{}:readyz", state.settings.redis.key_prefix);
     let mut conn = state.store.connection();

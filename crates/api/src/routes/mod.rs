@@ -1,12 +1,12 @@
 //! HTTP routes, one module per resource.
 
-pub mod batch;
-pub mod control;
-pub mod health;
-pub mod kinds;
-pub mod query;
-pub mod queues;
-pub mod schedules;
-pub mod tasks;
-pub mod tutorial;
-pub mod watch;
+pub(crate) mod batch;
+pub(crate) mod control;
+pub(crate) mod health;
+pub(crate) mod kinds;
+pub(crate) mod query;
+pub(crate) mod queues;
+pub(crate) mod schedules;
+pub(crate) mod tasks;
+pub(crate) mod tutorial;
+pub(crate) mod watch;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 
 use crate::error::ApiError;
 
-pub struct Query(HashMap<String, String>);
+pub(crate) struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -26,11 +26,11 @@ impl Query {
         Ok(Self(map))
     }
 
-    pub fn str(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn str(&mut self, name: &str) -> Option<String> {
         self.0.remove(name)
     }
 
-    pub fn uint(&mut self, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn uint(&mut self, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError> {
         match self.str(name) {
             None => Ok(None),
             Some(v) => match v.parse::<u64>() {
@@ -41,7 +41,7 @@ impl Query {
     }
 
     /// Fails on any parameter nobody asked for.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         match self.0.into_keys().min() {
             Some(k) => Err(bad(&k, "unknown query parameter")),
             None => Ok(()),
@@ -49,7 +49,7 @@ impl Query {
     }
 }
 
-pub fn bad(name: &str, detail: &str) -> ApiError {
+pub(crate) fn bad(name: &str, detail: &str) -> ApiError {
     ApiError::BadRequest {
         field: Some(name.to_owned()),
         detail: format!("query parameter `{name}`: {detail}"),

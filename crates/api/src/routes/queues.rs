@@ -15,7 +15,7 @@ use crate::{
 };
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct QueueInfo {
+pub(crate) struct QueueInfo {
     #[schema(example = "default")]
     pub name: String,
     /// Live tasks per state (terminal ones until their record expires).
@@ -30,7 +30,7 @@ pub struct QueueInfo {
 
 /// A queue's pause state after a pause or resume.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct QueuePause {
+pub(crate) struct QueuePause {
     #[schema(example = "default")]
     pub name: String,
     pub paused: bool,
@@ -40,7 +40,7 @@ pub struct QueuePause {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct QueueList {
+pub(crate) struct QueueList {
     pub queues: Vec<QueueInfo>,
 }
 
@@ -53,7 +53,7 @@ pub struct QueueList {
     )
 )]
 #[get("/v1/queues")]
-pub async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list_queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.store.queues(Utc::now()).await?;
     let names: Vec<String> = stats.iter().map(|q| q.name.clone()).collect();
     let paused = state.store.paused(&names).await?;
@@ -99,7 +99,7 @@ fn queue_name(raw: &str) -> Result<&str, ApiError> {
     )
 )]
 #[post("/v1/queues/{queue}/pause")]
-pub async fn pause_queue(
+pub(crate) async fn pause_queue(
     state: web::Data<AppState>,
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -125,7 +125,7 @@ pub async fn pause_queue(
     )
 )]
 #[post("/v1/queues/{queue}/resume")]
-pub async fn resume_queue(
+pub(crate) async fn resume_queue(
     state: web::Data<AppState>,
     queue: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -140,7 +140,7 @@ pub async fn resume_queue(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WorkerList {
+pub(crate) struct WorkerList {
     pub workers: Vec<WorkerView>,
 }
 
@@ -153,7 +153,7 @@ pub struct WorkerList {
     )
 )]
 #[get("/v1/workers")]
-pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let workers = state.store.workers().await?;
     Ok(HttpResponse::Ok().json(WorkerList {
         workers: workers.iter().map(WorkerView::from).collect(),

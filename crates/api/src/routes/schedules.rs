@@ -28,7 +28,7 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "heartbeat", "cron": "*/10 * * * * *", "kind": "noop", "payload": {"ping": true}}))]
-pub struct CreateSchedule {
+pub(crate) struct CreateSchedule {
     /// Client-chosen id (`[A-Za-z0-9._-]`, at most 100); server-made when absent. Creating
     /// the same id again with the same definition answers 200 with the stored schedule;
     /// with a different one, 409.
@@ -70,7 +70,7 @@ pub struct CreateSchedule {
 
 /// One page of schedules, in id order.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SchedulePage {
+pub(crate) struct SchedulePage {
     pub schedules: Vec<ScheduleView>,
     /// Pass as `cursor` for the next page; null on the last.
     #[schema(required = true)]
@@ -158,7 +158,7 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
     )
 )]
 #[post("/v1/schedules")]
-pub async fn create_schedule(
+pub(crate) async fn create_schedule(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
@@ -196,7 +196,7 @@ pub async fn create_schedule(
     )
 )]
 #[get("/v1/schedules")]
-pub async fn list_schedules(
+pub(crate) async fn list_schedules(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -228,7 +228,7 @@ pub async fn list_schedules(
     )
 )]
 #[get("/v1/schedules/{id}")]
-pub async fn get_schedule(
+pub(crate) async fn get_schedule(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -251,7 +251,7 @@ pub async fn get_schedule(
     )
 )]
 #[delete("/v1/schedules/{id}")]
-pub async fn delete_schedule(
+pub(crate) async fn delete_schedule(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -292,7 +292,7 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
     )
 )]
 #[post("/v1/schedules/{id}/enable")]
-pub async fn enable_schedule(
+pub(crate) async fn enable_schedule(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -311,7 +311,7 @@ pub async fn enable_schedule(
     )
 )]
 #[post("/v1/schedules/{id}/disable")]
-pub async fn disable_schedule(
+pub(crate) async fn disable_schedule(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

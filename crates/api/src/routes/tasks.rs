@@ -28,7 +28,7 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"kind": "sleep", "payload": {"duration_secs": 5}}))]
-pub struct SubmitTask {
+pub(crate) struct SubmitTask {
     /// A kind from `GET /v1/kinds` (aliases accepted).
     #[schema(example = "sleep")]
     pub kind: String,
@@ -78,14 +78,14 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
 }
 
 /// The `Idempotency-Key` header, if given (a non-ASCII value fails id validation later).
-pub fn idempotency_key(req: &HttpRequest) -> Option<String> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("Idempotency-Key")
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
 }
 
 /// Validates a submission and applies defaults. Shared by every submit route.
-pub fn prepare(
+pub(crate) fn prepare(
     state: &AppState,
     header_key: Option<String>,
     t: SubmitTask,
@@ -195,7 +195,7 @@ pub fn prepare(
     )
 )]
 #[post("/v1/tasks")]
-pub async fn submit_task(
+pub(crate) async fn submit_task(
     state: web::Data<AppState>,
     req: HttpRequest,
     // A `Result`, so a rate-limited caller hears 429 before anything about its body.
@@ -232,7 +232,7 @@ pub async fn submit_task(
     }
 }
 
-pub fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(raw).map_err(|e| ApiError::BadRequest {
         field: Some("id".into()),
         detail: e.to_string(),
@@ -240,7 +240,7 @@ pub fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
 }
 
 /// Why an id has no record: it expired (if still remembered) or never existed.
-pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
+pub(crate) async fn missing(state: &AppState, id: &TaskId) -> ApiError {
     match state.store.expired_at(id).await {
         Ok(Some(at)) => ApiError::Expired {
             id: id.to_string(),
@@ -266,7 +266,7 @@ pub async fn missing(state: &AppState, id: &TaskId) -> ApiError {
     )
 )]
 #[get("/v1/tasks/{id}")]
-pub async fn get_task(
+pub(crate) async fn get_task(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
@@ -289,7 +289,7 @@ pub async fn get_task(
 
 /// One page of tasks.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TaskPage {
+pub(crate) struct TaskPage {
     pub tasks: Vec<TaskView>,
     /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
     /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
@@ -315,7 +315,7 @@ pub struct TaskPage {
     )
 )]
 #[get("/v1/tasks")]
-pub async fn list_tasks(
+pub(crate) async fn list_tasks(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {

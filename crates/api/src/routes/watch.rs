@@ -26,7 +26,7 @@ fn is_terminal_event(e: &str) -> bool {
 }
 
 /// The record once terminal, or as it is when `limit` runs out; `None` if there is none.
-pub async fn until_terminal(
+pub(crate) async fn until_terminal(
     state: &AppState,
     id: &TaskId,
     limit: Duration,
@@ -78,7 +78,7 @@ pub async fn until_terminal(
     )
 )]
 #[get("/v1/tasks/{id}/events")]
-pub async fn task_events(
+pub(crate) async fn task_events(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -21,11 +21,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub const COOKIE: &str = "errand_session";
+pub(super) const COOKIE: &str = "errand_session";
 /// How long a login lasts.
 const SESSION_SECS: i64 = 12 * 3600;
 
-pub struct Auth {
+pub(crate) struct Auth {
     /// Key digests with their scopes; empty = open.
     keys: Vec<([u8; 32], Scope)>,
     secret: [u8; 32],
@@ -33,7 +33,7 @@ pub struct Auth {
 
 /// A valid session.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The first 8 hex digits of the key's digest (`-` when open): names the key in logs
     /// without saying anything about it.
     pub key_id: String,
@@ -42,8 +42,20 @@ pub struct Session {
     nonce: String,
 }
 
+impl Session {
+    /// A session for a dashboard without keys: it needs no login, only the CSRF nonce.
+    pub(crate) fn open(now: i64) -> Self {
+        Self {
+            key_id: "-".into(),
+            scope: Scope::Admin,
+            expires: now + SESSION_SECS,
+            nonce: hex(&rand::random::<[u8; 16]>()),
+        }
+    }
+}
+
 impl Auth {
-    pub fn new(keys: &[ApiKey], key_prefix: &str) -> Self {
+    pub(crate) fn new(keys: &[ApiKey], key_prefix: &str) -> Self {
         let mut h = Sha256::new();
         h.update(b"errand-ui-session\0");
         h.update(key_prefix.as_bytes());
@@ -61,7 +73,7 @@ impl Auth {
     }
 
     /// True when API keys are configured, so the dashboard needs a login.
-    pub fn keyed(&self) -> bool {
+    pub(crate) fn keyed(&self) -> bool {
         !self.keys.is_empty()
     }
 
@@ -72,7 +84,7 @@ impl Auth {
     }
 
     /// The session `presented` (an API key) opens, if it is one; every key is compared.
-    pub fn login(&self, presented: &str, now: i64) -> Option<Session> {
+    pub(crate) fn login(&self, presented: &str, now: i64) -> Option<Session> {
         let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
         let mut found: Option<Scope> = None;
         for (k, scope) in &self.keys {
@@ -88,18 +100,8 @@ impl Auth {
         })
     }
 
-    /// A session for a dashboard without keys.
-    pub fn open_session(&self, now: i64) -> Session {
-        Session {
-            key_id: "-".into(),
-            scope: Scope::Admin,
-            expires: now + SESSION_SECS,
-            nonce: hex(&rand::random::<[u8; 16]>()),
-        }
-    }
-
     /// The `Set-Cookie` value carrying `s`; `secure` when the request came over HTTPS.
-    pub fn cookie(&self, s: &Session, secure: bool) -> String {
+    pub(crate) fn cookie(&self, s: &Session, secure: bool) -> String {
         let body = format!(
             "{}.{}.{}.{}",
             s.key_id,
@@ -115,7 +117,7 @@ impl Auth {
     }
 
     /// The `Set-Cookie` value that ends the session.
-    pub fn clear_cookie(secure: bool) -> String {
+    pub(crate) fn clear_cookie(secure: bool) -> String {
         format!(
             "{COOKIE}=; Path=/ui; Max-Age=0; HttpOnly; SameSite=Strict{}",
             if secure { "; Secure" } else { "" }
@@ -124,7 +126,7 @@ impl Auth {
 
     /// The request's session, if its cookie is valid, unexpired, and (with keys) still
     /// names a configured key of that scope.
-    pub fn session(&self, req: &HttpRequest, now: i64) -> Option<Session> {
+    pub(crate) fn session(&self, req: &HttpRequest, now: i64) -> Option<Session> {
         let value = cookie_value(req, COOKIE)?;
         let (body, mac) = value.rsplit_once('.')?;
         if !bool::from(self.mac(body).as_bytes().ct_eq(mac.as_bytes())) {
@@ -158,12 +160,12 @@ impl Auth {
     }
 
     /// The CSRF token of session `s`, for its forms.
-    pub fn csrf(&self, s: &Session) -> String {
+    pub(crate) fn csrf(&self, s: &Session) -> String {
         self.mac(&format!("csrf.{}", s.nonce))
     }
 
     /// Whether `token` is `s`'s CSRF token.
-    pub fn csrf_ok(&self, s: &Session, token: &str) -> bool {
+    pub(crate) fn csrf_ok(&self, s: &Session, token: &str) -> bool {
         bool::from(self.csrf(s).as_bytes().ct_eq(token.as_bytes()))
     }
 }
@@ -178,7 +180,7 @@ fn cookie_value<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -234,7 +236,7 @@ mod tests {
     fn an_open_dashboard_hands_out_sessions_that_a_keyed_one_refuses() {
         let open = Auth::new(&[], "errand");
         assert!(!open.keyed());
-        let s = open.open_session(0);
+        let s = Session::open(0);
         let set = open.cookie(&s, true);
         assert!(set.ends_with("; Secure"));
         assert_eq!(

@@ -21,7 +21,7 @@ fn minute_label(minute: i64) -> String {
 }
 
 /// `ms` as a short duration: `850 ms`, `3.2 s`, `4.5 min`.
-pub fn duration(ms: f64) -> String {
+pub(super) fn duration(ms: f64) -> String {
     if ms < 1000.0 {
         format!("{ms:.0} ms")
     } else if ms < 60_000.0 {
@@ -55,7 +55,7 @@ fn frame(label: &str, top: &str, h: &History, class: &str, body: Markup) -> Mark
 }
 
 /// Succeeded and failed attempts per minute, one stacked bar per bucket.
-pub fn throughput(h: &History) -> Markup {
+pub(super) fn throughput(h: &History) -> Markup {
     let per_min = f64::from(h.width_minutes);
     let rate = |b: &Bucket| {
         (
@@ -116,7 +116,7 @@ pub fn throughput(h: &History) -> Markup {
 }
 
 /// Run-time percentiles (p50, p95, p99) per bucket on a log scale.
-pub fn run_time(h: &History) -> Markup {
+pub(super) fn run_time(h: &History) -> Markup {
     let points: Vec<(usize, [f64; 3])> = h
         .buckets
         .iter()

@@ -23,7 +23,7 @@ use actix_web::{
 use errand_core::{Settings, StoreError, settings::Scope};
 use maud::{DOCTYPE, Markup, html};
 
-pub use auth::Auth;
+pub(crate) use auth::Auth;
 use auth::Session;
 
 const CSS: &str = include_str!("static/app.css");
@@ -35,17 +35,17 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// The dashboard's routes and its session secret.
 #[derive(Clone)]
-pub struct Ui(web::Data<Auth>);
+pub(crate) struct Ui(web::Data<Auth>);
 
 impl Ui {
-    pub fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Self {
         Self(web::Data::new(Auth::new(
             &settings.api.api_keys,
             &settings.redis.key_prefix,
         )))
     }
 
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    pub(crate) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.0.clone())
             .route("/", web::get().to(pages::landing))
             .route("/ui", web::get().to(pages::overview))
@@ -117,7 +117,7 @@ impl Ctx {
                 .unwrap_or("/ui");
             return Err(ToLogin(format!("/ui/login?next={}", pages::enc(next))));
         }
-        let session = auth.open_session(now);
+        let session = Session::open(now);
         let cookie = auth.cookie(&session, secure(req));
         Ok(Self::of(auth, session, Some(cookie)))
     }
@@ -266,7 +266,7 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
 
 /// Why a dashboard request failed, as a page.
 #[derive(Debug, thiserror::Error)]
-pub enum UiError {
+pub(crate) enum UiError {
     /// 503 + Retry-After (`api.retry_after_secs`, written by `error::retry_after`).
     #[error("Redis is unavailable ({0}); this page will work again once it is back")]
     Unavailable(&'static str),
@@ -295,7 +295,7 @@ impl From<StoreError> for UiError {
 
 impl UiError {
     /// Whether the page carries `Retry-After` (written by `error::retry_after`).
-    pub fn retry_after(&self) -> Option<crate::error::RetryAfter> {
+    pub(crate) fn retry_after(&self) -> Option<crate::error::RetryAfter> {
         matches!(self, Self::Unavailable(_)).then_some(crate::error::RetryAfter::Configured)
     }
 }

@@ -20,7 +20,7 @@ type Data = web::Data<AppState>;
 type Params = web::Query<HashMap<String, String>>;
 
 /// The most tasks one bulk action changes; the page says when more are left.
-pub const BULK_LIMIT: usize = 100;
+pub(super) const BULK_LIMIT: usize = 100;
 const PAGE: usize = 50;
 
 fn bad_queue(e: InvalidQueueName) -> UiError {
@@ -31,7 +31,7 @@ fn bad_queue(e: InvalidQueueName) -> UiError {
 }
 
 /// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -76,7 +76,7 @@ fn notice(q: &HashMap<String, String>) -> Markup {
 }
 
 /// `/`: where the dashboard and the API's documents are.
-pub async fn landing() -> HttpResponse {
+pub(super) async fn landing() -> HttpResponse {
     let markup = super::bare_page(
         "errand",
         html! {
@@ -130,7 +130,7 @@ fn login_page(next: &str, failed: bool) -> HttpResponse {
     super::html_response(status).body(markup.into_string())
 }
 
-pub async fn login_form(auth: web::Data<Auth>, req: HttpRequest, q: Params) -> HttpResponse {
+pub(super) async fn login_form(auth: web::Data<Auth>, req: HttpRequest, q: Params) -> HttpResponse {
     let next = safe_next(param(&q, "next"));
     if !auth.keyed() || auth.session(&req, Utc::now().timestamp()).is_some() {
         return see_other(&next);
@@ -139,12 +139,12 @@ pub async fn login_form(auth: web::Data<Auth>, req: HttpRequest, q: Params) -> H
 }
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     key: String,
     next: Option<String>,
 }
 
-pub async fn login(
+pub(super) async fn login(
     auth: web::Data<Auth>,
     req: HttpRequest,
     form: web::Form<LoginForm>,
@@ -166,12 +166,12 @@ pub async fn login(
 }
 
 #[derive(Deserialize)]
-pub struct CsrfForm {
+pub(super) struct CsrfForm {
     #[serde(default)]
     csrf: String,
 }
 
-pub async fn logout(
+pub(super) async fn logout(
     auth: web::Data<Auth>,
     req: HttpRequest,
     form: web::Form<CsrfForm>,
@@ -185,7 +185,7 @@ pub async fn logout(
 
 // ---- overview ----
 
-pub async fn overview(
+pub(super) async fn overview(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -324,7 +324,7 @@ fn progress_cell(r: &TaskRecord) -> Markup {
     }
 }
 
-pub async fn tasks(
+pub(super) async fn tasks(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -439,7 +439,7 @@ pub async fn tasks(
 }
 
 #[derive(Deserialize)]
-pub struct BulkForm {
+pub(super) struct BulkForm {
     #[serde(default)]
     csrf: String,
     action: String,
@@ -447,7 +447,7 @@ pub struct BulkForm {
     filters: HashMap<String, String>,
 }
 
-pub async fn bulk(
+pub(super) async fn bulk(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -509,7 +509,7 @@ fn json_block(v: &serde_json::Value) -> Markup {
     html! { pre.json { code { (serde_json::to_string_pretty(v).unwrap_or_default()) } } }
 }
 
-pub async fn task(
+pub(super) async fn task(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -653,7 +653,7 @@ pub async fn task(
 /// Live progress for the task page: an SSE frame with state, percent and message whenever
 /// they change, until the task ends. The same fan-out as the API's SSE (one subscription
 /// per process); a separate route because EventSource cannot send the API's bearer key.
-pub async fn task_events(
+pub(super) async fn task_events(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -742,7 +742,7 @@ pub async fn task_events(
         .streaming(body))
 }
 
-pub async fn task_action(
+pub(super) async fn task_action(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -782,7 +782,7 @@ pub async fn task_action(
 
 // ---- queues ----
 
-pub async fn queues(
+pub(super) async fn queues(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -848,7 +848,7 @@ pub async fn queues(
     ))
 }
 
-pub async fn queue_action(
+pub(super) async fn queue_action(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -875,7 +875,7 @@ pub async fn queue_action(
 
 // ---- workers ----
 
-pub async fn workers(
+pub(super) async fn workers(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -927,7 +927,7 @@ pub async fn workers(
 
 // ---- schedules ----
 
-pub async fn schedules(
+pub(super) async fn schedules(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,
@@ -989,7 +989,7 @@ pub async fn schedules(
     Ok(ctx.page("schedules", "Schedules", Main::default(), body))
 }
 
-pub async fn schedule_action(
+pub(super) async fn schedule_action(
     state: Data,
     auth: web::Data<Auth>,
     req: HttpRequest,

@@ -10,9 +10,9 @@ mod schedule;
 mod task;
 mod worker;
 
-pub use schedule::{MisfireView, ScheduleIdView, ScheduleView};
-pub use task::{
+pub(crate) use schedule::{MisfireView, ScheduleIdView, ScheduleView};
+pub(crate) use task::{
     CallbackView, ProgressView, TaskErrorView, TaskIdView, TaskStateView, TaskView,
     WebhookEventView, WebhookStateView, WebhookStatusView,
 };
-pub use worker::{WorkerQueueView, WorkerView};
+pub(crate) use worker::{WorkerQueueView, WorkerView};

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(as = ScheduleId, value_type = String, example = "nightly-report", pattern = "^[A-Za-z0-9._-]{1,100}$")]
-pub struct ScheduleIdView(String);
+pub(crate) struct ScheduleIdView(String);
 
 impl From<&ScheduleId> for ScheduleIdView {
     fn from(id: &ScheduleId) -> Self {
@@ -24,7 +24,7 @@ impl From<&ScheduleId> for ScheduleIdView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[schema(as = Misfire)]
-pub enum MisfireView {
+pub(crate) enum MisfireView {
     /// Run once for all the ticks missed, then continue from now (Celery Beat's behaviour).
     RunOnce,
     /// Drop a tick more than `schedules.misfire_grace_ms` late; continue from now.
@@ -43,7 +43,7 @@ impl From<Misfire> for MisfireView {
 /// A schedule as errand keeps it in Redis and serves it over the API.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Schedule)]
-pub struct ScheduleView {
+pub(crate) struct ScheduleView {
     pub id: ScheduleIdView,
     /// Cron expression: 5 fields (minute first) or 6 (second first).
     #[schema(example = "0 */15 * * * *")]

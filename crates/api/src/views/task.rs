@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(as = TaskId, value_type = String, example = "0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
-pub struct TaskIdView(String);
+pub(crate) struct TaskIdView(String);
 
 impl From<&TaskId> for TaskIdView {
     fn from(id: &TaskId) -> Self {
@@ -33,7 +33,7 @@ impl From<&TaskId> for TaskIdView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(as = TaskState)]
-pub enum TaskStateView {
+pub(crate) enum TaskStateView {
     Scheduled,
     Queued,
     Running,
@@ -60,7 +60,7 @@ impl From<TaskState> for TaskStateView {
 /// How far a running task has got, as reported by the task itself.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Progress)]
-pub struct ProgressView {
+pub(crate) struct ProgressView {
     /// 0 to 100.
     #[schema(minimum = 0, maximum = 100, example = 40)]
     pub percent: u8,
@@ -81,7 +81,7 @@ impl From<&Progress> for ProgressView {
 /// Why the last attempt failed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = TaskError)]
-pub struct TaskErrorView {
+pub(crate) struct TaskErrorView {
     /// A stable, machine-readable category: `timeout`, `panic`, `worker_lost`,
     /// `invalid_payload`, or one a task kind defines.
     #[schema(example = "timeout")]
@@ -170,7 +170,7 @@ impl From<CallbackView> for Callback {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(as = WebhookState)]
-pub enum WebhookStateView {
+pub(crate) enum WebhookStateView {
     /// Waiting for its first attempt or for a retry.
     Pending,
     /// The receiver answered 2xx.
@@ -192,7 +192,7 @@ impl From<WebhookState> for WebhookStateView {
 /// The latest delivery of a task's webhook (a retried task that ends again gets a new one).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = WebhookStatus)]
-pub struct WebhookStatusView {
+pub(crate) struct WebhookStatusView {
     /// The delivery's `webhook-id` header: the same on every attempt, so receivers can
     /// drop duplicates.
     #[schema(example = "01JD2M3K9X.1")]
@@ -238,7 +238,7 @@ impl From<&WebhookStatus> for WebhookStatusView {
 /// A task as errand keeps it in Redis and serves it over the API.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = TaskRecord)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     pub id: TaskIdView,
     /// The task kind's canonical name (see `GET /v1/kinds`).
     #[schema(example = "sleep")]

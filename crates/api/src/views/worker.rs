@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 /// A worker process as its heartbeat describes it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = WorkerInfo)]
-pub struct WorkerView {
+pub(crate) struct WorkerView {
     /// Unique per process start: host, pid, ULID.
     pub name: String,
     pub host: String,
@@ -31,7 +31,7 @@ pub struct WorkerView {
 // a doc comment would become the schema's description, which the document has never had.)
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = WorkerQueue)]
-pub struct WorkerQueueView {
+pub(crate) struct WorkerQueueView {
     pub name: String,
     pub concurrency: usize,
 }

@@ -20,7 +20,7 @@ const MAX_DELAY_MS: u64 = 10_000;
 
 /// One simulated I/O operation, timed from the start of the request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Step {
+pub(crate) struct Step {
     #[schema(example = "fetch_orders")]
     pub name: &'static str,
     /// When it started, in ms since the request started.
@@ -33,7 +33,7 @@ pub struct Step {
 
 /// How three operations of `delay_ms` each ran, and how long the whole took.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     /// `sequential` (awaited in turn) or `concurrent` (`tokio::join!`).
     #[schema(example = "sequential")]
     pub mode: &'static str,
@@ -79,7 +79,7 @@ fn delay(req: &HttpRequest) -> Result<Duration, ApiError> {
     )
 )]
 #[get("/await-sequential")]
-pub async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let delay = delay(&req)?;
     let t0 = Instant::now();
     let mut steps = Vec::with_capacity(STEPS.len());
@@ -106,7 +106,7 @@ pub async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, ApiError
     )
 )]
 #[get("/gather-concurrent")]
-pub async fn gather_concurrent(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn gather_concurrent(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let delay = delay(&req)?;
     let t0 = Instant::now();
     let (a, b, c) = tokio::join!(
@@ -124,7 +124,7 @@ pub async fn gather_concurrent(req: HttpRequest) -> Result<HttpResponse, ApiErro
 
 /// The answer of `/async/basic`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Basic {
+pub(crate) struct Basic {
     #[schema(example = "Hello from an async endpoint")]
     pub message: &'static str,
     /// How long the handler awaited before answering.
@@ -145,7 +145,7 @@ const BASIC_AWAIT: Duration = Duration::from_millis(100);
     )
 )]
 #[get("/basic")]
-pub async fn basic(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn basic(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Query::parse(req.query_string())?.finish()?;
     tokio::time::sleep(BASIC_AWAIT).await;
     Ok(HttpResponse::Ok().json(Basic {

@@ -15,7 +15,7 @@ use crate::{
 
 /// Longest in-process task accepted. In-process work should be short; anything longer
 /// belongs on the queue, where a restart does not lose it.
-pub const MAX_DURATION_SECS: u64 = 3600;
+pub(crate) const MAX_DURATION_SECS: u64 = 3600;
 
 /// Starts an in-process background task that sleeps `duration` seconds, and answers at once
 /// (202, `pending`). Its status is kept in this API process's memory only: it is lost when
@@ -37,7 +37,7 @@ pub const MAX_DURATION_SECS: u64 = 3600;
     )
 )]
 #[post("/background/simple")]
-pub async fn start_simple(
+pub(crate) async fn start_simple(
     registry: web::Data<BackgroundTasks>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -81,7 +81,7 @@ pub async fn start_simple(
     )
 )]
 #[get("/background/status/{task_id}")]
-pub async fn simple_status(
+pub(crate) async fn simple_status(
     registry: web::Data<BackgroundTasks>,
     task_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

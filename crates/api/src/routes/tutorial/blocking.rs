@@ -25,7 +25,7 @@ const MAX_MS: u64 = 10_000;
 /// What the blocking work is.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Work {
+pub(crate) enum Work {
     /// `std::thread::sleep`: the chapter's `time.sleep` in an async handler.
     Sleep,
     /// Recursive fibonacci, repeated until the time is spent: the chapter's CPU-bound case.
@@ -34,7 +34,7 @@ pub enum Work {
 
 /// How the work ran and how late the probe woke.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ProbeReport {
+pub(crate) struct ProbeReport {
     /// `blocking` (on the executor thread) or `offloaded` (`spawn_blocking`).
     #[schema(example = "blocking")]
     pub mode: &'static str,
@@ -146,7 +146,7 @@ async fn report(
     )
 )]
 #[get("/blocking")]
-pub async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (work, dur) = params(&req)?;
     let t0 = Instant::now();
     let probe = spawn_probe();
@@ -169,7 +169,7 @@ pub async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[get("/offloaded")]
-pub async fn offloaded(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn offloaded(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (work, dur) = params(&req)?;
     let t0 = Instant::now();
     let probe = spawn_probe();

@@ -36,7 +36,7 @@ use crate::{
 /// A task's state in Celery's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CeleryStatus {
+pub(crate) enum CeleryStatus {
     /// `scheduled` or `queued`: waiting for a worker.
     Pending,
     /// `running`: a worker has it.
@@ -66,7 +66,7 @@ impl From<TaskState> for CeleryStatus {
 
 /// The chapter's answer: `task_id`, `status`, and `result` when ready.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CeleryTask {
+pub(crate) struct CeleryTask {
     #[schema(example = "celery123")]
     pub task_id: String,
     pub status: CeleryStatus,
@@ -127,7 +127,7 @@ impl From<TaskRecord> for CeleryTask {
     )
 )]
 #[post("/celery/task")]
-pub async fn submit_celery_task(
+pub(crate) async fn submit_celery_task(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -176,7 +176,7 @@ pub async fn submit_celery_task(
     )
 )]
 #[get("/celery/task/{task_id}")]
-pub async fn get_celery_task(
+pub(crate) async fn get_celery_task(
     state: web::Data<AppState>,
     task_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

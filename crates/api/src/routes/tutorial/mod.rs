@@ -15,10 +15,10 @@
 //! because the celery route enqueues real work and the blocking demo ties up an executor
 //! thread.
 
-pub mod async_demo;
-pub mod background;
-pub mod blocking;
-pub mod celery;
+pub(crate) mod async_demo;
+pub(crate) mod background;
+pub(crate) mod blocking;
+pub(crate) mod celery;
 
 use actix_web::web;
 use utoipa::OpenApi;
@@ -27,19 +27,19 @@ use crate::{background::BackgroundTasks, error::ApiError};
 
 /// What the tutorial routes share across HTTP workers: the process's background-task registry.
 #[derive(Clone)]
-pub struct Tutorial {
+pub(crate) struct Tutorial {
     background: web::Data<BackgroundTasks>,
 }
 
 impl Tutorial {
-    pub fn new(settings: &errand_core::Settings) -> Self {
+    pub(crate) fn new(settings: &errand_core::Settings) -> Self {
         Self {
             background: web::Data::new(BackgroundTasks::new(settings.api.max_background_tasks)),
         }
     }
 
     /// Registers the routes on one HTTP worker's app.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    pub(crate) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::scope("/async")
                 .service(async_demo::await_sequential)
@@ -88,7 +88,7 @@ impl Tutorial {
 concurrent awaits, blocking vs offloaded work, in-process background tasks, and the chapter's \
 Celery-style task over errand's real queue. See docs/guide.md."))
 )]
-pub struct TutorialDoc;
+pub(crate) struct TutorialDoc;
 
 /// A required query parameter that was not given.
 fn required(name: &str) -> ApiError {
