@@ -104,7 +104,7 @@ async fn drain(
     ))
 }
 
-pub async fn w5(n: usize) -> anyhow::Result<Figures> {
+pub(crate) async fn w5(n: usize) -> anyhow::Result<Figures> {
     let cluster = RedisCluster::start().await;
     let qs = cluster.queues_on_distinct_masters(3).await;
     let masters: Vec<u16> = cluster

@@ -7,19 +7,19 @@ use chrono::{DateTime, Utc};
 use errand_testkit::{Errand, Proc, RedisServer, wait_for};
 use nix::sys::signal::Signal;
 
-pub struct Deployment {
+pub(crate) struct Deployment {
     /// Kept alive for the deployment's lifetime (killed on drop).
     _redis: RedisServer,
-    pub errand: Errand,
-    pub api: Proc,
-    pub prefix: String,
-    pub base: String,
-    pub http: reqwest::Client,
-    pub conn: redis::aio::MultiplexedConnection,
+    pub(crate) errand: Errand,
+    pub(crate) api: Proc,
+    pub(crate) prefix: String,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) conn: redis::aio::MultiplexedConnection,
 }
 
 impl Deployment {
-    pub async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let redis = RedisServer::start().await;
         let errand = Errand::new(&redis)
             .with("RUST_LOG", "warn")
@@ -45,13 +45,13 @@ impl Deployment {
     }
 
     /// A worker process serving `default` with `concurrency`.
-    pub fn worker(&self, concurrency: usize) -> Proc {
+    pub(crate) fn worker(&self, concurrency: usize) -> Proc {
         self.errand
             .spawn_worker(&["--queues", &format!("default={concurrency}")])
     }
 
     /// A worker like [`Deployment::worker`] with its metrics listener on `addr`.
-    pub fn worker_with_metrics(&self, concurrency: usize, addr: &str) -> Proc {
+    pub(crate) fn worker_with_metrics(&self, concurrency: usize, addr: &str) -> Proc {
         let mut env = self.errand.env.clone();
         env.push(("ERRAND__WORKER__METRICS_ADDR".into(), addr.into()));
         Proc::spawn(
@@ -61,13 +61,13 @@ impl Deployment {
         )
     }
 
-    pub async fn stop(mut p: Proc) {
+    pub(crate) async fn stop(mut p: Proc) {
         p.signal(Signal::SIGTERM);
         let _ = p.wait_exit(Duration::from_secs(30)).await;
     }
 
     /// Tasks of queue `default` in `state`.
-    pub async fn count(&self, state: &str) -> anyhow::Result<usize> {
+    pub(crate) async fn count(&self, state: &str) -> anyhow::Result<usize> {
         let mut c = self.conn.clone();
         Ok(redis::cmd("ZCARD")
             .arg(format!("{}:{{default}}:idx:{state}", self.prefix))
@@ -75,16 +75,16 @@ impl Deployment {
             .await?)
     }
 
-    pub async fn wait_succeeded(&self, n: usize, timeout: Duration) {
+    pub(crate) async fn wait_succeeded(&self, n: usize, timeout: Duration) {
         wait_for(&format!("{n} tasks to succeed"), timeout, || async {
             (self.count("succeeded").await.ok()? >= n).then_some(())
         })
-        .await
+        .await;
     }
 
     /// Earliest `started_at` and latest `finished_at` over the succeeded tasks, read back
     /// from their records: the drain's wall time as errand itself recorded it.
-    pub async fn span(&self) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    pub(crate) async fn span(&self) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
         let mut c = self.conn.clone();
         let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(format!("{}:{{default}}:idx:succeeded", self.prefix))
@@ -116,7 +116,7 @@ impl Deployment {
         ))
     }
 
-    pub async fn used_memory(&self) -> anyhow::Result<f64> {
+    pub(crate) async fn used_memory(&self) -> anyhow::Result<f64> {
         let mut c = self.conn.clone();
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
         info.lines()
@@ -126,7 +126,7 @@ impl Deployment {
     }
 
     /// Submits `n` tasks built by `task(i)` through the batch route, 1000 per request.
-    pub async fn enqueue(
+    pub(crate) async fn enqueue(
         &self,
         n: usize,
         task: impl Fn(usize) -> serde_json::Value,
@@ -149,7 +149,7 @@ impl Deployment {
 }
 
 /// Peak resident set size of a process, in MB (VmHWM).
-pub fn peak_rss_mb(p: &Proc) -> f64 {
+pub(crate) fn peak_rss_mb(p: &Proc) -> f64 {
     let Some(pid) = p.child.id() else {
         return f64::NAN;
     };
@@ -164,7 +164,7 @@ pub fn peak_rss_mb(p: &Proc) -> f64 {
 }
 
 /// CPU seconds (user + system) a process has used so far.
-pub fn cpu_secs(p: &Proc) -> f64 {
+pub(crate) fn cpu_secs(p: &Proc) -> f64 {
     let Some(pid) = p.child.id() else {
         return f64::NAN;
     };
@@ -183,12 +183,12 @@ pub fn cpu_secs(p: &Proc) -> f64 {
 }
 
 impl Deployment {
-    pub fn redis_url(&self) -> String {
+    pub(crate) fn redis_url(&self) -> String {
         self._redis.url()
     }
 
     /// CPU seconds redis-server has used so far.
-    pub async fn redis_cpu_secs(&self) -> anyhow::Result<f64> {
+    pub(crate) async fn redis_cpu_secs(&self) -> anyhow::Result<f64> {
         let mut c = self.conn.clone();
         let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut c).await?;
         let get = |k: &str| {
@@ -203,7 +203,7 @@ impl Deployment {
 
 impl Deployment {
     /// Zeroes Redis's per-command statistics (`CONFIG RESETSTAT`).
-    pub async fn reset_command_stats(&self) -> anyhow::Result<()> {
+    pub(crate) async fn reset_command_stats(&self) -> anyhow::Result<()> {
         let mut c = self.conn.clone();
         redis::cmd("CONFIG")
             .arg("RESETSTAT")
@@ -213,7 +213,7 @@ impl Deployment {
     }
 
     /// The Redis commands that took the most CPU so far: `(command, calls, usec total)`.
-    pub async fn top_commands(&self, n: usize) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    pub(crate) async fn top_commands(&self, n: usize) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let mut c = self.conn.clone();
         let info: String = redis::cmd("INFO")
             .arg("commandstats")

@@ -33,10 +33,10 @@ struct Cli {
 
 /// One figure: every run's value.
 #[derive(Debug, Default, Clone)]
-pub struct Samples(Vec<f64>);
+pub(crate) struct Samples(Vec<f64>);
 
 impl Samples {
-    pub fn push(&mut self, v: f64) {
+    pub(crate) fn push(&mut self, v: f64) {
         self.0.push(v);
     }
 
@@ -46,7 +46,7 @@ impl Samples {
         v
     }
 
-    pub fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         let v = self.sorted();
         match v.len() {
             0 => f64::NAN,

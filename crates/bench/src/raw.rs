@@ -27,7 +27,7 @@ async fn noop(_job: serde_json::Value) -> Result<(), BoxDynError> {
 }
 
 /// Drains `n` no-op jobs with one in-process apalis worker; returns jobs/s.
-pub async fn drain(url: &str, n: usize) -> anyhow::Result<f64> {
+pub(crate) async fn drain(url: &str, n: usize) -> anyhow::Result<f64> {
     let client = redis::Client::open(url)?;
     let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
     let config = Config::default()

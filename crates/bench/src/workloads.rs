@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::deploy::{Deployment, cpu_secs, peak_rss_mb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Submit throughput over HTTP: one client, 64 connections, batches.
     #[value(name = "W1", alias = "w1")]
     W1,
@@ -28,12 +28,12 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5];
+    pub(crate) const ALL: [Workload; 5] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5];
 }
 
 type Figures = Vec<(&'static str, f64)>;
 
-pub async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
+pub(crate) async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
     match w {
         Workload::W1 => w1(tasks).await,
         Workload::W2 => w2(tasks).await,

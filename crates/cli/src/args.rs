@@ -9,7 +9,7 @@ use errand_client::{TaskState, WebhookEvent};
 /// 70 internal.
 #[derive(Debug, Parser)]
 #[command(name = "errand", version, about, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The API's base URL.
     #[arg(
         long,
@@ -17,26 +17,26 @@ pub struct Cli {
         env = "ERRAND_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    pub url: String,
+    pub(crate) url: String,
     /// Sent as `Authorization: Bearer <key>` (needed when the server has api.api_keys).
     #[arg(long, global = true, env = "ERRAND_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     /// `text` for people, `json` for scripts (the API's own JSON; `watch` prints one event
     /// per line).
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    pub(crate) output: Output,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Submit a task; with --wait, follow it to its end and exit with its outcome.
     Submit(Submit),
     /// Show a task's record.
@@ -68,53 +68,53 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct Submit {
+pub(crate) struct Submit {
     /// A kind from `errand kinds` (aliases accepted).
-    pub kind: String,
+    pub(crate) kind: String,
     /// The kind's input as JSON, or `@FILE` to read it from a file (`@-`: stdin).
     #[arg(long, short)]
-    pub payload: Option<String>,
+    pub(crate) payload: Option<String>,
     #[arg(long, short)]
-    pub queue: Option<String>,
+    pub(crate) queue: Option<String>,
     /// Client-chosen id: submitting it again returns the existing task.
     #[arg(long)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Run no earlier than this many seconds from now.
     #[arg(long, value_name = "SECS")]
-    pub delay: Option<u64>,
+    pub(crate) delay: Option<u64>,
     #[arg(long)]
-    pub max_attempts: Option<u32>,
+    pub(crate) max_attempts: Option<u32>,
     /// Per-attempt time limit in seconds.
     #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
     /// POST a signed webhook to this URL when the task ends (docs/webhooks.md).
     #[arg(long, value_name = "URL")]
-    pub callback: Option<String>,
+    pub(crate) callback: Option<String>,
     /// Only for these endings (comma-separated: succeeded,failed,cancelled; default all).
     #[arg(long, value_name = "EVENTS", value_delimiter = ',', requires = "callback", value_parser = parse_event)]
-    pub callback_events: Vec<WebhookEvent>,
+    pub(crate) callback_events: Vec<WebhookEvent>,
     /// Follow the task to its end (progress bar on a terminal); exit with its outcome.
     #[arg(long, short)]
-    pub wait: bool,
+    pub(crate) wait: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct List {
+pub(crate) struct List {
     #[arg(long, value_parser = parse_state)]
-    pub state: Option<TaskState>,
+    pub(crate) state: Option<TaskState>,
     #[arg(long)]
-    pub queue: Option<String>,
+    pub(crate) queue: Option<String>,
     #[arg(long)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Page size (1 to 500).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
-    pub limit: u32,
+    pub(crate) limit: u32,
     /// Continue from a previous page's cursor.
     #[arg(long, conflicts_with = "all")]
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Every matching task, page after page.
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
 }
 
 fn parse_event(s: &str) -> Result<WebhookEvent, String> {
@@ -130,7 +130,7 @@ fn parse_state(s: &str) -> Result<TaskState, String> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Schedules {
+pub(crate) enum Schedules {
     /// Every schedule, in id order.
     List,
     /// Create a schedule (the same id and definition again changes nothing).
@@ -151,27 +151,27 @@ pub enum Schedules {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateSchedule {
+pub(crate) struct CreateSchedule {
     /// Cron expression: 5 fields (minute first), 6 (seconds first) or @hourly, @daily…
     #[arg(long)]
-    pub cron: String,
+    pub(crate) cron: String,
     #[arg(long)]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The kind's input as JSON, or `@FILE` (`@-`: stdin).
     #[arg(long, short)]
-    pub payload: Option<String>,
+    pub(crate) payload: Option<String>,
     /// Server-made when absent.
     #[arg(long)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// IANA time zone the expression is read in (default UTC).
     #[arg(long)]
-    pub timezone: Option<String>,
+    pub(crate) timezone: Option<String>,
     #[arg(long, short)]
-    pub queue: Option<String>,
+    pub(crate) queue: Option<String>,
     /// `run_once` (default) or `skip`.
     #[arg(long)]
-    pub misfire: Option<String>,
+    pub(crate) misfire: Option<String>,
     /// Create it disabled.
     #[arg(long)]
-    pub disabled: bool,
+    pub(crate) disabled: bool,
 }

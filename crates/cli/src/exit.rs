@@ -4,24 +4,24 @@
 use errand_client::TaskState;
 
 /// The command did what was asked; a followed task succeeded.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// A followed task ended `failed`.
-pub const TASK_FAILED: u8 = 1;
+pub(crate) const TASK_FAILED: u8 = 1;
 /// Bad command line (clap's own code for usage errors, kept for every usage error).
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// A followed task ended `cancelled`.
-pub const TASK_CANCELLED: u8 = 3;
+pub(crate) const TASK_CANCELLED: u8 = 3;
 /// No server answered, or it answered 503 (Redis down) or 429 (rate limit): worth
 /// retrying later.
-pub const UNREACHABLE: u8 = 4;
+pub(crate) const UNREACHABLE: u8 = 4;
 /// The server refused the request (a 4xx: invalid field, not found, conflict, bad key).
-pub const REFUSED: u8 = 5;
+pub(crate) const REFUSED: u8 = 5;
 /// The followed task's record vanished (expired) before it could be read to its end.
-pub const GONE: u8 = 6;
+pub(crate) const GONE: u8 = 6;
 /// Anything else: an answer this CLI cannot read, a broken event stream.
-pub const INTERNAL: u8 = 70;
+pub(crate) const INTERNAL: u8 = 70;
 
-pub fn for_state(s: TaskState) -> u8 {
+pub(crate) fn for_state(s: TaskState) -> u8 {
     match s {
         TaskState::Failed => TASK_FAILED,
         TaskState::Cancelled => TASK_CANCELLED,
@@ -31,7 +31,7 @@ pub fn for_state(s: TaskState) -> u8 {
 
 /// What can go wrong in the CLI itself, each with its exit code.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("{}", describe(.0))]
@@ -43,7 +43,7 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => USAGE,
             Self::Gone(_) => GONE,

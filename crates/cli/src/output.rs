@@ -6,7 +6,7 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use errand_client::{Schedule, TaskRecord, WebhookState};
 
-pub fn time(t: DateTime<Utc>) -> String {
+pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -15,7 +15,11 @@ fn opt_time(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
-pub fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(crate) fn table(
+    out: &mut impl Write,
+    head: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -41,7 +45,7 @@ pub fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::
     Ok(())
 }
 
-pub fn task_row(r: &TaskRecord) -> Vec<String> {
+pub(crate) fn task_row(r: &TaskRecord) -> Vec<String> {
     vec![
         r.id.to_string(),
         r.state.as_str().to_owned(),
@@ -52,9 +56,9 @@ pub fn task_row(r: &TaskRecord) -> Vec<String> {
     ]
 }
 
-pub const TASK_HEAD: [&str; 6] = ["ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "CREATED"];
+pub(crate) const TASK_HEAD: [&str; 6] = ["ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "CREATED"];
 
-pub fn record(out: &mut impl Write, r: &TaskRecord) -> std::io::Result<()> {
+pub(crate) fn record(out: &mut impl Write, r: &TaskRecord) -> std::io::Result<()> {
     let mut rows: Vec<(&str, String)> = vec![
         ("id", r.id.to_string()),
         ("kind", r.kind.clone()),
@@ -128,9 +132,10 @@ pub fn record(out: &mut impl Write, r: &TaskRecord) -> std::io::Result<()> {
     Ok(())
 }
 
-pub const SCHEDULE_HEAD: [&str; 7] = ["ID", "ENABLED", "CRON", "TZ", "KIND", "QUEUE", "NEXT RUN"];
+pub(crate) const SCHEDULE_HEAD: [&str; 7] =
+    ["ID", "ENABLED", "CRON", "TZ", "KIND", "QUEUE", "NEXT RUN"];
 
-pub fn schedule_row(s: &Schedule) -> Vec<String> {
+pub(crate) fn schedule_row(s: &Schedule) -> Vec<String> {
     vec![
         s.id.to_string(),
         if s.enabled { "yes" } else { "no" }.into(),

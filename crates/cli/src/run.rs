@@ -18,7 +18,7 @@ use crate::{
 
 type Res = Result<u8, CliError>;
 
-pub async fn run(cli: Cli) -> Res {
+pub(crate) async fn run(cli: Cli) -> Res {
     if let Command::Completions { shell } = cli.command {
         let mut cmd = Cli::command();
         clap_complete::generate(shell, &mut cmd, "errand", &mut std::io::stdout());

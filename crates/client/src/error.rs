@@ -6,10 +6,15 @@ pub struct Problem {
     /// A URI naming the problem type, e.g. `https://errand.dev/problems/invalid-field`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary of the problem type, the same for every occurrence (e.g. `Invalid
+    /// field`); for people, not for branching (use `kind` or `status`).
     pub title: String,
+    /// The HTTP status code of the answer, repeated in the body.
     pub status: u16,
+    /// What went wrong with this request in particular, for people: the message to show.
     pub detail: String,
-    /// The offending field, as a JSON path into the request (`id` for the path).
+    /// The offending field, as a JSON path into the request (`id` for the path), e.g.
+    /// `payload.duration_secs`; `None` when the refusal is not about one field.
     #[serde(default)]
     pub field: Option<String>,
 }
@@ -22,24 +27,39 @@ pub enum Error {
     /// `Retry-After` in seconds, sent with 503.
     #[error("{} {}: {}", .problem.status, .problem.title, .problem.detail)]
     Api {
+        /// The refusal as the server described it (status, type, offending field).
         problem: Problem,
+        /// Seconds to wait before trying again, from the `Retry-After` header (sent with
+        /// 503 and 429); `None` when the server sent none or it was not a number.
         retry_after: Option<u64>,
     },
-    /// No answer: connection refused, DNS, timeout, a stream cut short.
+    /// No answer: connection refused, DNS, timeout, a stream cut short. Worth retrying
+    /// later; see [`Error::is_unreachable`].
     #[error("cannot reach the errand API: {0}")]
     Transport(#[source] reqwest::Error),
     /// The server answered 2xx with a body this client cannot read (a version mismatch).
     #[error("unexpected response body (HTTP {status}): {message}")]
-    Decode { status: u16, message: String },
-    /// An event stream frame that is not a task event.
+    Decode {
+        /// The (successful) HTTP status the unreadable body came with.
+        status: u16,
+        /// What the JSON decoder found wrong, naming the field or position.
+        message: String,
+    },
+    /// An event stream frame that is not a task event, or a stream that ended before the
+    /// task did (a dropped connection is never taken for the task's end). The string says
+    /// which.
     #[error("malformed event stream: {0}")]
     Stream(String),
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) was given a base URL that is
+    /// not `http://` or `https://` (the string is the URL, trailing `/` removed); no request
+    /// was made.
     #[error("base URL `{0}` must start with http:// or https://")]
     InvalidUrl(String),
 }
 
 impl Error {
-    /// The HTTP status of an API refusal.
+    /// The HTTP status of an API refusal; `None` for every other error (no answer, an
+    /// unreadable body, a bad base URL).
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { problem, .. } => Some(problem.status),
@@ -47,7 +67,8 @@ impl Error {
         }
     }
 
-    /// The problem body of an API refusal.
+    /// The problem body of an API refusal, to read its `kind` or offending `field`; `None`
+    /// for every other error.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
             Self::Api { problem, .. } => Some(problem),
@@ -55,7 +76,8 @@ impl Error {
         }
     }
 
-    /// True when no server answered (as opposed to one that refused).
+    /// True when no server answered (as opposed to one that refused): the cases where a
+    /// retry may succeed without changing the request. A 503 is an [`Error::Api`], not this.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Transport(_))
     }

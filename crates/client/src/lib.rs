@@ -27,6 +27,14 @@
 //!
 //! Every method returns [`Error`]: an API refusal carries the server's problem+json body
 //! ([`Problem`]), so a caller can branch on `status` and name the offending `field`.
+//!
+//! Besides the refusals each method lists, any call can end in:
+//! - [`Error::Transport`]: no answer (connection refused, DNS, a timeout);
+//! - [`Error::Api`] with 401 (no or unknown API key, when the server has `api.api_keys`),
+//!   403 (a key without the scope the call needs: `read` for reads, `submit` for changing
+//!   tasks, `admin` for queues and schedules), or 503 (Redis unavailable; `retry_after`
+//!   says when to try again);
+//! - [`Error::Decode`]: a 2xx answer this client cannot read (a server of another version).
 
 mod error;
 mod sse;
@@ -70,20 +78,24 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for a TCP connection: short by default, because an unreachable
+    /// How long to wait for a TCP connection: short by default (5 s), because an unreachable
     /// server should be reported quickly, not after a long-poll's worth of time.
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
     }
 
-    /// Limit for one ordinary request. Long polls (`wait`) add their wait to it; event
-    /// streams have none (they last as long as the task).
+    /// Limit for one ordinary request (default 30 s). Long polls ([`Client::wait`]) add
+    /// their wait to it; event streams ([`Client::watch`]) have none (they last as long as
+    /// the task). Exceeding it is an [`Error::Transport`].
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
     }
 
+    /// Makes the client; no request is sent, so an unreachable server shows only at the
+    /// first call. [`Error::InvalidUrl`] when the base URL is not `http://` or `https://`;
+    /// [`Error::Transport`] if the TLS backend cannot be initialised.
     pub fn build(self) -> Result<Client, Error> {
         let base = self.base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -112,7 +124,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base` is the API's root, e.g. `http://127.0.0.1:8080`.
+    /// Starts building a client for the API at `base`, its root, e.g.
+    /// `http://127.0.0.1:8080` (a trailing `/` is dropped). Defaults: no API key, 5 s to
+    /// connect, 30 s per request.
     pub fn builder(base: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             base: base.into(),
@@ -122,11 +136,12 @@ impl Client {
         }
     }
 
-    /// A client with default settings and no API key.
+    /// A client with default settings and no API key; fails as [`ClientBuilder::build`].
     pub fn new(base: impl Into<String>) -> Result<Self, Error> {
         Self::builder(base).build()
     }
 
+    /// The API root requests go to, as given to [`Client::builder`] without a trailing `/`.
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -160,14 +175,24 @@ impl Client {
         decode(res).await
     }
 
-    /// Submits one task. Submitting an `id` that exists returns the existing record and
-    /// enqueues nothing (see [`SubmitTask::id`]).
+    /// Submits one task (`POST /v1/tasks`) and returns its record as created (`queued`, or
+    /// `scheduled` when delayed). Submitting an `id` that exists returns the existing
+    /// record and enqueues nothing (see [`SubmitTask::id`]).
+    ///
+    /// Refusals ([`Error::Api`]): 422 for an invalid field (unknown kind, a payload that
+    /// does not fit the kind's schema, a bad queue name or range; [`Problem::field`] names
+    /// it), 413 for a payload over the server's `api.max_payload_bytes`, 429 when the
+    /// submit rate limit is reached (see `retry_after`).
     pub async fn submit(&self, task: &SubmitTask) -> Result<TaskRecord, Error> {
         self.json(self.request(Method::POST, "/v1/tasks").json(task))
             .await
     }
 
-    /// Submits many tasks in one request; one invalid task rejects them all.
+    /// Submits many tasks in one request (`POST /v1/tasks/batch`); the result lists what
+    /// became of each, in order. One invalid task rejects them all and nothing is enqueued:
+    /// 422 with [`Problem::field`] as `tasks[i].field`. 413 when there are more than the
+    /// server's `api.max_batch` (1000 by default) or the body is too large; 429 as for
+    /// [`Client::submit`].
     pub async fn submit_batch(&self, tasks: &[SubmitTask]) -> Result<BatchResult, Error> {
         self.json(
             self.request(Method::POST, "/v1/tasks/batch")
@@ -176,15 +201,19 @@ impl Client {
         .await
     }
 
-    /// The task's record now.
+    /// The task's record now (`GET /v1/tasks/{id}`). 404 ([`Error::Api`]) when there is no
+    /// such task or its record expired (problem type `…/task-expired`); 400 for an id the
+    /// server cannot accept.
     pub async fn get(&self, id: &str) -> Result<TaskRecord, Error> {
         self.json(self.request(Method::GET, &task_path(id, "")))
             .await
     }
 
-    /// The record once the task is terminal, or as it is after `limit`. One long poll is
+    /// The record once the task is terminal, or as it is after `limit` (check
+    /// `state.is_terminal()` to tell which). Long polls `GET /v1/tasks/{id}?wait=…`, each
     /// at most 30 s (and never more than the server's `api.max_wait_secs`: a server that
-    /// refuses the length is asked again with half), so `limit` may be any length.
+    /// refuses the length is asked again with half), so `limit` may be any length; a
+    /// `limit` under a second waits one second. Errors as [`Client::get`].
     pub async fn wait(&self, id: &str, limit: Duration) -> Result<TaskRecord, Error> {
         let deadline = std::time::Instant::now() + limit;
         let mut cap = 30;
@@ -215,8 +244,14 @@ impl Client {
         }
     }
 
-    /// The task's events as they happen (server-sent events): its record now, then one per
-    /// state change or progress report; the stream ends after the terminal state.
+    /// The task's events as they happen (`GET /v1/tasks/{id}/events`, server-sent events):
+    /// its record now, then one per state change or progress report; the stream ends after
+    /// the terminal state or [`TaskEvent::Gone`].
+    ///
+    /// The call itself fails with 404 ([`Error::Api`]) for an unknown task. An item of the
+    /// stream is an error when the connection drops ([`Error::Transport`]), a frame cannot
+    /// be read, or the body ends before the task did ([`Error::Stream`]); the stream ends
+    /// after its first error.
     pub async fn watch(&self, id: &str) -> Result<BoxStream<TaskEvent>, Error> {
         let r = self
             .request(Method::GET, &task_path(id, "/events"))
@@ -225,14 +260,18 @@ impl Client {
         Ok(sse::events(res.bytes_stream()).boxed())
     }
 
-    /// One page of tasks, newest first.
+    /// One page of tasks, newest first (`GET /v1/tasks`); pass its `next_cursor` as
+    /// [`ListTasks::cursor`] for the next. 400 ([`Error::Api`]) for a bad filter or cursor
+    /// (a `limit` outside 1 to 500, a cursor that is not one of its own).
     pub async fn list_page(&self, q: &ListTasks) -> Result<TaskPage, Error> {
         self.json(self.request(Method::GET, "/v1/tasks").query(&q.query()))
             .await
     }
 
     /// Every task matching `q`, page after page until the last (lazily: a page is fetched
-    /// only when the previous one is used up).
+    /// only when the previous one is used up), starting from `q.cursor`. Each page is a
+    /// [`Client::list_page`] call; its error is the stream's item, and the stream ends
+    /// there.
     pub fn list(&self, q: ListTasks) -> BoxStream<TaskRecord> {
         let client = self.clone();
         stream::try_unfold(Some(q), move |q| {
@@ -254,58 +293,76 @@ impl Client {
         .boxed()
     }
 
-    /// Cancels a task: at once if it has not started (state `cancelled`), else it is told
-    /// to stop (still `running`, `cancel_requested` true). 409 ([`Error::Api`]) if terminal.
+    /// Cancels a task (`POST /v1/tasks/{id}/cancel`): at once if it has not started (state
+    /// `cancelled`), else its worker is told to stop it (still `running`,
+    /// `cancel_requested` true). 404 ([`Error::Api`]) for an unknown task, 409 if it is
+    /// already terminal.
     pub async fn cancel(&self, id: &str) -> Result<TaskRecord, Error> {
         self.json(self.request(Method::POST, &task_path(id, "/cancel")))
             .await
     }
 
-    /// Queues a failed or cancelled task again with a fresh attempt budget.
+    /// Queues a failed or cancelled task again with a fresh attempt budget
+    /// (`POST /v1/tasks/{id}/retry`). 404 ([`Error::Api`]) for an unknown task, 409 when it
+    /// is neither `failed` nor `cancelled`.
     pub async fn retry(&self, id: &str) -> Result<TaskRecord, Error> {
         self.json(self.request(Method::POST, &task_path(id, "/retry")))
             .await
     }
 
+    /// Every queue ever submitted to, with its tasks counted by state (`GET /v1/queues`).
     pub async fn queues(&self) -> Result<Vec<QueueInfo>, Error> {
         let l: QueueList = self.json(self.request(Method::GET, "/v1/queues")).await?;
         Ok(l.queues)
     }
 
-    /// Pauses `queue`: its workers take none of its tasks until it is resumed (running
-    /// ones finish; submits are still accepted). Needs an admin key when keys are set.
+    /// Pauses `queue` (`POST /v1/queues/{queue}/pause`): its workers take none of its tasks
+    /// until it is resumed (running ones finish; submits are still accepted). Pausing a
+    /// paused queue, or one nobody submitted to yet, is fine. Needs an admin key when keys
+    /// are set (403 otherwise); 400 ([`Error::Api`]) for a malformed queue name.
     pub async fn pause_queue(&self, queue: &str) -> Result<QueuePause, Error> {
         self.json(self.request(Method::POST, &format!("/v1/queues/{queue}/pause")))
             .await
     }
 
-    /// Resumes `queue`; its idle workers fetch at once.
+    /// Resumes `queue` (`POST /v1/queues/{queue}/resume`); its idle workers fetch at once.
+    /// Resuming a queue that is not paused changes nothing. Admin scope and errors as
+    /// [`Client::pause_queue`].
     pub async fn resume_queue(&self, queue: &str) -> Result<QueuePause, Error> {
         self.json(self.request(Method::POST, &format!("/v1/queues/{queue}/resume")))
             .await
     }
 
+    /// Worker processes alive now, those whose heartbeat has not lapsed
+    /// (`GET /v1/workers`).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
         let l: WorkerList = self.json(self.request(Method::GET, "/v1/workers")).await?;
         Ok(l.workers)
     }
 
-    /// The task catalog, with each kind's payload schema.
+    /// The task catalog, with each kind's payload schema (`GET /v1/kinds`).
     pub async fn kinds(&self) -> Result<Vec<KindInfo>, Error> {
         self.json(self.request(Method::GET, "/v1/kinds")).await
     }
 
+    /// Creates a periodic schedule (`POST /v1/schedules`) and returns it with its next
+    /// fire time. Creating an existing id with the same definition returns the stored
+    /// schedule; with a different one, 409 ([`Error::Api`]). 422 for an invalid cron,
+    /// time zone, kind or payload ([`Problem::field`] names it). Admin scope.
     pub async fn create_schedule(&self, s: &CreateSchedule) -> Result<Schedule, Error> {
         self.json(self.request(Method::POST, "/v1/schedules").json(s))
             .await
     }
 
+    /// One schedule as it is now (`GET /v1/schedules/{id}`); 404 ([`Error::Api`]) when
+    /// there is none with this id.
     pub async fn schedule(&self, id: &str) -> Result<Schedule, Error> {
         self.json(self.request(Method::GET, &schedule_path(id, "")))
             .await
     }
 
-    /// Every schedule, in id order, page after page.
+    /// Every schedule, in id order (`GET /v1/schedules`, 500 per page, fetched lazily); a
+    /// page's error is the stream's item, and the stream ends there.
     pub fn schedules(&self) -> BoxStream<Schedule> {
         let client = self.clone();
         stream::try_unfold(Some(None::<String>), move |cursor| {
@@ -331,6 +388,8 @@ impl Client {
         .boxed()
     }
 
+    /// Deletes a schedule (`DELETE /v1/schedules/{id}`): it fires no more; tasks it already
+    /// submitted are untouched. 404 ([`Error::Api`]) when there is none. Admin scope.
     pub async fn delete_schedule(&self, id: &str) -> Result<(), Error> {
         self.send(
             self.request(Method::DELETE, &schedule_path(id, "")),
@@ -340,7 +399,9 @@ impl Client {
         Ok(())
     }
 
-    /// Enables (`true`) or disables a schedule; returns it as it now is.
+    /// Enables (`true`) or disables a schedule (`POST /v1/schedules/{id}/enable` or
+    /// `/disable`); returns it as it now is. 404 ([`Error::Api`]) when there is none.
+    /// Admin scope.
     pub async fn set_schedule_enabled(&self, id: &str, enabled: bool) -> Result<Schedule, Error> {
         let action = if enabled { "/enable" } else { "/disable" };
         self.json(self.request(Method::POST, &schedule_path(id, action)))

@@ -26,64 +26,94 @@ use serde_json::Value;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SubmitTask {
+    /// A kind from [`Client::kinds`](crate::Client::kinds) (an alias is accepted and stored
+    /// as the canonical name); an unknown one is refused with 422 naming `kind`.
     pub kind: String,
+    /// The kind's input, checked against its payload schema at submit (422 naming e.g.
+    /// `payload.duration_secs`); `None` sends none, which the server takes as `{}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+    /// Queue name (1 to 64 of `A-Z a-z 0-9 _ . -`); `None` means `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
-    /// Client-chosen id; submitting it again returns the existing task.
+    /// Client-chosen id (1 to 128 of `A-Z a-z 0-9 . _ : -`); submitting it again returns
+    /// the existing task and enqueues nothing. `None`: the server makes one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Attempts before the task ends `failed` (1 to 100); `None`: the server's
+    /// `tasks.default_max_attempts` (3 by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// Time limit of each attempt, in seconds (1 to 604800); `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Run no earlier than this many seconds from now (at most a year); not together with
+    /// `run_at`. `None` (and no `run_at`): queued at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay_secs: Option<u64>,
+    /// Run no earlier than this instant (at most a year ahead; a past one means now); not
+    /// together with `delay_secs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_at: Option<DateTime<Utc>>,
+    /// How long the record stays readable once the task is terminal, in seconds (1 to
+    /// 2592000); `None`: the server's `tasks.default_result_ttl_secs` (a day by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_ttl_secs: Option<u64>,
-    /// A signed webhook when the task ends (docs/webhooks.md).
+    /// A signed webhook when the task ends (docs/webhooks.md); `None`: no webhook. The URL
+    /// must pass the server's `webhooks.destinations` (422 naming `callback.url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
 }
 
 impl SubmitTask {
+    /// A task of `kind` with every other field left to the server's defaults.
     pub fn new(kind: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),
             ..Self::default()
         }
     }
+    /// Sets [`payload`](Self::payload): the kind's input.
     pub fn payload(mut self, p: Value) -> Self {
         self.payload = Some(p);
         self
     }
+    /// Sets [`queue`](Self::queue): which workers may take it.
     pub fn queue(mut self, q: impl Into<String>) -> Self {
         self.queue = Some(q.into());
         self
     }
+    /// Sets [`id`](Self::id), which makes the submit idempotent: a repeat (a retry after a
+    /// timeout, say) returns the task the first one created.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
     }
+    /// Sets [`max_attempts`](Self::max_attempts) (1 to 100): how often a failing task is
+    /// tried before it ends `failed`.
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n);
         self
     }
+    /// Sets [`timeout_secs`](Self::timeout_secs): each attempt's time limit in seconds.
     pub fn timeout_secs(mut self, s: u64) -> Self {
         self.timeout_secs = Some(s);
         self
     }
+    /// Sets [`delay_secs`](Self::delay_secs): start no earlier than `s` seconds from now.
+    /// Do not combine with [`run_at`](Self::run_at) (the server refuses both, 422).
     pub fn delay_secs(mut self, s: u64) -> Self {
         self.delay_secs = Some(s);
         self
     }
+    /// Sets [`run_at`](Self::run_at): start no earlier than `at`. Do not combine with
+    /// [`delay_secs`](Self::delay_secs).
     pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
         self.run_at = Some(at);
         self
     }
+    /// Sets [`result_ttl_secs`](Self::result_ttl_secs): how many seconds the finished
+    /// record (and its result) can still be read.
     pub fn result_ttl_secs(mut self, s: u64) -> Self {
         self.result_ttl_secs = Some(s);
         self
@@ -113,35 +143,47 @@ impl SubmitTask {
 /// What became of one task of a batch, in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchItem {
+    /// The task's id: the one submitted, or the one the server made.
     pub id: TaskId,
+    /// Its state right after the submit (`queued`, `scheduled`, or the existing task's).
     pub state: TaskState,
     /// False when a task with this id already existed (nothing was enqueued for it).
     pub created: bool,
 }
 
+/// The answer to [`Client::submit_batch`](crate::Client::submit_batch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchResult {
+    /// One item per submitted task, in request order.
     pub tasks: Vec<BatchItem>,
+    /// How many tasks were new (enqueued by this request).
     pub created: usize,
+    /// How many had an `id` that already existed (nothing enqueued for them).
     pub existing: usize,
 }
 
 /// One page of `GET /v1/tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskPage {
+    /// The page's tasks, newest first.
     pub tasks: Vec<TaskRecord>,
-    /// Null on the last page. A page may be short (even empty) and still have a next one.
+    /// The cursor for the next page ([`ListTasks::cursor`]); `None` on the last page. A page may be short (even empty) and still have a next one.
     pub next_cursor: Option<String>,
 }
 
 /// Filters and paging for listing tasks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListTasks {
+    /// Only tasks in this state (then ordered by when they entered it); `None`: any state.
     pub state: Option<TaskState>,
+    /// Only tasks of this queue; `None`: every queue.
     pub queue: Option<String>,
+    /// Only tasks of this kind (an alias stands for its kind); `None`: every kind.
     pub kind: Option<String>,
     /// Page size, 1 to 500 (server default 50).
     pub limit: Option<u32>,
+    /// Where to start: the previous page's [`TaskPage::next_cursor`]; `None`: the first
+    /// page.
     pub cursor: Option<String>,
 }
 
@@ -170,11 +212,16 @@ impl ListTasks {
 /// A queue with its tasks counted by state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueInfo {
+    /// The queue's name.
     pub name: String,
+    /// Live tasks per state name (`queued`, `running`, …); terminal ones count until
+    /// their record expires.
     pub counts: BTreeMap<String, u64>,
-    /// How long the longest-waiting queued task has waited; null if none waits.
+    /// How long the longest-waiting queued task has waited, in milliseconds; `None` if
+    /// none waits.
     pub oldest_queued_age_ms: Option<u64>,
-    /// Paused: workers take none of its tasks until it is resumed.
+    /// Paused: workers take none of its tasks until it is resumed (absent from older
+    /// servers, read as false).
     #[serde(default)]
     pub paused: bool,
 }
@@ -182,10 +229,12 @@ pub struct QueueInfo {
 /// A queue's pause state after a pause or resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuePause {
+    /// The queue's name.
     pub name: String,
+    /// True after a pause, false after a resume.
     pub paused: bool,
-    /// When it was paused; null when it is not.
-    pub paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was paused; `None` when it is not.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,15 +250,23 @@ pub(crate) struct WorkerList {
 /// A task kind from the catalog (`GET /v1/kinds`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindInfo {
+    /// The canonical name, the one records carry.
     pub name: String,
+    /// Other names a submit accepts for it; empty when absent.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// One line saying what the kind does.
     pub summary: String,
+    /// Whether running it twice has the effect of running it once. Delivery is at least
+    /// once, so a non-idempotent kind may run again after a worker dies mid-task.
     pub idempotent: bool,
+    /// JSON Schema of the payload, with this server's limits as its bounds.
     pub payload_schema: Value,
-    /// Null for a kind that declares no result shape.
+    /// JSON Schema of a successful run's result (the record's `result`); null for a kind
+    /// that declares no result shape.
     #[serde(default)]
     pub result_schema: Value,
+    /// A payload the kind accepts, to start from; null when absent.
     #[serde(default)]
     pub example: Value,
 }
@@ -217,26 +274,38 @@ pub struct KindInfo {
 /// A schedule to create (`POST /v1/schedules`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CreateSchedule {
+    /// Client-chosen id (1 to 100 of `A-Z a-z 0-9 . _ -`); `None`: the server makes one.
+    /// Creating an existing id again with the same definition returns it unchanged; with a
+    /// different one it is refused (409).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// 5 fields (minute first), 6 (seconds first) or `@hourly` and the like.
     pub cron: String,
+    /// IANA time zone the expression is read in, e.g. `Europe/Paris`; `None`: UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The kind each tick submits, as for [`SubmitTask::kind`].
     pub kind: String,
+    /// The kind's input, validated now and submitted unchanged at every tick; `None`: `{}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+    /// The queue the tasks go to; `None`: `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// `Some(false)` creates it disabled (it fires nothing until enabled); `None`: enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// `run_once` (default) or `skip`.
+    /// What to do with ticks missed while no worker ran: `run_once` (default: one run for
+    /// all of them) or `skip` (drop them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub misfire: Option<String>,
+    /// As [`SubmitTask::max_attempts`], for each run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// As [`SubmitTask::timeout_secs`], for each run (seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// As [`SubmitTask::result_ttl_secs`], for each run's record (seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_ttl_secs: Option<u64>,
 }

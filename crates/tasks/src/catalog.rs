@@ -11,16 +11,28 @@ use crate::{Failure, TaskContext, TaskKind, kinds, services::Services};
 /// Limits kinds check payloads against (from `tasks.*` settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
+    /// Longest `sleep` (and `chaos` delay) a payload may ask for, in seconds, so a typo
+    /// cannot park a worker slot for a year.
     pub max_sleep_secs: u64,
     /// Whether the `chaos` kind is offered.
     pub diagnostic_kinds: bool,
+    /// Most hashing rounds one `sha256` task may ask for.
     pub sha256_max_rounds: u64,
+    /// Largest `n` a `fibonacci` task may ask for.
     pub fibonacci_max_n: u64,
+    /// Per-request timeout of `http_request` and `fan_out` when the payload gives none, in
+    /// seconds.
     pub http_default_timeout_secs: f64,
+    /// Longest per-request timeout a payload may give, in seconds.
     pub http_max_timeout_secs: f64,
+    /// Response body kept per request, in bytes; the rest is not read.
     pub http_max_response_bytes: usize,
+    /// Most requests in one `fan_out` task.
     pub fan_out_max_requests: usize,
+    /// Most `fan_out` requests in flight at once (also the default when a payload gives
+    /// none).
     pub fan_out_max_concurrency: usize,
+    /// Most recipients in one `send_email` task.
     pub email_max_recipients: usize,
     /// Where `http_request` and `fan_out` may send requests (`tasks.http_destinations`).
     pub http_destinations: Arc<DestinationPolicy>,
@@ -68,11 +80,15 @@ impl From<&errand_core::settings::TaskSettings> for Limits {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct Invalid {
+    /// Where the problem is, e.g. `payload.duration_secs` or `payload.requests[2].url`; the
+    /// API sends it as the problem's `field`.
     pub field: String,
+    /// What is wrong with it, for people (the problem's `detail`).
     pub message: String,
 }
 
 impl Invalid {
+    /// A refusal of `field` (a JSON path from the request's root) because of `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -84,10 +100,15 @@ impl Invalid {
 /// What `GET /v1/kinds` says about a kind.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KindInfo {
+    /// The canonical name, the one submissions use and records carry.
     #[schema(example = "sleep")]
     pub name: String,
+    /// Other names a submit accepts for this kind (stored as the canonical name).
     pub aliases: Vec<String>,
+    /// One line saying what the kind does.
     pub summary: String,
+    /// Whether running it twice has the effect of running it once. Delivery is at least
+    /// once, so a non-idempotent kind may run again after a worker dies mid-task.
     pub idempotent: bool,
     /// JSON Schema of the payload, with this server's limits (`tasks.*`) as its bounds.
     #[schema(value_type = Object)]
@@ -95,6 +116,7 @@ pub struct KindInfo {
     /// JSON Schema of a successful run's result (the record's `result`).
     #[schema(value_type = Object)]
     pub result_schema: Value,
+    /// A payload the kind accepts, for the docs and as a starting point.
     #[schema(value_type = Object)]
     pub example: Value,
 }
@@ -102,7 +124,9 @@ pub struct KindInfo {
 /// What the OpenAPI document needs of a kind: its payload and result schemas, named.
 #[derive(Debug, Clone)]
 pub struct KindSchemas {
+    /// The kind's canonical name.
     pub name: &'static str,
+    /// Other names a submit accepts for it.
     pub aliases: &'static [&'static str],
     /// Component name and JSON Schema of the payload, with this server's limits in it.
     pub payload: (String, Value),
@@ -130,6 +154,18 @@ pub struct Catalog {
     aliases: Arc<BTreeMap<&'static str, &'static str>>,
     limits: Limits,
     services: Arc<Services>,
+}
+
+/// The kinds by name and the limits: the entries' schemas and function pointers would
+/// only be noise, and the services hold clients and mail settings.
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .field("aliases", &self.aliases)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn decode<K: TaskKind>(payload: &Value) -> Result<K::Payload, Invalid> {
@@ -168,6 +204,8 @@ fn run<K: TaskKind>(
 }
 
 impl Catalog {
+    /// Every kind errand ships, checked against `limits` (`chaos` only with
+    /// `limits.diagnostic_kinds`). `send_email` cannot send until [`Catalog::with_email`].
     pub fn new(limits: Limits) -> Self {
         let mut c = CatalogBuilder {
             limits: limits.clone(),
@@ -206,10 +244,14 @@ impl Catalog {
             .or_else(|| self.aliases.get(name).copied())
     }
 
+    /// The canonical names of every kind, in name order (aliases not included).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.kinds.keys().copied()
     }
 
+    /// Checks `payload` for `kind` (a canonical name, see [`Catalog::resolve`]) as a submit
+    /// must: its types, then the kind's ranges and this catalog's limits. The error's
+    /// `field` is `kind` for an unknown kind, else a path under `payload`.
     pub fn validate(&self, kind: &str, payload: &Value) -> Result<(), Invalid> {
         let e = self
             .kinds
@@ -245,6 +287,7 @@ impl Catalog {
         }
     }
 
+    /// What `GET /v1/kinds` serves: every kind, in name order.
     pub fn infos(&self) -> Vec<KindInfo> {
         self.kinds.values().map(|e| e.info.clone()).collect()
     }

@@ -3,7 +3,10 @@
 //! transport (one SMTP connection pool). Clients are built on first use, inside the runtime
 //! that uses them, so the API process, which never runs kinds, never builds them.
 
-use std::{sync::Arc, sync::OnceLock};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
 
 use errand_core::settings::{DestinationPolicy, EmailSettings, Unresolved};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -22,13 +25,19 @@ struct PolicyResolver(Arc<DestinationPolicy>);
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
-        Box::pin(async move {
-            match policy.resolve(name.as_str()).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
-                Err(Unresolved::Refused(why)) => Err(Box::new(DestinationDenied(why)) as _),
-                Err(Unresolved::Lookup(e)) => Err(Box::new(e) as _),
-            }
-        })
+        Box::pin(async move { resolved(policy.resolve(name.as_str()).await) })
+    }
+}
+
+/// The policy's answer in reqwest's terms; a refusal travels as [`DestinationDenied`] so
+/// the task fails with `destination_denied`, not as a connect error.
+fn resolved(
+    r: Result<Vec<SocketAddr>, Unresolved>,
+) -> Result<Addrs, Box<dyn std::error::Error + Send + Sync>> {
+    match r {
+        Ok(addrs) => Ok(Box::new(addrs.into_iter())),
+        Err(Unresolved::Refused(why)) => Err(Box::new(DestinationDenied(why))),
+        Err(Unresolved::Lookup(e)) => Err(Box::new(e)),
     }
 }
 

@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `chaos` kind's [`TaskKind`] impl; the catalog registers it only with
+/// `tasks.diagnostic_kinds`.
+#[derive(Debug)]
 pub struct Chaos;
 
 /// How the `chaos` task misbehaves.
@@ -33,6 +36,7 @@ pub enum ChaosMode {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChaosPayload {
+    /// Which misbehaviour to show.
     #[schema(inline)]
     pub mode: ChaosMode,
     /// Seconds before misbehaving (or how long to block/sleep), at most `tasks.max_sleep_secs`.

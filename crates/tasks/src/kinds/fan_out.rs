@@ -25,6 +25,8 @@ use utoipa::ToSchema;
 use super::http_request::{HttpRequestPayload, cancelled, document_request, execute, millis};
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `fan_out` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct FanOut;
 
 /// Payload of the `fan_out` kind.
@@ -47,10 +49,14 @@ pub struct FanOutPayload {
 pub struct FanOutResult {
     /// Wall time of the whole fan-out.
     pub total_ms: u64,
+    /// Most requests allowed in flight at once: the payload's `concurrency`, or
+    /// `tasks.fan_out_max_concurrency` when it gave none.
     pub concurrency: usize,
     /// Requests answered below 400.
     pub succeeded: usize,
+    /// Requests not `ok`: answered 400 or above, or not answered at all.
     pub failed: usize,
+    /// One outcome per request, in payload order.
     #[schema(inline)]
     pub requests: Vec<FanOutOutcome>,
 }
@@ -58,14 +64,18 @@ pub struct FanOutResult {
 /// What became of one request of a `fan_out`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FanOutOutcome {
+    /// The method sent, upper case.
     #[schema(example = "GET")]
     pub method: String,
+    /// The URL as the payload gave it.
     pub url: String,
     /// The answer's status; null when there was none (connect error, timeout).
     #[schema(required = true, minimum = 100, maximum = 599)]
     pub status: Option<u16>,
     /// True when it was answered below 400.
     pub ok: bool,
+    /// Milliseconds the request took, from its turn to go out (a free concurrency slot)
+    /// to its answer or failure.
     pub elapsed_ms: u64,
     /// Bytes of body read (at most `tasks.http_max_response_bytes`), when answered.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,9 +90,14 @@ pub struct FanOutOutcome {
 /// A failed request of a `fan_out`: the failure an `http_request` would have had.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FanOutError {
+    /// A machine-readable category: `http_status`, `connect`, `timeout`,
+    /// `destination_denied`…, the `error.kind` an `http_request` would have ended with.
     #[schema(example = "http_status")]
     pub kind: String,
+    /// What happened, for people (for `http_status`, the status and the body's start).
     pub message: String,
+    /// Whether an `http_request` would have retried it (5xx, 408, 429, connect errors,
+    /// timeouts); informational, since `fan_out` does not retry single requests.
     pub retryable: bool,
 }
 

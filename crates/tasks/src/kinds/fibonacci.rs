@@ -13,6 +13,8 @@ use utoipa::ToSchema;
 
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `fibonacci` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct Fibonacci;
 
 /// Numbers up to this many digits are returned whole.
@@ -35,6 +37,7 @@ pub struct FibonacciPayload {
 /// `last_digits` (50 each).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FibonacciResult {
+    /// The payload's `n`: which number this is.
     pub n: u64,
     /// How many decimal digits fib(n) has.
     pub digits: usize,

@@ -58,19 +58,28 @@ pub(crate) fn check_destination(policy: &DestinationPolicy, url: &Url) -> Result
     }
 }
 
+/// The `http_request` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct HttpRequest;
 
 /// HTTP methods errand sends.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
+    /// `GET`, the default when a payload gives no `method`.
     #[default]
     Get,
+    /// `HEAD`: the answer's status and headers, no body.
     Head,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
+    /// `OPTIONS`.
     Options,
 }
 
@@ -93,6 +102,7 @@ impl From<HttpMethod> for Method {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"method": "POST", "url": "https://example.com/hooks/order", "headers": {"Idempotency-Key": "order-42"}, "body": {"order": 42}}))]
 pub struct HttpRequestPayload {
+    /// The request's method; `GET` when absent.
     #[serde(default)]
     #[schema(inline)]
     pub method: HttpMethod,
@@ -116,6 +126,7 @@ pub struct HttpRequestPayload {
 /// 5xx answer fails the attempt instead).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HttpRequestResult {
+    /// The answer's HTTP status (below 400: a 4xx or 5xx fails the attempt instead).
     #[schema(minimum = 100, maximum = 399, example = 200)]
     pub status: u16,
     /// Response headers, lowercase name → value (repeated headers joined with `, `).
@@ -124,6 +135,7 @@ pub struct HttpRequestResult {
     pub body: String,
     /// True when the body was longer than the cap and cut there.
     pub body_truncated: bool,
+    /// Milliseconds from sending the request to the end of the body read (or the cap).
     pub elapsed_ms: u64,
 }
 

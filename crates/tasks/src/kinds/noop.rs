@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 
 use crate::{Failure, TaskContext, TaskKind};
 
+/// The `noop` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct Noop;
 
 /// Payload of the `noop` kind: any JSON value.

@@ -28,13 +28,18 @@ use utoipa::ToSchema;
 
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `send_email` kind's [`TaskKind`] impl; the catalog registers it, and it needs the
+/// worker's `email:` settings ([`Catalog::with_email`](crate::Catalog::with_email)) to send.
+#[derive(Debug)]
 pub struct SendEmail;
 
 /// One recipient or several.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Recipients {
+    /// A single address, as a JSON string.
     One(String),
+    /// Several addresses, as a JSON array of strings.
     Many(Vec<String>),
 }
 
@@ -89,6 +94,7 @@ pub struct SendEmailResult {
 /// A recipient the server refused for good.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RejectedRecipient {
+    /// The recipient as given in the payload.
     pub to: String,
     /// The server's answer.
     pub error: String,

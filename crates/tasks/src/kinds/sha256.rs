@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `sha256` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct Sha256;
 
 /// Payload of the `sha256` kind: exactly one of `text` and `base64`.
@@ -81,6 +83,7 @@ pub struct Sha256Result {
     pub sha256: String,
     /// Length of the input in bytes.
     pub bytes: usize,
+    /// How many rounds were hashed: the payload's `rounds` (1 when absent).
     pub rounds: u64,
 }
 

@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 use crate::{Failure, Invalid, Limits, TaskContext, TaskKind};
 
+/// The `sleep` kind's [`TaskKind`] impl; the catalog registers it.
+#[derive(Debug)]
 pub struct Sleep;
 
 /// Payload of the `sleep` kind.
@@ -27,6 +29,7 @@ pub struct SleepResult {
     /// `task <id> done`, the tutorial chapter's answer.
     #[schema(example = "task 0193a0c4-5bd2-7c1e-9f3e-6c1d2b7a9e10 done")]
     pub message: String,
+    /// How long it slept, in seconds: the payload's `duration_secs`.
     #[schema(example = 5)]
     pub slept_secs: f64,
 }
