@@ -240,11 +240,7 @@ async fn the_worker_rides_out_redis_refusing_writes() {
         .await;
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    wait_for("tasks running", Duration::from_secs(10), || async {
-        let r = errand_testkit::api::get(&http, &base, &ids[0]).await;
-        (r["state"] == "running").then_some(())
-    })
-    .await;
+    wait_state(&http, &base, &ids[0], "running", Duration::from_secs(10)).await;
 
     let c = redis.conn().await;
     let run = |args: &'static [&'static str]| {
