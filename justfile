@@ -28,7 +28,7 @@ test: ensure-redis redoc
 observability-test: ensure-redis
     scripts/ensure-prometheus.sh
     cargo build --bins
-    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-testkit --test observability --no-fail-fast --no-capture; else cargo test -p errand-testkit --test observability --no-fail-fast -- --nocapture; fi
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-e2e --test observability --no-fail-fast --no-capture; else cargo test -p errand-e2e --test observability --no-fail-fast -- --nocapture; fi
 
 # Benchmarks (release build): `just bench` runs W1–W4, `just bench W2` one of them.
 # Prints a table with the targets and writes target/bench/results.json.
@@ -74,6 +74,7 @@ compose-test:
 chaos: ensure-redis
     cargo build --bins
     mkdir -p target
-    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-testkit --test chaos --run-ignored all --test-threads 1 --no-capture 2>&1 | tee target/chaos.log; else cargo test -p errand-testkit --test chaos -- --include-ignored --test-threads 1 --nocapture 2>&1 | tee target/chaos.log; fi
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-e2e --test chaos --run-ignored all --test-threads 1 --no-capture 2>&1 | tee target/chaos.log; else cargo test -p errand-e2e --test chaos -- --include-ignored --test-threads 1 --nocapture 2>&1 | tee target/chaos.log; fi
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-api --test api bad_input:: --no-capture 2>&1 | tee -a target/chaos.log; else cargo test -p errand-api --test api bad_input:: -- --nocapture 2>&1 | tee -a target/chaos.log; fi
     @echo "--- figures ---"; grep -h '^chaos\[' target/chaos.log
     scripts/schemathesis.sh

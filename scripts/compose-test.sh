@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `just compose-test`: the project's docker-compose.yaml and Dockerfile, unchanged, on a real
-# Docker engine, then the checks of crates/testkit/tests/compose.rs (figures into
+# Docker engine, then the checks of crates/e2e/tests/compose.rs (figures into
 # docs/deploy.md).
 #
 #  1. installs Debian's docker.io, docker-compose and debootstrap when missing;
@@ -86,8 +86,8 @@ export ERRAND_COMPOSE_ADDR
 log "images and stack up in ${COMPOSE_BUILD_SECS} s (stand-ins ${standins_secs} s); api on $ERRAND_COMPOSE_ADDR"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  flock -s "$LOCK" cargo nextest run -p errand-testkit --test compose --run-ignored all --no-capture
+  flock -s "$LOCK" cargo nextest run -p errand-e2e --test compose --run-ignored all --no-capture
 else
-  flock -s "$LOCK" cargo test -p errand-testkit --test compose -- --include-ignored --nocapture
+  flock -s "$LOCK" cargo test -p errand-e2e --test compose -- --include-ignored --nocapture
 fi
 log "done in $((SECONDS - all_started)) s"

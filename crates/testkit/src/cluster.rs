@@ -7,7 +7,7 @@ use std::{process::Stdio, time::Duration};
 
 use tokio::process::{Child, Command};
 
-use crate::{free_port, wait_for};
+use crate::{free_port, wait_for, wait_own_redis};
 
 pub struct ClusterNode {
     pub port: u16,
@@ -28,32 +28,47 @@ impl RedisCluster {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
             let dir = tempfile::tempdir().expect("tempdir");
-            let child = Command::new(&bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
-                .args(["--appendonly", "no", "--cluster-enabled", "yes"])
-                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-                // A replica may take over however long ago it last heard from its master:
-                // on a loaded test machine the link can look stale when the master dies.
-                .args(["--cluster-replica-validity-factor", "0"])
-                .args(["--enable-debug-command", "local"])
-                .arg("--cluster-config-file")
-                .arg(dir.path().join("nodes.conf"))
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start `{bin}` ({e})"));
+            // A probed port (or its bus port, +10000) may be taken before the node binds it:
+            // then the node exits at once and is started again on another.
+            let mut attempt = 0;
+            let (port, child) = loop {
+                attempt += 1;
+                let port = free_port();
+                let mut child = Command::new(&bin)
+                    .args([
+                        "--port",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                    ])
+                    .args(["--appendonly", "no", "--cluster-enabled", "yes"])
+                    .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+                    // A replica may take over however long ago it last heard from its master:
+                    // on a loaded test machine the link can look stale when the master dies.
+                    .args(["--cluster-replica-validity-factor", "0"])
+                    .args(["--enable-debug-command", "local"])
+                    .arg("--cluster-config-file")
+                    .arg(dir.path().join("nodes.conf"))
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start `{bin}` ({e})"));
+                let client =
+                    redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
+                match wait_own_redis(&mut child, &client, true).await {
+                    Ok(()) => break (port, child),
+                    Err(status) if attempt < 5 => {
+                        eprintln!("cluster node on port {port} exited ({status}); another port")
+                    }
+                    Err(status) => panic!("cluster node on port {port} exited ({status})"),
+                }
+            };
             nodes.push(ClusterNode {
                 port,
                 child: Some(child),
@@ -61,18 +76,6 @@ impl RedisCluster {
             });
         }
         let cluster = Self { nodes };
-        for n in &cluster.nodes {
-            let url = format!("redis://127.0.0.1:{}", n.port);
-            wait_for("a cluster node to answer", Duration::from_secs(10), || {
-                let url = url.clone();
-                async move {
-                    let c = redis::Client::open(url).ok()?;
-                    let mut c = c.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("PING").query_async::<String>(&mut c).await.ok()
-                }
-            })
-            .await;
-        }
         let cli = std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into());
         let status = Command::new(&cli)
             .arg("--cluster")

@@ -1,11 +1,18 @@
 //! Test-only harness: a real `redis-server` on a free port in a temp dir, the real errand
 //! binaries as child processes, and waiting on conditions with deadlines (never fixed
 //! sleeps).
+//!
+//! Ports: the api binds port 0 and the harness reads the port it got from its log line, so
+//! parallel tests never race for one. redis-server cannot report a port it picked, so its
+//! port is probed, and the start is tried again on another port when the probed one was
+//! taken in the meantime.
 
 use std::{
+    io::{BufRead, Write},
     net::TcpListener,
     path::PathBuf,
     process::Stdio,
+    sync::atomic::{AtomicU16, Ordering},
     time::{Duration, Instant},
 };
 
@@ -15,7 +22,9 @@ use tokio::process::{Child, Command};
 pub mod cluster;
 pub mod smtp;
 
-/// A port nobody is listening on right now.
+/// A port nobody is listening on right now: for an address that must refuse connections,
+/// or for a server that cannot bind port 0 and report it (then start it with a retry, as
+/// [`RedisServer`] does). Anything else binds port 0.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -71,14 +80,14 @@ impl RedisServer {
     pub async fn start_with(appendonly: bool) -> Self {
         let mut s = Self::unstarted(&[]);
         s.appendonly = appendonly;
-        s.spawn(true).await;
+        s.spawn_fresh().await;
         s
     }
 
     /// With extra arguments, e.g. `["--requirepass", "pw"]` (which the harness then uses).
     pub async fn start_args(args: &[&str]) -> Self {
         let mut s = Self::unstarted(args);
-        s.spawn(true).await;
+        s.spawn_fresh().await;
         s
     }
 
@@ -124,11 +133,8 @@ impl RedisServer {
         let ca_file = write("ca.pem", ca.pem());
         let cert_file = write("server.pem", cert.pem());
         let key_file = write("server.key", key.serialize_pem());
-        let port = s.port.to_string();
         s.args.extend(
             [
-                "--tls-port",
-                &port,
                 "--tls-cert-file",
                 &cert_file,
                 "--tls-key-file",
@@ -145,19 +151,55 @@ impl RedisServer {
             ca_file: ca_file.into(),
         });
         let _ = rustls::crypto::ring::default_provider().install_default();
-        s.spawn(true).await;
+        s.spawn_fresh().await;
         s
     }
 
+    /// Starts the server on its port. On the first start (`fresh`), a port taken since it
+    /// was probed is replaced by another probe, a few times.
     async fn spawn(&mut self, wait_ready: bool) {
+        self.spawn_on_port(wait_ready, false).await;
+    }
+
+    async fn spawn_fresh(&mut self) {
+        self.spawn_on_port(true, true).await;
+    }
+
+    async fn spawn_on_port(&mut self, wait_ready: bool, fresh: bool) {
+        for attempt in 1.. {
+            let mut child = self.spawn_child();
+            match wait_own_redis(&mut child, &self.client(), wait_ready).await {
+                Ok(()) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(status) if fresh && attempt < 5 => {
+                    eprintln!(
+                        "redis-server on port {} exited ({status}), most likely the port was \
+                         taken since it was probed; trying another",
+                        self.port
+                    );
+                    self.port = free_port();
+                }
+                Err(status) => panic!(
+                    "redis-server on port {} exited at start ({status})",
+                    self.port
+                ),
+            }
+        }
+    }
+
+    fn spawn_child(&self) -> Child {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let plain_port = if self.tls.is_some() {
-            "0".to_owned()
+        let port = self.port.to_string();
+        let (plain_port, tls_port) = if self.tls.is_some() {
+            ("0", Some(port.as_str()))
         } else {
-            self.port.to_string()
+            (port.as_str(), None)
         };
-        let child = Command::new(&bin)
-            .args(["--port", &plain_port, "--bind", "127.0.0.1", "--save", ""])
+        Command::new(&bin)
+            .args(["--port", plain_port, "--bind", "127.0.0.1", "--save", ""])
+            .args(tls_port.iter().flat_map(|p| ["--tls-port", p]))
             .args([
                 "--appendonly",
                 if self.appendonly { "yes" } else { "no" },
@@ -176,26 +218,7 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start `{bin}` ({e}); install redis-server (`just up` does)")
-            });
-        self.child = Some(child);
-        let client = self.client();
-        wait_for(
-            "redis-server to answer PING",
-            Duration::from_secs(10),
-            || {
-                let client = client.clone();
-                async move {
-                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                    match redis::cmd("PING").query_async::<String>(&mut c).await {
-                        Ok(_) => Some(()),
-                        // Up, but still loading: what a test restarting it slowly wants.
-                        Err(e) if !wait_ready && e.code() == Some("LOADING") => Some(()),
-                        Err(_) => None,
-                    }
-                }
-            },
-        )
-        .await;
+            })
     }
 
     pub fn port(&self) -> u16 {
@@ -273,6 +296,47 @@ impl RedisServer {
     }
 }
 
+/// Waits until `child` answers on `client`'s port, or returns its exit status if it exits
+/// first. The answer must come from `child` itself (`INFO`'s `process_id`): on a port taken
+/// since it was probed, another test's server would answer PING.
+pub(crate) async fn wait_own_redis(
+    child: &mut Child,
+    client: &redis::Client,
+    wait_ready: bool,
+) -> Result<(), std::process::ExitStatus> {
+    let pid = child.id().expect("just spawned");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Err(status);
+        }
+        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+            let info = redis::cmd("INFO")
+                .arg("server")
+                .query_async::<String>(&mut c)
+                .await;
+            let own = match &info {
+                Ok(info) => info.contains(&format!("process_id:{pid}\r\n")),
+                // Still loading, so freshly started: ours, as `child` is alive.
+                Err(e) => e.code() == Some("LOADING"),
+            };
+            if own {
+                match redis::cmd("PING").query_async::<String>(&mut c).await {
+                    Ok(_) => return Ok(()),
+                    // Up, but still loading: what a test restarting it slowly wants.
+                    Err(e) if !wait_ready && e.code() == Some("LOADING") => return Ok(()),
+                    Err(_) => {}
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 10s waiting for redis-server (pid {pid}) to answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Where cargo put the workspace's binaries: beside the running executable (a binary such
 /// as the benchmark) or beside its `deps/` directory (a test).
 pub fn bin_path(name: &str) -> PathBuf {
@@ -300,12 +364,7 @@ pub struct Proc {
 impl Proc {
     /// Spawns `bin` with `env`. Logs go to the test's output only when `TEST_LOG` is set.
     pub fn spawn(bin: &str, args: &[&str], env: &[(String, String)]) -> Self {
-        let mut cmd = Command::new(bin_path(bin));
-        cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
-        cmd.env(
-            "ERRAND_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
-        );
+        let mut cmd = Self::command(bin, args, env);
         if std::env::var_os("TEST_LOG").is_none() {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
@@ -314,6 +373,59 @@ impl Proc {
             child,
             name: bin.to_owned(),
         }
+    }
+
+    /// Like [`Proc::spawn`], and sends the first port `port_in` finds in a line of the
+    /// process's output (stdout and stderr). A thread reads the output for the process's
+    /// whole life, so the process never blocks on a full pipe; the receiver errs if the
+    /// process closes its output (exits) without such a line.
+    fn spawn_reporting_port(
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        port_in: fn(&str) -> Option<u16>,
+    ) -> (Self, tokio::sync::oneshot::Receiver<u16>) {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let mut cmd = Self::command(bin, args, env);
+        cmd.stdout(writer.try_clone().expect("pipe")).stderr(writer);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        // Our copies of the write end go with `cmd`: the thread sees EOF when the child exits.
+        drop(cmd);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let show = std::env::var_os("TEST_LOG").is_some();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(reader).split(b'\n') {
+                let Ok(line) = line else { break };
+                if show {
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(&line);
+                    let _ = err.write_all(b"\n");
+                }
+                if tx.is_some()
+                    && let Some(port) = port_in(&String::from_utf8_lossy(&line))
+                {
+                    let _ = tx.take().expect("checked").send(port);
+                }
+            }
+        });
+        (
+            Self {
+                child,
+                name: bin.to_owned(),
+            },
+            rx,
+        )
+    }
+
+    fn command(bin: &str, args: &[&str], env: &[(String, String)]) -> Command {
+        let mut cmd = Command::new(bin_path(bin));
+        cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
+        cmd.env(
+            "ERRAND_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+        );
+        cmd
     }
 
     pub fn pid(&self) -> Pid {
@@ -337,7 +449,9 @@ impl Proc {
 /// One errand deployment for a test: env shared by its api and workers.
 pub struct Errand {
     pub env: Vec<(String, String)>,
-    pub api_port: u16,
+    /// 0 until the first api of this deployment reported the port it bound; the apis
+    /// started after it (a restart) bind that port again, so clients keep their URL.
+    api_port: AtomicU16,
 }
 
 impl Errand {
@@ -348,12 +462,12 @@ impl Errand {
 
     /// Settings pointing at the Redis (or `redis+cluster://` cluster) at `url`.
     pub fn at(url: &str) -> Self {
-        let api_port = free_port();
         let prefix = format!("t{}", ulid_like());
         let env = vec![
             ("ERRAND__REDIS__URL".into(), url.to_owned()),
             ("ERRAND__REDIS__KEY_PREFIX".into(), prefix),
-            ("ERRAND__API__PORT".into(), api_port.to_string()),
+            // Port 0: the api binds a free port and says which (see `spawn_api`).
+            ("ERRAND__API__PORT".into(), "0".into()),
             ("ERRAND__WORKER__LEASE_SECS".into(), "3".into()),
             ("ERRAND__TASKS__DIAGNOSTIC_KINDS".into(), "true".into()),
             (
@@ -361,7 +475,10 @@ impl Errand {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             ),
         ];
-        Self { env, api_port }
+        Self {
+            env,
+            api_port: AtomicU16::new(0),
+        }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -369,12 +486,42 @@ impl Errand {
         self
     }
 
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+    /// The port the api of this deployment listens on; known once [`Errand::spawn_api`]
+    /// returned.
+    pub fn api_port(&self) -> u16 {
+        let port = self.api_port.load(Ordering::Relaxed);
+        assert_ne!(port, 0, "no api spawned yet: call spawn_api first");
+        port
     }
 
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port())
+    }
+
+    /// Starts an api and waits until it answers `/healthz`. The first binds port 0 and the
+    /// port comes from its `errand-api listening` log line; later ones bind that port again.
     pub async fn spawn_api(&self) -> Proc {
-        let p = Proc::spawn("errand-api", &[], &self.env);
+        let known = self.api_port.load(Ordering::Relaxed);
+        let mut env = self.env.clone();
+        env.push(("ERRAND__API__PORT".into(), known.to_string()));
+        if let Some(filter) = quiet_filter(&env) {
+            env.push(("RUST_LOG".into(), filter));
+        }
+        let (mut p, port) = Proc::spawn_reporting_port("errand-api", &[], &env, listening_port);
+        let port = match tokio::time::timeout(Duration::from_secs(20), port).await {
+            Ok(Ok(port)) => port,
+            Ok(Err(_)) => panic!(
+                "errand-api exited ({:?}) before logging `errand-api listening` \
+                 (TEST_LOG=1 shows its output)",
+                p.child.wait().await
+            ),
+            Err(_) => panic!("errand-api did not log `errand-api listening` within 20s"),
+        };
+        assert!(
+            known == 0 || port == known,
+            "errand-api bound {port}, not {known}"
+        );
+        self.api_port.store(port, Ordering::Relaxed);
         let url = format!("{}/healthz", self.base_url());
         wait_for(
             "errand-api to answer /healthz",
@@ -396,6 +543,47 @@ impl Errand {
     pub fn spawn_worker(&self, args: &[&str]) -> Proc {
         Proc::spawn("errand-worker", args, &self.env)
     }
+}
+
+/// `RUST_LOG` for an api whose filter is one level above `info` (a benchmark's `warn`):
+/// `info` for the `errand_api` target itself, where the listening line is logged, and the
+/// given level for everything under it, so the port still shows and nothing else does.
+fn quiet_filter(env: &[(String, String)]) -> Option<String> {
+    let filter = env.iter().rev().find(|(k, _)| k == "RUST_LOG")?.1.trim();
+    ["warn", "error", "off"]
+        .contains(&filter.to_ascii_lowercase().as_str())
+        .then(|| format!("{filter},errand_api=info,errand_api::={filter}"))
+}
+
+/// The port of an `errand-api listening` log line, pretty (`port=8080`, maybe with ANSI
+/// colours) or JSON (`"port":8080`).
+pub fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("errand-api listening") {
+        return None;
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        return v["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+    }
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let at = plain.find("port=")? + "port=".len();
+    let digits: String = plain[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 fn ulid_like() -> String {
@@ -462,5 +650,19 @@ pub mod api {
             (r["state"] == state).then_some(r)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_port;
+
+    #[test]
+    fn the_port_is_read_from_pretty_and_json_listening_lines() {
+        let pretty = "\u{1b}[2m2026-12-02T03:14:56.572370Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m errand-api listening; Swagger UI at /docs \u{1b}[3mport\u{1b}[0m\u{1b}[2m=\u{1b}[0m40535";
+        assert_eq!(listening_port(pretty), Some(40535));
+        let json = r#"{"timestamp":"2026-12-02T03:14:59.902748Z","level":"INFO","message":"errand-api listening; Swagger UI at /docs","port":34195,"target":"errand_api"}"#;
+        assert_eq!(listening_port(json), Some(34195));
+        assert_eq!(listening_port("starting 2 workers port=1"), None);
     }
 }

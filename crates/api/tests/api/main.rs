@@ -1,6 +1,7 @@
 //! API integration tests: the real `Application` on port 0 against a real redis-server.
 
 mod access;
+mod bad_input;
 mod contract;
 mod helpers;
 mod listing;

@@ -1,5 +1,5 @@
 //! `/v1/schedules` in process: validation, idempotent create, listing, enable/disable,
-//! delete. Firing is the worker's and is tested end to end in the testkit.
+//! delete. Firing is the worker's and is tested end to end in crates/worker/tests/worker/schedules.rs.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};

@@ -40,7 +40,7 @@ impl TaskKind for Sleep {
     const NAME: &'static str = "sleep";
     const ALIASES: &'static [&'static str] = &["long_running"];
     const SUMMARY: &'static str =
-        "Sleeps duration_secs, reporting progress every second (the seed's long_running_task).";
+        "Sleeps duration_secs, reporting progress every second (the tutorial's long_running_task).";
     const IDEMPOTENT: bool = true;
 
     fn example() -> Value {

@@ -6,6 +6,8 @@ use errand_testkit::api::{get, submit, wait_state};
 use errand_testkit::{Errand, Proc, RedisServer, wait_for};
 use serde_json::{Value, json};
 
+use crate::helpers::id_of;
+
 struct Env {
     _redis: RedisServer,
     _api: Proc,
@@ -51,10 +53,6 @@ async fn wait(e: &Env, id: &str, state: &str, secs: u64) -> Value {
 /// Submits and returns the new task's id.
 async fn submit_id(e: &Env, body: Value) -> String {
     id_of(&submit(&e.http, &e.base, body).await)
-}
-
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
 }
 
 async fn post(e: &Env, path: &str) -> (u16, Value) {

@@ -6,12 +6,7 @@ use chrono::{DateTime, Utc};
 use errand_testkit::{Errand, RedisServer, wait_for};
 use serde_json::{Value, json};
 
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a time: {v}"))
-        .parse()
-        .unwrap()
-}
+use crate::helpers::time;
 
 struct Api {
     http: reqwest::Client,

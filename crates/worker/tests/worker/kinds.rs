@@ -8,10 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use errand_testkit::api::{get, submit, wait_state};
 use errand_testkit::{Errand, Proc, RedisServer, free_port, smtp::SmtpSink, wait_for};
 use serde_json::{Value, json};
+
+use crate::helpers::time;
 
 struct Env {
     _redis: RedisServer,
@@ -73,10 +75,6 @@ impl Env {
             .await
             .unwrap()
     }
-}
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str().unwrap().parse().unwrap()
 }
 
 /// Each kind's bad input is refused at submit time with 422, naming the field.

@@ -3,20 +3,17 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use errand_testkit::api::{submit, wait_state};
 use errand_testkit::{Errand, RedisServer, wait_for};
 use serde_json::{Value, json};
+
+use crate::helpers::time;
 
 async fn get(http: &reqwest::Client, base: &str, id: &str) -> reqwest::Response {
     http.get(format!("{base}/v1/tasks/{id}"))
         .send()
         .await
         .unwrap()
-}
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str().unwrap().parse().unwrap()
 }
 
 /// An attempt over `timeout_secs` is stopped and counts as failed; errand retries it with

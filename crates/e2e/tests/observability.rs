@@ -269,7 +269,7 @@ async fn prometheus_scrapes_api_and_workers_and_counts_every_task_once() {
         .iter()
         .map(|a| worker_with_metrics(&errand, a))
         .collect();
-    let api_addr = format!("127.0.0.1:{}", errand.api_port);
+    let api_addr = format!("127.0.0.1:{}", errand.api_port());
     let prom = Prometheus::start(&[
         ("errand-api", vec![api_addr.clone()]),
         ("errand-worker", worker_addrs.to_vec()),

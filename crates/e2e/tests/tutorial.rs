@@ -1,4 +1,4 @@
-//! The seed chapter's manual test, run literally with its curl paths against the real
+//! The tutorial chapter's manual test, run literally with its curl paths against the real
 //! errand-api and errand-worker binaries and a real redis-server.
 
 use std::time::{Duration, Instant};

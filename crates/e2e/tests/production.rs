@@ -5,7 +5,7 @@
 use std::{process::Stdio, time::Duration};
 
 use errand_testkit::api::{submit, wait_state};
-use errand_testkit::{Errand, Proc, RedisServer, bin_path, free_port, wait_for};
+use errand_testkit::{Errand, Proc, RedisServer, bin_path, free_port, listening_port, wait_for};
 use serde_json::{Value, json};
 
 /// Runs `tasks` noop tasks through `errand`'s api and worker, plus one long-poll (the api's
@@ -138,13 +138,12 @@ async fn tls_works_in_the_api_and_the_worker_and_the_certificate_is_verified() {
 async fn production_api_refuses_to_run_open_and_never_logs_its_keys() {
     let redis = RedisServer::start().await;
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
-    let port = free_port();
     let out = tokio::process::Command::new(bin_path("errand-api"))
         .env("ERRAND_ENV", "production")
         .env("ERRAND_CONFIG_DIR", config)
         .env("ERRAND__REDIS__URL", redis.url())
         .env("ERRAND__API__HOST", "127.0.0.1")
-        .env("ERRAND__API__PORT", port.to_string())
+        .env("ERRAND__API__PORT", "0")
         .env_remove("ERRAND__API__API_KEYS")
         .output();
     let out = tokio::time::timeout(Duration::from_secs(20), out)
@@ -165,7 +164,7 @@ async fn production_api_refuses_to_run_open_and_never_logs_its_keys() {
         .env("ERRAND_CONFIG_DIR", config)
         .env("ERRAND__REDIS__URL", redis.url())
         .env("ERRAND__API__HOST", "127.0.0.1")
-        .env("ERRAND__API__PORT", port.to_string())
+        .env("ERRAND__API__PORT", "0")
         .env(
             "ERRAND__API__API_KEYS",
             format!("read:{READ},submit:{SUBMIT}"),
@@ -176,6 +175,16 @@ async fn production_api_refuses_to_run_open_and_never_logs_its_keys() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Port 0: the port it bound is in its listening line.
+    let port = wait_for(
+        "the api to log its port",
+        Duration::from_secs(20),
+        || async {
+            let logged = std::fs::read_to_string(log.path()).ok()?;
+            logged.lines().find_map(listening_port)
+        },
+    )
+    .await;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     wait_for("the api to serve", Duration::from_secs(20), || async {
@@ -231,11 +240,7 @@ async fn the_worker_rides_out_redis_refusing_writes() {
         .await;
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    wait_for("tasks running", Duration::from_secs(10), || async {
-        let r = errand_testkit::api::get(&http, &base, &ids[0]).await;
-        (r["state"] == "running").then_some(())
-    })
-    .await;
+    wait_state(&http, &base, &ids[0], "running", Duration::from_secs(10)).await;
 
     let c = redis.conn().await;
     let run = |args: &'static [&'static str]| {

@@ -15,7 +15,7 @@ async fn submit(http: &reqwest::Client, base: &str, body: Value) -> reqwest::Res
         .expect("submit")
 }
 
-/// The seed's long task: accepted at once, observed queued/running with rising progress,
+/// The tutorial's long task: accepted at once, observed queued/running with rising progress,
 /// then succeeded with its result; the record outlives an api restart.
 #[tokio::test]
 async fn sleep_task_runs_reports_progress_and_survives_an_api_restart() {
