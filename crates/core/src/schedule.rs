@@ -24,17 +24,21 @@ use crate::task::{TaskId, rfc3339};
 #[serde(try_from = "String", into = "String")]
 pub struct ScheduleId(String);
 
+/// An id that is empty, too long, or has characters outside `[A-Za-z0-9._-]`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("a schedule id is 1 to 100 characters from A-Z a-z 0-9 . _ -")]
 pub struct InvalidScheduleId;
 
 impl ScheduleId {
+    /// Longest id, so `sched:<id>:<tick ms>` stays within a task id's bound.
     pub const MAX_LEN: usize = 100;
 
+    /// A fresh server-made id (UUIDv7: sorts by creation time).
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().to_string())
     }
 
+    /// Validates a client-chosen id.
     pub fn parse(s: &str) -> Result<Self, InvalidScheduleId> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
@@ -47,6 +51,7 @@ impl ScheduleId {
         }
     }
 
+    /// The id as stored and served.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,7 +88,9 @@ impl fmt::Display for ScheduleId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidSchedule {
+    /// The request field at fault (`cron`, `timezone`).
     pub field: &'static str,
+    /// What is wrong with it, for the 422's detail.
     pub message: String,
 }
 
@@ -148,6 +155,7 @@ pub enum Misfire {
 }
 
 impl Misfire {
+    /// The name used in the API and in Redis.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RunOnce => "run_once",
@@ -200,43 +208,61 @@ pub struct ScheduleTemplate {
     pub kind: String,
     /// The kind's input, as validated when the schema was created (any JSON for `noop`).
     pub payload: Value,
+    /// The queue each run waits in.
     pub queue: String,
+    /// Attempts each run may have.
     pub max_attempts: u32,
+    /// Per-attempt time limit of each run; `None`: none.
     pub timeout_secs: Option<u64>,
+    /// How long each run's record stays readable once terminal.
     pub result_ttl_secs: u64,
 }
 
 /// A schedule as created: the definition, before any tick fired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSchedule {
+    /// Client-chosen (creation is idempotent by id) or generated.
     pub id: ScheduleId,
+    /// The cron expression, as validated (`CronSpec::parse`).
     pub cron: String,
+    /// The IANA zone the expression is read in.
     pub timezone: String,
+    /// What to do with ticks found late.
     pub misfire: Misfire,
+    /// Created disabled: stored, but fires nothing until enabled.
     pub enabled: bool,
+    /// What every tick submits.
     pub task: ScheduleTemplate,
 }
 
 /// A schedule as errand keeps it in Redis and serves it over the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// Its id; also the prefix of every task id it fires.
     pub id: ScheduleId,
     /// Cron expression: 5 fields (minute first) or 6 (second first).
     pub cron: String,
     /// IANA time zone the expression is read in.
     pub timezone: String,
+    /// What to do with ticks found late.
     pub misfire: Misfire,
     /// A disabled schedule keeps its definition and fires nothing.
     pub enabled: bool,
+    /// The kind each run has.
     pub kind: String,
     /// The kind's input, as validated when the schema was created (any JSON for `noop`).
     pub payload: Value,
+    /// The queue each run waits in.
     pub queue: String,
+    /// Attempts each run may have.
     pub max_attempts: u32,
     /// Per-attempt time limit of each run; null for none.
     pub timeout_secs: Option<u64>,
+    /// How long each run's record stays readable once terminal.
     pub result_ttl_secs: u64,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When its definition or enabled flag last changed.
     pub updated_at: DateTime<Utc>,
     /// The tick it waits for; null while disabled.
     pub next_run_at: Option<DateTime<Utc>>,
@@ -261,6 +287,7 @@ impl Schedule {
         }
     }
 
+    /// What the next tick submits.
     pub fn template(&self) -> ScheduleTemplate {
         ScheduleTemplate {
             kind: self.kind.clone(),
@@ -373,7 +400,9 @@ impl NewSchedule {
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt schedule field `{field}`: {reason}")]
 pub struct CorruptSchedule {
+    /// The hash field that does not decode.
     pub field: &'static str,
+    /// Why.
     pub reason: String,
 }
 

@@ -82,7 +82,9 @@ impl TaskStore {
 pub struct WorkerInfo {
     /// Unique per process start: host, pid, ULID.
     pub name: String,
+    /// The host name the process reported.
     pub host: String,
+    /// The process id on that host.
     pub pid: u32,
     /// Served queues with their concurrency.
     pub queues: Vec<WorkerQueue>,
@@ -93,12 +95,17 @@ pub struct WorkerInfo {
     /// True once the process is shutting down: it takes no new tasks and finishes its own.
     #[serde(default)]
     pub stopping: bool,
+    /// When the process started.
     pub started_at: DateTime<Utc>,
+    /// Its last heartbeat; a worker silent for long is dropped from the registry.
     pub last_seen: DateTime<Utc>,
 }
 
+/// One queue a worker serves.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerQueue {
+    /// The queue's name.
     pub name: String,
+    /// Most of its tasks the worker runs at once.
     pub concurrency: usize,
 }

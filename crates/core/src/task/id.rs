@@ -9,17 +9,21 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct TaskId(String);
 
+/// An id that is empty, too long, or has characters outside `[A-Za-z0-9._:-]`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("a task id is 1 to 128 characters from A-Z a-z 0-9 . _ : -")]
 pub struct InvalidTaskId;
 
 impl TaskId {
+    /// Longest id a client may choose (an idempotency key, an order number…).
     pub const MAX_LEN: usize = 128;
 
+    /// A fresh id (UUIDv7: sorts by creation time).
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().to_string())
     }
 
+    /// Validates a client-chosen id (or `Idempotency-Key`).
     pub fn parse(s: &str) -> Result<Self, InvalidTaskId> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
@@ -32,6 +36,7 @@ impl TaskId {
         }
     }
 
+    /// The id as stored and served.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -11,6 +11,7 @@ use super::{Callback, TaskId, TaskState, WebhookStatus};
 pub struct Progress {
     /// 0 to 100.
     pub percent: u8,
+    /// What the task says it is doing, if it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -21,16 +22,20 @@ pub struct TaskError {
     /// A stable, machine-readable category: `timeout`, `panic`, `worker_lost`,
     /// `invalid_payload`, or one a task kind defines.
     pub kind: String,
+    /// For people: what went wrong.
     pub message: String,
 }
 
 /// A task as errand keeps it in Redis and serves it over the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
+    /// Client-chosen or generated; unique across queues.
     pub id: TaskId,
     /// The task kind's canonical name (see `GET /v1/kinds`).
     pub kind: String,
+    /// The queue it waits in.
     pub queue: String,
+    /// Where it is in its lifecycle (docs/task-lifecycle.md).
     pub state: TaskState,
     /// The validated input, as submitted.
     pub payload: Value,
@@ -42,11 +47,13 @@ pub struct TaskRecord {
     pub error: Option<TaskError>,
     /// 1-based number of the current (or last) attempt; 0 before the first starts.
     pub attempt: u32,
+    /// Attempts it may have before it is `failed`.
     pub max_attempts: u32,
     /// Per-attempt time limit; null for none.
     pub timeout_secs: Option<u64>,
     /// How long the record stays readable once terminal.
     pub result_ttl_secs: u64,
+    /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When a delayed task is due; null when it was queued at once.
     pub scheduled_for: Option<DateTime<Utc>>,
@@ -54,6 +61,7 @@ pub struct TaskRecord {
     pub started_at: Option<DateTime<Utc>>,
     /// When it became terminal; null until then.
     pub finished_at: Option<DateTime<Utc>>,
+    /// When anything on the record last changed.
     pub updated_at: DateTime<Utc>,
     /// When a `retrying` task will be queued again; null in other states.
     pub next_attempt_at: Option<DateTime<Utc>>,

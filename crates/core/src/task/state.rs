@@ -12,16 +12,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
+    /// Waiting for its `run_at` (or a delay) before it is queued.
     Scheduled,
+    /// Ready; the next free worker slot on its queue takes it.
     Queued,
+    /// An attempt holds it, under a lease.
     Running,
+    /// An attempt failed with attempts left; waiting for its backoff.
     Retrying,
+    /// Terminal: ran to the end, its result is recorded.
     Succeeded,
+    /// Terminal: no attempts left, or a failure retrying cannot fix.
     Failed,
+    /// Terminal: a client cancelled it.
     Cancelled,
 }
 
 impl TaskState {
+    /// Every state, in lifecycle order (listings and counts show them so).
     pub const ALL: [TaskState; 7] = [
         Self::Scheduled,
         Self::Queued,
@@ -32,6 +40,7 @@ impl TaskState {
         Self::Cancelled,
     ];
 
+    /// The name used in the API and in Redis.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Scheduled => "scheduled",
@@ -44,11 +53,13 @@ impl TaskState {
         }
     }
 
+    /// Whether nothing will move it any more (its record now has a TTL).
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
 }
 
+/// A state name that is none of the seven.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown task state `{0}`")]
 pub struct UnknownState(pub String);

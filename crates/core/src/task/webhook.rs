@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookEvent {
+    /// The task succeeded.
     Succeeded,
+    /// The task failed for good.
     Failed,
+    /// The task was cancelled.
     Cancelled,
 }
 
 impl WebhookEvent {
+    /// Every event, what a callback asks for when it names none.
     pub const ALL: [WebhookEvent; 3] = [Self::Succeeded, Self::Failed, Self::Cancelled];
 
     /// The name the store scripts and the `events` list use.
@@ -64,6 +68,7 @@ pub struct Callback {
 }
 
 impl Callback {
+    /// Whether a task ending with `e` is delivered.
     pub fn wants(&self, e: WebhookEvent) -> bool {
         self.events.contains(&e)
     }
@@ -87,7 +92,9 @@ pub struct WebhookStatus {
     /// The delivery's `webhook-id` header: the same on every attempt, so receivers can
     /// drop duplicates.
     pub id: String,
+    /// The end being reported.
     pub event: WebhookEvent,
+    /// Pending, delivered or failed for good.
     pub state: WebhookState,
     /// Attempts made so far.
     #[serde(default)]
