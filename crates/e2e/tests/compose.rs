@@ -54,7 +54,7 @@ impl Stack {
             .collect()
     }
 
-    fn inspect(&self, container: &str, format: &str) -> String {
+    fn inspect(container: &str, format: &str) -> String {
         let out = Command::new("docker")
             .args(["inspect", "-f", format, container])
             .output()
@@ -246,7 +246,7 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
             let healthy = redis
                 .iter()
                 .chain(&api)
-                .all(|c| s.inspect(c, "{{.State.Health.Status}}") == "healthy");
+                .all(|c| Stack::inspect(c, "{{.State.Health.Status}}") == "healthy");
             healthy.then_some(())
         },
     )
@@ -254,7 +254,7 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
     let workers = s.containers("worker");
     assert_eq!(workers.len(), 2, "deploy.replicas: 2");
     for w in &workers {
-        assert_eq!(s.inspect(w, "{{.State.Status}}"), "running");
+        assert_eq!(Stack::inspect(w, "{{.State.Status}}"), "running");
     }
     s.figure(
         "services healthy (redis, api) and 2 workers running",
@@ -398,7 +398,9 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
     let killed_at = chrono::Utc::now();
     // SIGKILL from outside, as the kernel's OOM killer would: Docker sees the worker die
     // (not a `docker kill`, which counts as a manual stop) and restarts it.
-    let pid: i32 = s.inspect(&container, "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = Stack::inspect(&container, "{{.State.Pid}}")
+        .parse()
+        .unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -409,8 +411,10 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
         "the killed worker restarted",
         Duration::from_secs(60),
         || async {
-            let n: u32 = s.inspect(&container, "{{.RestartCount}}").parse().ok()?;
-            (n >= 1 && s.inspect(&container, "{{.State.Status}}") == "running").then_some(n)
+            let n: u32 = Stack::inspect(&container, "{{.RestartCount}}")
+                .parse()
+                .ok()?;
+            (n >= 1 && Stack::inspect(&container, "{{.State.Status}}") == "running").then_some(n)
         },
     )
     .await;
@@ -513,7 +517,7 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
             let w = s.containers("worker");
             (w.len() == 4
                 && w.iter()
-                    .all(|c| s.inspect(c, "{{.State.Status}}") == "running"))
+                    .all(|c| Stack::inspect(c, "{{.State.Status}}") == "running"))
             .then_some(w)
         },
     )
@@ -540,7 +544,7 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
     let stopped = t.elapsed();
     for w in &workers {
         assert_eq!(
-            s.inspect(w, "{{.State.ExitCode}}"),
+            Stack::inspect(w, "{{.State.ExitCode}}"),
             "0",
             "worker {w} exit code"
         );

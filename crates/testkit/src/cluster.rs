@@ -9,13 +9,19 @@ use tokio::process::{Child, Command};
 
 use crate::{free_port, wait_for, wait_own_redis};
 
+/// One redis-server of the cluster, with its own directory (nodes.conf, data).
+#[derive(Debug)]
 pub struct ClusterNode {
+    /// Its client port (the cluster bus is this + 10000).
     pub port: u16,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
 
+/// A real Redis Cluster on loopback, torn down on drop.
+#[derive(Debug)]
 pub struct RedisCluster {
+    /// Masters first, then their replicas, as `--cluster create` was given them.
     pub nodes: Vec<ClusterNode>,
 }
 
@@ -64,7 +70,7 @@ impl RedisCluster {
                 match wait_own_redis(&mut child, &client, true).await {
                     Ok(()) => break (port, child),
                     Err(status) if attempt < 5 => {
-                        eprintln!("cluster node on port {port} exited ({status}); another port")
+                        eprintln!("cluster node on port {port} exited ({status}); another port");
                     }
                     Err(status) => panic!("cluster node on port {port} exited ({status})"),
                 }

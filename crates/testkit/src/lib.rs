@@ -52,6 +52,7 @@ where
 }
 
 /// A private redis-server, killed (and its directory removed) on drop.
+#[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
@@ -66,12 +67,16 @@ pub struct RedisServer {
 
 /// A test certificate authority and the server certificate it signed (for 127.0.0.1 and
 /// localhost), as PEM files in the server's directory.
+#[derive(Debug)]
 pub struct Tls {
+    /// The CA certificate, for `redis.tls_ca_file`.
     pub ca_file: PathBuf,
+    /// The same certificate, for clients built in the test.
     pub ca_pem: Vec<u8>,
 }
 
 impl RedisServer {
+    /// A plain server, no persistence.
     pub async fn start() -> Self {
         Self::start_with(false).await
     }
@@ -221,6 +226,7 @@ impl RedisServer {
             })
     }
 
+    /// The port it listens on (stable across `restart`).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -235,6 +241,7 @@ impl RedisServer {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
+    /// The CA of a `start_tls` server.
     pub fn tls(&self) -> Option<&Tls> {
         self.tls.as_ref()
     }
@@ -265,6 +272,7 @@ impl RedisServer {
         .expect("redis client")
     }
 
+    /// A connection of the test's own, to look at or change keys directly.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         self.client()
             .get_multiplexed_async_connection()
@@ -356,8 +364,11 @@ pub fn bin_path(name: &str) -> PathBuf {
 }
 
 /// A running errand binary.
+#[derive(Debug)]
 pub struct Proc {
+    /// The process, killed on drop.
     pub child: Child,
+    /// The binary's name, for messages.
     pub name: String,
 }
 
@@ -428,10 +439,12 @@ impl Proc {
         cmd
     }
 
+    /// The process id, to signal it.
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id().expect("running") as i32)
     }
 
+    /// Sends `sig` (SIGTERM for a graceful stop, SIGKILL for a crash).
     pub fn signal(&self, sig: Signal) {
         nix::sys::signal::kill(self.pid(), sig).expect("signal");
     }
@@ -447,7 +460,9 @@ impl Proc {
 }
 
 /// One errand deployment for a test: env shared by its api and workers.
+#[derive(Debug)]
 pub struct Errand {
+    /// `ERRAND__…` settings every process of this deployment gets.
     pub env: Vec<(String, String)>,
     /// 0 until the first api of this deployment reported the port it bound; the apis
     /// started after it (a restart) bind that port again, so clients keep their URL.
@@ -481,6 +496,7 @@ impl Errand {
         }
     }
 
+    /// One more setting for every process (e.g. `ERRAND__WORKER__LEASE_SECS`).
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -494,6 +510,7 @@ impl Errand {
         port
     }
 
+    /// The api's URL, once `spawn_api` has returned.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port())
     }
@@ -540,6 +557,7 @@ impl Errand {
         p
     }
 
+    /// Starts a worker with this deployment's settings and `args`.
     pub fn spawn_worker(&self, args: &[&str]) -> Proc {
         Proc::spawn("errand-worker", args, &self.env)
     }

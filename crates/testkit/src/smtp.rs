@@ -70,7 +70,16 @@ pub struct SmtpSink {
     accept: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for SmtpSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSink")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SmtpSink {
+    /// Listens on a port of its own (bound to 0, so no race with other tests).
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let port = listener.local_addr().expect("addr").port();
@@ -88,6 +97,7 @@ impl SmtpSink {
         }
     }
 
+    /// The port to point `email.smtp.port` at.
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -85,10 +85,10 @@ async fn keys_are_scoped_and_several_work_at_once() {
             ApiKey::new(Scope::Submit, SUBMIT),
             ApiKey::new(Scope::Admin, ADMIN_OLD),
             ApiKey::new(Scope::Admin, ADMIN_NEW),
-        ]
+        ];
     })
     .await;
-    let call = |method: reqwest::Method, path: &str, key: Option<&str>| {
+    let call = |method: Method, path: &str, key: Option<&str>| {
         let mut r = app
             .http
             .request(method, format!("{}{path}", app.base))

@@ -86,7 +86,7 @@ async fn bad_input_on_every_route_is_a_4xx_problem_and_the_api_stays_healthy() {
     );
     let long_id = "a".repeat(129);
 
-    let mut cases: Vec<Case> = Vec::new();
+    let mut cases: Vec<Case<'_>> = Vec::new();
     let json_ct = "application/json";
     for path in ["/v1/tasks", "/v1/tasks/batch"] {
         let p = path.to_owned();

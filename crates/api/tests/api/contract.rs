@@ -570,7 +570,7 @@ async fn every_operations_security_is_what_the_server_enforces() {
         s.api.api_keys = vec![errand_core::settings::ApiKey::new(
             errand_core::settings::Scope::Admin,
             "s3cret",
-        )]
+        )];
     })
     .await;
     let doc = document(&app, "/openapi.json").await;

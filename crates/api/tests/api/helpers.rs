@@ -5,23 +5,23 @@ use errand_core::{Settings, settings::Environment};
 use errand_testkit::RedisServer;
 use serde_json::Value;
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub redis: RedisServer,
     pub prefix: String,
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_on(RedisServer::start().await, tweak).await
+pub(crate) async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(RedisServer::start().await, tweak)
 }
 
 /// The app on a Redis the test started its own way (password, TLS).
-pub async fn spawn_app_on(redis: RedisServer, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) fn spawn_app_on(redis: RedisServer, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
     let mut settings = Settings::load_from(Environment::Local, &dir).expect("settings");
     settings.api.port = 0;
@@ -44,7 +44,7 @@ pub async fn spawn_app_on(redis: RedisServer, tweak: impl FnOnce(&mut Settings))
 }
 
 impl TestApp {
-    pub async fn post_task(&self, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post_task(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/tasks", self.base))
             .json(body)
@@ -53,7 +53,7 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn post_raw(&self, body: &str, content_type: &str) -> reqwest::Response {
+    pub(crate) async fn post_raw(&self, body: &str, content_type: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/tasks", self.base))
             .header("content-type", content_type)
@@ -63,7 +63,7 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
             .send()
@@ -73,7 +73,7 @@ impl TestApp {
 }
 
 /// Asserts a problem+json response with `status`, returning its body.
-pub async fn problem(res: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn problem(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status, "status");
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let body: Value = res.json().await.unwrap();

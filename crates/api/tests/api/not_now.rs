@@ -189,8 +189,7 @@ async fn wrong_credentials_are_503_store_auth_failed() {
     let app = crate::helpers::spawn_app_on(redis, |s| {
         let port = s.redis.url.rsplit(':').next().unwrap().to_owned();
         s.redis.url = format!("redis://:wrong-password@127.0.0.1:{port}");
-    })
-    .await;
+    });
     unavailable(app.get("/readyz").await, "auth-failed").await;
     unavailable(submit(&app).await, "auth-failed").await;
 }

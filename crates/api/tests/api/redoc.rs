@@ -15,7 +15,7 @@ const BUNDLE_ROUTE: &str = "/redoc/redoc.standalone.js";
 
 /// A script file of ReDoc's order of size (hundreds of KB) in a fresh directory; it is
 /// served byte for byte, so its content only has to be recognisable.
-pub fn stand_in_bundle() -> (TempDir, PathBuf, Vec<u8>) {
+pub(crate) fn stand_in_bundle() -> (TempDir, PathBuf, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("redoc.standalone.js");
     let mut js = String::from("window.Redoc = { init: function (spec, options, element) {} };\n");

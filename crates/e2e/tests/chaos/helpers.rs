@@ -284,7 +284,7 @@ impl Driver {
             let a = a.clone();
             async move { (a.load(Ordering::Relaxed) >= n).then_some(()) }
         })
-        .await
+        .await;
     }
 
     /// Stops sending new tasks and returns what was seen.
