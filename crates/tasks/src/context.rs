@@ -183,6 +183,9 @@ mod tests {
         assert!(!f.is(FailureKind::Cancelled));
         assert!(Failure::permanent("cancelled", "stop").is(FailureKind::Cancelled));
         let e = TaskError::from(Failure::permanent("http_status", "404"));
-        assert_eq!((e.kind.as_str(), e.message.as_str()), ("http_status", "404"));
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str()),
+            ("http_status", "404")
+        );
     }
 }

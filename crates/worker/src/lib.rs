@@ -4,6 +4,7 @@
 //! - [`backend`]: one apalis worker per served queue, fed by errand's own apalis backend
 //!   (fetch and claim in one script call).
 //! - [`runner`]: one claimed attempt run, its outcome recorded.
+//! - [`outcome`]: the retry policy: what an ended attempt means for its task (pure).
 //! - [`batch`]: group commit of progress reports and attempt ends.
 //! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
 //! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod leases;
 pub mod maintenance;
 pub mod metrics;
+pub mod outcome;
 pub mod runner;
 pub mod schedules;
 pub mod wake;
