@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use errand_core::{
     Settings, StoreError, TaskStore,
+    shutdown::Shutdown,
     store::{AttemptEnd, Claimed, Outcome, ProgressReport},
     task::Progress,
     telemetry::{self, redis_call},
@@ -36,6 +37,8 @@ pub struct Runner {
     pub running: Running,
     /// Cancelled when the process is shutting down and the grace period ran out.
     pub abandon: CancellationToken,
+    /// Where outcome writes are spawned, so shutdown joins them.
+    pub shutdown: Shutdown,
 }
 
 /// Batched progress reports → recorded.
@@ -45,15 +48,15 @@ pub type Ends = Coalescer<AttemptEnd, bool>;
 
 impl Runner {
     /// The batching progress and finish paths.
-    pub fn coalescers(store: &TaskStore) -> (Reports, Ends) {
+    pub fn coalescers(store: &TaskStore, shutdown: &Shutdown) -> (Reports, Ends) {
         let s = store.clone();
-        let reports = Coalescer::start(move |reports: Vec<ProgressReport>| {
+        let reports = Coalescer::start(shutdown, move |reports: Vec<ProgressReport>| {
             let s = s.clone();
             async move { redis_call("progress", s.progress_many(&reports, Utc::now())).await }
                 .boxed()
         });
         let s = store.clone();
-        let ends = Coalescer::start(move |ends: Vec<AttemptEnd>| {
+        let ends = Coalescer::start(shutdown, move |ends: Vec<AttemptEnd>| {
             let s = s.clone();
             async move { redis_call("finish", s.finish_many(&ends, Utc::now())).await }.boxed()
         });
@@ -126,7 +129,7 @@ impl Runner {
         // JSON logs show the current span's fields only: the finish's lines keep the ids.
         let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome), task_id = %id,
             trace_id = telemetry::current_trace_id().map(tracing::field::display));
-        tokio::spawn(
+        self.shutdown.spawn_work(
             async move {
                 this.end(&record, outcome, progress).await;
                 drop(guard);

@@ -17,7 +17,19 @@ pub fn listen(
     on_connect: impl Fn() + Send + 'static,
     on_message: impl Fn(String) + Send + 'static,
 ) {
-    tokio::spawn(async move {
+    tokio::spawn(subscription(clients, channel, stop, on_connect, on_message));
+}
+
+/// [`listen`]'s loop, for a caller that spawns it where it can be joined
+/// (`errand_core::shutdown`).
+pub fn subscription(
+    clients: Vec<redis::Client>,
+    channel: String,
+    stop: CancellationToken,
+    on_connect: impl Fn() + Send + 'static,
+    on_message: impl Fn(String) + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
         let mut backoff = Duration::from_millis(100);
         let mut turn = 0usize;
         while !stop.is_cancelled() {
@@ -53,5 +65,5 @@ pub fn listen(
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-    });
+    }
 }
