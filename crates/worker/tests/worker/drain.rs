@@ -1,72 +1,13 @@
 //! Tasks submitted through the store, drained by the real worker in-process: how each way an
 //! attempt ends is recorded.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
-use errand_core::{
-    Settings, TaskStore,
-    settings::{Environment, QueueSettings},
-    store::{self, Layout, NewTask, Submitted},
-    task::{TaskId, TaskRecord, TaskState},
-};
+use errand_core::task::TaskState;
 use errand_testkit::RedisServer;
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// The embedded defaults, pointed at `redis`, serving queue `default` with the `chaos`
-/// kind on.
-fn settings(redis: &RedisServer) -> Settings {
-    let mut s = Settings::load_from(Environment::Local, Path::new("/nonexistent"))
-        .expect("the embedded settings load");
-    s.redis.url = redis.url();
-    s.redis.key_prefix = "drain".into();
-    s.tasks.diagnostic_kinds = true;
-    s.worker.queues = vec![QueueSettings {
-        name: "default".into(),
-        concurrency: 4,
-    }];
-    s.worker.metrics_addr = None;
-    s
-}
-
-fn store_for(s: &Settings) -> TaskStore {
-    let conn = store::connect(&s.redis).expect("connect");
-    TaskStore::new(conn, Layout::new(&s.redis.key_prefix))
-}
-
-async fn submit(
-    store: &TaskStore,
-    kind: &str,
-    payload: Value,
-    max_attempts: u32,
-    timeout_secs: Option<u64>,
-) -> TaskId {
-    let id = TaskId::generate();
-    let task = NewTask {
-        id: id.clone(),
-        kind: kind.into(),
-        queue: "default".into(),
-        payload,
-        max_attempts,
-        timeout_secs,
-        result_ttl_secs: 600,
-        run_at: None,
-        callback: None,
-        traceparent: None,
-    };
-    match store.submit(task, Utc::now()).await.expect("submit") {
-        Submitted::Created(_) => id,
-        Submitted::Existing(r) => panic!("a fresh id already existed: {r:?}"),
-    }
-}
-
-async fn record(store: &TaskStore, id: &TaskId) -> TaskRecord {
-    store
-        .get(id)
-        .await
-        .expect("read")
-        .expect("the record exists")
-}
+use crate::support::{record, settings, store_for, submit};
 
 #[tokio::test]
 async fn drain_runs_each_task_to_its_end_and_records_how_it_ended() {

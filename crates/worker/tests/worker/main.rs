@@ -2,3 +2,5 @@
 //! redis-server (see `errand_worker::drain`). One module per area.
 
 mod drain;
+mod shutdown;
+mod support;
