@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
-use errand_core::{Settings, TaskStore, store};
+use errand_core::{Settings, TaskStore, shutdown::Shutdown, store};
 use errand_tasks::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
@@ -15,7 +15,8 @@ use crate::{access, error::ApiError, events::Events, openapi, routes, state::App
 pub struct Application {
     port: u16,
     server: Server,
-    stop: CancellationToken,
+    /// Owns the background loops (the layout migration); actix owns the signals.
+    shutdown: Shutdown,
 }
 
 impl Application {
@@ -27,17 +28,17 @@ impl Application {
         let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
         // An older layout is converted before tasks are served from it; meanwhile reads of
         // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
-        tokio::spawn(migrate_until_done(store.clone()));
+        let shutdown = Shutdown::new(std::time::Duration::from_secs(5));
+        shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work()));
         let catalog = Catalog::new(Limits::from(&settings.tasks));
         let docs = openapi::Documents::build(&catalog, &settings);
         let max_body = settings.api.max_body_bytes;
-        let stop = CancellationToken::new();
         let tutorial = routes::tutorial::Tutorial::new(&settings);
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
         let events = Events::start(
             settings.redis.clients()?,
             store.layout().events_channel(),
-            stop.clone(),
+            shutdown.background(),
         );
         let keys = access::Keys::new(&settings.api.api_keys);
         let ui = crate::ui::Ui::new(&settings);
@@ -116,27 +117,39 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, stop })
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT (actix handles both), then drains in-flight requests.
+    /// Serves until SIGTERM/SIGINT (actix handles both), then drains in-flight requests
+    /// (actix's own grace), then stops and joins the background loops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.stop.cancel();
+        self.shutdown.trigger();
+        self.shutdown
+            .run(std::time::Duration::ZERO, async {}, || {})
+            .await;
         result
     }
 }
 
-/// Runs the layout migration, again after a pause while Redis is unreachable.
-async fn migrate_until_done(store: TaskStore) {
+/// Runs the layout migration, again after a pause while Redis is unreachable, until done
+/// or `stop` (a call in flight is let finish).
+async fn migrate_until_done(store: TaskStore, stop: CancellationToken) {
     let mut pause = std::time::Duration::from_millis(200);
     while let Err(e) = store.migrate().await {
         tracing::warn!(error = %e, "layout migration failed; trying again");
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => return,
+        }
         pause = (pause * 2).min(std::time::Duration::from_secs(5));
     }
 }

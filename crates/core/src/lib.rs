@@ -6,10 +6,12 @@
 //!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
 //! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
 //! - [`settings`]: layered configuration.
+//! - [`shutdown`]: a process's stop in phases, owning every background loop.
 //! - [`telemetry`]: tracing setup.
 
 pub mod schedule;
 pub mod settings;
+pub mod shutdown;
 pub mod store;
 pub mod task;
 pub mod telemetry;

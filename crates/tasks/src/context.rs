@@ -1,6 +1,6 @@
 use std::{fmt, sync::Arc};
 
-use errand_core::task::Progress;
+use errand_core::task::{Progress, TaskError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +82,9 @@ impl fmt::Debug for TaskContext {
 /// A failed attempt, as a task kind reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
+    /// The stored `error.kind`: one of [`FailureKind`]'s names, or one a task kind defines
+    /// (`http_status`, `smtp_transient` …). Free text so that a kind can add categories
+    /// without touching errand; the ones errand itself acts on are typed by [`FailureKind`].
     pub kind: String,
     pub message: String,
     /// False for failures another attempt cannot fix (bad input, a 4xx from a peer).
@@ -103,5 +106,86 @@ impl Failure {
             message: message.into(),
             retryable: false,
         }
+    }
+
+    /// Whether this failure is of errand's kind `kind`: the one place a failure's text is
+    /// matched against a category errand acts on, so the names live in [`FailureKind`].
+    pub fn is(&self, kind: FailureKind) -> bool {
+        self.kind == kind.as_str()
+    }
+}
+
+/// The failure categories errand itself produces or acts on; their names are part of the
+/// API (`error.kind` on a record, the `kind` label of the failure metrics) and must not
+/// change. Task kinds may use them too (`timeout`, `cancelled`), and may add their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The attempt ran past the task's `timeout_secs`.
+    Timeout,
+    /// Stopped on request; with the task's token cancelled this ends the task `cancelled`.
+    Cancelled,
+    /// The task's code panicked (caught, recorded, retried like any retryable failure).
+    Panic,
+    /// The attempt's tokio task was aborted without panicking.
+    Aborted,
+    /// The stored record's payload does not decode.
+    CorruptRecord,
+    /// The output is over `tasks.max_result_bytes`.
+    ResultTooLarge,
+}
+
+impl FailureKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::Panic => "panic",
+            Self::Aborted => "aborted",
+            Self::CorruptRecord => "corrupt_record",
+            Self::ResultTooLarge => "result_too_large",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<FailureKind> for String {
+    fn from(k: FailureKind) -> Self {
+        k.as_str().to_owned()
+    }
+}
+
+/// What a record stores of a failure: its kind and message (retryability was spent on the
+/// retry decision).
+impl From<Failure> for TaskError {
+    fn from(f: Failure) -> Self {
+        Self {
+            kind: f.kind,
+            message: f.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_kinds_match_their_stored_names() {
+        let f = Failure::retryable(FailureKind::Timeout, "slow");
+        assert_eq!(f.kind, "timeout");
+        assert!(f.is(FailureKind::Timeout));
+        assert!(!f.is(FailureKind::Cancelled));
+        assert!(Failure::permanent("cancelled", "stop").is(FailureKind::Cancelled));
+        let e = TaskError::from(Failure::permanent("http_status", "404"));
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str()),
+            ("http_status", "404")
+        );
     }
 }

@@ -12,7 +12,7 @@ pub mod kinds;
 mod services;
 
 pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits};
-pub use context::{Failure, TaskContext};
+pub use context::{Failure, FailureKind, TaskContext};
 
 use std::future::Future;
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use errand_core::StoreError;
+use errand_core::{StoreError, shutdown::Shutdown};
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,13 +22,15 @@ pub struct Coalescer<Q, R> {
 }
 
 impl<Q: Send + 'static, R: Send + 'static> Coalescer<Q, R> {
-    /// Starts the batching task; `flush` answers a batch in order.
+    /// Starts the batching task on `shutdown`'s background loops; `flush` answers a batch in
+    /// order. The task ends once every handle to the coalescer is dropped.
     pub fn start(
+        shutdown: &Shutdown,
         flush: impl Fn(Vec<Q>) -> BoxFuture<'static, Result<Vec<R>, StoreError>> + Send + Sync + 'static,
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Q, Reply<R>)>();
         let flush: Flush<Q, R> = Arc::new(flush);
-        tokio::spawn(async move {
+        shutdown.spawn_background(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -114,7 +116,8 @@ mod tests {
     async fn concurrent_calls_share_batches_and_get_their_own_answers() {
         let flushes = Arc::new(AtomicUsize::new(0));
         let f = flushes.clone();
-        let c = Arc::new(Coalescer::start(move |qs: Vec<u32>| {
+        let shutdown = Shutdown::new(std::time::Duration::from_secs(1));
+        let c = Arc::new(Coalescer::start(&shutdown, move |qs: Vec<u32>| {
             f.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;

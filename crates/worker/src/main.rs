@@ -1,7 +1,7 @@
 //! The errand-worker binary: settings, telemetry, signals; the rest is in the library.
 
 use clap::Parser;
-use errand_core::{Settings, settings::QueueSettings, telemetry};
+use errand_core::{Settings, settings::QueueSettings, shutdown::Shutdown, telemetry};
 
 /// Runs errand tasks from Redis. Settings come from config/ and ERRAND__* variables.
 #[derive(Parser)]
@@ -39,24 +39,11 @@ async fn main() -> anyhow::Result<()> {
         &settings.telemetry,
         std::io::stdout,
     )?;
-    let result = errand_worker::run_until_stopped(settings, shutdown_signal()).await;
+    let shutdown = Shutdown::new(errand_worker::join_deadline(&settings));
+    shutdown.listen_for_signals();
+    let result = errand_worker::run_until_stopped(settings, shutdown).await;
     if let Err(e) = &result {
         tracing::error!(error = ?e, "worker failed");
     }
     result
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -1,4 +1,5 @@
-//! Runs one claimed attempt and records how it ended.
+//! Runs one claimed attempt and records how it ended: run first (to an [`Ended`]), then
+//! decide ([`crate::outcome`], the retry policy, pure), then log and write.
 //!
 //! The apalis handler always succeeds from apalis's point of view: errand owns retries, so
 //! every failure is recorded on errand's record and, if attempts remain, the task waits in
@@ -9,13 +10,13 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use errand_core::{
     Settings, StoreError, TaskStore,
+    shutdown::Shutdown,
     store::{AttemptEnd, Claimed, Outcome, ProgressReport},
-    task::{Progress, TaskError},
+    task::Progress,
     telemetry::{self, redis_call},
 };
-use errand_tasks::{Catalog, Failure, TaskContext};
+use errand_tasks::{Catalog, Failure, FailureKind, TaskContext};
 use futures::FutureExt;
-use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -23,6 +24,7 @@ use tracing::Instrument;
 use crate::{
     batch::{Coalescer, Pending},
     leases::Running,
+    outcome::{Ended, Policy, jitter, outcome},
 };
 
 pub struct Runner {
@@ -35,6 +37,8 @@ pub struct Runner {
     pub running: Running,
     /// Cancelled when the process is shutting down and the grace period ran out.
     pub abandon: CancellationToken,
+    /// Where outcome writes are spawned, so shutdown joins them.
+    pub shutdown: Shutdown,
 }
 
 /// Batched progress reports → recorded.
@@ -44,15 +48,15 @@ pub type Ends = Coalescer<AttemptEnd, bool>;
 
 impl Runner {
     /// The batching progress and finish paths.
-    pub fn coalescers(store: &TaskStore) -> (Reports, Ends) {
+    pub fn coalescers(store: &TaskStore, shutdown: &Shutdown) -> (Reports, Ends) {
         let s = store.clone();
-        let reports = Coalescer::start(move |reports: Vec<ProgressReport>| {
+        let reports = Coalescer::start(shutdown, move |reports: Vec<ProgressReport>| {
             let s = s.clone();
             async move { redis_call("progress", s.progress_many(&reports, Utc::now())).await }
                 .boxed()
         });
         let s = store.clone();
-        let ends = Coalescer::start(move |ends: Vec<AttemptEnd>| {
+        let ends = Coalescer::start(shutdown, move |ends: Vec<AttemptEnd>| {
             let s = s.clone();
             async move { redis_call("finish", s.finish_many(&ends, Utc::now())).await }.boxed()
         });
@@ -71,11 +75,10 @@ impl Runner {
         async move {
             if let Err(reason) = &claimed.payload {
                 // The stored record does not decode: fail that task alone.
-                let err = TaskError {
-                    kind: "corrupt_record".into(),
-                    message: format!("the stored task cannot be read: {reason}"),
-                };
-                self.end(&claimed, Outcome::Failed(err), None).await;
+                let ended = Ended::Corrupt(reason.clone());
+                if let Some(o) = outcome(ended, &claimed, &self.policy(), Utc::now(), jitter()) {
+                    self.end(&claimed, o, None).await;
+                }
                 return;
             }
             self.run_attempt(claimed).await;
@@ -84,34 +87,78 @@ impl Runner {
         .await
     }
 
-    /// Runs one attempt. Returns once the task's own work has ended, and records the outcome
-    /// in the background: the apalis slot is free for the next job while the finish write is
-    /// on its way (it goes out in the next group commit). The running guard, and with it the
-    /// lease renewal and shutdown's wait, lasts until the outcome is recorded, so a crash
-    /// before then still re-runs the task when its lease lapses.
-    async fn run_attempt(self: &Arc<Self>, record: Claimed) {
+    fn policy(&self) -> Policy {
+        Policy {
+            max_result_bytes: self.settings.tasks.max_result_bytes,
+        }
+    }
+
+    /// Runs one attempt, then decides ([`outcome`]). Returns once the task's own work has
+    /// ended, and records the outcome in the background: the apalis slot is free for the
+    /// next job while the finish write is on its way (it goes out in the next group commit).
+    /// The running guard, and with it the lease renewal and shutdown's wait, lasts until the
+    /// outcome is recorded, so a crash before then still re-runs the task when its lease
+    /// lapses.
+    async fn run_attempt(self: &Arc<Self>, mut record: Claimed) {
         let id = record.id.to_string();
-        let attempt = record.attempt;
         let cancel = self.abandon.child_token();
         let guard = self.running.enter(&record.queue, &id, cancel.clone());
-        tracing::info!(kind = %record.kind, attempt, "attempt started");
+        tracing::info!(kind = %record.kind, attempt = record.attempt, "attempt started");
         let metrics = crate::metrics::task(&record.queue, &record.kind);
         metrics.started(record.queued_at);
         let began = std::time::Instant::now();
 
+        let (ended, progress) = self.attempt(&mut record, &cancel).await;
+        let Some(outcome) = outcome(ended, &record, &self.policy(), Utc::now(), jitter()) else {
+            // Shutdown ran out of grace: leave the task running; its lease lapses and another
+            // worker takes it over as a new attempt.
+            tracing::warn!("attempt abandoned at shutdown");
+            return;
+        };
+        metrics.ran(&outcome, began.elapsed());
+        match &outcome {
+            Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
+            Outcome::Retry { error, at, .. } => {
+                tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry")
+            }
+            Outcome::Failed(error) | Outcome::Cancelled(error) => {
+                tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry")
+            }
+        }
+        let this = self.clone();
+        // JSON logs show the current span's fields only: the finish's lines keep the ids.
+        let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome), task_id = %id,
+            trace_id = telemetry::current_trace_id().map(tracing::field::display));
+        self.shutdown.spawn_work(
+            async move {
+                this.end(&record, outcome, progress).await;
+                drop(guard);
+            }
+            .instrument(finish),
+        );
+    }
+
+    /// Runs the task's code on its own tokio task, under its timeout and `cancel`, writing
+    /// its progress meanwhile. Returns how it ended and its last progress (JSON) when newer
+    /// than what is on the record.
+    async fn attempt(
+        &self,
+        record: &mut Claimed,
+        cancel: &CancellationToken,
+    ) -> (Ended, Option<String>) {
+        let (id, attempt) = (record.id.clone(), record.attempt);
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
         let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
-        let mut record = record;
         let payload = std::mem::replace(&mut record.payload, Ok(serde_json::Value::Null));
         let fut = self
             .catalog
             .run(&record.kind, ctx, payload.unwrap_or_default());
         let mut handle = tokio::spawn(fut.in_current_span());
 
-        let limit = record.timeout_secs.map(Duration::from_secs);
+        let limit = record.timeout_secs;
         let deadline = async {
             match limit {
-                Some(l) => tokio::time::sleep(l).await,
+                Some(l) => tokio::time::sleep(Duration::from_secs(l)).await,
                 None => std::future::pending().await,
             }
         };
@@ -122,11 +169,11 @@ impl Runner {
         // The last progress known to be on the record.
         let mut recorded: Option<String> = None;
         let (mut dirty, mut reporting) = (false, true);
-        let ended = loop {
+        let race = loop {
             tokio::select! {
-                j = &mut handle => break Ended::Joined(j),
-                _ = &mut deadline => break Ended::TimedOut,
-                _ = cancel.cancelled() => break Ended::Cancelled,
+                j = &mut handle => break Race::Joined(j),
+                _ = &mut deadline => break Race::TimedOut,
+                _ = cancel.cancelled() => break Race::Cancelled,
                 changed = rx.changed(), if reporting => match changed {
                     Ok(()) => dirty = true,
                     Err(_) => reporting = false,
@@ -157,22 +204,23 @@ impl Runner {
                 }
             }
         };
-        let outcome: Result<serde_json::Value, Failure> = match ended {
-            Ended::Joined(j) => joined(j),
-            Ended::TimedOut => {
+        let ended = match race {
+            Race::Joined(Ok(Ok(result))) => Ended::Returned(result),
+            // The task noticed the cancel it was asked for.
+            Race::Joined(Ok(Err(f))) if f.is(FailureKind::Cancelled) && cancel.is_cancelled() => {
+                Ended::Cancelled(f.message)
+            }
+            Race::Joined(Ok(Err(f))) => Ended::Failed(f),
+            Race::Joined(Err(e)) if e.is_panic() => Ended::Panicked(panic_message(e.into_panic())),
+            Race::Joined(Err(_)) => Ended::Aborted,
+            Race::TimedOut => {
                 cancel.cancel();
                 stop(&mut handle).await;
-                Err(Failure::retryable(
-                    "timeout",
-                    format!(
-                        "attempt ran longer than {} s",
-                        limit.unwrap_or_default().as_secs()
-                    ),
-                ))
+                Ended::TimedOut(limit.unwrap_or_default())
             }
-            Ended::Cancelled => {
+            Race::Cancelled => {
                 stop(&mut handle).await;
-                Err(Failure::permanent("cancelled", "cancelled by request"))
+                Ended::Cancelled("cancelled by request".into())
             }
         };
         // The last progress goes with the terminal write instead of before it (one round
@@ -183,73 +231,10 @@ impl Runner {
             .as_ref()
             .and_then(|p| serde_json::to_string(p).ok())
             .filter(|latest| recorded.as_ref() != Some(latest));
-
         if self.abandon.is_cancelled() {
-            // Shutdown ran out of grace: leave the task running; its lease lapses and another
-            // worker takes it over as a new attempt.
-            tracing::warn!("attempt abandoned at shutdown");
-            return;
+            return (Ended::Abandoned, progress);
         }
-        let now = Utc::now();
-        let outcome = match outcome {
-            Err(f) if f.kind == "cancelled" && cancel.is_cancelled() => {
-                Outcome::Cancelled(TaskError {
-                    kind: f.kind,
-                    message: f.message,
-                })
-            }
-            Ok(result) => {
-                let size = result.to_string().len();
-                if size > self.settings.tasks.max_result_bytes {
-                    Outcome::Failed(TaskError {
-                        kind: "result_too_large".into(),
-                        message: format!(
-                            "result is {size} bytes; the limit is {} (tasks.max_result_bytes)",
-                            self.settings.tasks.max_result_bytes
-                        ),
-                    })
-                } else {
-                    Outcome::Succeeded(result)
-                }
-            }
-            Err(f) => {
-                let error = TaskError {
-                    kind: f.kind.clone(),
-                    message: f.message.clone(),
-                };
-                if f.retryable && attempt < record.max_attempts {
-                    let delay = backoff(attempt);
-                    Outcome::Retry {
-                        error,
-                        delay,
-                        at: now + delay,
-                    }
-                } else {
-                    Outcome::Failed(error)
-                }
-            }
-        };
-        metrics.ran(&outcome, began.elapsed());
-        match &outcome {
-            Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
-            Outcome::Retry { error, at, .. } => {
-                tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry")
-            }
-            Outcome::Failed(error) | Outcome::Cancelled(error) => {
-                tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry")
-            }
-        }
-        let this = self.clone();
-        // JSON logs show the current span's fields only: the finish's lines keep the ids.
-        let finish = tracing::info_span!("finish", outcome = outcome_name(&outcome), task_id = %id,
-            trace_id = telemetry::current_trace_id().map(tracing::field::display));
-        tokio::spawn(
-            async move {
-                this.end(&record, outcome, progress).await;
-                drop(guard);
-            }
-            .instrument(finish),
-        );
+        (ended, progress)
     }
 
     async fn end(&self, record: &Claimed, outcome: Outcome, progress: Option<String>) {
@@ -311,20 +296,11 @@ fn outcome_name(o: &Outcome) -> &'static str {
     }
 }
 
-enum Ended {
+/// What the attempt's select saw first.
+enum Race {
     Joined(Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>),
     TimedOut,
     Cancelled,
-}
-
-fn joined(
-    j: Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>,
-) -> Result<serde_json::Value, Failure> {
-    match j {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Failure::retryable("panic", panic_message(e.into_panic()))),
-        Err(_) => Err(Failure::retryable("aborted", "the attempt was aborted")),
-    }
 }
 
 /// Gives a task whose token was cancelled a moment to stop on its own, then aborts it at its
@@ -341,15 +317,6 @@ async fn stop(handle: &mut tokio::task::JoinHandle<Result<serde_json::Value, Fai
 /// How long a cancelled task may take to notice before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(300);
 
-/// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 min, each scaled by a
-/// random factor in [0.5, 1.0) so a burst of failures does not retry in lockstep.
-pub fn backoff(attempt: u32) -> chrono::Duration {
-    let base = 1000u64.saturating_mul(1 << attempt.saturating_sub(1).min(20));
-    let capped = base.min(300_000) as f64;
-    let jittered = capped * rand::rng().random_range(0.5..1.0);
-    chrono::Duration::milliseconds(jittered as i64)
-}
-
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         format!("task panicked: {s}")
@@ -357,25 +324,5 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         format!("task panicked: {s}")
     } else {
         "task panicked".into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_exponentially_with_bounded_jitter() {
-        for (attempt, lo, hi) in [
-            (1, 500, 1000),
-            (2, 1000, 2000),
-            (4, 4000, 8000),
-            (30, 150_000, 300_000),
-        ] {
-            for _ in 0..50 {
-                let ms = backoff(attempt).num_milliseconds();
-                assert!((lo..hi).contains(&ms), "attempt {attempt}: {ms} ms");
-            }
-        }
     }
 }

@@ -17,8 +17,8 @@ use std::{
     time::Duration,
 };
 
+use errand_core::shutdown::Shutdown;
 use futures::{Stream, task::AtomicWaker};
-use tokio_util::sync::CancellationToken;
 
 /// A coalescing wake signal: any number of signals before the next poll yield one item.
 #[derive(Clone, Default)]
@@ -47,17 +47,19 @@ impl Stream for Wake {
     }
 }
 
-/// Feeds `wake` from the queue's wake channel and a fallback interval until `stop`.
+/// Feeds `wake` from the queue's wake channel and a fallback interval until the process
+/// stops taking work; both loops are the shutdown's work loops.
 pub fn spawn(
+    shutdown: &Shutdown,
     client: Vec<redis::Client>,
     channel: String,
     fallback: Duration,
     wake: Wake,
-    stop: CancellationToken,
 ) {
+    let stop = shutdown.work();
     let w = wake.clone();
     let s = stop.clone();
-    tokio::spawn(async move {
+    shutdown.spawn_work(async move {
         let mut tick = tokio::time::interval(fallback);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -68,13 +70,13 @@ pub fn spawn(
         }
     });
     let on_connect = wake.clone();
-    errand_core::store::listen(
+    shutdown.spawn_work(errand_core::store::subscription(
         client,
         channel,
         stop,
         move || on_connect.signal(),
         move |_| wake.signal(),
-    );
+    ));
 }
 
 #[cfg(test)]

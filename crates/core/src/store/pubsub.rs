@@ -17,41 +17,51 @@ pub fn listen(
     on_connect: impl Fn() + Send + 'static,
     on_message: impl Fn(String) + Send + 'static,
 ) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        let mut turn = 0usize;
-        while !stop.is_cancelled() {
-            let Some(client) = clients.get(turn % clients.len().max(1)) else {
-                tracing::error!(%channel, "no Redis to subscribe on");
-                return;
-            };
-            turn += 1;
-            match client.get_async_pubsub().await {
-                Ok(mut ps) => match ps.subscribe(&channel).await {
-                    Ok(()) => {
-                        backoff = Duration::from_millis(100);
-                        on_connect();
-                        let mut messages = ps.on_message();
-                        loop {
-                            tokio::select! {
-                                m = messages.next() => match m {
-                                    Some(m) => on_message(m.get_payload().unwrap_or_default()),
-                                    None => break,
-                                },
-                                _ = stop.cancelled() => return,
-                            }
+    tokio::spawn(subscription(clients, channel, stop, on_connect, on_message));
+}
+
+/// [`listen`]'s loop, for a caller that spawns it where it can be joined
+/// (`errand_core::shutdown`).
+pub async fn subscription(
+    clients: Vec<redis::Client>,
+    channel: String,
+    stop: CancellationToken,
+    on_connect: impl Fn() + Send + 'static,
+    on_message: impl Fn(String) + Send + 'static,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut turn = 0usize;
+    while !stop.is_cancelled() {
+        let Some(client) = clients.get(turn % clients.len().max(1)) else {
+            tracing::error!(%channel, "no Redis to subscribe on");
+            return;
+        };
+        turn += 1;
+        match client.get_async_pubsub().await {
+            Ok(mut ps) => match ps.subscribe(&channel).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    on_connect();
+                    let mut messages = ps.on_message();
+                    loop {
+                        tokio::select! {
+                            m = messages.next() => match m {
+                                Some(m) => on_message(m.get_payload().unwrap_or_default()),
+                                None => break,
+                            },
+                            _ = stop.cancelled() => return,
                         }
-                        tracing::warn!(%channel, "subscription dropped; resubscribing");
                     }
-                    Err(e) => tracing::warn!(%channel, error = %e, "cannot subscribe"),
-                },
-                Err(e) => tracing::warn!(%channel, error = %e, "cannot open pub/sub connection"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::warn!(%channel, "subscription dropped; resubscribing");
+                }
+                Err(e) => tracing::warn!(%channel, error = %e, "cannot subscribe"),
+            },
+            Err(e) => tracing::warn!(%channel, error = %e, "cannot open pub/sub connection"),
         }
-    });
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }

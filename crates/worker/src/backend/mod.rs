@@ -13,8 +13,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{task::data::Data, worker::builder::WorkerBuilder};
-use errand_core::settings::QueueSettings;
-use tokio_util::sync::CancellationToken;
+use errand_core::{settings::QueueSettings, shutdown::Shutdown};
 
 pub use self::{
     slots::{SlotGuard, Slots},
@@ -39,7 +38,7 @@ async fn handle(d: Delivery, ctx: Data<Ctx>) -> Result<(), Infallible> {
     Ok(())
 }
 
-/// Serves queue `queue` until `stop`. Returns `Err` if the apalis worker ended on its own,
+/// Serves queue `queue` until the process stops taking work. Returns `Err` if the apalis worker ended on its own,
 /// which nothing in errand's backend can cause; the process then shuts down rather than
 /// serve fewer queues than it says.
 pub async fn serve_queue(
@@ -47,17 +46,18 @@ pub async fn serve_queue(
     client: Vec<redis::Client>,
     worker_name: String,
     queue: QueueSettings,
-    stop: CancellationToken,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    let stop = shutdown.work();
     let settings = runner.settings.clone();
     let layout = runner.store.layout().clone();
     let wake = Wake::default();
     wake::spawn(
+        shutdown,
         client,
         layout.wake_channel(&queue.name),
         settings.worker.poll_interval(),
         wake.clone(),
-        stop.clone(),
     );
     let backend = ErrandBackend::new(
         runner.store.clone(),

@@ -1,5 +1,7 @@
-//! Firing periodic schedules: errand's Celery Beat, run by every worker process rather than
-//! by one beat process that would have to be kept single and alive.
+//! The scheduler: the loop that fires due periodic schedules. errand's Celery Beat, run by
+//! every worker process rather than by one beat process that would have to be kept single
+//! and alive. (Schedules themselves: `errand_core::schedule`; their store operations:
+//! `errand_core::store::schedules`.)
 //!
 //! Each process looks for due ticks at the earliest tick it knows of, and at least every
 //! `schedules.poll_ms` (a schedule created meanwhile may be due sooner). Any number of

@@ -1,0 +1,225 @@
+//! One worker process: every loop it runs, started on a [`Shutdown`] (none detached), and
+//! its stop in the shutdown's phases.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use errand_core::{
+    Settings, TaskStore,
+    shutdown::Shutdown,
+    store::{self, WorkerInfo, WorkerQueue},
+};
+use errand_tasks::{Catalog, Limits};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    backend, host_name, leases, leases::Running, maintenance, metrics, process_name,
+    runner::Runner, scheduler, webhooks,
+};
+
+/// A started worker: its loops run on the shutdown's trackers.
+pub(crate) struct Worker {
+    settings: Settings,
+    pub(crate) store: TaskStore,
+    pub(crate) running: Running,
+    me: WorkerInfo,
+    /// Read by the lease thread's heartbeat.
+    stopping: Arc<AtomicBool>,
+    /// Served queue loops: phase 2 waits for them (each ends once its in-flight attempts
+    /// have).
+    served: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancelled when a served queue ended on its own.
+    failed: CancellationToken,
+}
+
+impl Worker {
+    /// Migrates the layout, then starts every loop on `shutdown`.
+    pub(crate) async fn start(settings: Settings, shutdown: &Shutdown) -> anyhow::Result<Self> {
+        for q in &settings.worker.queues {
+            metrics::serve(&q.name, q.concurrency);
+        }
+        let conn = store::connect(&settings.redis)?;
+        let layout = store::Layout::new(&settings.redis.key_prefix);
+        let store = TaskStore::new(conn, layout);
+        let clients = settings.redis.clients()?;
+        // An older layout is converted before any of its tasks is fetched.
+        let mut pause = Duration::from_millis(200);
+        while let Err(e) = store.migrate().await {
+            tracing::warn!(error = %e, "layout migration failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        let catalog = Catalog::new(Limits::from(&settings.tasks));
+        let catalog = catalog.with_email(settings.email.clone());
+        let name = process_name();
+        let running = Running::default();
+
+        let me = WorkerInfo {
+            name: name.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+            queues: settings
+                .worker
+                .queues
+                .iter()
+                .map(|q| WorkerQueue {
+                    name: q.name.clone(),
+                    concurrency: q.concurrency,
+                })
+                .collect(),
+            running: 0,
+            running_ids: Vec::new(),
+            stopping: false,
+            started_at: chrono::Utc::now(),
+            last_seen: chrono::Utc::now(),
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        shutdown.join_thread_in_background(leases::spawn(
+            settings.clone(),
+            running.clone(),
+            me.clone(),
+            stopping.clone(),
+            shutdown.background(),
+        )?);
+        // A cancel of a running task reaches the process running it at once.
+        let cancels = running.clone();
+        shutdown.spawn_background(store::subscription(
+            clients.clone(),
+            store.layout().cancel_channel(),
+            shutdown.background(),
+            || {},
+            move |id| {
+                if cancels.cancel(&id) {
+                    tracing::info!(task_id = %id, "cancel requested; stopping task");
+                }
+            },
+        ));
+        let queues: Vec<String> = settings
+            .worker
+            .queues
+            .iter()
+            .map(|q| q.name.clone())
+            .collect();
+        shutdown.spawn_work(webhooks::run(
+            store.clone(),
+            settings.webhooks.clone(),
+            queues,
+            shutdown.work(),
+        ));
+        shutdown.spawn_background(maintenance::run(
+            store.clone(),
+            Duration::from_millis(250),
+            shutdown.background(),
+        ));
+
+        let (reports, ends) = Runner::coalescers(&store, shutdown);
+        shutdown.spawn_work(scheduler::run(
+            store.clone(),
+            settings.schedules.clone(),
+            shutdown.work(),
+        ));
+        let runner = Arc::new(Runner {
+            store: store.clone(),
+            reports,
+            ends,
+            catalog,
+            settings: settings.clone(),
+            running: running.clone(),
+            abandon: shutdown.abandon(),
+            shutdown: shutdown.clone(),
+        });
+        let failed = CancellationToken::new();
+        let mut served = Vec::new();
+        for q in &settings.worker.queues {
+            let (runner, client, name, q, shutdown_, failed) = (
+                runner.clone(),
+                clients.clone(),
+                name.clone(),
+                q.clone(),
+                shutdown.clone(),
+                failed.clone(),
+            );
+            served.push(shutdown.spawn_work(async move {
+                if let Err(e) = backend::serve_queue(runner, client, name, q, &shutdown_).await {
+                    tracing::error!(error = %e, "a queue stopped being served; shutting down");
+                    failed.cancel();
+                    shutdown_.trigger();
+                }
+            }));
+        }
+        tracing::info!(worker = %name, queues = ?settings.worker.queues.iter().map(|q| &q.name).collect::<Vec<_>>(), "worker started");
+        Ok(Self {
+            settings,
+            store,
+            running,
+            me,
+            stopping,
+            served,
+            failed,
+        })
+    }
+
+    /// Waits for the stop to be requested, then runs its phases ([`Shutdown::run`]).
+    pub(crate) async fn stop(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self {
+            settings,
+            store,
+            running,
+            me,
+            stopping,
+            served,
+            failed,
+        } = self;
+        shutdown.requested().await;
+        tracing::info!(
+            running = running.len(),
+            "shutdown requested: no new tasks; finishing running ones"
+        );
+        let drained = async {
+            // Say so at once (the lease thread repeats it on each beat), so operators and
+            // tests see the drain start.
+            stopping.store(true, Ordering::Relaxed);
+            let mut last = me;
+            last.stopping = true;
+            last.running = running.len();
+            last.running_ids = running
+                .ids()
+                .into_iter()
+                .take(100)
+                .map(|(_, id)| id)
+                .collect();
+            last.last_seen = chrono::Utc::now();
+            let beat_ttl = (settings.worker.lease() / 4 * 4).max(Duration::from_secs(5));
+            if let Err(e) = store.heartbeat(&last, beat_ttl).await {
+                tracing::debug!(error = %e, "stopping heartbeat not recorded");
+            }
+            for s in served {
+                let _ = s.await;
+            }
+            while !running.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let on_abandon = || {
+            tracing::warn!(
+                abandoned = running.len(),
+                "grace period over; abandoning running tasks to other workers"
+            )
+        };
+        // Attempts in flight finish (each within webhooks.timeout_ms) and record their
+        // outcome before the background loops stop.
+        shutdown
+            .run(settings.worker.shutdown_grace(), drained, on_abandon)
+            .await;
+        tracing::info!("worker stopped");
+        if failed.is_cancelled() {
+            anyhow::bail!("a served queue's worker ended on its own");
+        }
+        Ok(())
+    }
+}
