@@ -12,6 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{access, error::ApiError, events::Events, openapi, routes, state::AppState};
 
+/// The api, built and bound but not yet serving: tests bind port 0 and read `port` first.
 pub struct Application {
     port: u16,
     server: Server,
@@ -19,7 +20,17 @@ pub struct Application {
     shutdown: Shutdown,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Application {
+    /// Checks the access settings, binds the listener, connects (lazily) to Redis and
+    /// starts the background loops; fails on settings that cannot work.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check_api_access()?;
         let listener = TcpListener::bind((settings.api.host.as_str(), settings.api.port))?;
@@ -124,6 +135,7 @@ impl Application {
         })
     }
 
+    /// The port the listener is bound to (the one the OS picked for port 0).
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -79,7 +79,7 @@ impl Shutdown {
 
     /// Resolves once the stop was requested.
     pub async fn requested(&self) {
-        self.requested.cancelled().await
+        self.requested.cancelled().await;
     }
 
     /// Cancelled at phase 1: loops that take new work stop taking it.

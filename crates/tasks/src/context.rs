@@ -43,10 +43,12 @@ impl TaskContext {
         &self.services
     }
 
+    /// The task's id (for logs, or an idempotency key towards other systems).
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// Which attempt this is, 1 for the first: a kind may behave differently on a retry.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -62,9 +64,10 @@ impl TaskContext {
 
     /// Resolves when the task was cancelled (by a client, by its timeout, or by shutdown).
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        self.cancel.cancelled().await;
     }
 
+    /// Whether [`cancelled`](Self::cancelled) has resolved: for loops that poll.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
@@ -86,12 +89,14 @@ pub struct Failure {
     /// (`http_status`, `smtp_transient` …). Free text so that a kind can add categories
     /// without touching errand; the ones errand itself acts on are typed by [`FailureKind`].
     pub kind: String,
+    /// For people: what went wrong.
     pub message: String,
     /// False for failures another attempt cannot fix (bad input, a 4xx from a peer).
     pub retryable: bool,
 }
 
 impl Failure {
+    /// A failure another attempt may not meet (a timeout of a peer, a 5xx, a dropped link).
     pub fn retryable(kind: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),
@@ -100,6 +105,7 @@ impl Failure {
         }
     }
 
+    /// A failure every attempt would meet: the task fails at once, attempts left or not.
     pub fn permanent(kind: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),

@@ -17,14 +17,14 @@ type Reply<R> = oneshot::Sender<Result<R, StoreError>>;
 type Flush<Q, R> =
     Arc<dyn Fn(Vec<Q>) -> BoxFuture<'static, Result<Vec<R>, StoreError>> + Send + Sync>;
 
-pub struct Coalescer<Q, R> {
+pub(crate) struct Coalescer<Q, R> {
     tx: mpsc::UnboundedSender<(Q, Reply<R>)>,
 }
 
 impl<Q: Send + 'static, R: Send + 'static> Coalescer<Q, R> {
     /// Starts the batching task on `shutdown`'s background loops; `flush` answers a batch in
     /// order. The task ends once every handle to the coalescer is dropped.
-    pub fn start(
+    pub(crate) fn start(
         shutdown: &Shutdown,
         flush: impl Fn(Vec<Q>) -> BoxFuture<'static, Result<Vec<R>, StoreError>> + Send + Sync + 'static,
     ) -> Self {
@@ -67,13 +67,13 @@ impl<Q: Send + 'static, R: Send + 'static> Coalescer<Q, R> {
         Self { tx }
     }
 
-    pub async fn call(&self, q: Q) -> Result<R, StoreError> {
+    pub(crate) async fn call(&self, q: Q) -> Result<R, StoreError> {
         self.send(q).await
     }
 
     /// Queues `q` for the next batch at once; its answer arrives on the returned future,
     /// which the caller may also drop.
-    pub fn send(&self, q: Q) -> Pending<R> {
+    pub(crate) fn send(&self, q: Q) -> Pending<R> {
         let (reply, rx) = oneshot::channel();
         let queued = self.tx.send((q, reply)).is_ok();
         Pending { rx, queued }
@@ -81,7 +81,7 @@ impl<Q: Send + 'static, R: Send + 'static> Coalescer<Q, R> {
 }
 
 /// The answer to a call queued with [`Coalescer::send`].
-pub struct Pending<R> {
+pub(crate) struct Pending<R> {
     rx: oneshot::Receiver<Result<R, StoreError>>,
     queued: bool,
 }

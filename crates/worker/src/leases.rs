@@ -25,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 /// Tasks this process is running, with the token that cancels each.
 #[derive(Clone, Default)]
 /// Task id -> (its queue, its cancel token).
-pub struct Running(Arc<Mutex<HashMap<String, (String, CancellationToken)>>>);
+pub(crate) struct Running(Arc<Mutex<HashMap<String, (String, CancellationToken)>>>);
 
 impl Running {
     /// Registers a task; the guard removes it (and so stops renewing its lease) on drop.
-    pub fn enter(&self, queue: &str, id: &str, cancel: CancellationToken) -> RunningGuard {
+    pub(crate) fn enter(&self, queue: &str, id: &str, cancel: CancellationToken) -> RunningGuard {
         self.lock()
             .insert(id.to_owned(), (queue.to_owned(), cancel));
         RunningGuard {
@@ -39,23 +39,23 @@ impl Running {
     }
 
     /// (queue, id) of every task running here: leases are renewed per queue.
-    pub fn ids(&self) -> Vec<(String, String)> {
+    pub(crate) fn ids(&self) -> Vec<(String, String)> {
         self.lock()
             .iter()
             .map(|(id, (q, _))| (q.clone(), id.clone()))
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Cancels the local run of task `id`, if this process is running it.
-    pub fn cancel(&self, id: &str) -> bool {
+    pub(crate) fn cancel(&self, id: &str) -> bool {
         self.lock().get(id).map(|(_, t)| t.cancel()).is_some()
     }
 
@@ -64,7 +64,7 @@ impl Running {
     }
 }
 
-pub struct RunningGuard {
+pub(crate) struct RunningGuard {
     running: Running,
     id: String,
 }
@@ -77,7 +77,7 @@ impl Drop for RunningGuard {
 
 /// Starts the renewal thread; it ends when `stop` is cancelled. `me` describes this process
 /// for its heartbeat.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: Settings,
     running: Running,
     me: WorkerInfo,
@@ -122,7 +122,7 @@ pub fn spawn(
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, tasks = ids.len(), "lease renewal failed")
+                            tracing::warn!(error = %e, tasks = ids.len(), "lease renewal failed");
                         }
                     }
                     me.running = ids.len();
@@ -139,6 +139,6 @@ pub fn spawn(
                     }
                 }
                 let _ = store.worker_gone(&me.name).await;
-            })
+            });
         })
 }

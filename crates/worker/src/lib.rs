@@ -1,36 +1,36 @@
 //! errand-worker: runs queued tasks.
 //!
 //! # Layout
-//! - [`backend`]: one apalis worker per served queue, fed by errand's own apalis backend
+//! - `backend`: one apalis worker per served queue, fed by errand's own apalis backend
 //!   (fetch and claim in one script call).
-//! - [`runner`]: one claimed attempt run, its outcome recorded.
-//! - [`outcome`]: the retry policy: what an ended attempt means for its task (pure).
-//! - [`batch`]: group commit of progress reports and attempt ends.
-//! - [`leases`]: leases on running tasks, renewed from a dedicated thread.
-//! - [`wake`]: wake-ups on submit (pub/sub) with a fallback tick.
-//! - [`maintenance`]: due and orphaned tasks re-queued, expired ids dropped.
-//! - [`scheduler`]: due schedules fired, each tick exactly once across all workers.
-//! - [`webhooks`]: completion webhooks of the served queues delivered, signed, with retries.
+//! - `runner`: one claimed attempt run, its outcome recorded.
+//! - `outcome`: the retry policy: what an ended attempt means for its task (pure).
+//! - `batch`: group commit of progress reports and attempt ends.
+//! - `leases`: leases on running tasks, renewed from a dedicated thread.
+//! - `wake`: wake-ups on submit (pub/sub) with a fallback tick.
+//! - `maintenance`: due and orphaned tasks re-queued, expired ids dropped.
+//! - `scheduler`: due schedules fired, each tick exactly once across all workers.
+//! - `webhooks`: completion webhooks of the served queues delivered, signed, with retries.
 //! - `process`: one worker process: every loop started on a [`Shutdown`], stopped in its
 //!   phases.
 //! - `drain`: [`drain()`], the same worker run in-process until its queues are idle (for tests).
-//! - [`metrics`]: the Prometheus listener (`worker.metrics_addr`) and what it counts.
+//! - `metrics`: the Prometheus listener (`worker.metrics_addr`) and what it counts.
 //!
 //! [`run_until_stopped`] runs the worker and stops it in [`Shutdown`]'s phases; [`drain()`]
 //! runs it in-process until its queues are idle (for tests).
 
-pub mod backend;
-pub mod batch;
+mod backend;
+mod batch;
 mod drain;
-pub mod leases;
-pub mod maintenance;
-pub mod metrics;
-pub mod outcome;
+mod leases;
+mod maintenance;
+mod metrics;
+mod outcome;
 mod process;
-pub mod runner;
-pub mod scheduler;
-pub mod wake;
-pub mod webhooks;
+mod runner;
+mod scheduler;
+mod wake;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ pub use crate::drain::{DrainReport, drain};
 use crate::process::Worker;
 
 /// A name unique to this process start: host, pid and a ULID.
-pub fn process_name() -> String {
+pub(crate) fn process_name() -> String {
     format!(
         "{}:{}:{}",
         host_name(),

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 const SLICE: usize = 500;
 
-pub async fn run(store: TaskStore, every: Duration, stop: CancellationToken) {
+pub(crate) async fn run(store: TaskStore, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

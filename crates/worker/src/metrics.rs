@@ -30,7 +30,7 @@ const BUCKETS: &[f64] = &[
 static INSTALLED: OnceLock<SocketAddr> = OnceLock::new();
 
 #[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
+pub(crate) enum MetricsError {
     #[error("worker.metrics_addr `{0}` is not host:port with an IP address")]
     Addr(String),
     #[error("worker.metrics_addr {addr}: cannot serve metrics: {source}")]
@@ -42,7 +42,7 @@ pub enum MetricsError {
 
 /// Starts the `/metrics` listener and installs the recorder. Once per process: a second call
 /// (several workers in one test process) keeps the first listener.
-pub fn install(addr: &str) -> Result<(), MetricsError> {
+pub(crate) fn install(addr: &str) -> Result<(), MetricsError> {
     let addr: SocketAddr = addr.parse().map_err(|_| MetricsError::Addr(addr.into()))?;
     if INSTALLED.get().is_some() {
         return Ok(());
@@ -121,7 +121,7 @@ fn describe() {
 }
 
 /// The handles of one (queue, kind).
-pub struct TaskMetrics {
+pub(crate) struct TaskMetrics {
     started: Counter,
     succeeded: Counter,
     failed: Counter,
@@ -160,7 +160,7 @@ impl TaskMetrics {
     }
 
     /// An attempt started now; `queued_at` is when its task entered the queue.
-    pub fn started(&self, queued_at: Option<DateTime<Utc>>) {
+    pub(crate) fn started(&self, queued_at: Option<DateTime<Utc>>) {
         self.started.increment(1);
         if let Some(at) = queued_at {
             let waited = (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -169,12 +169,12 @@ impl TaskMetrics {
     }
 
     /// The attempt's work ended after `ran` with `outcome` (recorded or not).
-    pub fn ran(&self, outcome: &Outcome, ran: Duration) {
+    pub(crate) fn ran(&self, outcome: &Outcome, ran: Duration) {
         self.run[outcome_index(outcome)].record(ran.as_secs_f64());
     }
 
     /// The outcome is on the record: the task's state changed because of this worker.
-    pub fn recorded(&self, outcome: &Outcome) {
+    pub(crate) fn recorded(&self, outcome: &Outcome) {
         match outcome {
             Outcome::Succeeded(_) => &self.succeeded,
             Outcome::Failed(_) => &self.failed,
@@ -190,7 +190,7 @@ static TASKS: LazyLock<RwLock<HashMap<Key, Arc<TaskMetrics>>>> = LazyLock::new(D
 
 /// The handles of `queue` and `kind` (kinds come from the catalog and queues from the
 /// worker's configuration, so the set is bounded).
-pub fn task(queue: &str, kind: &str) -> Arc<TaskMetrics> {
+pub(crate) fn task(queue: &str, kind: &str) -> Arc<TaskMetrics> {
     let key = (queue.to_owned(), kind.to_owned());
     if let Some(m) = TASKS.read().ok().and_then(|m| m.get(&key).cloned()) {
         return m;
@@ -203,14 +203,14 @@ pub fn task(queue: &str, kind: &str) -> Arc<TaskMetrics> {
 }
 
 /// Per-queue slot gauges of this process.
-pub struct Slots {
+pub(crate) struct Slots {
     busy: Gauge,
 }
 
 static SLOTS: LazyLock<RwLock<HashMap<String, Arc<Slots>>>> = LazyLock::new(Default::default);
 
 /// Says this process serves `queue` with `concurrency` slots.
-pub fn serve(queue: &str, concurrency: usize) {
+pub(crate) fn serve(queue: &str, concurrency: usize) {
     gauge!("errand_worker_slots", "queue" => queue.to_owned()).set(concurrency as f64);
     slots(queue);
 }
@@ -229,9 +229,9 @@ fn slots(queue: &str) -> Arc<Slots> {
 }
 
 /// Holds one busy slot of `queue` while alive.
-pub struct Busy(Arc<Slots>);
+pub(crate) struct Busy(Arc<Slots>);
 
-pub fn busy(queue: &str) -> Busy {
+pub(crate) fn busy(queue: &str) -> Busy {
     let s = slots(queue);
     s.busy.increment(1.0);
     Busy(s)
@@ -244,11 +244,11 @@ impl Drop for Busy {
 }
 
 /// Running tasks of lost workers this process's upkeep put back in their queue.
-pub fn recovered(n: usize) {
+pub(crate) fn recovered(n: usize) {
     counter!("errand_tasks_recovered_total").increment(n as u64);
 }
 
 /// Schedule ticks this process fired.
-pub fn schedules_fired(n: usize) {
+pub(crate) fn schedules_fired(n: usize) {
     counter!("errand_schedules_fired_total").increment(n as u64);
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// How an attempt ended, before any policy is applied.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The stored payload does not decode; the attempt never started.
     Corrupt(String),
     /// The task's code returned its output.
@@ -36,7 +36,7 @@ pub enum Ended {
 
 /// The settings the decision depends on.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `tasks.max_result_bytes`: a larger output fails the task.
     pub max_result_bytes: usize,
 }
@@ -47,10 +47,10 @@ pub struct Policy {
 ///
 /// Retryable failures, timeouts and panics are retried while attempts remain; a cancel,
 /// a permanent failure, a corrupt record and an oversized result end the task at once.
-pub fn outcome(
+pub(crate) fn outcome(
     ended: Ended,
     claimed: &Claimed,
-    policy: &Policy,
+    policy: Policy,
     now: DateTime<Utc>,
     jitter: f64,
 ) -> Option<Outcome> {
@@ -111,14 +111,14 @@ fn error(kind: FailureKind, message: String) -> TaskError {
 /// Exponential backoff: about 1 s, 2 s, 4 s … capped at 5 min, each scaled by `jitter` (a
 /// random factor in [0.5, 1.0) in production) so a burst of failures does not retry in
 /// lockstep.
-pub fn backoff(attempt: u32, jitter: f64) -> chrono::Duration {
+pub(crate) fn backoff(attempt: u32, jitter: f64) -> chrono::Duration {
     let base = 1000u64.saturating_mul(1 << attempt.saturating_sub(1).min(20));
     let capped = base.min(300_000) as f64;
     chrono::Duration::milliseconds((capped * jitter) as i64)
 }
 
 /// A jitter factor for [`outcome`] and [`backoff`], in [0.5, 1.0).
-pub fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     use rand::Rng;
     rand::rng().random_range(0.5..1.0)
 }
@@ -295,7 +295,7 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         for (row, ended, (attempt, max), expected) in rows {
-            let got = seen(outcome(ended, &claimed(attempt, max), &policy, now, 0.5));
+            let got = seen(outcome(ended, &claimed(attempt, max), policy, now, 0.5));
             assert_eq!(got, expected, "{row}");
         }
     }
@@ -308,7 +308,7 @@ mod tests {
         let policy = Policy {
             max_result_bytes: 1 << 20,
         };
-        let o = outcome(Ended::TimedOut(1), &claimed(2, 5), &policy, now, 0.75);
+        let o = outcome(Ended::TimedOut(1), &claimed(2, 5), policy, now, 0.75);
         let Some(Outcome::Retry { delay, at, .. }) = o else {
             panic!("{o:?}")
         };

@@ -209,7 +209,7 @@ impl Worker {
             tracing::warn!(
                 abandoned = running.len(),
                 "grace period over; abandoning running tasks to other workers"
-            )
+            );
         };
         // Attempts in flight finish (each within webhooks.timeout_ms) and record their
         // outcome before the background loops stop.

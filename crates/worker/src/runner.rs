@@ -27,7 +27,7 @@ use crate::{
     outcome::{Ended, Policy, jitter, outcome},
 };
 
-pub struct Runner {
+pub(crate) struct Runner {
     pub store: TaskStore,
     /// Progress reports and attempt ends, batched (see `batch.rs`).
     pub reports: Reports,
@@ -42,13 +42,13 @@ pub struct Runner {
 }
 
 /// Batched progress reports → recorded.
-pub type Reports = Coalescer<ProgressReport, bool>;
+pub(crate) type Reports = Coalescer<ProgressReport, bool>;
 /// Batched attempt ends → recorded.
-pub type Ends = Coalescer<AttemptEnd, bool>;
+pub(crate) type Ends = Coalescer<AttemptEnd, bool>;
 
 impl Runner {
     /// The batching progress and finish paths.
-    pub fn coalescers(store: &TaskStore, shutdown: &Shutdown) -> (Reports, Ends) {
+    pub(crate) fn coalescers(store: &TaskStore, shutdown: &Shutdown) -> (Reports, Ends) {
         let s = store.clone();
         let reports = Coalescer::start(shutdown, move |reports: Vec<ProgressReport>| {
             let s = s.clone();
@@ -64,7 +64,7 @@ impl Runner {
     }
 
     /// Runs one claimed attempt: the claim was made by the fetch that delivered it.
-    pub async fn run(self: Arc<Self>, claimed: Claimed) {
+    pub(crate) async fn run(self: Arc<Self>, claimed: Claimed) {
         // The attempt's span continues the submit's trace (docs/observability.md).
         let span = tracing::info_span!("task", task_id = %claimed.id, queue = %claimed.queue,
             kind = %claimed.kind, attempt = claimed.attempt, trace_id = tracing::field::Empty);
@@ -76,7 +76,7 @@ impl Runner {
             if let Err(reason) = &claimed.payload {
                 // The stored record does not decode: fail that task alone.
                 let ended = Ended::Corrupt(reason.clone());
-                if let Some(o) = outcome(ended, &claimed, &self.policy(), Utc::now(), jitter()) {
+                if let Some(o) = outcome(ended, &claimed, self.policy(), Utc::now(), jitter()) {
                     self.end(&claimed, o, None).await;
                 }
                 return;
@@ -84,7 +84,7 @@ impl Runner {
             self.run_attempt(claimed).await;
         }
         .instrument(span)
-        .await
+        .await;
     }
 
     fn policy(&self) -> Policy {
@@ -100,7 +100,7 @@ impl Runner {
     /// outcome is recorded, so a crash before then still re-runs the task when its lease
     /// lapses.
     async fn run_attempt(self: &Arc<Self>, mut record: Claimed) {
-        let id = record.id.to_string();
+        let id = record.id.clone();
         let cancel = self.abandon.child_token();
         let guard = self.running.enter(&record.queue, &id, cancel.clone());
         tracing::info!(kind = %record.kind, attempt = record.attempt, "attempt started");
@@ -109,7 +109,7 @@ impl Runner {
         let began = std::time::Instant::now();
 
         let (ended, progress) = self.attempt(&mut record, &cancel).await;
-        let Some(outcome) = outcome(ended, &record, &self.policy(), Utc::now(), jitter()) else {
+        let Some(outcome) = outcome(ended, &record, self.policy(), Utc::now(), jitter()) else {
             // Shutdown ran out of grace: leave the task running; its lease lapses and another
             // worker takes it over as a new attempt.
             tracing::warn!("attempt abandoned at shutdown");
@@ -119,10 +119,10 @@ impl Runner {
         match &outcome {
             Outcome::Succeeded(_) => tracing::info!("attempt succeeded"),
             Outcome::Retry { error, at, .. } => {
-                tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry")
+                tracing::warn!(kind = %error.kind, error = %error.message, next = %at, "attempt failed; will retry");
             }
             Outcome::Failed(error) | Outcome::Cancelled(error) => {
-                tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry")
+                tracing::warn!(kind = %error.kind, error = %error.message, "attempt failed; no retry");
             }
         }
         let this = self.clone();
@@ -252,7 +252,7 @@ impl Runner {
             .await
         {
             Some(false) => {
-                tracing::info!("attempt no longer owned the task; its outcome was not recorded")
+                tracing::info!("attempt no longer owned the task; its outcome was not recorded");
             }
             Some(true) => crate::metrics::task(&record.queue, &record.kind).recorded(&outcome),
             None => {}

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// Schedules read per look; more due at once are fired on the next look, straight away.
 const BATCH: usize = 100;
 
-pub async fn run(store: TaskStore, settings: ScheduleSettings, stop: CancellationToken) {
+pub(crate) async fn run(store: TaskStore, settings: ScheduleSettings, stop: CancellationToken) {
     if !settings.fire {
         tracing::info!("schedules.fire is off: this worker fires no schedules");
         return;

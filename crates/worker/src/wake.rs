@@ -22,10 +22,10 @@ use futures::{Stream, task::AtomicWaker};
 
 /// A coalescing wake signal: any number of signals before the next poll yield one item.
 #[derive(Clone, Default)]
-pub struct Wake(Arc<(AtomicBool, AtomicWaker)>);
+pub(crate) struct Wake(Arc<(AtomicBool, AtomicWaker)>);
 
 impl Wake {
-    pub fn signal(&self) {
+    pub(crate) fn signal(&self) {
         self.0.0.store(true, Ordering::Release);
         self.0.1.wake();
     }
@@ -49,7 +49,7 @@ impl Stream for Wake {
 
 /// Feeds `wake` from the queue's wake channel and a fallback interval until the process
 /// stops taking work; both loops are the shutdown's work loops.
-pub fn spawn(
+pub(crate) fn spawn(
     shutdown: &Shutdown,
     client: Vec<redis::Client>,
     channel: String,

@@ -28,7 +28,7 @@ const ERROR_SNIPPET: usize = 200;
 
 /// Runs until `stop`, then waits for the attempts in flight (each bounded by
 /// `webhooks.timeout_ms`) so their outcomes are recorded rather than left to lapse.
-pub async fn run(
+pub(crate) async fn run(
     store: TaskStore,
     settings: WebhookSettings,
     queues: Vec<String>,
@@ -70,7 +70,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(queue = %q, error = %e, "claiming webhook deliveries failed")
+                    tracing::warn!(queue = %q, error = %e, "claiming webhook deliveries failed");
                 }
             }
         }
@@ -150,7 +150,7 @@ async fn attempt(
     match store.settle_webhook(&c, settle, &status).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::info!(delivery = %c.id, attempt = c.attempt, "webhook claim lapsed; a later attempt owns it")
+            tracing::info!(delivery = %c.id, attempt = c.attempt, "webhook claim lapsed; a later attempt owns it");
         }
         // The claim lapses and the delivery is attempted again: at least once.
         Err(e) => tracing::warn!(delivery = %c.id, error = %e, "webhook outcome not recorded"),
@@ -305,12 +305,17 @@ struct PolicyResolver(Arc<DestinationPolicy>);
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
-        Box::pin(async move {
-            match policy.resolve(name.as_str()).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
-                Err(Unresolved::Refused(why)) => Err(Box::new(Refused(policy_message(&why))) as _),
-                Err(Unresolved::Lookup(e)) => Err(Box::new(e) as _),
-            }
-        })
+        Box::pin(async move { resolved(policy.resolve(name.as_str()).await) })
+    }
+}
+
+/// The resolver's answer in reqwest's types (the return type does the boxing).
+fn resolved(
+    r: Result<Vec<std::net::SocketAddr>, Unresolved>,
+) -> Result<Addrs, Box<dyn std::error::Error + Send + Sync>> {
+    match r {
+        Ok(addrs) => Ok(Box::new(addrs.into_iter())),
+        Err(Unresolved::Refused(why)) => Err(Box::new(Refused(policy_message(&why)))),
+        Err(Unresolved::Lookup(e)) => Err(Box::new(e)),
     }
 }

@@ -15,8 +15,8 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::{task::data::Data, worker::builder::WorkerBuilder};
 use errand_core::{settings::QueueSettings, shutdown::Shutdown};
 
-pub use self::{
-    slots::{SlotGuard, Slots},
+pub(crate) use self::{
+    slots::Slots,
     source::{Delivery, ErrandBackend},
 };
 use crate::{
@@ -41,7 +41,7 @@ async fn handle(d: Delivery, ctx: Data<Ctx>) -> Result<(), Infallible> {
 /// Serves queue `queue` until the process stops taking work. Returns `Err` if the apalis worker ended on its own,
 /// which nothing in errand's backend can cause; the process then shuts down rather than
 /// serve fewer queues than it says.
-pub async fn serve_queue(
+pub(crate) async fn serve_queue(
     runner: Arc<Runner>,
     client: Vec<redis::Client>,
     worker_name: String,

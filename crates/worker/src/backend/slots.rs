@@ -9,13 +9,13 @@ use std::sync::{
 /// The slots of one queue's apalis worker: `concurrency` of them, `taken` by tasks handed to
 /// apalis and not yet done.
 #[derive(Debug, Clone)]
-pub struct Slots {
+pub(crate) struct Slots {
     concurrency: usize,
     taken: Arc<AtomicUsize>,
 }
 
 impl Slots {
-    pub fn new(concurrency: usize) -> Self {
+    pub(crate) fn new(concurrency: usize) -> Self {
         Self {
             concurrency: concurrency.max(1),
             taken: Arc::default(),
@@ -23,14 +23,14 @@ impl Slots {
     }
 
     /// Slots not taken (at least 1: apalis asks for a task only when one is free).
-    pub fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         self.concurrency
             .saturating_sub(self.taken.load(Ordering::Acquire))
             .max(1)
     }
 
     /// Takes a slot for a task handed to apalis; the slot is free again when the guard drops.
-    pub fn take(&self) -> SlotGuard {
+    pub(crate) fn take(&self) -> SlotGuard {
         self.taken.fetch_add(1, Ordering::AcqRel);
         SlotGuard(self.taken.clone())
     }
@@ -39,7 +39,7 @@ impl Slots {
 /// One taken slot; travels with its task into the handler and is dropped when the task's
 /// work has ended.
 #[derive(Debug)]
-pub struct SlotGuard(Arc<AtomicUsize>);
+pub(crate) struct SlotGuard(Arc<AtomicUsize>);
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {

@@ -43,7 +43,7 @@ use crate::wake::Wake;
 
 /// What apalis hands errand's handler: a claimed task and the slot it holds.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub claimed: Claimed,
     pub slot: SlotGuard,
 }
@@ -52,12 +52,12 @@ pub struct Delivery {
 /// worker on any error of its source).
 #[derive(Debug, thiserror::Error)]
 #[error("errand's backend does not fail")]
-pub struct Never;
+pub(crate) struct Never;
 
 /// The longest wait between fetches after Redis errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub struct ErrandBackend {
+pub(crate) struct ErrandBackend {
     store: TaskStore,
     queue: String,
     /// The worker process's name, written into each claimed record.
@@ -80,7 +80,7 @@ pub struct ErrandBackend {
 }
 
 impl ErrandBackend {
-    pub fn new(
+    pub(crate) fn new(
         store: TaskStore,
         queue: &str,
         worker: &str,

@@ -565,7 +565,7 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                     }
                 },
             )
-            .await
+            .await;
         }
     };
     settle(0).await;
