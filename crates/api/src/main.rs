@@ -6,7 +6,7 @@
 
 use errand_api::{openapi, startup::Application};
 use errand_core::{Settings, telemetry};
-use errand_tasks::{Catalog, Limits};
+use errand_kinds::{Catalog, Limits};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {

@@ -31,8 +31,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
 
-pub(crate) const SUBMITTED: &str = "errand_tasks_submitted_total";
-pub(crate) const CANCELLED: &str = "errand_tasks_cancelled_total";
+pub(crate) const SUBMITTED: &str = "errand_kinds_submitted_total";
+pub(crate) const CANCELLED: &str = "errand_kinds_cancelled_total";
 const HTTP_REQUESTS: &str = "errand_http_requests_total";
 const HTTP_SECONDS: &str = "errand_http_request_duration_seconds";
 

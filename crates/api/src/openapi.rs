@@ -22,7 +22,7 @@ use errand_core::{
     Settings,
     task::{TaskState, WebhookEvent},
 };
-use errand_tasks::{Catalog, KindInfo, KindSchemas};
+use errand_kinds::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use errand_core::{Settings, TaskStore, shutdown::Shutdown, store};
-use errand_tasks::{Catalog, Limits};
+use errand_kinds::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use utoipa_swagger_ui::SwaggerUi;

@@ -1,5 +1,5 @@
 use errand_core::{Settings, TaskStore};
-use errand_tasks::Catalog;
+use errand_kinds::Catalog;
 
 use crate::{
     access::{Keys, RateLimiter},

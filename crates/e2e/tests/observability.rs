@@ -384,20 +384,20 @@ async fn prometheus_scrapes_api_and_workers_and_counts_every_task_once() {
 
     let mut seen = Vec::new();
     for (q, want) in [
-        ("sum(errand_tasks_submitted_total)", 204.0),
-        ("sum(errand_tasks_submitted_total{kind=\"chaos\"})", 40.0),
-        ("sum(errand_tasks_started_total{kind=\"sleep\"})", 160.0),
-        ("sum(errand_tasks_started_total{kind=\"chaos\"})", 80.0),
-        ("sum(errand_tasks_succeeded_total{kind=\"sleep\"})", 160.0),
-        ("sum(errand_tasks_succeeded_total{kind=\"chaos\"})", 0.0),
-        ("sum(errand_tasks_retried_total{kind=\"chaos\"})", 40.0),
-        ("sum(errand_tasks_failed_total{kind=\"chaos\"})", 40.0),
-        ("sum(errand_tasks_failed_total{kind=\"sleep\"})", 0.0),
-        ("sum(errand_tasks_cancelled_total{job=\"errand-api\"})", 4.0),
-        ("sum(errand_tasks_started_total{kind=\"noop\"})", fired),
-        ("sum(errand_tasks_succeeded_total{kind=\"noop\"})", fired),
+        ("sum(errand_kinds_submitted_total)", 204.0),
+        ("sum(errand_kinds_submitted_total{kind=\"chaos\"})", 40.0),
+        ("sum(errand_kinds_started_total{kind=\"sleep\"})", 160.0),
+        ("sum(errand_kinds_started_total{kind=\"chaos\"})", 80.0),
+        ("sum(errand_kinds_succeeded_total{kind=\"sleep\"})", 160.0),
+        ("sum(errand_kinds_succeeded_total{kind=\"chaos\"})", 0.0),
+        ("sum(errand_kinds_retried_total{kind=\"chaos\"})", 40.0),
+        ("sum(errand_kinds_failed_total{kind=\"chaos\"})", 40.0),
+        ("sum(errand_kinds_failed_total{kind=\"sleep\"})", 0.0),
+        ("sum(errand_kinds_cancelled_total{job=\"errand-api\"})", 4.0),
+        ("sum(errand_kinds_started_total{kind=\"noop\"})", fired),
+        ("sum(errand_kinds_succeeded_total{kind=\"noop\"})", fired),
         ("sum(errand_schedules_fired_total)", fired),
-        ("sum(errand_tasks_recovered_total)", 0.0),
+        ("sum(errand_kinds_recovered_total)", 0.0),
         // Histograms: one run-time sample per attempt, one wait sample per attempt.
         (
             "sum(errand_task_run_duration_seconds_count{kind=\"sleep\",outcome=\"succeeded\"})",
@@ -530,13 +530,13 @@ async fn a_lost_workers_task_is_counted_as_one_recovery_by_the_worker_that_recov
         Duration::from_secs(5),
         || async {
             let text = exposition(&addr).await;
-            (sample(&text, "errand_tasks_succeeded_total{") == 1.0).then_some(text)
+            (sample(&text, "errand_kinds_succeeded_total{") == 1.0).then_some(text)
         },
     )
     .await;
     let text = exposition(&addr).await;
-    assert_eq!(sample(&text, "errand_tasks_recovered_total"), 1.0, "{text}");
-    assert_eq!(sample(&text, "errand_tasks_started_total{"), 1.0, "{text}");
+    assert_eq!(sample(&text, "errand_kinds_recovered_total"), 1.0, "{text}");
+    assert_eq!(sample(&text, "errand_kinds_started_total{"), 1.0, "{text}");
 }
 
 /// What the test's OTLP/HTTP receiver got: every span of every export request.

@@ -55,7 +55,7 @@ pub(crate) fn install(addr: &str) -> Result<(), MetricsError> {
     let _ = INSTALLED.set(addr);
     describe();
     // Present from the start at 0, so `rate()` and `increase()` see the first event.
-    counter!("errand_tasks_recovered_total").absolute(0);
+    counter!("errand_kinds_recovered_total").absolute(0);
     counter!("errand_schedules_fired_total").absolute(0);
     tracing::info!(%addr, "serving metrics at /metrics");
     Ok(())
@@ -64,23 +64,23 @@ pub(crate) fn install(addr: &str) -> Result<(), MetricsError> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
-        "errand_tasks_started_total",
+        "errand_kinds_started_total",
         "Attempts this worker started."
     );
     describe_counter!(
-        "errand_tasks_succeeded_total",
+        "errand_kinds_succeeded_total",
         "Tasks this worker finished successfully."
     );
     describe_counter!(
-        "errand_tasks_failed_total",
+        "errand_kinds_failed_total",
         "Tasks this worker failed for good (no attempt left, or not retryable)."
     );
     describe_counter!(
-        "errand_tasks_retried_total",
+        "errand_kinds_retried_total",
         "Attempts this worker failed that will be retried after a backoff."
     );
     describe_counter!(
-        "errand_tasks_cancelled_total",
+        "errand_kinds_cancelled_total",
         "Running tasks this worker stopped on a cancel request."
     );
     describe_histogram!(
@@ -94,7 +94,7 @@ fn describe() {
         "Time a task waited in `queued` before this attempt started."
     );
     describe_counter!(
-        "errand_tasks_recovered_total",
+        "errand_kinds_recovered_total",
         "Running tasks whose worker was lost (lease lapsed), re-queued by this worker's upkeep."
     );
     describe_counter!(
@@ -147,11 +147,11 @@ impl TaskMetrics {
         let (q, k) = (queue.to_owned(), kind.to_owned());
         let c = |name: &'static str| counter!(name, "queue" => q.clone(), "kind" => k.clone());
         Self {
-            started: c("errand_tasks_started_total"),
-            succeeded: c("errand_tasks_succeeded_total"),
-            failed: c("errand_tasks_failed_total"),
-            retried: c("errand_tasks_retried_total"),
-            cancelled: c("errand_tasks_cancelled_total"),
+            started: c("errand_kinds_started_total"),
+            succeeded: c("errand_kinds_succeeded_total"),
+            failed: c("errand_kinds_failed_total"),
+            retried: c("errand_kinds_retried_total"),
+            cancelled: c("errand_kinds_cancelled_total"),
             run: OUTCOMES.map(|o| {
                 histogram!("errand_task_run_duration_seconds", "queue" => q.clone(), "kind" => k.clone(), "outcome" => o)
             }),
@@ -245,7 +245,7 @@ impl Drop for Busy {
 
 /// Running tasks of lost workers this process's upkeep put back in their queue.
 pub(crate) fn recovered(n: usize) {
-    counter!("errand_tasks_recovered_total").increment(n as u64);
+    counter!("errand_kinds_recovered_total").increment(n as u64);
 }
 
 /// Schedule ticks this process fired.

@@ -9,7 +9,7 @@ use errand_core::{
     store::{Claimed, Outcome},
     task::TaskError,
 };
-use errand_tasks::{Failure, FailureKind};
+use errand_kinds::{Failure, FailureKind};
 use serde_json::Value;
 
 /// How an attempt ended, before any policy is applied.

@@ -14,7 +14,7 @@ use errand_core::{
     shutdown::Shutdown,
     store::{self, WorkerInfo, WorkerQueue},
 };
-use errand_tasks::{Catalog, Limits};
+use errand_kinds::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 
 use crate::{

@@ -15,7 +15,7 @@ use errand_core::{
     task::Progress,
     telemetry::{self, redis_call},
 };
-use errand_tasks::{Catalog, Failure, FailureKind, TaskContext};
+use errand_kinds::{Catalog, Failure, FailureKind, TaskContext};
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

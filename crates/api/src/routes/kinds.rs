@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, get, web};
-use errand_tasks::KindInfo;
+use errand_kinds::KindInfo;
 
 use crate::state::AppState;
 

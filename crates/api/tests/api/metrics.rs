@@ -41,7 +41,7 @@ async fn metrics_name_route_templates_and_answer_while_redis_is_down() {
         "{text}"
     );
     assert!(
-        text.contains(r#"errand_tasks_submitted_total{queue="metrics-q",kind="sleep"} 1"#),
+        text.contains(r#"errand_kinds_submitted_total{queue="metrics-q",kind="sleep"} 1"#),
         "{text}"
     );
     assert!(

@@ -252,7 +252,7 @@ impl TaskKind for FanOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::payload;
+    use crate::builtin::testing::payload;
 
     fn check(v: Value) -> Result<(), Invalid> {
         FanOut::check(&payload::<FanOut>(v)?, &Limits::default())

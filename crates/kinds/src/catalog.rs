@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{Failure, TaskContext, TaskKind, kinds, services::Services};
+use crate::{Failure, TaskContext, TaskKind, builtin, services::Services};
 
 /// Limits kinds check payloads against (from `tasks.*` settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -211,16 +211,16 @@ impl Catalog {
             limits: limits.clone(),
             ..CatalogBuilder::default()
         };
-        c.add::<kinds::sleep::Sleep>();
-        c.add::<kinds::noop::Noop>();
+        c.add::<builtin::sleep::Sleep>();
+        c.add::<builtin::noop::Noop>();
         if limits.diagnostic_kinds {
-            c.add::<kinds::chaos::Chaos>();
+            c.add::<builtin::chaos::Chaos>();
         }
-        c.add::<kinds::sha256::Sha256>();
-        c.add::<kinds::fibonacci::Fibonacci>();
-        c.add::<kinds::http_request::HttpRequest>();
-        c.add::<kinds::fan_out::FanOut>();
-        c.add::<kinds::send_email::SendEmail>();
+        c.add::<builtin::sha256::Sha256>();
+        c.add::<builtin::fibonacci::Fibonacci>();
+        c.add::<builtin::http_request::HttpRequest>();
+        c.add::<builtin::fan_out::FanOut>();
+        c.add::<builtin::send_email::SendEmail>();
         Self {
             kinds: Arc::new(c.kinds),
             aliases: Arc::new(c.aliases),

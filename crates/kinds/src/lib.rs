@@ -1,4 +1,4 @@
-//! errand-tasks: the task catalog. One module per task kind under [`kinds`]; the
+//! errand-kinds: what a task does. One module per built-in kind under [`builtin`]; the
 //! [`Catalog`] is what the API validates submissions against (and documents in OpenAPI)
 //! and what the worker runs.
 //!
@@ -6,9 +6,9 @@
 //! impl, then add one line to [`Catalog::new`]. That line also gives the kind its branch in
 //! the OpenAPI document's submit, schedule and record schemas.
 
+pub mod builtin;
 mod catalog;
 mod context;
-pub mod kinds;
 mod services;
 
 pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits};

@@ -142,7 +142,7 @@ fn describe(n: u64, decimal: &str) -> FibonacciResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::{context, payload};
+    use crate::builtin::testing::{context, payload};
 
     async fn run(n: u64) -> Value {
         let (ctx, _progress, _cancel) = context();

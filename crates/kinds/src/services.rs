@@ -13,8 +13,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::{
     Failure, Limits,
-    kinds::http_request::{DestinationDenied, check_destination},
-    kinds::send_email::Mailer,
+    builtin::http_request::{DestinationDenied, check_destination},
+    builtin::send_email::Mailer,
 };
 
 /// Resolves names like the system does, then drops every address `tasks.http_destinations`

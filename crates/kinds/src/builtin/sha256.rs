@@ -178,7 +178,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::{context, payload};
+    use crate::builtin::testing::{context, payload};
 
     fn check(v: Value) -> Result<(), Invalid> {
         Sha256::check(&payload::<Sha256>(v)?, &Limits::default())

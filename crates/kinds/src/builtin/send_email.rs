@@ -335,7 +335,7 @@ fn smtp_refusal(e: lettre::transport::smtp::Error) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::payload;
+    use crate::builtin::testing::payload;
 
     fn check(v: Value) -> Result<(), Invalid> {
         SendEmail::check(&payload::<SendEmail>(v)?, &Limits::default())

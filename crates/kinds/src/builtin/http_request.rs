@@ -419,7 +419,7 @@ impl TaskKind for HttpRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::payload;
+    use crate::builtin::testing::payload;
 
     fn check(v: Value) -> Result<(), Invalid> {
         HttpRequest::check(&payload::<HttpRequest>(v)?, &Limits::default())
