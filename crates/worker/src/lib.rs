@@ -62,7 +62,7 @@ fn host_name() -> String {
 /// every loop is joined.
 pub async fn run_until_stopped(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(addr) = &settings.worker.metrics_addr {
-        metrics::install(addr)?;
+        metrics::install(addr, &shutdown).await?;
     }
     let worker = Worker::start(settings, &shutdown).await?;
     worker.stop(shutdown).await

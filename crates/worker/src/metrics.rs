@@ -11,15 +11,25 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     net::SocketAddr,
-    sync::{Arc, LazyLock, OnceLock, RwLock},
+    sync::{Arc, LazyLock, Mutex, RwLock},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use errand_core::store::Outcome;
+use errand_core::{shutdown::Shutdown, store::Outcome};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{CONTENT_TYPE, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Latency buckets (seconds), the api's too: 1 ms to 10 min.
 const BUCKETS: &[f64] = &[
@@ -27,7 +37,16 @@ const BUCKETS: &[f64] = &[
     300.0, 600.0,
 ];
 
-static INSTALLED: OnceLock<SocketAddr> = OnceLock::new();
+/// How often the recorder's upkeep runs: the exporter's own listener ran it this often
+/// (its default `upkeep_timeout`), and without it histogram samples pile up between scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// The exposition's content type: Prometheus text format 0.0.4.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4";
+
+/// The process's recorder, once installed: the metrics facade takes one global recorder,
+/// while every worker started in the process serves it on its own listener.
+static RECORDER: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MetricsError {
@@ -36,29 +55,120 @@ pub(crate) enum MetricsError {
     #[error("worker.metrics_addr {addr}: cannot serve metrics: {source}")]
     Listen {
         addr: SocketAddr,
-        source: metrics_exporter_prometheus::BuildError,
+        source: std::io::Error,
     },
+    #[error("cannot install the metrics recorder: {0}")]
+    Recorder(#[from] metrics_exporter_prometheus::BuildError),
 }
 
-/// Starts the `/metrics` listener and installs the recorder. Once per process: a second call
-/// (several workers in one test process) keeps the first listener.
-pub(crate) fn install(addr: &str) -> Result<(), MetricsError> {
+/// Binds `addr` (port 0 picks a free one, logged as bound), installs the recorder (once per
+/// process; several workers in one test process share it) and serves `GET /metrics` on
+/// `shutdown`'s background tracker, so the listener is joined with the worker's other loops.
+pub(crate) async fn install(addr: &str, shutdown: &Shutdown) -> Result<(), MetricsError> {
     let addr: SocketAddr = addr.parse().map_err(|_| MetricsError::Addr(addr.into()))?;
-    if INSTALLED.get().is_some() {
-        return Ok(());
+    let cannot = |source| MetricsError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(cannot)?;
+    let bound = listener.local_addr().map_err(cannot)?;
+    let handle = recorder()?;
+    shutdown.spawn_background(listen(listener, handle, shutdown.clone()));
+    tracing::info!(addr = %bound, "serving metrics at /metrics");
+    Ok(())
+}
+
+/// The process's recorder, installed by the first call.
+fn recorder() -> Result<PrometheusHandle, MetricsError> {
+    let mut installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(handle) = &*installed {
+        return Ok(handle.clone());
     }
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
-        .and_then(|b| b.install())
-        .map_err(|source| MetricsError::Listen { addr, source })?;
-    let _ = INSTALLED.set(addr);
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
+        .install_recorder()?;
+    *installed = Some(handle.clone());
     describe();
     // Present from the start at 0, so `rate()` and `increase()` see the first event.
     counter!("errand_kinds_recovered_total").absolute(0);
     counter!("errand_schedules_fired_total").absolute(0);
-    tracing::info!(%addr, "serving metrics at /metrics");
-    Ok(())
+    Ok(handle)
+}
+
+/// Accepts scrapes and runs the recorder's upkeep until [`Shutdown::background`]; each
+/// connection is a background task of its own, closed gracefully (an idle keep-alive at
+/// once) on the same token.
+async fn listen(listener: TcpListener, handle: PrometheusHandle, shutdown: Shutdown) {
+    let stop = shutdown.background();
+    let mut upkeep = tokio::time::interval(UPKEEP);
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = upkeep.tick() => handle.run_upkeep(),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    shutdown.spawn_background(connection(stream, handle.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors, most likely: give them a moment to come back.
+                    tracing::warn!(error = %e, "cannot accept a metrics connection");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    handle: PrometheusHandle,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let service = service_fn(move |req| respond(req, handle.clone()));
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let served = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "metrics connection ended with an error");
+    }
+}
+
+/// `GET /metrics`: the exposition; any other path 404, another method 405.
+async fn respond(
+    req: Request<Incoming>,
+    handle: PrometheusHandle,
+) -> Result<Response<String>, Infallible> {
+    let mut res = Response::new(String::new());
+    if req.uri().path() != "/metrics" {
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(res);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        res.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(res);
+    }
+    // Rendering walks every series: off the runtime's worker threads, as the exporter did.
+    let body = match tokio::task::spawn_blocking(move || handle.render()).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the metrics failed");
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(res);
+        }
+    };
+    *res.body_mut() = body;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+    Ok(res)
 }
 
 fn describe() {
