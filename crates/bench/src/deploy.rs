@@ -1,7 +1,7 @@
 //! One benchmark deployment: a private redis-server, the api, and workers started on demand,
 //! all with logs at `warn` so logging is not what is measured.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use errand_testkit::{Errand, Proc, RedisServer, wait_for};
@@ -50,15 +50,12 @@ impl Deployment {
             .spawn_worker(&["--queues", &format!("default={concurrency}")])
     }
 
-    /// A worker like [`Deployment::worker`] with its metrics listener on `addr`.
-    pub(crate) fn worker_with_metrics(&self, concurrency: usize, addr: &str) -> Proc {
-        let mut env = self.errand.env.clone();
-        env.push(("ERRAND__WORKER__METRICS_ADDR".into(), addr.into()));
-        Proc::spawn(
-            "errand-worker",
-            &["--queues", &format!("default={concurrency}")],
-            &env,
-        )
+    /// A worker like [`Deployment::worker`] with its metrics listener on a port it picked;
+    /// returns the address it bound.
+    pub(crate) async fn worker_with_metrics(&self, concurrency: usize) -> (Proc, SocketAddr) {
+        self.errand
+            .spawn_worker_with_metrics(&["--queues", &format!("default={concurrency}")])
+            .await
     }
 
     pub(crate) async fn stop(mut p: Proc) {

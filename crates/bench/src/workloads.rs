@@ -192,8 +192,7 @@ async fn w2(n: usize) -> anyhow::Result<Figures> {
 async fn w2_metrics_on(n: usize) -> anyhow::Result<(f64, f64)> {
     let d = Deployment::start().await?;
     d.enqueue(n, noop).await?;
-    let addr = format!("127.0.0.1:{}", errand_testkit::free_port());
-    let worker = d.worker_with_metrics(100, &addr);
+    let (worker, addr) = d.worker_with_metrics(100).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let scraper = {
         let (http, stop) = (d.http.clone(), stop.clone());

@@ -223,12 +223,6 @@ async fn check_documented_alerts(prom: &Prometheus) {
     );
 }
 
-fn worker_with_metrics(errand: &Errand, addr: &str) -> Proc {
-    let mut env = errand.env.clone();
-    env.push(("ERRAND__WORKER__METRICS_ADDR".into(), addr.into()));
-    Proc::spawn("errand-worker", &[], &env)
-}
-
 async fn terminal_count(http: &reqwest::Client, base: &str) -> u64 {
     let q: Value = http
         .get(format!("{base}/v1/queues"))
@@ -261,18 +255,17 @@ async fn prometheus_scrapes_api_and_workers_and_counts_every_task_once() {
     let redis = RedisServer::start().await;
     let errand = Errand::new(&redis);
     let api_proc = errand.spawn_api().await;
-    let worker_addrs = [
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    ];
-    let _workers: Vec<Proc> = worker_addrs
-        .iter()
-        .map(|a| worker_with_metrics(&errand, a))
-        .collect();
+    let mut workers: Vec<Proc> = Vec::new();
+    let mut worker_addrs = Vec::new();
+    for _ in 0..2 {
+        let (p, addr) = errand.spawn_worker_with_metrics(&[]).await;
+        workers.push(p);
+        worker_addrs.push(addr.to_string());
+    }
     let api_addr = format!("127.0.0.1:{}", errand.api_port());
     let prom = Prometheus::start(&[
         ("errand-api", vec![api_addr.clone()]),
-        ("errand-worker", worker_addrs.to_vec()),
+        ("errand-worker", worker_addrs.clone()),
     ])
     .await;
     let http = reqwest::Client::new();
@@ -514,8 +507,8 @@ async fn a_lost_workers_task_is_counted_as_one_recovery_by_the_worker_that_recov
     let id = r["id"].as_str().unwrap().to_owned();
     errand_testkit::api::wait_state(&http, &base, &id, "running", Duration::from_secs(10)).await;
     doomed.signal(Signal::SIGKILL);
-    let addr = format!("127.0.0.1:{}", free_port());
-    let _survivor = worker_with_metrics(&errand, &addr);
+    let (_survivor, addr) = errand.spawn_worker_with_metrics(&[]).await;
+    let addr = addr.to_string();
     errand_testkit::api::wait_state(&http, &base, &id, "succeeded", Duration::from_secs(20)).await;
     let sample = |text: &str, name: &str| -> f64 {
         text.lines()

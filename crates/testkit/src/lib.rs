@@ -2,14 +2,14 @@
 //! binaries as child processes, and waiting on conditions with deadlines (never fixed
 //! sleeps).
 //!
-//! Ports: the api binds port 0 and the harness reads the port it got from its log line, so
-//! parallel tests never race for one. redis-server cannot report a port it picked, so its
+//! Ports: the api and a worker's metrics listener bind port 0 and the harness reads the
+//! port they got from their log lines, so parallel tests never race for one. redis-server cannot report a port it picked, so its
 //! port is probed, and the start is tried again on another port when the probed one was
 //! taken in the meantime.
 
 use std::{
     io::{BufRead, Write},
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::Stdio,
     sync::atomic::{AtomicU16, Ordering},
@@ -386,16 +386,16 @@ impl Proc {
         }
     }
 
-    /// Like [`Proc::spawn`], and sends the first port `port_in` finds in a line of the
-    /// process's output (stdout and stderr). A thread reads the output for the process's
-    /// whole life, so the process never blocks on a full pipe; the receiver errs if the
-    /// process closes its output (exits) without such a line.
-    fn spawn_reporting_port(
+    /// Like [`Proc::spawn`], and sends the first value `found_in` finds in a line of the
+    /// process's output (stdout and stderr), such as the port it bound. A thread reads the
+    /// output for the process's whole life, so the process never blocks on a full pipe; the
+    /// receiver errs if the process closes its output (exits) without such a line.
+    fn spawn_reporting<T: Send + 'static>(
         bin: &str,
         args: &[&str],
         env: &[(String, String)],
-        port_in: fn(&str) -> Option<u16>,
-    ) -> (Self, tokio::sync::oneshot::Receiver<u16>) {
+        found_in: fn(&str) -> Option<T>,
+    ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
         let (reader, writer) = std::io::pipe().expect("pipe");
         let mut cmd = Self::command(bin, args, env);
         cmd.stdout(writer.try_clone().expect("pipe")).stderr(writer);
@@ -414,9 +414,9 @@ impl Proc {
                     let _ = err.write_all(b"\n");
                 }
                 if tx.is_some()
-                    && let Some(port) = port_in(&String::from_utf8_lossy(&line))
+                    && let Some(found) = found_in(&String::from_utf8_lossy(&line))
                 {
-                    let _ = tx.take().expect("checked").send(port);
+                    let _ = tx.take().expect("checked").send(found);
                 }
             }
         });
@@ -521,19 +521,11 @@ impl Errand {
         let known = self.api_port.load(Ordering::Relaxed);
         let mut env = self.env.clone();
         env.push(("ERRAND__API__PORT".into(), known.to_string()));
-        if let Some(filter) = quiet_filter(&env) {
+        if let Some(filter) = quiet_filter(&env, "errand_api") {
             env.push(("RUST_LOG".into(), filter));
         }
-        let (mut p, port) = Proc::spawn_reporting_port("errand-api", &[], &env, listening_port);
-        let port = match tokio::time::timeout(Duration::from_secs(20), port).await {
-            Ok(Ok(port)) => port,
-            Ok(Err(_)) => panic!(
-                "errand-api exited ({:?}) before logging `errand-api listening` \
-                 (TEST_LOG=1 shows its output)",
-                p.child.wait().await
-            ),
-            Err(_) => panic!("errand-api did not log `errand-api listening` within 20s"),
-        };
+        let (mut p, port) = Proc::spawn_reporting("errand-api", &[], &env, listening_port);
+        let port = reported(&mut p, port, "errand-api listening").await;
         assert!(
             known == 0 || port == known,
             "errand-api bound {port}, not {known}"
@@ -561,26 +553,73 @@ impl Errand {
     pub fn spawn_worker(&self, args: &[&str]) -> Proc {
         Proc::spawn("errand-worker", args, &self.env)
     }
+
+    /// Starts a worker like [`Errand::spawn_worker`] with its Prometheus listener on port 0
+    /// (`worker.metrics_addr`), and returns the address it bound, read from its `serving
+    /// metrics at /metrics` log line: scrape `http://{addr}/metrics`.
+    pub async fn spawn_worker_with_metrics(&self, args: &[&str]) -> (Proc, SocketAddr) {
+        let mut env = self.env.clone();
+        env.push(("ERRAND__WORKER__METRICS_ADDR".into(), "127.0.0.1:0".into()));
+        if let Some(filter) = quiet_filter(&env, "errand_worker::metrics") {
+            env.push(("RUST_LOG".into(), filter));
+        }
+        let (mut p, addr) = Proc::spawn_reporting("errand-worker", args, &env, metrics_addr);
+        let addr = reported(&mut p, addr, "serving metrics at /metrics").await;
+        (p, addr)
+    }
 }
 
-/// `RUST_LOG` for an api whose filter is one level above `info` (a benchmark's `warn`):
-/// `info` for the `errand_api` target itself, where the listening line is logged, and the
-/// given level for everything under it, so the port still shows and nothing else does.
-fn quiet_filter(env: &[(String, String)]) -> Option<String> {
+/// What `p` reported in its `line` log line (see [`Proc::spawn_reporting`]); panics if it
+/// exited first or took over 20 s.
+async fn reported<T>(p: &mut Proc, found: tokio::sync::oneshot::Receiver<T>, line: &str) -> T {
+    match tokio::time::timeout(Duration::from_secs(20), found).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(_)) => panic!(
+            "{} exited ({:?}) before logging `{line}` (TEST_LOG=1 shows its output)",
+            p.name,
+            p.child.wait().await
+        ),
+        Err(_) => panic!("{} did not log `{line}` within 20s", p.name),
+    }
+}
+
+/// `RUST_LOG` for a process whose filter is one level above `info` (a benchmark's `warn`):
+/// `info` for `target` itself, where the line the harness reads is logged, and the given
+/// level for everything under it, so that line still shows and nothing else does.
+fn quiet_filter(env: &[(String, String)], target: &str) -> Option<String> {
     let filter = env.iter().rev().find(|(k, _)| k == "RUST_LOG")?.1.trim();
     ["warn", "error", "off"]
         .contains(&filter.to_ascii_lowercase().as_str())
-        .then(|| format!("{filter},errand_api=info,errand_api::={filter}"))
+        .then(|| format!("{filter},{target}=info,{target}::={filter}"))
 }
 
 /// The port of an `errand-api listening` log line, pretty (`port=8080`, maybe with ANSI
 /// colours) or JSON (`"port":8080`).
 pub fn listening_port(line: &str) -> Option<u16> {
-    if !line.contains("errand-api listening") {
+    log_field(line, "errand-api listening", "port")?
+        .parse()
+        .ok()
+}
+
+/// The address of a worker's `serving metrics at /metrics` log line, pretty
+/// (`addr=127.0.0.1:9091`, maybe with ANSI colours) or JSON (`"addr":"127.0.0.1:9091"`).
+pub fn metrics_addr(line: &str) -> Option<SocketAddr> {
+    log_field(line, "serving metrics at /metrics", "addr")?
+        .parse()
+        .ok()
+}
+
+/// Field `field` of a log line saying `message`, in either log format.
+fn log_field(line: &str, message: &str, field: &str) -> Option<String> {
+    if !line.contains(message) {
         return None;
     }
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-        return v["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+        return match &v[field] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
     }
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
@@ -596,12 +635,18 @@ pub fn listening_port(line: &str) -> Option<u16> {
             plain.push(c);
         }
     }
-    let at = plain.find("port=")? + "port=".len();
-    let digits: String = plain[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    let key = format!("{field}=");
+    let at = plain
+        .match_indices(&key)
+        .find(|(i, _)| *i == 0 || plain[..*i].ends_with(char::is_whitespace))?
+        .0
+        + key.len();
+    Some(
+        plain[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect(),
+    )
 }
 
 fn ulid_like() -> String {
@@ -673,7 +718,7 @@ pub mod api {
 
 #[cfg(test)]
 mod tests {
-    use super::listening_port;
+    use super::{listening_port, metrics_addr};
 
     #[test]
     fn the_port_is_read_from_pretty_and_json_listening_lines() {
@@ -682,5 +727,17 @@ mod tests {
         let json = r#"{"timestamp":"2026-12-02T03:14:59.902748Z","level":"INFO","message":"errand-api listening; Swagger UI at /docs","port":34195,"target":"errand_api"}"#;
         assert_eq!(listening_port(json), Some(34195));
         assert_eq!(listening_port("starting 2 workers port=1"), None);
+    }
+
+    #[test]
+    fn the_metrics_addr_is_read_from_pretty_and_json_lines() {
+        let pretty = "\u{1b}[2m2026-12-02T03:14:56.572370Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2merrand_worker::metrics\u{1b}[0m\u{1b}[2m:\u{1b}[0m serving metrics at /metrics \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:40535";
+        assert_eq!(
+            metrics_addr(pretty),
+            Some("127.0.0.1:40535".parse().unwrap())
+        );
+        let json = r#"{"timestamp":"2026-12-02T03:14:59.902748Z","level":"INFO","message":"serving metrics at /metrics","addr":"127.0.0.1:34195","target":"errand_worker::metrics"}"#;
+        assert_eq!(metrics_addr(json), Some("127.0.0.1:34195".parse().unwrap()));
+        assert_eq!(metrics_addr("listening addr=127.0.0.1:1"), None);
     }
 }
