@@ -731,7 +731,7 @@ mod tests {
 
     #[test]
     fn the_metrics_addr_is_read_from_pretty_and_json_lines() {
-        let pretty = "\u{1b}[2m2026-12-02T03:14:56.572370Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2merrand_worker::metrics\u{1b}[0m\u{1b}[2m:\u{1b}[0m serving metrics at /metrics \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:40535";
+        let pretty = "\u{1b}[2m2026-12-02T03:14:56.572370Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m serving metrics at /metrics \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:40535";
         assert_eq!(
             metrics_addr(pretty),
             Some("127.0.0.1:40535".parse().unwrap())
