@@ -11,8 +11,8 @@ use std::{
     },
 };
 
+use errand_core::shutdown::Shutdown;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 type Watchers = HashMap<String, Vec<(u64, mpsc::Sender<String>)>>;
 
@@ -43,19 +43,16 @@ impl Drop for Watch {
 }
 
 impl Events {
-    /// Starts the subscription (reconnecting until `stop`).
-    pub(crate) fn start(
-        clients: Vec<redis::Client>,
-        channel: String,
-        stop: CancellationToken,
-    ) -> Self {
+    /// Starts the subscription on `shutdown`'s background tracker (reconnecting until its
+    /// stop, then joined with the other loops).
+    pub(crate) fn start(clients: Vec<redis::Client>, channel: String, shutdown: &Shutdown) -> Self {
         let events = Self::default();
         let e = events.clone();
         let on_connect = events.clone();
-        errand_core::store::listen(
+        shutdown.spawn_background(errand_core::store::subscription(
             clients,
             channel,
-            stop,
+            shutdown.background(),
             // Changes published while disconnected were missed: wake every watcher to re-read.
             move || on_connect.broadcast("reconnected"),
             // One message carries the events of one script call, a line each.
@@ -66,7 +63,7 @@ impl Events {
                     }
                 }
             },
-        );
+        ));
         events
     }
 

@@ -49,7 +49,7 @@ impl Application {
         let events = Events::start(
             settings.redis.clients()?,
             store.layout().events_channel(),
-            shutdown.background(),
+            &shutdown,
         );
         let keys = access::Keys::new(&settings.api.api_keys);
         let ui = crate::ui::Ui::new(&settings);

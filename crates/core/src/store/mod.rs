@@ -62,7 +62,7 @@ pub use finish::{AttemptEnd, Outcome};
 pub use layout::{LAYOUT_VERSION, Layout};
 pub use list::{Cursor, ListPage, ListQuery};
 pub use progress::ProgressReport;
-pub use pubsub::{listen, subscription};
+pub use pubsub::subscription;
 pub use queues::QueueStats;
 pub use recover::Recover;
 pub use retry::Retry;

@@ -6,22 +6,11 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `on_message` for every message on `channel`, over a dedicated pub/sub connection
-/// that reconnects with backoff until `stop`. `on_connect` runs after each (re)subscribe,
+/// that reconnects with backoff until `stop`. Spawn it on a `Shutdown` tracker so it is
+/// joined on stop. `on_connect` runs after each (re)subscribe,
 /// since messages published while disconnected are lost. `clients`: the one Redis, or a
 /// cluster's nodes, tried in turn (a publish on any node of a cluster reaches subscribers
 /// on every node, so any live node will do).
-pub fn listen(
-    clients: Vec<redis::Client>,
-    channel: String,
-    stop: CancellationToken,
-    on_connect: impl Fn() + Send + 'static,
-    on_message: impl Fn(String) + Send + 'static,
-) {
-    tokio::spawn(subscription(clients, channel, stop, on_connect, on_message));
-}
-
-/// [`listen`]'s loop, for a caller that spawns it where it can be joined
-/// (`errand_core::shutdown`).
 pub async fn subscription(
     clients: Vec<redis::Client>,
     channel: String,
