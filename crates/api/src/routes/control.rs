@@ -40,12 +40,12 @@ pub(crate) async fn cancel_task(
         ))),
         Cancel::Requested(r) => {
             tracing::info!(task_id = %id, "cancel requested for running task");
-            Ok(HttpResponse::Accepted().json(TaskView::from(&*r)))
+            Ok(HttpResponse::Accepted().json(TaskView::from(*r)))
         }
         Cancel::Cancelled(r) => {
             crate::metrics::cancelled(&r.queue, &r.kind);
             tracing::info!(task_id = %id, "task cancelled before it ran");
-            Ok(HttpResponse::Ok().json(TaskView::from(&*r)))
+            Ok(HttpResponse::Ok().json(TaskView::from(*r)))
         }
     }
 }
@@ -80,7 +80,7 @@ pub(crate) async fn retry_task(
             tracing::info!(task_id = %id, "task queued again by request");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{id}")))
-                .json(TaskView::from(&*r)))
+                .json(TaskView::from(*r)))
         }
     }
 }

@@ -224,11 +224,11 @@ pub(crate) async fn submit_task(
             tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-                .json(TaskView::from(&r)))
+                .json(TaskView::from(r)))
         }
         Submitted::Existing(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-            .json(TaskView::from(&r))),
+            .json(TaskView::from(r))),
     }
 }
 
@@ -282,7 +282,7 @@ pub(crate) async fn get_task(
         _ => errand_core::telemetry::redis_call("get", state.store.get(&id)).await?,
     };
     match record {
-        Some(r) => Ok(HttpResponse::Ok().json(TaskView::from(&r))),
+        Some(r) => Ok(HttpResponse::Ok().json(TaskView::from(r))),
         None => Err(missing(&state, &id).await),
     }
 }
@@ -356,7 +356,7 @@ pub(crate) async fn list_tasks(
     };
     let page = errand_core::telemetry::redis_call("list", state.store.list(&query)).await?;
     Ok(HttpResponse::Ok().json(TaskPage {
-        tasks: page.tasks.iter().map(TaskView::from).collect(),
+        tasks: page.tasks.into_iter().map(TaskView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
 }

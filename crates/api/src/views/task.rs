@@ -301,16 +301,32 @@ pub(crate) struct TaskView {
     pub webhook: Option<WebhookStatusView>,
 }
 
+/// By value where the handler is done with the record: the payload and the result, the
+/// record's large parts, move instead of being copied.
+impl From<TaskRecord> for TaskView {
+    fn from(mut r: TaskRecord) -> Self {
+        let payload = std::mem::take(&mut r.payload);
+        let result = r.result.take();
+        Self::with(&r, payload, result)
+    }
+}
+
 impl From<&TaskRecord> for TaskView {
     fn from(r: &TaskRecord) -> Self {
+        Self::with(r, r.payload.clone(), r.result.clone())
+    }
+}
+
+impl TaskView {
+    fn with(r: &TaskRecord, payload: Value, result: Option<Value>) -> Self {
         Self {
             id: (&r.id).into(),
             kind: r.kind.clone(),
             queue: r.queue.clone(),
             state: r.state.into(),
-            payload: r.payload.clone(),
+            payload,
             progress: r.progress.as_ref().map(Into::into),
-            result: r.result.clone(),
+            result,
             error: r.error.as_ref().map(Into::into),
             attempt: r.attempt,
             max_attempts: r.max_attempts,
