@@ -76,5 +76,6 @@ chaos: ensure-redis
     mkdir -p target
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-e2e --test chaos --run-ignored all --test-threads 1 --no-capture 2>&1 | tee target/chaos.log; else cargo test -p errand-e2e --test chaos -- --include-ignored --test-threads 1 --nocapture 2>&1 | tee target/chaos.log; fi
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-api --test api bad_input:: --no-capture 2>&1 | tee -a target/chaos.log; else cargo test -p errand-api --test api bad_input:: -- --nocapture 2>&1 | tee -a target/chaos.log; fi
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-core --test store interleave:: --run-ignored all --no-capture 2>&1 | tee -a target/chaos.log; else cargo test -p errand-core --test store interleave:: -- --include-ignored --nocapture 2>&1 | tee -a target/chaos.log; fi
     @echo "--- figures ---"; grep -h '^chaos\[' target/chaos.log
     scripts/schemathesis.sh

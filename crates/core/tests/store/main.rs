@@ -2,5 +2,6 @@
 //! promise, one module per concern (one test binary for the crate).
 
 mod helpers;
+mod interleave;
 mod schedules;
 mod webhooks;

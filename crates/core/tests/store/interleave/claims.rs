@@ -1,0 +1,153 @@
+//! The only code of the checker that knows how an attempt's writes are fenced: the calls
+//! of the store that take or carry a claim (fetch, finish, progress, renew, release) and
+//! the fence itself, read off a record. Everything else handles a [`Claim`] as an opaque
+//! thing a fetch gave a worker, so moving the store to another fence changes this file.
+//!
+//! Today's fence: a claim is the task's `attempt` number while it is `running`.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use errand_core::{
+    StoreError, TaskStore,
+    store::{AttemptEnd, Claimed, Outcome, ProgressReport},
+};
+
+/// One claim as the worker holding it knows it: what its fetch returned, and which fetch.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    claimed: Claimed,
+    fetch: String,
+}
+
+impl Claim {
+    pub(crate) fn id(&self) -> &str {
+        &self.claimed.id
+    }
+
+    pub(crate) fn queue(&self) -> &str {
+        &self.claimed.queue
+    }
+
+    pub(crate) fn attempt(&self) -> u32 {
+        self.claimed.attempt
+    }
+
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.claimed.max_attempts
+    }
+
+    /// What names this claim in the checker's model. A fetch sent again with its token is
+    /// answered with the same claims, which must count as the same: so the fetch token
+    /// and the task, not the attempt number.
+    pub(crate) fn key(&self) -> String {
+        format!("{}/{}", self.fetch, self.claimed.id)
+    }
+
+    /// For traces: `t3@2[f17]` (task, attempt, fetch).
+    pub(crate) fn label(&self) -> String {
+        format!(
+            "{}@{}[{}]",
+            self.claimed.id, self.claimed.attempt, self.fetch
+        )
+    }
+
+    /// Whether the store's fence lets this claim write to the task whose record is `rec`.
+    pub(crate) fn fence_accepts(&self, rec: &HashMap<String, String>) -> bool {
+        rec.get("state").map(String::as_str) == Some("running")
+            && rec.get("attempt") == Some(&self.claimed.attempt.to_string())
+    }
+}
+
+/// What a renewal told its worker.
+#[derive(Debug, Default)]
+pub(crate) struct Renewed {
+    /// Ids with a cancel requested.
+    pub(crate) cancel: Vec<String>,
+    /// Ids the store says are no longer this worker's to run; `None`: the store does not
+    /// say.
+    pub(crate) lost: Option<Vec<String>>,
+}
+
+/// A fetch of up to `n` tasks of `queue` by `worker` under fetch token `token`: the claims
+/// and how many entries were dropped.
+pub(crate) async fn fetch(
+    store: &TaskStore,
+    queue: &str,
+    n: usize,
+    worker: &str,
+    lease: Duration,
+    token: &str,
+) -> Result<(Vec<Claim>, usize), StoreError> {
+    let f = store
+        .fetch(queue, n, worker, lease, token, Utc::now())
+        .await?;
+    let claims = f
+        .claimed
+        .into_iter()
+        .map(|claimed| Claim {
+            claimed,
+            fetch: token.to_owned(),
+        })
+        .collect();
+    Ok((claims, f.dropped))
+}
+
+/// Ends attempts in one group commit; per end, whether it was recorded.
+pub(crate) async fn finish(
+    store: &TaskStore,
+    ends: &[(Claim, Outcome)],
+) -> Result<Vec<bool>, StoreError> {
+    let ends: Vec<AttemptEnd> = ends
+        .iter()
+        .map(|(c, outcome)| AttemptEnd {
+            id: c.claimed.id.clone(),
+            queue: c.claimed.queue.clone(),
+            attempt: c.claimed.attempt,
+            outcome: outcome.clone(),
+            progress: None,
+        })
+        .collect();
+    store.finish_many(&ends, Utc::now()).await
+}
+
+/// Progress reports in one group commit; per report, whether it was recorded.
+pub(crate) async fn progress(
+    store: &TaskStore,
+    reports: &[(Claim, String)],
+) -> Result<Vec<bool>, StoreError> {
+    let reports: Vec<ProgressReport> = reports
+        .iter()
+        .map(|(c, json)| ProgressReport {
+            id: c.claimed.id.clone(),
+            queue: c.claimed.queue.clone(),
+            attempt: c.claimed.attempt,
+            json: json.clone(),
+        })
+        .collect();
+    store.progress_many(&reports, Utc::now()).await
+}
+
+/// Renews the leases of every claim a worker holds.
+pub(crate) async fn renew(
+    store: &TaskStore,
+    claims: &[Claim],
+    lease: Duration,
+) -> Result<Renewed, StoreError> {
+    let running: Vec<(String, String)> = claims
+        .iter()
+        .map(|c| (c.claimed.queue.clone(), c.claimed.id.clone()))
+        .collect();
+    let cancel = store.renew_leases(&running, lease).await?;
+    Ok(Renewed { cancel, lost: None })
+}
+
+/// Gives claims of `queue` back unrun; how many were still theirs to give.
+pub(crate) async fn release(
+    store: &TaskStore,
+    queue: &str,
+    claims: &[Claim],
+) -> Result<usize, StoreError> {
+    let claimed: Vec<Claimed> = claims.iter().map(|c| c.claimed.clone()).collect();
+    store.release(queue, &claimed, Utc::now()).await
+}
