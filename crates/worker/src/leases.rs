@@ -185,3 +185,52 @@ pub(crate) fn spawn(
             });
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: &str, token: &str) -> Claimed {
+        Claimed {
+            id: id.into(),
+            queue: "q".into(),
+            token: token.into(),
+            kind: "noop".into(),
+            payload: Ok(serde_json::Value::Null),
+            attempt: 1,
+            max_attempts: 1,
+            timeout_secs: None,
+            traceparent: None,
+            queued_at: None,
+        }
+    }
+
+    /// After a partition one process can hold an old and a new attempt of one task: the
+    /// old attempt's guard must not take the new one's entry (and its lease renewal) away.
+    #[test]
+    fn two_attempts_of_one_task_are_held_apart() {
+        let running = Running::default();
+        let old = running.enter(&claim("t", "f1.1"), CancellationToken::new());
+        let new = running.enter(&claim("t", "f2.1"), CancellationToken::new());
+        assert_eq!(running.len(), 2);
+        drop(old);
+        let held = running.held();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].token, "f2.1", "the new attempt is still renewed");
+        // Losing a claim stops that attempt only.
+        assert!(!running.lose("f1.1"));
+        assert!(running.lose("f2.1"));
+        assert!(new.lost.is_cancelled());
+    }
+
+    #[test]
+    fn a_cancel_request_reaches_every_local_attempt_of_the_task() {
+        let running = Running::default();
+        let (a, b) = (CancellationToken::new(), CancellationToken::new());
+        let _g1 = running.enter(&claim("t", "f1.1"), a.clone());
+        let _g2 = running.enter(&claim("u", "f1.2"), b.clone());
+        assert!(running.cancel("t"));
+        assert!(a.is_cancelled() && !b.is_cancelled());
+        assert!(!running.cancel("nope"));
+    }
+}

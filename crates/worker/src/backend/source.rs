@@ -323,3 +323,84 @@ impl BackendConfig for ErrandBackend {
         Identity::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use errand_core::{
+        Settings,
+        settings::Environment,
+        store::{self, Layout, NewTask},
+        task::{TaskId, TaskState},
+    };
+    use errand_testkit::{RedisServer, wait_for};
+
+    use super::*;
+
+    /// Claims a fetch makes as the process stops are given back at once, without waiting
+    /// for apalis to close the backend (it does so only once the running tasks are done,
+    /// and until then the claims would hold leases nobody renews).
+    #[tokio::test]
+    async fn claims_landing_while_stopping_are_given_back_at_once() {
+        let redis = RedisServer::start().await;
+        let mut settings = Settings::load_from(Environment::Local, Path::new("/nonexistent"))
+            .expect("the embedded settings load");
+        settings.redis.url = redis.url();
+        let store = TaskStore::new(
+            store::connect(&settings.redis).expect("connect"),
+            Layout::new("stop"),
+        );
+        for order in ["fetch lands first", "stop comes first"] {
+            let id = TaskId::generate();
+            store
+                .submit(
+                    NewTask {
+                        id: id.clone(),
+                        kind: "noop".into(),
+                        queue: "q".into(),
+                        payload: serde_json::json!({}),
+                        max_attempts: 1,
+                        timeout_secs: None,
+                        result_ttl_secs: 60,
+                        run_at: None,
+                        callback: None,
+                        traceparent: None,
+                    },
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            let shutdown = Shutdown::new(Duration::from_secs(5));
+            let mut backend = ErrandBackend::new(
+                store.clone(),
+                "q",
+                "w",
+                Duration::from_secs(60),
+                10,
+                Slots::new(10),
+                Wake::default(),
+                &shutdown,
+            );
+            if order == "stop comes first" {
+                shutdown.work().cancel();
+                backend.start_fetch();
+            } else {
+                backend.start_fetch();
+                wait_for("the claim", Duration::from_secs(5), || async {
+                    let r = store.get(&id).await.unwrap().unwrap();
+                    (r.state == TaskState::Running).then_some(())
+                })
+                .await;
+                shutdown.work().cancel();
+            }
+            // Neither poll_next nor poll_close is called: nothing hands the claim to apalis.
+            let r = wait_for(order, Duration::from_secs(5), || async {
+                let r = store.get(&id).await.unwrap().unwrap();
+                (r.state == TaskState::Queued).then_some(r)
+            })
+            .await;
+            assert_eq!(r.attempt, 0, "{order}: given back as if never fetched");
+        }
+    }
+}
