@@ -11,6 +11,12 @@ mod access;
 mod destinations;
 mod email;
 mod webhooks;
+
+/// Most tasks of one queue a worker process runs at once (`worker.queues[].concurrency`):
+/// the lease renewal sends every held claim of a queue each round.
+pub const MAX_CONCURRENCY: usize = 10_000;
+/// Most tasks in one batch submit (`api.max_batch`): one script call creates them all.
+pub const MAX_SUBMIT_BATCH: usize = 10_000;
 pub use access::{ApiKey, MIN_PRODUCTION_KEY_CHARS, RateLimitSettings, Scope};
 pub use destinations::{DestinationPolicy, DestinationSettings, HostVerdict, Unresolved};
 pub use email::{EmailSettings, EmailTransport, SmtpSettings, SmtpTls};
@@ -380,11 +386,31 @@ impl Settings {
         if self.worker.queues.is_empty() {
             return bad("worker.queues must name at least one queue");
         }
-        if self.worker.queues.iter().any(|q| q.concurrency == 0) {
-            return bad("worker.queues[].concurrency must be at least 1");
+        // Settings that size a script call are bounded, so no call can grow past what a
+        // script handles in one step (docs/reliability.md, "Bounds").
+        if let Some(q) = self
+            .worker
+            .queues
+            .iter()
+            .find(|q| !(1..=MAX_CONCURRENCY).contains(&q.concurrency))
+        {
+            return bad(&format!(
+                "worker.queues[].concurrency must be 1 to {MAX_CONCURRENCY} (queue `{}` has {})",
+                q.name, q.concurrency
+            ));
         }
-        if self.worker.batch_size == 0 {
-            return bad("worker.batch_size must be at least 1");
+        if !(1..=crate::store::MAX_FETCH).contains(&self.worker.batch_size) {
+            return bad(&format!(
+                "worker.batch_size must be 1 to {} (it is {})",
+                crate::store::MAX_FETCH,
+                self.worker.batch_size
+            ));
+        }
+        if !(1..=MAX_SUBMIT_BATCH).contains(&self.api.max_batch) {
+            return bad(&format!(
+                "api.max_batch must be 1 to {MAX_SUBMIT_BATCH} (it is {})",
+                self.api.max_batch
+            ));
         }
         if let Some(a) = &self.worker.metrics_addr
             && a.parse::<std::net::SocketAddr>().is_err()
@@ -434,6 +460,13 @@ impl Settings {
             return bad(
                 "webhooks.timeout_ms, concurrency, poll_ms and initial_retry_ms must be at least 1",
             );
+        }
+        if w.concurrency > crate::store::MAX_FETCH {
+            return bad(&format!(
+                "webhooks.concurrency must be at most {} (it is {}): it sizes one outbox claim",
+                crate::store::MAX_FETCH,
+                w.concurrency
+            ));
         }
         if w.max_retry_ms < w.initial_retry_ms {
             return bad("webhooks.max_retry_ms must be at least initial_retry_ms");

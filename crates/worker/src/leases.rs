@@ -18,31 +18,56 @@ use std::{
 
 use errand_core::{
     Settings, TaskStore,
-    store::{self, WorkerInfo},
+    store::{self, Claimed, Held, WorkerInfo},
 };
 use tokio_util::sync::CancellationToken;
 
-/// Tasks this process is running, with the token that cancels each.
+/// The claims this process holds, keyed by claim token (one per attempt: after a partition
+/// the same process can hold an old and a new attempt of one task, and each attempt's guard
+/// removes its own entry only).
 #[derive(Clone, Default)]
-/// Task id -> (its queue, its cancel token).
-pub(crate) struct Running(Arc<Mutex<HashMap<String, (String, CancellationToken)>>>);
+pub(crate) struct Running(Arc<Mutex<HashMap<String, Entry>>>);
+
+struct Entry {
+    queue: String,
+    id: String,
+    /// Cancelled when a client asked to cancel the task.
+    cancel: CancellationToken,
+    /// Cancelled when the renewal found the claim lost: the attempt stops, reports nothing.
+    lost: CancellationToken,
+}
 
 impl Running {
-    /// Registers a task; the guard removes it (and so stops renewing its lease) on drop.
-    pub(crate) fn enter(&self, queue: &str, id: &str, cancel: CancellationToken) -> RunningGuard {
-        self.lock()
-            .insert(id.to_owned(), (queue.to_owned(), cancel));
+    /// Registers the attempt of `claimed`, stopped by `cancel` on a cancel request. The
+    /// guard removes it (and so stops renewing its lease) on drop; its `lost` token fires
+    /// when the task no longer holds the claim.
+    pub(crate) fn enter(&self, claimed: &Claimed, cancel: CancellationToken) -> RunningGuard {
+        let lost = CancellationToken::new();
+        self.lock().insert(
+            claimed.token.clone(),
+            Entry {
+                queue: claimed.queue.clone(),
+                id: claimed.id.clone(),
+                cancel,
+                lost: lost.clone(),
+            },
+        );
         RunningGuard {
             running: self.clone(),
-            id: id.to_owned(),
+            token: claimed.token.clone(),
+            lost,
         }
     }
 
-    /// (queue, id) of every task running here: leases are renewed per queue.
-    pub(crate) fn ids(&self) -> Vec<(String, String)> {
+    /// Every claim held here: leases are renewed per queue.
+    pub(crate) fn held(&self) -> Vec<Held> {
         self.lock()
             .iter()
-            .map(|(id, (q, _))| (q.clone(), id.clone()))
+            .map(|(token, e)| Held {
+                queue: e.queue.clone(),
+                id: e.id.clone(),
+                token: token.clone(),
+            })
             .collect()
     }
 
@@ -54,24 +79,37 @@ impl Running {
         self.len() == 0
     }
 
-    /// Cancels the local run of task `id`, if this process is running it.
+    /// Cancels the local runs of task `id`, if this process is running it.
     pub(crate) fn cancel(&self, id: &str) -> bool {
-        self.lock().get(id).map(|(_, t)| t.cancel()).is_some()
+        let mut any = false;
+        for e in self.lock().values().filter(|e| e.id == id) {
+            e.cancel.cancel();
+            any = true;
+        }
+        any
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, CancellationToken)>> {
+    /// Stops the attempt whose claim was lost.
+    pub(crate) fn lose(&self, token: &str) -> bool {
+        self.lock().get(token).map(|e| e.lost.cancel()).is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
+/// One attempt's place in [`Running`].
 pub(crate) struct RunningGuard {
     running: Running,
-    id: String,
+    token: String,
+    /// Fires when the renewal finds the claim lost.
+    pub lost: CancellationToken,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.id);
+        self.running.lock().remove(&self.token);
     }
 }
 
@@ -111,13 +149,18 @@ pub(crate) fn spawn(
                 let heartbeat_ttl = (every * 4).max(Duration::from_secs(5));
                 let mut me = me;
                 loop {
-                    let ids = running.ids();
+                    let ids = running.held();
                     let now = chrono::Utc::now();
                     match store.renew_leases(&ids, lease).await {
-                        Ok(cancel) => {
-                            for id in cancel {
+                        Ok(renewed) => {
+                            for id in renewed.cancel {
                                 if running.cancel(&id) {
                                     tracing::info!(task_id = %id, "cancel requested; stopping task");
+                                }
+                            }
+                            for h in renewed.lost {
+                                if running.lose(&h.token) {
+                                    tracing::warn!(task_id = %h.id, "claim lost (the lease lapsed and the task was taken over, or it was given back); stopping the attempt, its outcome will not be recorded");
                                 }
                             }
                         }
@@ -127,7 +170,7 @@ pub(crate) fn spawn(
                     }
                     me.running = ids.len();
                     // The same snapshot as the count, so the two always agree.
-                    me.running_ids = ids.iter().take(100).map(|(_, id)| id.clone()).collect();
+                    me.running_ids = ids.iter().take(100).map(|h| h.id.clone()).collect();
                     me.stopping = stopping.load(Ordering::Relaxed);
                     me.last_seen = now;
                     if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {
@@ -141,4 +184,53 @@ pub(crate) fn spawn(
                 let _ = store.worker_gone(&me.name).await;
             });
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: &str, token: &str) -> Claimed {
+        Claimed {
+            id: id.into(),
+            queue: "q".into(),
+            token: token.into(),
+            kind: "noop".into(),
+            payload: Ok(serde_json::Value::Null),
+            attempt: 1,
+            max_attempts: 1,
+            timeout_secs: None,
+            traceparent: None,
+            queued_at: None,
+        }
+    }
+
+    /// After a partition one process can hold an old and a new attempt of one task: the
+    /// old attempt's guard must not take the new one's entry (and its lease renewal) away.
+    #[test]
+    fn two_attempts_of_one_task_are_held_apart() {
+        let running = Running::default();
+        let old = running.enter(&claim("t", "f1.1"), CancellationToken::new());
+        let new = running.enter(&claim("t", "f2.1"), CancellationToken::new());
+        assert_eq!(running.len(), 2);
+        drop(old);
+        let held = running.held();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].token, "f2.1", "the new attempt is still renewed");
+        // Losing a claim stops that attempt only.
+        assert!(!running.lose("f1.1"));
+        assert!(running.lose("f2.1"));
+        assert!(new.lost.is_cancelled());
+    }
+
+    #[test]
+    fn a_cancel_request_reaches_every_local_attempt_of_the_task() {
+        let running = Running::default();
+        let (a, b) = (CancellationToken::new(), CancellationToken::new());
+        let _g1 = running.enter(&claim("t", "f1.1"), a.clone());
+        let _g2 = running.enter(&claim("u", "f1.2"), b.clone());
+        assert!(running.cancel("t"));
+        assert!(a.is_cancelled() && !b.is_cancelled());
+        assert!(!running.cancel("nope"));
+    }
 }

@@ -32,6 +32,9 @@ pub(crate) enum Ended {
     Aborted,
     /// Shutdown's grace period ran out while it ran: the attempt is left to its lease.
     Abandoned,
+    /// The task no longer holds this attempt's claim (its lease lapsed and it was taken
+    /// over, or it was given back or retried): stopped, nothing recorded.
+    Lost,
 }
 
 /// The settings the decision depends on.
@@ -55,7 +58,7 @@ pub(crate) fn outcome(
     jitter: f64,
 ) -> Option<Outcome> {
     let failure = match ended {
-        Ended::Abandoned => return None,
+        Ended::Abandoned | Ended::Lost => return None,
         Ended::Corrupt(reason) => {
             return Some(Outcome::Failed(error(
                 FailureKind::CorruptRecord,
@@ -133,6 +136,7 @@ mod tests {
         Claimed {
             id: "t".into(),
             queue: "default".into(),
+            token: "01JTOKEN.1".into(),
             kind: "noop".into(),
             payload: Ok(Value::Null),
             attempt,
@@ -279,6 +283,12 @@ mod tests {
                 "abandoned at shutdown",
                 Ended::Abandoned,
                 (1, 3),
+                Want::Nothing,
+            ),
+            (
+                "claim lost to another worker",
+                Ended::Lost,
+                (1, 1),
                 Want::Nothing,
             ),
             (

@@ -187,12 +187,7 @@ impl Worker {
             let mut last = me;
             last.stopping = true;
             last.running = running.len();
-            last.running_ids = running
-                .ids()
-                .into_iter()
-                .take(100)
-                .map(|(_, id)| id)
-                .collect();
+            last.running_ids = running.held().into_iter().take(100).map(|h| h.id).collect();
             last.last_seen = chrono::Utc::now();
             let beat_ttl = (settings.worker.lease() / 4 * 4).max(Duration::from_secs(5));
             if let Err(e) = store.heartbeat(&last, beat_ttl).await {

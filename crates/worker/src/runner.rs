@@ -102,17 +102,23 @@ impl Runner {
     async fn run_attempt(self: &Arc<Self>, mut record: Claimed) {
         let id = record.id.clone();
         let cancel = self.abandon.child_token();
-        let guard = self.running.enter(&record.queue, &id, cancel.clone());
+        let guard = self.running.enter(&record, cancel.clone());
         tracing::info!(kind = %record.kind, attempt = record.attempt, "attempt started");
         let metrics = crate::metrics::task(&record.queue, &record.kind);
         metrics.started(record.queued_at);
         let began = std::time::Instant::now();
 
-        let (ended, progress) = self.attempt(&mut record, &cancel).await;
+        let (ended, progress) = self.attempt(&mut record, &cancel, &guard.lost).await;
+        let lost = ended == Ended::Lost;
         let Some(outcome) = outcome(ended, &record, self.policy(), Utc::now(), jitter()) else {
-            // Shutdown ran out of grace: leave the task running; its lease lapses and another
-            // worker takes it over as a new attempt.
-            tracing::warn!("attempt abandoned at shutdown");
+            if lost {
+                // Another worker holds the task now: nothing this attempt says is recorded.
+                tracing::warn!("claim lost; attempt stopped");
+            } else {
+                // Shutdown ran out of grace: leave the task running; its lease lapses and
+                // another worker takes it over as a new attempt.
+                tracing::warn!("attempt abandoned at shutdown");
+            }
             return;
         };
         metrics.ran(&outcome, began.elapsed());
@@ -139,12 +145,14 @@ impl Runner {
     }
 
     /// Runs the task's code on its own tokio task, under its timeout and `cancel`, writing
-    /// its progress meanwhile. Returns how it ended and its last progress (JSON) when newer
-    /// than what is on the record.
+    /// its progress meanwhile; stops it at once when `lost` fires (the claim is no longer
+    /// the task's). Returns how it ended and its last progress (JSON) when newer than what
+    /// is on the record.
     async fn attempt(
         &self,
         record: &mut Claimed,
         cancel: &CancellationToken,
+        lost: &CancellationToken,
     ) -> (Ended, Option<String>) {
         let (id, attempt) = (record.id.clone(), record.attempt);
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
@@ -174,6 +182,7 @@ impl Runner {
                 j = &mut handle => break Race::Joined(j),
                 _ = &mut deadline => break Race::TimedOut,
                 _ = cancel.cancelled() => break Race::Cancelled,
+                _ = lost.cancelled() => break Race::Lost,
                 changed = rx.changed(), if reporting => match changed {
                     Ok(()) => dirty = true,
                     Err(_) => reporting = false,
@@ -197,7 +206,7 @@ impl Runner {
                     let pending = self.reports.send(ProgressReport {
                         id: id.clone(),
                         queue: record.queue.clone(),
-                        attempt,
+                        token: record.token.clone(),
                         json: json.clone(),
                     });
                     report = Some((pending, json));
@@ -222,7 +231,15 @@ impl Runner {
                 stop(&mut handle).await;
                 Ended::Cancelled("cancelled by request".into())
             }
+            Race::Lost => {
+                // Stop at once: another worker may be running it now.
+                handle.abort();
+                Ended::Lost
+            }
         };
+        if ended == Ended::Lost {
+            return (ended, None);
+        }
         // The last progress goes with the terminal write instead of before it (one round
         // trip less per task). A report already sent lands first (one connection, in
         // order); one still queued finds the attempt ended and is dropped.
@@ -244,6 +261,7 @@ impl Runner {
                 self.ends.call(AttemptEnd {
                     id: id.to_owned(),
                     queue: record.queue.clone(),
+                    token: record.token.clone(),
                     attempt: record.attempt,
                     outcome: outcome.clone(),
                     progress: progress.clone(),
@@ -301,6 +319,7 @@ enum Race {
     Joined(Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>),
     TimedOut,
     Cancelled,
+    Lost,
 }
 
 /// Gives a task whose token was cancelled a moment to stop on its own, then aborts it at its

@@ -13,7 +13,10 @@ use crate::task::rfc3339;
 static FETCH: std::sync::LazyLock<redis::Script> = script!("fetch.lua");
 static RELEASE: std::sync::LazyLock<redis::Script> = script!("release.lua");
 /// Items per claimed task in a fetch's reply.
-const FIELDS: usize = 8;
+const FIELDS: usize = 9;
+/// Most tasks one fetch may claim (`fetch.lua` caps it too; `worker.batch_size` is checked
+/// against it at start).
+pub const MAX_FETCH: usize = 1000;
 
 /// What a worker needs of a task it claimed: the fetch returns this much and no more (the
 /// rest of the record stays in Redis).
@@ -23,6 +26,10 @@ pub struct Claimed {
     pub id: String,
     /// The queue it was fetched from: every later write goes to this queue's slot.
     pub queue: String,
+    /// The claim token of this attempt: every write the attempt makes (finish, progress,
+    /// renew, release) is fenced by it, and refused once the task no longer holds it
+    /// (docs/task-lifecycle.md, "Claims").
+    pub token: String,
     /// The kind to run.
     pub kind: String,
     /// The stored input; `Err` when the stored text is not JSON (a hand-edited or corrupt
@@ -52,9 +59,10 @@ pub struct Fetched {
 
 impl TaskStore {
     /// Takes up to `max` ready tasks of `queue` and claims each for one attempt by
-    /// `worker`, with a lease of `lease` from now (Redis's clock). `token` names this fetch:
-    /// sent again after an error (the reply may have been lost with the claims made), the
-    /// same token is answered with the same claims, for a lease's time.
+    /// `worker`, with a lease of `lease` from now (Redis's clock). `token` names this fetch
+    /// (a fresh ULID per call; each claim's token is derived from it): sent again after an
+    /// error (the reply may have been lost with the claims made), the same token is answered
+    /// with the same claims, for a lease's time. At most [`MAX_FETCH`] are taken.
     pub async fn fetch(
         &self,
         queue: &str,
@@ -66,7 +74,7 @@ impl TaskStore {
     ) -> Result<Fetched, StoreError> {
         let mut inv = self.invoke_in(&FETCH, queue);
         inv.arg(queue)
-            .arg(max.max(1))
+            .arg(max.clamp(1, MAX_FETCH))
             .arg(worker)
             .arg(rfc3339(now))
             .arg(lease.as_millis() as u64)
@@ -75,8 +83,9 @@ impl TaskStore {
         decode(queue, reply)
     }
 
-    /// Gives claims that will not be run back to their queue (at its head, attempt undone);
-    /// returns how many were still theirs to give back.
+    /// Gives claims that will not be run back to their queue (at its head, attempt undone;
+    /// a task whose cancel was requested meanwhile ends `cancelled` instead); returns how
+    /// many still held their claims.
     pub async fn release(
         &self,
         queue: &str,
@@ -89,13 +98,13 @@ impl TaskStore {
         let mut inv = self.invoke_in(&RELEASE, queue);
         inv.arg(queue).arg(rfc3339(now));
         for c in claims {
-            inv.arg(&c.id).arg(c.attempt);
+            inv.arg(&c.id).arg(&c.token);
         }
         self.run(&inv).await
     }
 }
 
-/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs,
+/// Decodes `{dropped, (id, token, kind, payload, attempt, max_attempts, timeout_secs,
 /// traceparent, updated_at)...}`.
 fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
     let mut it = reply.into_iter();
@@ -117,6 +126,7 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         // Bytes, not strings: one task's undecodable field must fail that task, not the
         // whole fetch (which would leave its batch claimed and unrun).
         let id: String = redis::from_redis_value(id)?;
+        let token: String = redis::from_redis_value(next())?;
         let kind: Vec<u8> = redis::from_redis_value(next())?;
         let payload: Vec<u8> = redis::from_redis_value(next())?;
         let attempt: u32 = redis::from_redis_value(next())?;
@@ -128,6 +138,7 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         claimed.push(Claimed {
             id,
             queue: queue.to_owned(),
+            token,
             kind: String::from_utf8_lossy(&kind).into_owned(),
             payload: serde_json::from_slice(&payload).map_err(|e| format!("payload: {e}")),
             attempt,

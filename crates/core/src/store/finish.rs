@@ -1,5 +1,5 @@
-//! The end of an attempt (`finish.lua`): fenced by the attempt number, so only the attempt
-//! that owns a task can end it. Group-committed by the worker.
+//! The end of an attempt (`finish.lua`): fenced by the attempt's claim token, so only the
+//! attempt that holds a task can end it. Group-committed by the worker.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -40,7 +40,10 @@ pub struct AttemptEnd {
     pub id: String,
     /// The task's queue (its hash slot).
     pub queue: String,
-    /// The attempt that ended: a stale attempt's end is dropped.
+    /// The claim token of the attempt that ended: the end of a claim the task no longer
+    /// holds is dropped.
+    pub token: String,
+    /// The attempt's number (for the record's history of failed attempts).
     pub attempt: u32,
     /// How it ended.
     pub outcome: Outcome,
@@ -50,20 +53,20 @@ pub struct AttemptEnd {
 }
 
 impl TaskStore {
-    /// Ends an attempt; returns false when the attempt no longer owned the task (it was
-    /// cancelled, taken over after a lapsed lease, or already ended).
+    /// Ends the attempt of `claimed`; returns false when the task no longer holds its claim
+    /// (taken over after a lapsed lease, given back, retried). The same end sent again
+    /// answers true, as the first did.
     pub async fn finish(
         &self,
-        queue: &str,
-        id: &str,
-        attempt: u32,
+        claimed: &super::Claimed,
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let one = [AttemptEnd {
-            id: id.to_owned(),
-            queue: queue.to_owned(),
-            attempt,
+            id: claimed.id.clone(),
+            queue: claimed.queue.clone(),
+            token: claimed.token.clone(),
+            attempt: claimed.attempt,
             outcome: outcome.clone(),
             progress: None,
         }];
@@ -107,6 +110,7 @@ impl TaskStore {
                 Outcome::Cancelled(e) => ("cancelled", serde_json::to_string(e)?, None),
             };
             inv.arg(&end.id)
+                .arg(&end.token)
                 .arg(end.attempt)
                 .arg(name)
                 .arg(body)

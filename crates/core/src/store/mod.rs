@@ -8,8 +8,9 @@
 //! - [`fetch`](TaskStore::fetch): take ready tasks of a queue and claim them for one attempt
 //!   each (`fetch.lua`); [`release`](TaskStore::release) gives unrun claims back.
 //! - [`progress`](TaskStore::progress_many) and [`finish`](TaskStore::finish_many): what an
-//!   attempt reports, fenced by its attempt number.
-//! - [`renew_leases`](TaskStore::renew_leases): the lease of every running task.
+//!   attempt reports, fenced by its claim token.
+//! - [`renew_leases`](TaskStore::renew_leases): the lease of every held claim, and which
+//!   claims were lost.
 //! - [`cancel`](TaskStore::cancel), [`retry`](TaskStore::retry): the API's controls.
 //! - [`recover`](TaskStore::recover): due delayed tasks, and lapsed leases, back to queued.
 //! - [`expire_indexes`](TaskStore::expire_indexes): expired ids out of the indexes.
@@ -57,9 +58,10 @@ mod workers;
 pub use cancel::Cancel;
 pub use connect::{Conn, connect};
 pub use error::{StoreError, Unavailability};
-pub use fetch::{Claimed, Fetched};
+pub use fetch::{Claimed, Fetched, MAX_FETCH};
 pub use finish::{AttemptEnd, Outcome};
 pub use layout::{LAYOUT_VERSION, Layout};
+pub use lease::{Held, Renewed};
 pub use list::{Cursor, ListPage, ListQuery};
 pub use progress::ProgressReport;
 pub use pubsub::subscription;

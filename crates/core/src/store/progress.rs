@@ -17,26 +17,26 @@ pub struct ProgressReport {
     pub id: String,
     /// The task's queue (its hash slot).
     pub queue: String,
-    /// The attempt reporting: a report of an attempt that no longer owns its task is dropped.
-    pub attempt: u32,
+    /// The claim token of the attempt reporting: a report of a claim the task no longer
+    /// holds is dropped.
+    pub token: String,
     /// The progress, as JSON.
     pub json: String,
 }
 
 impl TaskStore {
-    /// Records progress; returns false when the attempt no longer owns the task.
+    /// Records progress of the attempt of `claimed`; returns false when the task no longer
+    /// holds its claim.
     pub async fn progress(
         &self,
-        queue: &str,
-        id: &str,
-        attempt: u32,
+        claimed: &super::Claimed,
         progress: &Progress,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let one = [ProgressReport {
-            id: id.to_owned(),
-            queue: queue.to_owned(),
-            attempt,
+            id: claimed.id.clone(),
+            queue: claimed.queue.clone(),
+            token: claimed.token.clone(),
             json: serde_json::to_string(progress)?,
         }];
         self.progress_many(&one, now)
@@ -57,7 +57,7 @@ impl TaskStore {
             inv.arg(*q).arg(rfc3339(now));
             for &n in idx {
                 let r = &reports[n];
-                inv.arg(&r.id).arg(r.attempt).arg(&r.json);
+                inv.arg(&r.id).arg(&r.token).arg(&r.json);
             }
             let done: Vec<i64> = self.run(&inv).await?;
             Ok::<_, StoreError>(done.into_iter().map(|n| n == 1).collect::<Vec<_>>())

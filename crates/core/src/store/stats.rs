@@ -207,6 +207,7 @@ mod tests {
             ends.push(AttemptEnd {
                 id: c.id.clone(),
                 queue: c.queue.clone(),
+                token: c.token.clone(),
                 attempt: c.attempt,
                 outcome,
                 progress: None,

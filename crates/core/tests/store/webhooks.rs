@@ -35,10 +35,18 @@ fn task(id: &str, max_attempts: u32, events: Option<&[WebhookEvent]>) -> NewTask
 }
 
 /// Fetches every ready task of queue `q` for one attempt.
-async fn run_all(s: &TaskStore, lease: Duration) {
+async fn run_all(s: &TaskStore, lease: Duration) -> Vec<errand_core::store::Claimed> {
     s.fetch("q", 100, "w1", lease, &ulid(), Utc::now())
         .await
-        .unwrap();
+        .unwrap()
+        .claimed
+}
+
+fn claim_of<'a>(
+    claims: &'a [errand_core::store::Claimed],
+    id: &str,
+) -> &'a errand_core::store::Claimed {
+    claims.iter().find(|c| c.id == id).expect("claimed")
 }
 
 fn ulid() -> String {
@@ -67,7 +75,7 @@ async fn every_terminal_path_writes_the_deliveries_its_callback_asked_for() {
         s.cancel(&id, now).await.unwrap(),
         Cancel::Cancelled(_)
     ));
-    run_all(&s, Duration::from_millis(300)).await;
+    let claims = run_all(&s, Duration::from_millis(300)).await;
     // Ended by their attempts (finish.lua).
     for (id, outcome) in [
         ("ok", Outcome::Succeeded(json!({"n": 1}))),
@@ -81,7 +89,11 @@ async fn every_terminal_path_writes_the_deliveries_its_callback_asked_for() {
             }),
         ),
     ] {
-        assert!(s.finish("q", id, 1, &outcome, Utc::now()).await.unwrap());
+        assert!(
+            s.finish(claim_of(&claims, id), &outcome, Utc::now())
+                .await
+                .unwrap()
+        );
     }
     // `lost`'s worker stops renewing: upkeep fails it (recover.lua, last attempt).
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -144,10 +156,14 @@ async fn a_lapsed_claim_is_due_again_and_cannot_settle_over_the_next_attempt() {
     s.submit(task("t", 1, Some(&ALL_OF)), Utc::now())
         .await
         .unwrap();
-    run_all(&s, Duration::from_secs(30)).await;
-    s.finish("q", "t", 1, &Outcome::Succeeded(json!({})), Utc::now())
-        .await
-        .unwrap();
+    let claims = run_all(&s, Duration::from_secs(30)).await;
+    s.finish(
+        claim_of(&claims, "t"),
+        &Outcome::Succeeded(json!({})),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     let lease = Duration::from_millis(200);
     let first = s.claim_webhooks("q", lease, 10).await.unwrap();
     assert_eq!(first.len(), 1);

@@ -67,6 +67,7 @@ pub(crate) async fn serve_queue(
         settings.worker.batch_size,
         Slots::new(queue.concurrency),
         wake,
+        shutdown,
     );
     let name = format!("{worker_name}:{}", queue.name);
     let worker = WorkerBuilder::new(name.as_str())

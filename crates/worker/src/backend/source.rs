@@ -14,13 +14,19 @@
 //!
 //! A fetch never kills the worker: a Redis error is logged and the fetch is sent again after
 //! a backoff (50 ms doubling to 5 s), under the same token, so claims a lost reply made are
-//! answered by the retry rather than stranded; apalis sees nothing but a quiet source. On shutdown,
-//! claims not yet handed to apalis (a fetch that landed as the worker stopped) are given
-//! back to the head of the queue as if never fetched.
+//! answered by the retry rather than stranded; apalis sees nothing but a quiet source.
+//!
+//! On shutdown, claims not yet handed to apalis are given back to the head of the queue at
+//! once, as if never fetched (`release.lua`), not when apalis closes the backend: apalis
+//! calls `poll_close` only once the running tasks are done, and claims waiting that long
+//! would hold leases nobody renews. So the fetch runs as a task of its own and puts its
+//! claims in an [`Inbox`] shared with a watcher of the stop: each claim is either taken by
+//! apalis or given back, never both, never neither.
 
 use std::{
     collections::VecDeque,
     pin::Pin,
+    sync::{Arc, Mutex},
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -34,9 +40,12 @@ use apalis_core::{
 use chrono::Utc;
 use errand_core::{
     StoreError, TaskStore,
+    shutdown::Shutdown,
     store::{Claimed, Fetched},
 };
-use futures::{FutureExt, Stream, future::BoxFuture};
+use futures::{FutureExt, Stream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::slots::{SlotGuard, Slots};
 use crate::wake::Wake;
@@ -57,6 +66,64 @@ pub(crate) struct Never;
 /// The longest wait between fetches after Redis errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Claims fetched and not yet handed to apalis. Closed when the process stops taking work:
+/// what it holds then, and whatever a fetch lands afterwards, is given back.
+#[derive(Debug, Clone, Default)]
+struct Inbox(Arc<Mutex<InboxState>>);
+
+#[derive(Debug, Default)]
+struct InboxState {
+    claims: VecDeque<Claimed>,
+    closed: bool,
+}
+
+impl Inbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `claims` for apalis; once closed, hands them back to be released instead.
+    fn offer(&self, claims: Vec<Claimed>) -> Vec<Claimed> {
+        let mut s = self.lock();
+        if s.closed {
+            return claims;
+        }
+        s.claims.extend(claims);
+        Vec::new()
+    }
+
+    fn pop(&self) -> Option<Claimed> {
+        self.lock().claims.pop_front()
+    }
+
+    /// Closes the inbox and takes what it holds.
+    fn close(&self) -> Vec<Claimed> {
+        let mut s = self.lock();
+        s.closed = true;
+        s.claims.drain(..).collect()
+    }
+}
+
+/// Gives claims that will not be run back to their queue.
+async fn release(store: &TaskStore, queue: &str, claims: Vec<Claimed>) {
+    if claims.is_empty() {
+        return;
+    }
+    match store.release(queue, &claims, Utc::now()).await {
+        Ok(n) => tracing::info!(queue = %queue, released = n, "unrun claims given back"),
+        // Their leases lapse and upkeep re-runs them: nothing is lost.
+        Err(e) => {
+            tracing::warn!(queue = %queue, error = %e, "unrun claims not given back; their leases will lapse");
+        }
+    }
+}
+
+/// A fetch's answer, its claims already in the inbox (or given back).
+struct Landed {
+    asked: usize,
+    result: Result<(usize, usize), StoreError>,
+}
+
 pub(crate) struct ErrandBackend {
     store: TaskStore,
     queue: String,
@@ -67,19 +134,22 @@ pub(crate) struct ErrandBackend {
     max_fetch: usize,
     slots: Slots,
     wake: Wake,
-    buffer: VecDeque<Claimed>,
-    fetching: Option<BoxFuture<'static, (usize, Result<Fetched, StoreError>)>>,
+    inbox: Inbox,
+    shutdown: Shutdown,
+    /// Cancelled when the process stops taking work: no fetch starts after it.
+    stop: CancellationToken,
+    fetching: Option<JoinHandle<Landed>>,
     /// The last fetch filled its request: the queue may hold more, fetch without a wake-up.
     more: bool,
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
     failures: u32,
-    releasing: Option<BoxFuture<'static, ()>>,
     /// The token of the fetch to send: kept after an error, so the retry is answered with
     /// whatever the failed call claimed (see `fetch.lua`).
     token: Option<(String, usize)>,
 }
 
 impl ErrandBackend {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: TaskStore,
         queue: &str,
@@ -88,7 +158,18 @@ impl ErrandBackend {
         max_fetch: usize,
         slots: Slots,
         wake: Wake,
+        shutdown: &Shutdown,
     ) -> Self {
+        let inbox = Inbox::default();
+        let stop = shutdown.work();
+        {
+            let (inbox, store, queue, stop) =
+                (inbox.clone(), store.clone(), queue.to_owned(), stop.clone());
+            shutdown.spawn_work(async move {
+                stop.cancelled().await;
+                release(&store, &queue, inbox.close()).await;
+            });
+        }
         Self {
             store,
             queue: queue.to_owned(),
@@ -97,13 +178,14 @@ impl ErrandBackend {
             max_fetch: max_fetch.max(1),
             slots,
             wake,
-            buffer: VecDeque::new(),
+            inbox,
+            shutdown: shutdown.clone(),
+            stop,
             fetching: None,
             // A fresh worker looks at once: work may have queued while nobody served it.
             more: true,
             backoff: None,
             failures: 0,
-            releasing: None,
             token: None,
         }
     }
@@ -116,40 +198,53 @@ impl ErrandBackend {
             )
         });
         self.token = Some((token.clone(), n));
-        let (store, queue, worker, lease) = (
+        let (store, queue, worker, lease, inbox) = (
             self.store.clone(),
             self.queue.clone(),
             self.worker.clone(),
             self.lease,
+            self.inbox.clone(),
         );
-        self.fetching = Some(
-            async move {
-                let fetched = errand_core::telemetry::redis_call(
-                    "fetch",
-                    store.fetch(&queue, n, &worker, lease, &token, Utc::now()),
-                );
-                (n, fetched.await)
-            }
-            .boxed(),
-        );
+        self.fetching = Some(self.shutdown.spawn_work(async move {
+            let fetched = errand_core::telemetry::redis_call(
+                "fetch",
+                store.fetch(&queue, n, &worker, lease, &token, Utc::now()),
+            )
+            .await;
+            let result = match fetched {
+                Ok(Fetched { claimed, dropped }) => {
+                    let got = claimed.len();
+                    release(&store, &queue, inbox.offer(claimed)).await;
+                    Ok((got, dropped))
+                }
+                Err(e) => Err(e),
+            };
+            Landed { asked: n, result }
+        }));
     }
 
-    /// Polls the fetch in flight, if any, into the buffer. `Pending` while it runs.
+    /// Polls the fetch in flight, if any. `Pending` while it runs.
     fn poll_fetch(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(f) = self.fetching.as_mut() else {
             return Poll::Ready(());
         };
-        let (asked, result) = ready!(f.poll_unpin(cx));
+        let landed = ready!(f.poll_unpin(cx));
         self.fetching = None;
+        let Landed { asked, result } = match landed {
+            Ok(l) => l,
+            Err(e) => Landed {
+                asked: 0,
+                result: Err(StoreError::Protocol(format!("fetch task ended: {e}"))),
+            },
+        };
         match result {
-            Ok(fetched) => {
+            Ok((got, dropped)) => {
                 self.failures = 0;
                 self.token = None;
-                self.more = fetched.claimed.len() + fetched.dropped >= asked;
-                if fetched.dropped > 0 {
-                    tracing::debug!(queue = %self.queue, dropped = fetched.dropped, "entries of tasks no longer waiting dropped");
+                self.more = got + dropped >= asked;
+                if dropped > 0 {
+                    tracing::debug!(queue = %self.queue, dropped, "entries of tasks no longer waiting dropped");
                 }
-                self.buffer.extend(fetched.claimed);
             }
             Err(e) => {
                 self.failures += 1;
@@ -179,12 +274,16 @@ impl Backend for ErrandBackend {
         _: &WorkerContext,
     ) -> Poll<Option<Result<Task<Delivery>, Never>>> {
         loop {
-            if let Some(claimed) = self.buffer.pop_front() {
+            if let Some(claimed) = self.inbox.pop() {
                 let slot = self.slots.take();
                 return Poll::Ready(Some(Ok(Task::new(Delivery { claimed, slot }))));
             }
             ready!(self.poll_fetch(cx));
-            if !self.buffer.is_empty() {
+            if self.inbox.lock().claims.is_empty() && self.stop.is_cancelled() {
+                // Stopping: no new fetch; the stop watcher gives back what is left.
+                return Poll::Pending;
+            }
+            if !self.inbox.lock().claims.is_empty() {
                 continue;
             }
             if let Some(b) = self.backoff.as_mut() {
@@ -202,25 +301,9 @@ impl Backend for ErrandBackend {
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Never>> {
+        // A fetch in flight puts its claims in the closed inbox's hands (given back); the
+        // stop watcher gave back the rest.
         ready!(self.poll_fetch(cx));
-        if self.releasing.is_none() && !self.buffer.is_empty() {
-            let claims: Vec<Claimed> = self.buffer.drain(..).collect();
-            let (store, queue) = (self.store.clone(), self.queue.clone());
-            self.releasing = Some(
-                async move {
-                    match store.release(&queue, &claims, Utc::now()).await {
-                        Ok(n) => tracing::info!(queue = %queue, released = n, "unrun claims given back"),
-                        // Their leases lapse and upkeep re-runs them: nothing is lost.
-                        Err(e) => tracing::warn!(queue = %queue, error = %e, "unrun claims not given back; their leases will lapse"),
-                    }
-                }
-                .boxed(),
-            );
-        }
-        if let Some(r) = self.releasing.as_mut() {
-            ready!(r.poll_unpin(cx));
-            self.releasing = None;
-        }
         Poll::Ready(Ok(()))
     }
 }
@@ -238,5 +321,86 @@ impl BackendConfig for ErrandBackend {
 
     fn middleware(&mut self, _: &mut WorkerContext) -> Identity {
         Identity::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use errand_core::{
+        Settings,
+        settings::Environment,
+        store::{self, Layout, NewTask},
+        task::{TaskId, TaskState},
+    };
+    use errand_testkit::{RedisServer, wait_for};
+
+    use super::*;
+
+    /// Claims a fetch makes as the process stops are given back at once, without waiting
+    /// for apalis to close the backend (it does so only once the running tasks are done,
+    /// and until then the claims would hold leases nobody renews).
+    #[tokio::test]
+    async fn claims_landing_while_stopping_are_given_back_at_once() {
+        let redis = RedisServer::start().await;
+        let mut settings = Settings::load_from(Environment::Local, Path::new("/nonexistent"))
+            .expect("the embedded settings load");
+        settings.redis.url = redis.url();
+        let store = TaskStore::new(
+            store::connect(&settings.redis).expect("connect"),
+            Layout::new("stop"),
+        );
+        for order in ["fetch lands first", "stop comes first"] {
+            let id = TaskId::generate();
+            store
+                .submit(
+                    NewTask {
+                        id: id.clone(),
+                        kind: "noop".into(),
+                        queue: "q".into(),
+                        payload: serde_json::json!({}),
+                        max_attempts: 1,
+                        timeout_secs: None,
+                        result_ttl_secs: 60,
+                        run_at: None,
+                        callback: None,
+                        traceparent: None,
+                    },
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            let shutdown = Shutdown::new(Duration::from_secs(5));
+            let mut backend = ErrandBackend::new(
+                store.clone(),
+                "q",
+                "w",
+                Duration::from_secs(60),
+                10,
+                Slots::new(10),
+                Wake::default(),
+                &shutdown,
+            );
+            if order == "stop comes first" {
+                shutdown.work().cancel();
+                backend.start_fetch();
+            } else {
+                backend.start_fetch();
+                wait_for("the claim", Duration::from_secs(5), || async {
+                    let r = store.get(&id).await.unwrap().unwrap();
+                    (r.state == TaskState::Running).then_some(())
+                })
+                .await;
+                shutdown.work().cancel();
+            }
+            // Neither poll_next nor poll_close is called: nothing hands the claim to apalis.
+            let r = wait_for(order, Duration::from_secs(5), || async {
+                let r = store.get(&id).await.unwrap().unwrap();
+                (r.state == TaskState::Queued).then_some(r)
+            })
+            .await;
+            assert_eq!(r.attempt, 0, "{order}: given back as if never fetched");
+        }
     }
 }

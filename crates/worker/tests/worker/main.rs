@@ -4,6 +4,7 @@
 
 mod control;
 mod drain;
+mod fences;
 mod guards;
 mod helpers;
 mod kinds;

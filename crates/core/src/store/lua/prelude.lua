@@ -65,7 +65,7 @@ local function webhook_delivery(queue, did) return tag(queue) .. 'webhook:d:' ..
 -- Record fields a webhook's `data` leaves out: the input (it can be large, and the
 -- receiver sent it) and errand's own bookkeeping.
 local WEBHOOK_SKIP = {payload = true, callback = true, webhook = true, webhook_seq = true,
-  traceparent = true, attempt_errors = true, started_ms = true}
+  traceparent = true, attempt_errors = true, started_ms = true, claim = true}
 
 -- Puts a webhook delivery for task `id` entering terminal state `event` into its queue's
 -- outbox, due at once, when the record's callback asks for that event. Called from

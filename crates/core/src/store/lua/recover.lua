@@ -2,7 +2,8 @@
 --  mode 'delayed': scheduled or retrying tasks now due;
 --  mode 'running': running tasks whose lease lapsed (their worker died), from the queue's
 --  `running` index (scored by lease expiry); they go to the head of their queue, since
---  their attempt was already under way.
+--  their attempt was already under way. Their claim is taken away: the lost worker's
+--  later renewals and reports are refused (renew.lua tells it to stop).
 -- Bounded per call, so a large backlog is moved in slices and no reply is ever huge.
 -- ARGV[A]: queue, [A+1]: mode, [A+2]: now rfc3339, [A+3]: most tasks
 local queue, mode, now, limit = ARGV[A], ARGV[A + 1], ARGV[A + 2], tonumber(ARGV[A + 3])
@@ -20,18 +21,19 @@ for _, id in ipairs(ids) do
   if eligible then
     local to = 'queued'
     if mode == 'running' then
-      local attempt = tonumber(f[2])
+      -- Read defensively: a damaged record must not stop the slice half way.
+      local attempt, max = tonumber(f[2]) or 0, tonumber(f[3]) or 1
       local err = cjson.encode({kind = 'worker_lost',
         message = 'worker ' .. (f[4] or '?') .. ' stopped renewing its lease during attempt ' .. attempt})
       if f[5] == '1' then
         to = 'cancelled'
-        redis.call('HSET', key, 'state', to, 'finished_at', now, 'updated_at', now,
+        redis.call('HSET', key, 'state', to, 'claim', '', 'finished_at', now, 'updated_at', now,
           'error', cjson.encode({kind = 'cancelled', message = 'cancelled while its worker was lost'}))
-      elseif attempt >= tonumber(f[3]) then
+      elseif attempt >= max then
         to = 'failed'
-        redis.call('HSET', key, 'state', to, 'error', err, 'finished_at', now, 'updated_at', now)
+        redis.call('HSET', key, 'state', to, 'claim', '', 'error', err, 'finished_at', now, 'updated_at', now)
       else
-        redis.call('HSET', key, 'state', to, 'error', err, 'progress', '', 'updated_at', now)
+        redis.call('HSET', key, 'state', to, 'claim', '', 'error', err, 'progress', '', 'updated_at', now)
       end
     else
       redis.call('HSET', key, 'state', to, 'next_attempt_at', '', 'progress', '', 'updated_at', now)

@@ -6,7 +6,7 @@ local key = record_key(queue, id)
 local state = redis.call('HGET', key, 'state')
 if not state then return {'gone'} end
 if state ~= 'failed' and state ~= 'cancelled' then return {'conflict', state} end
-redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'cancel_requested', '',
+redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'claim', '', 'cancel_requested', '',
   'result', '', 'error', '', 'progress', '', 'started_at', '', 'finished_at', '', 'next_attempt_at', '',
   'updated_at', now)
 transition(key, id, queue, state, 'queued', now_ms())
