@@ -3,21 +3,21 @@
 //! the fence itself, read off a record. Everything else handles a [`Claim`] as an opaque
 //! thing a fetch gave a worker, so moving the store to another fence changes this file.
 //!
-//! Today's fence: a claim is the task's `attempt` number while it is `running`.
+//! The fence: a claim is the token its fetch made for the attempt (`Claimed::token`, kept
+//! as the record's `claim`), honoured while the task is `running` under it.
 
 use std::{collections::HashMap, time::Duration};
 
 use chrono::Utc;
 use errand_core::{
     StoreError, TaskStore,
-    store::{AttemptEnd, Claimed, Outcome, ProgressReport},
+    store::{AttemptEnd, Claimed, Held, Outcome, ProgressReport},
 };
 
-/// One claim as the worker holding it knows it: what its fetch returned, and which fetch.
+/// One claim as the worker holding it knows it: what its fetch returned.
 #[derive(Debug, Clone)]
 pub(crate) struct Claim {
     claimed: Claimed,
-    fetch: String,
 }
 
 impl Claim {
@@ -37,25 +37,32 @@ impl Claim {
         self.claimed.max_attempts
     }
 
-    /// What names this claim in the checker's model. A fetch sent again with its token is
-    /// answered with the same claims, which must count as the same: so the fetch token
-    /// and the task, not the attempt number.
+    /// What names this claim in the checker's model: its token (a fetch sent again with
+    /// its fetch token is answered with the same claims, the same tokens).
     pub(crate) fn key(&self) -> String {
-        format!("{}/{}", self.fetch, self.claimed.id)
+        self.claimed.token.clone()
     }
 
-    /// For traces: `t3@2[f17]` (task, attempt, fetch).
+    /// For traces: `t3@2[f17.1]` (task, attempt, claim token).
     pub(crate) fn label(&self) -> String {
         format!(
             "{}@{}[{}]",
-            self.claimed.id, self.claimed.attempt, self.fetch
+            self.claimed.id, self.claimed.attempt, self.claimed.token
         )
     }
 
     /// Whether the store's fence lets this claim write to the task whose record is `rec`.
     pub(crate) fn fence_accepts(&self, rec: &HashMap<String, String>) -> bool {
         rec.get("state").map(String::as_str) == Some("running")
-            && rec.get("attempt") == Some(&self.claimed.attempt.to_string())
+            && rec.get("claim") == Some(&self.claimed.token)
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            queue: self.claimed.queue.clone(),
+            id: self.claimed.id.clone(),
+            token: self.claimed.token.clone(),
+        }
     }
 }
 
@@ -64,8 +71,8 @@ impl Claim {
 pub(crate) struct Renewed {
     /// Ids with a cancel requested.
     pub(crate) cancel: Vec<String>,
-    /// Ids the store says are no longer this worker's to run; `None`: the store does not
-    /// say.
+    /// Keys ([`Claim::key`]) of the claims the store says are no longer this worker's to
+    /// run; `None`: the store does not say.
     pub(crate) lost: Option<Vec<String>>,
 }
 
@@ -85,10 +92,7 @@ pub(crate) async fn fetch(
     let claims = f
         .claimed
         .into_iter()
-        .map(|claimed| Claim {
-            claimed,
-            fetch: token.to_owned(),
-        })
+        .map(|claimed| Claim { claimed })
         .collect();
     Ok((claims, f.dropped))
 }
@@ -103,6 +107,7 @@ pub(crate) async fn finish(
         .map(|(c, outcome)| AttemptEnd {
             id: c.claimed.id.clone(),
             queue: c.claimed.queue.clone(),
+            token: c.claimed.token.clone(),
             attempt: c.claimed.attempt,
             outcome: outcome.clone(),
             progress: None,
@@ -121,7 +126,7 @@ pub(crate) async fn progress(
         .map(|(c, json)| ProgressReport {
             id: c.claimed.id.clone(),
             queue: c.claimed.queue.clone(),
-            attempt: c.claimed.attempt,
+            token: c.claimed.token.clone(),
             json: json.clone(),
         })
         .collect();
@@ -134,12 +139,12 @@ pub(crate) async fn renew(
     claims: &[Claim],
     lease: Duration,
 ) -> Result<Renewed, StoreError> {
-    let running: Vec<(String, String)> = claims
-        .iter()
-        .map(|c| (c.claimed.queue.clone(), c.claimed.id.clone()))
-        .collect();
-    let cancel = store.renew_leases(&running, lease).await?;
-    Ok(Renewed { cancel, lost: None })
+    let held: Vec<Held> = claims.iter().map(Claim::held).collect();
+    let r = store.renew_leases(&held, lease).await?;
+    Ok(Renewed {
+        cancel: r.cancel,
+        lost: Some(r.lost.into_iter().map(|h| h.token).collect()),
+    })
 }
 
 /// Gives claims of `queue` back unrun; how many were still theirs to give.

@@ -11,10 +11,11 @@ use super::{
     ops::{End, Op, Spec},
 };
 
-async fn clean(name: &str, ops: Vec<Op>) -> World {
+/// Runs `ops`; the world at the end, with the server it lives on (kept up for reads).
+async fn clean(name: &str, ops: Vec<Op>) -> (RedisServer, World) {
     let redis = RedisServer::start().await;
     match driver::script(&redis, name, ops).await {
-        Ok(w) => w,
+        Ok(w) => (redis, w),
         Err(f) => panic!("{f}"),
     }
 }
@@ -34,7 +35,7 @@ fn fetch(worker: usize, n: usize) -> Op {
 /// after it were `queued` with no ready-list entry, and nothing ever put them back.
 #[tokio::test]
 async fn hole1_a_damaged_record_in_a_fetch_batch_strands_no_task() {
-    let mut w = clean(
+    let (_redis, mut w) = clean(
         "hole1",
         vec![
             Op::Submit {
@@ -71,7 +72,7 @@ async fn hole1_a_damaged_record_in_a_fetch_batch_strands_no_task() {
 /// finish landed on worker 1's run, and its renewals kept worker 1's lease.
 #[tokio::test]
 async fn hole2_a_stale_attempt_never_writes_over_the_retried_run() {
-    let mut w = clean(
+    let (_redis, mut w) = clean(
         "hole2",
         vec![
             Op::Submit {
@@ -127,7 +128,7 @@ async fn hole2_a_stale_attempt_never_writes_over_the_retried_run() {
 /// `succeeded`.
 #[tokio::test]
 async fn hole3_a_cancelled_claim_given_back_never_runs() {
-    let mut w = clean(
+    let (_redis, mut w) = clean(
         "hole3",
         vec![
             Op::Submit {
@@ -148,4 +149,29 @@ async fn hole3_a_cancelled_claim_given_back_never_runs() {
     .await;
     let t1 = w.record("t1").await;
     assert_eq!(t1["state"], "cancelled", "{t1:?}");
+}
+
+/// Found by the checker on the token fence (main at 46065ac, seed 1, step 1403: "at most
+/// one live claim per task"): a task cancelled while queued keeps its ready-list entry, and
+/// a retry pushes a second one; `fetch.lua`, now reading every popped record before it
+/// writes, saw the task `queued` at both entries and claimed it twice in one fetch (two
+/// tokens, the same attempt): one worker ran it twice at once. Only the first entry may
+/// claim it; the second is dropped.
+#[tokio::test]
+async fn two_ready_entries_of_one_task_in_one_fetch_claim_it_once() {
+    let (_redis, w) = clean(
+        "twice",
+        vec![
+            Op::Submit {
+                specs: vec![Spec::now("t1", "a", 3)],
+                lose: false,
+            },
+            Op::Cancel("t1".into()),
+            Op::Retry("t1".into()),
+            fetch(0, 2),
+        ],
+    )
+    .await;
+    let held: Vec<String> = w.workers[0].held.iter().map(|h| h.claim.label()).collect();
+    assert_eq!(held.len(), 1, "one claim of t1: {held:?}");
 }

@@ -3,7 +3,7 @@
 //! act only on what they were told, as real workers and clients would.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     time::Duration,
 };
 
@@ -188,6 +188,9 @@ pub(crate) struct World {
     pub(crate) workers: Vec<Worker>,
     pub(crate) tasks: BTreeMap<String, Task>,
     pub(crate) issued: BTreeMap<String, Issued>,
+    /// Claims (keys) whose end was recorded: the same end sent again may be answered
+    /// "recorded" without writing.
+    pub(crate) ended: BTreeSet<String>,
     /// Webhook deliveries the sender holds.
     pub(crate) hooks: Vec<ClaimedWebhook>,
     /// Per delivery, the latest attempt claimed.
@@ -246,6 +249,7 @@ impl World {
                 .collect(),
             tasks: BTreeMap::new(),
             issued: BTreeMap::new(),
+            ended: BTreeSet::new(),
             hooks: Vec::new(),
             hook_latest: BTreeMap::new(),
             unsent: Vec::new(),

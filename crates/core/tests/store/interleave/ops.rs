@@ -5,7 +5,7 @@
 //! [`Op`] carries every choice, so a scripted sequence and a random run go through the same
 //! code; [`pick`] draws one from the seeded generator and the world as last read.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use errand_core::{
@@ -758,10 +758,22 @@ async fn finish(w: &mut World, worker: usize, ends: Vec<(usize, End)>, lose: boo
         .iter()
         .map(|(c, o)| format!("{}={}", c.label(), outcome_name(o)))
         .collect();
-    match claims::finish(&w.store, &batch).await {
+    let tasks: Vec<String> = batch.iter().map(|(c, _)| c.id().to_owned()).collect();
+    let before = records(w, &tasks).await;
+    let reply = claims::finish(&w.store, &batch).await;
+    let after = records(w, &tasks).await;
+    match reply {
         Ok(landed) => {
-            for ((c, o), &l) in batch.iter().zip(&landed) {
-                judge(w, "finish", &name, c, l);
+            for (k, ((c, o), &l)) in batch.iter().zip(&landed).enumerate() {
+                let current = w.is_current(c);
+                if current || !l {
+                    judge(w, "finish", &name, c, l);
+                } else {
+                    acked(w, &batch, k, &before[k], &after[k], &name);
+                }
+                if l && current {
+                    w.ended.insert(c.key());
+                }
                 if l && matches!(o, Outcome::Succeeded(_)) {
                     cancelled_then_succeeded(w, c, &name);
                 }
@@ -783,6 +795,60 @@ async fn finish(w: &mut World, worker: usize, ends: Vec<(usize, End)>, lose: boo
             w.log(format!("{name} finish {} -> error: {e}", what.join(" ")));
         }
     }
+}
+
+/// Records of `ids` as Redis holds them now (empty: none).
+async fn records(w: &mut World, ids: &[String]) -> Vec<HashMap<String, String>> {
+    let mut p = redis::pipe();
+    for id in ids {
+        let q = w.tasks.get(id).map_or("", |t| t.queue.as_str());
+        p.cmd("HGETALL").arg(w.layout.record(q, id));
+    }
+    p.query_async(&mut w.raw).await.unwrap()
+}
+
+/// A stale claim's end answered "recorded": only the same end sent again may be, and it
+/// must write nothing.
+fn acked(
+    w: &mut World,
+    batch: &[(Claim, Outcome)],
+    k: usize,
+    before: &HashMap<String, String>,
+    after: &HashMap<String, String>,
+    worker: &str,
+) {
+    let c = &batch[k].0;
+    let live = w.current_label(c.id());
+    if !w.ended.contains(&c.key()) {
+        w.flag(
+            STALE,
+            format!(
+                "finish by {worker} with stale claim {} landed; the live claim is {live}",
+                c.label()
+            ),
+        );
+        return;
+    }
+    // A live claim of the same task in the batch accounts for a change.
+    let sibling = batch
+        .iter()
+        .any(|(o, _)| o.id() == c.id() && o.key() != c.key() && w.is_current(o));
+    if before != after && !sibling {
+        let changed: Vec<&String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|f| before.get(*f) != after.get(*f))
+            .collect();
+        w.flag(
+            STALE,
+            format!(
+                "finish by {worker} re-sending the end of {} was answered \"recorded\" and \
+                 changed {changed:?} of the record",
+                c.label()
+            ),
+        );
+    }
+    w.tally.stale_refused += 1;
 }
 
 fn cancelled_then_succeeded(w: &mut World, c: &Claim, worker: &str) {
@@ -921,20 +987,20 @@ async fn renew(w: &mut World, worker: usize, lose: bool) {
             w.tally.stale_refused += 1;
         }
         if let Some(lost) = &r.lost {
-            let said = lost.iter().any(|id| id == c.id());
+            let said = lost.contains(&c.key());
             if said && current {
                 w.flag(
                     LIVE,
                     format!("renewal told {name} its live claim {} was lost", c.label()),
                 );
             }
-            if !said && !current && !sibling {
+            if !said && !current {
+                let live = w.current_label(c.id());
                 w.flag(
                     STALE,
                     format!(
-                        "renewal did not tell {name} that {} is no longer live (the live claim is {})",
+                        "renewal did not tell {name} that {} is no longer live (the live claim is {live})",
                         c.label(),
-                        w.current_label(c.id())
                     ),
                 );
             }
@@ -958,7 +1024,7 @@ async fn renew(w: &mut World, worker: usize, lose: bool) {
     if let Some(lost) = &r.lost {
         w.workers[worker]
             .held
-            .retain(|h| !lost.iter().any(|id| id == h.claim.id()));
+            .retain(|h| !lost.contains(&h.claim.key()));
     }
 }
 
