@@ -64,11 +64,13 @@ local popped = redis.call('LPOP', ready_list(queue), n)
 if not popped then return {0} end
 
 -- Read and judge every popped task before writing anything.
-local plan = {}
+local plan, planned = {}, {}
 for i, id in ipairs(popped) do
   local f = redis.call('HMGET', record_key(queue, id), unpack(FIELDS))
   local p = {id = id, f = f}
-  if f[1] ~= 'queued' then
+  if f[1] ~= 'queued' or planned[id] then
+    -- Not waiting, or a second entry of a task an earlier entry of this batch takes (one
+    -- cancelled while queued keeps its entry; a retry pushes another).
     p.act = 'drop'
   elseif f[11] == '1' then
     p.act = 'cancel'
@@ -83,6 +85,7 @@ for i, id in ipairs(popped) do
     end
   end
   plan[i] = p
+  planned[id] = true
 end
 
 local ms = now_ms()
