@@ -35,7 +35,7 @@ use self::{
 #[tokio::test]
 async fn random_interleavings_keep_every_invariant() {
     let redis = RedisServer::start().await;
-    let cfg = Config::from_env(2000);
+    let cfg = Config::from_env(1500);
     let first = env("ERRAND_INTERLEAVE_SEED").unwrap_or(1);
     let runs = env("ERRAND_INTERLEAVE_RUNS").unwrap_or(3);
     let started = Instant::now();
