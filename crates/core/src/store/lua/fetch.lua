@@ -64,11 +64,13 @@ local popped = redis.call('LPOP', ready_list(queue), n)
 if not popped then return {0} end
 
 -- Read and judge every popped task before writing anything.
-local plan = {}
+-- A task can have two entries in one pop (cancelled while queued, then retried): only the
+-- first is judged, the others are dropped, as when the claim went before them.
+local plan, judged = {}, {}
 for i, id in ipairs(popped) do
   local f = redis.call('HMGET', record_key(queue, id), unpack(FIELDS))
   local p = {id = id, f = f}
-  if f[1] ~= 'queued' then
+  if judged[id] or f[1] ~= 'queued' then
     p.act = 'drop'
   elseif f[11] == '1' then
     p.act = 'cancel'
@@ -82,6 +84,7 @@ for i, id in ipairs(popped) do
       p.act, p.attempt, p.max = 'claim', attempt + 1, max
     end
   end
+  judged[id] = true
   plan[i] = p
 end
 
