@@ -568,6 +568,33 @@ mod tests {
         );
     }
 
+    /// Every setting that sizes one script call is bounded, refused at start by name (a
+    /// batch of 5,000 claims once failed inside the fetch script after writing them all).
+    #[test]
+    fn settings_that_size_a_script_call_are_bounded_by_name() {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+        let base = Settings::load_from(Environment::Local, &dir).unwrap();
+        let cases: [(&str, fn(&mut Settings)); 5] = [
+            ("worker.batch_size", |s| s.worker.batch_size = 5_000),
+            ("worker.batch_size", |s| s.worker.batch_size = 0),
+            ("worker.queues[].concurrency", |s| {
+                s.worker.queues[0].concurrency = MAX_CONCURRENCY + 1;
+            }),
+            ("api.max_batch", |s| s.api.max_batch = MAX_SUBMIT_BATCH + 1),
+            ("webhooks.concurrency", |s| s.webhooks.concurrency = 5_000),
+        ];
+        for (name, break_it) in cases {
+            let mut s = base.clone();
+            break_it(&mut s);
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        let mut s = base;
+        s.worker.batch_size = crate::store::MAX_FETCH;
+        s.worker.queues[0].concurrency = MAX_CONCURRENCY;
+        s.validate().unwrap();
+    }
+
     #[test]
     fn observability_is_off_by_default_and_bad_addresses_are_refused_by_name() {
         let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));

@@ -278,3 +278,32 @@ async fn a_stale_release_leaves_the_new_run_alone() {
             .unwrap()
     );
 }
+
+/// Found by the interleaving checker once fetch read every record before writing: a task
+/// with two ready entries (cancelled while queued, then retried) was claimed twice by one
+/// fetch. Only its first entry is judged.
+#[tokio::test]
+async fn two_entries_of_one_task_in_one_fetch_claim_it_once() {
+    let redis = RedisServer::start().await;
+    let s = store_on(&redis, "f5");
+    s.submit(task("t", 3), Utc::now()).await.unwrap();
+    let id = TaskId::parse("t").unwrap();
+    assert!(matches!(
+        s.cancel(&id, Utc::now()).await.unwrap(),
+        Cancel::Cancelled(_)
+    ));
+    assert!(matches!(
+        s.retry(&id, Utc::now()).await.unwrap(),
+        Retry::Queued(_)
+    ));
+    let mut c = conn(&redis).await;
+    let entries: usize = c.llen(s.layout().ready_list("q")).await.unwrap();
+    assert_eq!(entries, 2);
+    let got = s
+        .fetch("q", 10, "w", LEASE, &fresh_token(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(got.claimed.len(), 1, "claimed once");
+    assert_eq!(got.dropped, 1);
+    assert_eq!(got.claimed[0].attempt, 1);
+}

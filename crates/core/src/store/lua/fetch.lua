@@ -64,13 +64,13 @@ local popped = redis.call('LPOP', ready_list(queue), n)
 if not popped then return {0} end
 
 -- Read and judge every popped task before writing anything.
-local plan, planned = {}, {}
+-- A task can have two entries in one pop (cancelled while queued, then retried): only the
+-- first is judged, the others are dropped, as when the claim went before them.
+local plan, judged = {}, {}
 for i, id in ipairs(popped) do
   local f = redis.call('HMGET', record_key(queue, id), unpack(FIELDS))
   local p = {id = id, f = f}
-  if f[1] ~= 'queued' or planned[id] then
-    -- Not waiting, or a second entry of a task an earlier entry of this batch takes (one
-    -- cancelled while queued keeps its entry; a retry pushes another).
+  if judged[id] or f[1] ~= 'queued' then
     p.act = 'drop'
   elseif f[11] == '1' then
     p.act = 'cancel'
@@ -84,8 +84,8 @@ for i, id in ipairs(popped) do
       p.act, p.attempt, p.max = 'claim', attempt + 1, max
     end
   end
+  judged[id] = true
   plan[i] = p
-  planned[id] = true
 end
 
 local ms = now_ms()
