@@ -574,7 +574,8 @@ mod tests {
     fn settings_that_size_a_script_call_are_bounded_by_name() {
         let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
         let base = Settings::load_from(Environment::Local, &dir).unwrap();
-        let cases: [(&str, fn(&mut Settings)); 5] = [
+        type Break = fn(&mut Settings);
+        let cases: [(&str, Break); 5] = [
             ("worker.batch_size", |s| s.worker.batch_size = 5_000),
             ("worker.batch_size", |s| s.worker.batch_size = 0),
             ("worker.queues[].concurrency", |s| {
