@@ -21,6 +21,8 @@ pub struct Application {
     shutdown: Shutdown,
     /// `api.shutdown_grace_secs`.
     grace: Duration,
+    /// Resolves once the layout migration has had its first look at Redis.
+    first_look: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -46,7 +48,8 @@ impl Application {
         // An older layout is converted before tasks are served from it; meanwhile reads of
         // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
         let shutdown = Shutdown::new(JOIN_DEADLINE);
-        shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work()));
+        let (looked, first_look) = tokio::sync::oneshot::channel();
+        shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work(), looked));
         let grace = settings.api.shutdown_grace();
         let catalog = Catalog::new(Limits::from(&settings.tasks));
         let docs = openapi::Documents::build(&catalog, &settings);
@@ -91,7 +94,7 @@ impl Application {
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(crate::metrics::track))
-                .app_data(state.clone())
+                .app_data(state)
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::BadRequest {
@@ -157,6 +160,7 @@ impl Application {
             server,
             shutdown,
             grace,
+            first_look,
         })
     }
 
@@ -185,8 +189,20 @@ impl Application {
             server,
             shutdown,
             grace,
+            first_look,
             ..
         } = self;
+        // The migration looks first (a few ms with Redis up), so no request writes a key
+        // before it has seen which layout this Redis holds (a fresh Redis and an old one
+        // share some key names). Bounded, so an unreachable Redis does not keep the api
+        // from answering (503s meanwhile).
+        let _ = tokio::time::timeout(FIRST_LOOK, async {
+            tokio::select! {
+                _ = first_look => {}
+                () = shutdown.requested() => {}
+            }
+        })
+        .await;
         let handle = server.handle();
         let mut server = server;
         let mut served = None;
@@ -233,16 +249,28 @@ impl Application {
 /// How long the background loops get to end once asked: a Redis call in flight and a margin.
 const JOIN_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The longest serving waits for the migration's first look at Redis.
+const FIRST_LOOK: Duration = Duration::from_secs(2);
+
 /// Runs the layout migration, again after a pause while Redis is unreachable, until done
 /// or `stop` (which also ends a call in flight: each migration step is one atomic script,
 /// and the next start redoes what this one did not).
-async fn migrate_until_done(store: TaskStore, stop: CancellationToken) {
+/// `looked` is told once the first attempt is over, done or not.
+async fn migrate_until_done(
+    store: TaskStore,
+    stop: CancellationToken,
+    looked: tokio::sync::oneshot::Sender<()>,
+) {
     let mut pause = Duration::from_millis(200);
+    let mut looked = Some(looked);
     loop {
         let migrated = tokio::select! {
             r = store.migrate() => r,
             () = stop.cancelled() => return,
         };
+        if let Some(l) = looked.take() {
+            let _ = l.send(());
+        }
         let Err(e) = migrated else { return };
         tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "layout migration failed; trying again");
         tokio::select! {

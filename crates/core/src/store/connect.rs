@@ -192,7 +192,7 @@ pub struct Connector(Opener);
 
 #[derive(Clone)]
 enum Opener {
-    Single(redis::Client, redis::aio::ConnectionManagerConfig),
+    Single(Arc<(redis::Client, redis::aio::ConnectionManagerConfig)>),
     Cluster(Arc<ClusterClient>),
 }
 
@@ -226,16 +226,20 @@ pub fn connector(settings: &RedisSettings) -> Result<Connector, StoreError> {
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
-    Ok(Connector(Opener::Single(client, config)))
+    Ok(Connector(Opener::Single(Arc::new((client, config)))))
 }
 
 impl Connector {
     /// A new connection, lazy (made on first use, on the runtime that uses it).
     pub fn open(&self) -> Result<Conn, StoreError> {
         Ok(match &self.0 {
-            Opener::Single(client, config) => Conn::Single(
-                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
-            ),
+            Opener::Single(single) => {
+                let (client, config) = &**single;
+                Conn::Single(ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    config.clone(),
+                )?)
+            }
             Opener::Cluster(client) => Conn::Cluster(LazyCluster {
                 client: client.clone(),
                 conn: Arc::new(OnceCell::new()),
@@ -247,7 +251,7 @@ impl Connector {
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match &self.0 {
-            Opener::Single(..) => "Connector::Single",
+            Opener::Single(_) => "Connector::Single",
             Opener::Cluster(_) => "Connector::Cluster",
         })
     }
