@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         port = app.port(),
         "errand-api listening; Swagger UI at /docs"
     );
+    app.listen_for_signals();
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Builds the HTTP application from settings. Binding is separate from serving so tests
 //! can bind port 0 and learn the port before the server runs.
 
-use std::net::TcpListener;
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use errand_core::{Settings, TaskStore, shutdown::Shutdown, store};
@@ -16,8 +16,13 @@ use crate::{access, error::ApiError, events::Events, openapi, routes, state::App
 pub struct Application {
     port: u16,
     server: Server,
-    /// Owns the background loops (the layout migration); actix owns the signals.
+    /// Owns the stop: the signals (when listened for), the background loops (the layout
+    /// migration, the events subscription) and the token long-polls and streams end on.
     shutdown: Shutdown,
+    /// `api.shutdown_grace_secs`.
+    grace: Duration,
+    /// Resolves once the layout migration has had its first look at Redis.
+    first_look: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -35,12 +40,17 @@ impl Application {
         settings.check_api_access()?;
         let listener = TcpListener::bind((settings.api.host.as_str(), settings.api.port))?;
         let port = listener.local_addr()?.port();
-        let conn = store::connect(&settings.redis)?;
-        let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
+        let connector = store::connector(&settings.redis)?;
+        let layout = store::Layout::new(&settings.redis.key_prefix);
+        // This runtime's own connection: the HTTP worker threads open theirs (see
+        // `Connector`), so no connection is ever polled from two runtimes.
+        let store = TaskStore::new(connector.open()?, layout.clone());
         // An older layout is converted before tasks are served from it; meanwhile reads of
         // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
-        let shutdown = Shutdown::new(std::time::Duration::from_secs(5));
-        shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work()));
+        let shutdown = Shutdown::new(JOIN_DEADLINE);
+        let (looked, first_look) = tokio::sync::oneshot::channel();
+        shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work(), looked));
+        let grace = settings.api.shutdown_grace();
         let catalog = Catalog::new(Limits::from(&settings.tasks));
         let docs = openapi::Documents::build(&catalog, &settings);
         let max_body = settings.api.max_body_bytes;
@@ -51,26 +61,40 @@ impl Application {
             store.layout().events_channel(),
             &shutdown,
         );
-        let keys = access::Keys::new(&settings.api.api_keys);
+        let keys = Arc::new(access::Keys::new(&settings.api.api_keys));
         let ui = crate::ui::Ui::new(&settings);
-        let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit);
+        let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit).map(Arc::new);
         crate::metrics::install();
-        let state = web::Data::new(AppState {
+        let shared = AppState {
             store,
             catalog,
             settings,
             events,
             keys,
             rate_limiter,
-        });
+            stopping: shutdown.work(),
+        };
 
         let server = HttpServer::new(move || {
+            // Runs on each HTTP worker thread, in its runtime: the connection opened here is
+            // used (and reconnects) there only.
+            let store = match connector.open() {
+                Ok(conn) => TaskStore::new(conn, layout.clone()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open this worker thread's Redis connection; sharing the main one");
+                    shared.store.clone()
+                }
+            };
+            let state = web::Data::new(AppState {
+                store,
+                ..shared.clone()
+            });
             App::new()
                 .wrap(from_fn(crate::error::retry_after))
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(crate::metrics::track))
-                .app_data(state.clone())
+                .app_data(state)
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::BadRequest {
@@ -126,13 +150,28 @@ impl Application {
                 }))
         })
         .listen(listener)?
-        .shutdown_timeout(30)
+        // The stop is errand's (`run_until_stopped`), signals included; actix closes the
+        // connections still open once the grace is over.
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs())
         .run();
         Ok(Self {
             port,
             server,
             shutdown,
+            grace,
+            first_look,
         })
+    }
+
+    /// Stops on SIGTERM/SIGINT (the binary does this; in-process tests do not).
+    pub fn listen_for_signals(&self) {
+        self.shutdown.listen_for_signals();
+    }
+
+    /// The process's stop, to request it from elsewhere ([`Shutdown::trigger`]).
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
     }
 
     /// The port the listener is bound to (the one the OS picked for port 0).
@@ -140,28 +179,104 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT (actix handles both), then drains in-flight requests
-    /// (actix's own grace), then stops and joins the background loops.
+    /// Serves until the stop is requested (SIGTERM/SIGINT once listened for), then stops in
+    /// the [`Shutdown`]'s phases: 1. new connections are refused, long-polls answer with the
+    /// record as it is and event streams end; 2. other requests in flight get
+    /// `api.shutdown_grace_secs` to finish; 3. connections still open are closed; 4. the
+    /// background loops are joined. A second signal cuts 2 and 4 short.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        self.shutdown.trigger();
-        self.shutdown
-            .run(std::time::Duration::ZERO, async {}, || {})
+        let Self {
+            server,
+            shutdown,
+            grace,
+            first_look,
+            ..
+        } = self;
+        // The migration looks first (a few ms with Redis up), so no request writes a key
+        // before it has seen which layout this Redis holds (a fresh Redis and an old one
+        // share some key names). Bounded, so an unreachable Redis does not keep the api
+        // from answering (503s meanwhile).
+        let _ = tokio::time::timeout(FIRST_LOOK, async {
+            tokio::select! {
+                _ = first_look => {}
+                () = shutdown.requested() => {}
+            }
+        })
+        .await;
+        let handle = server.handle();
+        let mut server = server;
+        let mut served = None;
+        tokio::select! {
+            r = &mut server => {
+                // Ended on its own: nothing left to drain.
+                served = Some(r);
+                shutdown.trigger();
+            }
+            () = shutdown.requested() => {}
+        }
+        let began = std::time::Instant::now();
+        let ended = served.is_some();
+        let drained = async {
+            if !ended {
+                tracing::info!(
+                    grace_secs = grace.as_secs(),
+                    "stopping: no new connections; long-polls and event streams end now"
+                );
+                // Graceful: refuse new connections, wait for those open (actix's own
+                // `shutdown_timeout` is the grace), then the server's future ends. The
+                // server's future carries the stop out, so it is polled alongside.
+                let ((), r) = futures::join!(handle.stop(true), &mut server);
+                served = Some(r);
+            }
+        };
+        let stopped = shutdown
+            .run(grace, drained, |why| {
+                tracing::warn!(?why, "requests still in flight; closing their connections");
+            })
             .await;
-        result
+        tracing::info!(
+            stop_ms = began.elapsed().as_millis() as u64,
+            abandoned = stopped.abandoned,
+            forced = stopped.forced,
+            "errand-api stopped"
+        );
+        // Forced (or over the grace): the server's own stop is not waited for; its worker
+        // threads end with the process.
+        served.unwrap_or(Ok(()))
     }
 }
 
+/// How long the background loops get to end once asked: a Redis call in flight and a margin.
+const JOIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The longest serving waits for the migration's first look at Redis.
+const FIRST_LOOK: Duration = Duration::from_secs(2);
+
 /// Runs the layout migration, again after a pause while Redis is unreachable, until done
-/// or `stop` (a call in flight is let finish).
-async fn migrate_until_done(store: TaskStore, stop: CancellationToken) {
-    let mut pause = std::time::Duration::from_millis(200);
-    while let Err(e) = store.migrate().await {
-        tracing::warn!(error = %e, "layout migration failed; trying again");
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.cancelled() => return,
+/// or `stop` (which also ends a call in flight: each migration step is one atomic script,
+/// and the next start redoes what this one did not).
+/// `looked` is told once the first attempt is over, done or not.
+async fn migrate_until_done(
+    store: TaskStore,
+    stop: CancellationToken,
+    looked: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut pause = Duration::from_millis(200);
+    let mut looked = Some(looked);
+    loop {
+        let migrated = tokio::select! {
+            r = store.migrate() => r,
+            () = stop.cancelled() => return,
+        };
+        if let Some(l) = looked.take() {
+            let _ = l.send(());
         }
-        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        let Err(e) = migrated else { return };
+        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "layout migration failed; trying again");
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }

@@ -1,20 +1,31 @@
+//! What every handler is given: the store, the catalog, settings and the process's shared parts.
+
+use std::sync::Arc;
+
 use errand_core::{Settings, TaskStore};
 use errand_kinds::Catalog;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     access::{Keys, RateLimiter},
     events::Events,
 };
 
-/// Everything a handler needs, shared by all workers of the HTTP server.
+/// Everything a handler needs. One per HTTP worker thread: each has its own Redis
+/// connection (see `errand_core::store::Connector`); the rest is shared by all of them.
+#[derive(Clone)]
 pub(crate) struct AppState {
+    /// This worker thread's connection.
     pub store: TaskStore,
     pub catalog: Catalog,
     pub settings: Settings,
     /// Task events from Redis pub/sub, for long-poll and SSE.
     pub events: Events,
     /// `api.api_keys`, as digests.
-    pub keys: Keys,
-    /// `api.rate_limit`, when on.
-    pub rate_limiter: Option<RateLimiter>,
+    pub keys: Arc<Keys>,
+    /// `api.rate_limit`, when on (one budget per process, across worker threads).
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Cancelled when the process starts to stop: long-polls answer with the record as it
+    /// is and event streams end, rather than hold the stop up.
+    pub stopping: CancellationToken,
 }

@@ -187,10 +187,20 @@ pub struct ApiSettings {
     pub rate_limit: RateLimitSettings,
     /// Most entries the in-process background-task registry (`/tasks/background/*`) keeps.
     pub max_background_tasks: usize,
+    /// On SIGTERM/SIGINT, how long requests in flight may finish (long-polls and event
+    /// streams end at once) before their connections are closed.
+    pub shutdown_grace_secs: u64,
     /// ReDoc's standalone bundle, served at `/redoc/redoc.standalone.js` so `/redoc` needs no
     /// CDN. Resolved by `load_from` against the config directory's parent, so the default
     /// finds the repository's `assets/` wherever the binary is started from.
     pub redoc_js_path: PathBuf,
+}
+
+impl ApiSettings {
+    /// `shutdown_grace_secs` as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
 }
 
 /// One queue a worker serves.

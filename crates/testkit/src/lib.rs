@@ -12,7 +12,10 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::Stdio,
-    sync::atomic::{AtomicU16, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU16, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -280,6 +283,26 @@ impl RedisServer {
             .expect("redis connection")
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and calls get no reply, as with
+    /// a Redis that hangs or a network that drops packets. [`RedisServer::resume`] thaws it.
+    pub fn pause(&self) {
+        self.send(Signal::SIGSTOP);
+    }
+
+    /// Thaws a server [`RedisServer::pause`] froze (SIGCONT).
+    pub fn resume(&self) {
+        self.send(Signal::SIGCONT);
+    }
+
+    fn send(&self, sig: Signal) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("redis-server running");
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), sig).expect("signal redis-server");
+    }
+
     /// Stops the server (SIGKILL); keeps its data directory.
     pub async fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -386,15 +409,25 @@ impl Proc {
         }
     }
 
+    /// Like [`Proc::spawn`], keeping everything the process prints (stdout and stderr, in
+    /// order) for the test to read: what a test of its log (a panic, a warning) needs.
+    pub fn spawn_logged(bin: &str, args: &[&str], env: &[(String, String)]) -> (Self, Output) {
+        let output = Output::default();
+        let (p, _) = Self::spawn_reporting(bin, args, env, |_| None::<()>, Some(output.clone()));
+        (p, output)
+    }
+
     /// Like [`Proc::spawn`], and sends the first value `found_in` finds in a line of the
     /// process's output (stdout and stderr), such as the port it bound. A thread reads the
     /// output for the process's whole life, so the process never blocks on a full pipe; the
-    /// receiver errs if the process closes its output (exits) without such a line.
+    /// receiver errs if the process closes its output (exits) without such a line. Every
+    /// line also goes to `keep`, when given.
     fn spawn_reporting<T: Send + 'static>(
         bin: &str,
         args: &[&str],
         env: &[(String, String)],
         found_in: fn(&str) -> Option<T>,
+        keep: Option<Output>,
     ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
         let (reader, writer) = std::io::pipe().expect("pipe");
         let mut cmd = Self::command(bin, args, env);
@@ -412,6 +445,9 @@ impl Proc {
                     let mut err = std::io::stderr().lock();
                     let _ = err.write_all(&line);
                     let _ = err.write_all(b"\n");
+                }
+                if let Some(keep) = &keep {
+                    keep.push(&String::from_utf8_lossy(&line));
                 }
                 if tx.is_some()
                     && let Some(found) = found_in(&String::from_utf8_lossy(&line))
@@ -457,6 +493,63 @@ impl Proc {
             .expect("wait");
         status.code()
     }
+}
+
+/// Everything a process started with [`Proc::spawn_logged`] (or an `Errand::…_logged`)
+/// printed so far, a line each, ANSI colours removed.
+#[derive(Debug, Clone, Default)]
+pub struct Output(Arc<Mutex<String>>);
+
+impl Output {
+    fn push(&self, line: &str) {
+        let mut text = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        text.push_str(&without_ansi(line));
+        text.push('\n');
+    }
+
+    /// The output so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether a line so far contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(needle)
+    }
+
+    /// Waits until a line contains `needle`; panics after `timeout`, with the output.
+    pub async fn wait_for(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no line with `{needle}` within {timeout:?}; output:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `line` without its ANSI escape sequences (CSI: ESC [ parameters, ended by a letter).
+fn without_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// One errand deployment for a test: env shared by its api and workers.
@@ -518,13 +611,23 @@ impl Errand {
     /// Starts an api and waits until it answers `/healthz`. The first binds port 0 and the
     /// port comes from its `errand-api listening` log line; later ones bind that port again.
     pub async fn spawn_api(&self) -> Proc {
+        self.spawn_api_keeping(None).await
+    }
+
+    /// Like [`Errand::spawn_api`], keeping the api's output for the test to read.
+    pub async fn spawn_api_logged(&self) -> (Proc, Output) {
+        let output = Output::default();
+        (self.spawn_api_keeping(Some(output.clone())).await, output)
+    }
+
+    async fn spawn_api_keeping(&self, keep: Option<Output>) -> Proc {
         let known = self.api_port.load(Ordering::Relaxed);
         let mut env = self.env.clone();
         env.push(("ERRAND__API__PORT".into(), known.to_string()));
         if let Some(filter) = quiet_filter(&env, "errand_api") {
             env.push(("RUST_LOG".into(), filter));
         }
-        let (mut p, port) = Proc::spawn_reporting("errand-api", &[], &env, listening_port);
+        let (mut p, port) = Proc::spawn_reporting("errand-api", &[], &env, listening_port, keep);
         let port = reported(&mut p, port, "errand-api listening").await;
         assert!(
             known == 0 || port == known,
@@ -554,6 +657,11 @@ impl Errand {
         Proc::spawn("errand-worker", args, &self.env)
     }
 
+    /// Like [`Errand::spawn_worker`], keeping the worker's output for the test to read.
+    pub fn spawn_worker_logged(&self, args: &[&str]) -> (Proc, Output) {
+        Proc::spawn_logged("errand-worker", args, &self.env)
+    }
+
     /// Starts a worker like [`Errand::spawn_worker`] with its Prometheus listener on port 0
     /// (`worker.metrics_addr`), and returns the address it bound, read from its `serving
     /// metrics at /metrics` log line: scrape `http://{addr}/metrics`.
@@ -563,7 +671,7 @@ impl Errand {
         if let Some(filter) = quiet_filter(&env, "errand_worker::metrics") {
             env.push(("RUST_LOG".into(), filter));
         }
-        let (mut p, addr) = Proc::spawn_reporting("errand-worker", args, &env, metrics_addr);
+        let (mut p, addr) = Proc::spawn_reporting("errand-worker", args, &env, metrics_addr, None);
         let addr = reported(&mut p, addr, "serving metrics at /metrics").await;
         (p, addr)
     }
@@ -621,20 +729,7 @@ fn log_field(line: &str, message: &str, field: &str) -> Option<String> {
             _ => None,
         };
     }
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, ended by a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
+    let plain = without_ansi(line);
     let key = format!("{field}=");
     let at = plain
         .match_indices(&key)

@@ -39,7 +39,9 @@ pub async fn drain(settings: Settings, within: Duration) -> anyhow::Result<Drain
         .iter()
         .map(|q| q.name.clone())
         .collect();
-    let worker = Worker::start(settings, &shutdown).await?;
+    let worker = Worker::start(settings, &shutdown)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("stopped before the worker started"))?;
     let store = worker.store.clone();
     let running = worker.running.clone();
     let idle = async {

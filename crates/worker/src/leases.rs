@@ -113,6 +113,9 @@ impl Drop for RunningGuard {
     }
 }
 
+/// How long the last call, taking this process off `GET /v1/workers`, may take.
+const GONE: Duration = Duration::from_secs(1);
+
 /// Starts the renewal thread; it ends when `stop` is cancelled. `me` describes this process
 /// for its heartbeat.
 pub(crate) fn spawn(
@@ -151,9 +154,20 @@ pub(crate) fn spawn(
                 loop {
                     let ids = running.held();
                     let now = chrono::Utc::now();
+<<<<<<< HEAD
                     match store.renew_leases(&ids, lease).await {
                         Ok(renewed) => {
                             for id in renewed.cancel {
+=======
+                    // A renewal cut short by the stop is harmless: the tasks are done here.
+                    let renewed = tokio::select! {
+                        r = store.renew_leases(&ids, lease) => r,
+                        () = stop.cancelled() => break,
+                    };
+                    match renewed {
+                        Ok(cancel) => {
+                            for id in cancel {
+>>>>>>> h-stop
                                 if running.cancel(&id) {
                                     tracing::info!(task_id = %id, "cancel requested; stopping task");
                                 }
@@ -173,7 +187,11 @@ pub(crate) fn spawn(
                     me.running_ids = ids.iter().take(100).map(|h| h.id.clone()).collect();
                     me.stopping = stopping.load(Ordering::Relaxed);
                     me.last_seen = now;
-                    if let Err(e) = store.heartbeat(&me, heartbeat_ttl).await {
+                    let beat = tokio::select! {
+                        r = store.heartbeat(&me, heartbeat_ttl) => r,
+                        () = stop.cancelled() => break,
+                    };
+                    if let Err(e) = beat {
                         tracing::debug!(error = %e, "heartbeat failed");
                     }
                     tokio::select! {
@@ -181,7 +199,8 @@ pub(crate) fn spawn(
                         _ = stop.cancelled() => break,
                     }
                 }
-                let _ = store.worker_gone(&me.name).await;
+                // Bounded: with Redis gone the entry expires on its own (its TTL).
+                let _ = tokio::time::timeout(GONE, store.worker_gone(&me.name)).await;
             });
         })
 }

@@ -64,8 +64,17 @@ pub async fn run_until_stopped(settings: Settings, shutdown: Shutdown) -> anyhow
     if let Some(addr) = &settings.worker.metrics_addr {
         metrics::install(addr, &shutdown).await?;
     }
-    let worker = Worker::start(settings, &shutdown).await?;
-    worker.stop(shutdown).await
+    match Worker::start(settings, &shutdown).await? {
+        Some(worker) => worker.stop(shutdown).await,
+        None => {
+            // Stopped while still waiting for Redis: only the metrics listener (and the
+            // signal listener) ran; join them.
+            tracing::info!("stop requested before the worker started; nothing was taken");
+            shutdown.run(Duration::ZERO, async {}, |_| {}).await;
+            tracing::info!("worker stopped");
+            Ok(())
+        }
+    }
 }
 
 /// How long the worker's loops get to end once asked (the [`Shutdown`]'s join deadline): a

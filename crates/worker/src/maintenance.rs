@@ -18,7 +18,13 @@ pub(crate) async fn run(store: TaskStore, every: Duration, stop: CancellationTok
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = tick(&store).await {
+        // Each step is an atomic script, so a tick cut short by the stop leaves nothing
+        // half done; another worker's next tick does the rest.
+        let ticked = tokio::select! {
+            r = tick(&store) => r,
+            () = stop.cancelled() => return,
+        };
+        if let Err(e) = ticked {
             tracing::warn!(error = %e, "maintenance tick failed");
         }
     }

@@ -11,7 +11,7 @@ use std::{
 
 use errand_core::{
     Settings, TaskStore,
-    shutdown::Shutdown,
+    shutdown::{Abandoned, Shutdown},
     store::{self, WorkerInfo, WorkerQueue},
 };
 use errand_kinds::{Catalog, Limits};
@@ -22,6 +22,9 @@ use crate::{
     runner::Runner, scheduler, webhooks,
 };
 
+/// How long the stop's own heartbeat ("stopping") may take.
+const ANNOUNCE: Duration = Duration::from_secs(1);
+
 /// A started worker: its loops run on the shutdown's trackers.
 pub(crate) struct Worker {
     settings: Settings,
@@ -30,16 +33,21 @@ pub(crate) struct Worker {
     me: WorkerInfo,
     /// Read by the lease thread's heartbeat.
     stopping: Arc<AtomicBool>,
-    /// Served queue loops: phase 2 waits for them (each ends once its in-flight attempts
-    /// have).
+    /// Served queue loops and the webhook loop: phase 2 waits for them (each ends once its
+    /// in-flight attempts have).
     served: Vec<tokio::task::JoinHandle<()>>,
     /// Cancelled when a served queue ended on its own.
     failed: CancellationToken,
 }
 
 impl Worker {
-    /// Migrates the layout, then starts every loop on `shutdown`.
-    pub(crate) async fn start(settings: Settings, shutdown: &Shutdown) -> anyhow::Result<Self> {
+    /// Migrates the layout, then starts every loop on `shutdown`. `None` when the stop was
+    /// requested before the migration could be done (Redis unreachable): nothing was
+    /// started then.
+    pub(crate) async fn start(
+        settings: Settings,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Option<Self>> {
         for q in &settings.worker.queues {
             metrics::serve(&q.name, q.concurrency);
         }
@@ -47,11 +55,21 @@ impl Worker {
         let layout = store::Layout::new(&settings.redis.key_prefix);
         let store = TaskStore::new(conn, layout);
         let clients = settings.redis.clients()?;
-        // An older layout is converted before any of its tasks is fetched.
+        // An older layout is converted before any of its tasks is fetched. While Redis is
+        // unreachable this waits, and a stop ends the wait (a migration step is one atomic
+        // script: one cut short is redone by the next start).
         let mut pause = Duration::from_millis(200);
-        while let Err(e) = store.migrate().await {
-            tracing::warn!(error = %e, "layout migration failed; trying again");
-            tokio::time::sleep(pause).await;
+        loop {
+            let migrated = tokio::select! {
+                r = store.migrate() => r,
+                () = shutdown.requested() => return Ok(None),
+            };
+            let Err(e) = migrated else { break };
+            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "layout migration failed; trying again");
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.requested() => return Ok(None),
+            }
             pause = (pause * 2).min(Duration::from_secs(5));
         }
         let catalog = Catalog::new(Limits::from(&settings.tasks));
@@ -105,11 +123,12 @@ impl Worker {
             .iter()
             .map(|q| q.name.clone())
             .collect();
-        shutdown.spawn_work(webhooks::run(
+        let webhooks = shutdown.spawn_work(webhooks::run(
             store.clone(),
             settings.webhooks.clone(),
             queues,
             shutdown.work(),
+            shutdown.abandon(),
         ));
         shutdown.spawn_background(maintenance::run(
             store.clone(),
@@ -134,7 +153,9 @@ impl Worker {
             shutdown: shutdown.clone(),
         });
         let failed = CancellationToken::new();
-        let mut served = Vec::new();
+        // Phase 2 waits for the webhook attempts in flight too, so they count against the
+        // grace rather than after it.
+        let mut served = vec![webhooks];
         for q in &settings.worker.queues {
             let (runner, client, name, q, shutdown_, failed) = (
                 runner.clone(),
@@ -153,7 +174,7 @@ impl Worker {
             }));
         }
         tracing::info!(worker = %name, queues = ?settings.worker.queues.iter().map(|q| &q.name).collect::<Vec<_>>(), "worker started");
-        Ok(Self {
+        Ok(Some(Self {
             settings,
             store,
             running,
@@ -161,7 +182,7 @@ impl Worker {
             stopping,
             served,
             failed,
-        })
+        }))
     }
 
     /// Waits for the stop to be requested, then runs its phases ([`Shutdown::run`]).
@@ -182,7 +203,8 @@ impl Worker {
         );
         let drained = async {
             // Say so at once (the lease thread repeats it on each beat), so operators and
-            // tests see the drain start.
+            // tests see the drain start; alongside the wait, and briefly, since with Redis
+            // gone the call would only delay the stop.
             stopping.store(true, Ordering::Relaxed);
             let mut last = me;
             last.stopping = true;
@@ -190,28 +212,46 @@ impl Worker {
             last.running_ids = running.held().into_iter().take(100).map(|h| h.id).collect();
             last.last_seen = chrono::Utc::now();
             let beat_ttl = (settings.worker.lease() / 4 * 4).max(Duration::from_secs(5));
-            if let Err(e) = store.heartbeat(&last, beat_ttl).await {
-                tracing::debug!(error = %e, "stopping heartbeat not recorded");
-            }
-            for s in served {
-                let _ = s.await;
-            }
-            while !running.is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let announce = async {
+                match tokio::time::timeout(ANNOUNCE, store.heartbeat(&last, beat_ttl)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "stopping heartbeat not recorded"),
+                    Err(_) => tracing::debug!("stopping heartbeat not recorded in time"),
+                }
+            };
+            let finish = async {
+                for s in served {
+                    let _ = s.await;
+                }
+                while !running.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            futures::join!(announce, finish);
         };
-        let on_abandon = || {
+        let on_abandon = |why| {
+            let reason = match why {
+                Abandoned::GraceOver => "grace period over",
+                Abandoned::Forced => "stop forced",
+            };
             tracing::warn!(
                 abandoned = running.len(),
-                "grace period over; abandoning running tasks to other workers"
+                reason,
+                "abandoning running tasks to their leases (other workers take them over)"
             );
         };
         // Attempts in flight finish (each within webhooks.timeout_ms) and record their
         // outcome before the background loops stop.
-        shutdown
+        let began = std::time::Instant::now();
+        let stopped = shutdown
             .run(settings.worker.shutdown_grace(), drained, on_abandon)
             .await;
-        tracing::info!("worker stopped");
+        tracing::info!(
+            stop_ms = began.elapsed().as_millis() as u64,
+            abandoned = stopped.abandoned,
+            forced = stopped.forced,
+            "worker stopped"
+        );
         if failed.is_cancelled() {
             anyhow::bail!("a served queue's worker ended on its own");
         }

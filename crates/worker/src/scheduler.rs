@@ -24,12 +24,16 @@ pub(crate) async fn run(store: TaskStore, settings: ScheduleSettings, stop: Canc
     }
     let poll = settings.poll();
     loop {
-        let pause = match redis_call(
-            "fire_schedules",
-            store.fire_due_schedules(BATCH, settings.misfire_grace()),
-        )
-        .await
-        {
+        // A look cut short by the stop is one atomic script per schedule: a tick it fired is
+        // recorded with its task, one it did not is fired by the next process to look.
+        let looked = tokio::select! {
+            r = redis_call(
+                "fire_schedules",
+                store.fire_due_schedules(BATCH, settings.misfire_grace()),
+            ) => r,
+            () = stop.cancelled() => return,
+        };
+        let pause = match looked {
             Ok(report) => {
                 if !report.fired.is_empty() {
                     crate::metrics::schedules_fired(report.fired.len());

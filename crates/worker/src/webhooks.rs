@@ -27,12 +27,15 @@ use tokio_util::sync::CancellationToken;
 const ERROR_SNIPPET: usize = 200;
 
 /// Runs until `stop`, then waits for the attempts in flight (each bounded by
-/// `webhooks.timeout_ms`) so their outcomes are recorded rather than left to lapse.
+/// `webhooks.timeout_ms`) so their outcomes are recorded rather than left to lapse, unless
+/// `abandon` comes first (the grace ran out, or the stop was forced): those attempts are
+/// dropped, their claims lapse and the deliveries are sent again later (at least once).
 pub(crate) async fn run(
     store: TaskStore,
     settings: WebhookSettings,
     queues: Vec<String>,
     stop: CancellationToken,
+    abandon: CancellationToken,
 ) {
     if settings.secrets.is_empty() {
         tracing::info!("webhooks.secrets is empty: this worker sends no webhooks");
@@ -53,10 +56,16 @@ pub(crate) async fn run(
         let mut claimed = 0;
         for q in &queues {
             let free = slots.available_permits();
-            if free == 0 {
+            if free == 0 || stop.is_cancelled() {
                 break;
             }
-            match store.claim_webhooks(q, settings.lease(), free).await {
+            // A claim cut short by the stop is one atomic script: either nothing was
+            // claimed, or its claims lapse and are sent again.
+            let claims = tokio::select! {
+                c = store.claim_webhooks(q, settings.lease(), free) => c,
+                () = stop.cancelled() => break,
+            };
+            match claims {
                 Ok(claims) => {
                     for c in claims {
                         claimed += 1;
@@ -81,7 +90,18 @@ pub(crate) async fn run(
             }
         }
     }
-    while inflight.join_next().await.is_some() {}
+    let abandoned = tokio::select! {
+        () = async { while inflight.join_next().await.is_some() {} } => false,
+        () = abandon.cancelled() => true,
+    };
+    if abandoned {
+        tracing::warn!(
+            attempts = inflight.len(),
+            "webhook attempts in flight abandoned; their claims lapse and they are sent again"
+        );
+        inflight.abort_all();
+        while inflight.join_next().await.is_some() {}
+    }
 }
 
 /// One attempt of one delivery, sent and settled.

@@ -1,6 +1,10 @@
 //! Watching a task: long-poll (`?wait=`) and server-sent events. Both register for the
 //! task's events before reading the record (see `events.rs`), then re-read it on each
 //! relevant event; a slow re-read tick covers a subscription that is reconnecting.
+//!
+//! Neither holds up the process's stop: once it starts (`AppState::stopping`) a long-poll
+//! answers with the record as it is, as if its wait had run out, and an event stream ends
+//! (the client reconnects, to another api process).
 
 use std::time::Duration;
 
@@ -55,6 +59,7 @@ pub(crate) async fn until_terminal(
                         },
                         _ = &mut fallback => break,
                         _ = tokio::time::sleep_until(deadline) => return Ok(Some(r)),
+                        _ = state.stopping.cancelled() => return Ok(Some(r)),
                     }
                 }
             }
@@ -142,6 +147,8 @@ pub(crate) async fn task_events(
             tokio::select! {
                 _ = s.watch.rx.recv() => {}
                 _ = tokio::time::sleep(FALLBACK) => {}
+                // The process is stopping: end the stream (after the frames already sent).
+                _ = s.state.stopping.cancelled() => return None,
                 _ = tokio::time::sleep_until(s.keepalive) => {
                     s.keepalive = Instant::now() + KEEPALIVE;
                     return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s));

@@ -178,6 +178,27 @@ impl ConnectionLike for Conn {
 /// Opens the shared connection. Lazy: a process starts even while Redis is down and serves
 /// 503s until it is back.
 pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
+    connector(settings)?.open()
+}
+
+/// What [`connect`] opens connections from, for a process that needs one connection per
+/// tokio runtime. A connection's (re)connect is a future shared by every call waiting on it,
+/// and it spawns its tasks and takes its timers on whichever runtime polls it: shared across
+/// runtimes (actix runs one per HTTP worker thread), it can be left polling a timer of a
+/// runtime that has already shut down, which panics ("A Tokio 1.x context was found, but it
+/// is being shutdown"). Each runtime opens its own instead.
+#[derive(Clone)]
+pub struct Connector(Opener);
+
+#[derive(Clone)]
+enum Opener {
+    Single(Arc<(redis::Client, redis::aio::ConnectionManagerConfig)>),
+    Cluster(Arc<ClusterClient>),
+}
+
+/// Checks `redis.url` (and the TLS files it needs) and prepares connections to it; opening
+/// one ([`Connector::open`]) touches no network.
+pub fn connector(settings: &RedisSettings) -> Result<Connector, StoreError> {
     if settings.is_cluster() {
         let urls = node_urls(&settings.url)?;
         let mut b = ClusterClient::builder(urls.clone())
@@ -197,10 +218,7 @@ pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
         let client = b.build().map_err(|e| {
             StoreError::Config(format!("redis.url {}: {e}", redact_url(&settings.url)))
         })?;
-        return Ok(Conn::Cluster(LazyCluster {
-            client: Arc::new(client),
-            conn: Arc::new(OnceCell::new()),
-        }));
+        return Ok(Connector(Opener::Cluster(Arc::new(client))));
     }
     let client = client(settings, &settings.url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
@@ -208,9 +226,35 @@ pub fn connect(settings: &RedisSettings) -> Result<Conn, StoreError> {
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
-    Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-        client, config,
-    )?))
+    Ok(Connector(Opener::Single(Arc::new((client, config)))))
+}
+
+impl Connector {
+    /// A new connection, lazy (made on first use, on the runtime that uses it).
+    pub fn open(&self) -> Result<Conn, StoreError> {
+        Ok(match &self.0 {
+            Opener::Single(single) => {
+                let (client, config) = &**single;
+                Conn::Single(ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    config.clone(),
+                )?)
+            }
+            Opener::Cluster(client) => Conn::Cluster(LazyCluster {
+                client: client.clone(),
+                conn: Arc::new(OnceCell::new()),
+            }),
+        })
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match &self.0 {
+            Opener::Single(_) => "Connector::Single",
+            Opener::Cluster(_) => "Connector::Cluster",
+        })
+    }
 }
 
 impl std::fmt::Debug for Conn {

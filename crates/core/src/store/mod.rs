@@ -56,7 +56,7 @@ mod webhooks;
 mod workers;
 
 pub use cancel::Cancel;
-pub use connect::{Conn, connect};
+pub use connect::{Conn, Connector, connect, connector};
 pub use error::{StoreError, Unavailability};
 pub use fetch::{Claimed, Fetched, MAX_FETCH};
 pub use finish::{AttemptEnd, Outcome};

@@ -6,7 +6,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `on_message` for every message on `channel`, over a dedicated pub/sub connection
-/// that reconnects with backoff until `stop`. Spawn it on a `Shutdown` tracker so it is
+/// that reconnects with backoff until `stop` (which also ends a connect or subscribe in
+/// flight). Spawn it on a `Shutdown` tracker so it is
 /// joined on stop. `on_connect` runs after each (re)subscribe,
 /// since messages published while disconnected are lost. `clients`: the one Redis, or a
 /// cluster's nodes, tried in turn (a publish on any node of a cluster reaches subscribers
@@ -26,8 +27,17 @@ pub async fn subscription(
             return;
         };
         turn += 1;
-        match client.get_async_pubsub().await {
-            Ok(mut ps) => match ps.subscribe(&channel).await {
+        // Connecting and subscribing end on `stop` too: an unreachable Redis can hold them
+        // for the whole connect timeout, and the process's stop must not wait for that.
+        let connected = tokio::select! {
+            c = client.get_async_pubsub() => c,
+            () = stop.cancelled() => return,
+        };
+        match connected {
+            Ok(mut ps) => match tokio::select! {
+                r = ps.subscribe(&channel) => r,
+                () = stop.cancelled() => return,
+            } {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     on_connect();

@@ -11,4 +11,5 @@ mod kinds;
 mod lifecycle;
 mod schedules;
 mod shutdown;
+mod stop_matrix;
 mod webhooks;
