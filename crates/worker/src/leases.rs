@@ -154,20 +154,14 @@ pub(crate) fn spawn(
                 loop {
                     let ids = running.held();
                     let now = chrono::Utc::now();
-<<<<<<< HEAD
-                    match store.renew_leases(&ids, lease).await {
-                        Ok(renewed) => {
-                            for id in renewed.cancel {
-=======
                     // A renewal cut short by the stop is harmless: the tasks are done here.
                     let renewed = tokio::select! {
                         r = store.renew_leases(&ids, lease) => r,
                         () = stop.cancelled() => break,
                     };
                     match renewed {
-                        Ok(cancel) => {
-                            for id in cancel {
->>>>>>> h-stop
+                        Ok(renewed) => {
+                            for id in renewed.cancel {
                                 if running.cancel(&id) {
                                     tracing::info!(task_id = %id, "cancel requested; stopping task");
                                 }
