@@ -396,8 +396,21 @@ impl Proc {
         env: &[(String, String)],
         found_in: fn(&str) -> Option<T>,
     ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
+        Self::spawn_reporting_via(&[], bin, args, env, found_in, None)
+    }
+
+    /// [`Proc::spawn_reporting`] with the command prefixed by `wrapper` (e.g. `ip netns exec
+    /// NS`), and every output line also kept in `keep` when given.
+    fn spawn_reporting_via<T: Send + 'static>(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        found_in: fn(&str) -> Option<T>,
+        keep: Option<Output>,
+    ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
         let (reader, writer) = std::io::pipe().expect("pipe");
-        let mut cmd = Self::command(bin, args, env);
+        let mut cmd = Self::command_via(wrapper, bin, args, env);
         cmd.stdout(writer.try_clone().expect("pipe")).stderr(writer);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
         // Our copies of the write end go with `cmd`: the thread sees EOF when the child exits.
@@ -413,10 +426,14 @@ impl Proc {
                     let _ = err.write_all(&line);
                     let _ = err.write_all(b"\n");
                 }
+                let text = String::from_utf8_lossy(&line);
                 if tx.is_some()
-                    && let Some(found) = found_in(&String::from_utf8_lossy(&line))
+                    && let Some(found) = found_in(&text)
                 {
                     let _ = tx.take().expect("checked").send(found);
+                }
+                if let Some(keep) = &keep {
+                    keep.push(text.into_owned());
                 }
             }
         });
@@ -430,7 +447,26 @@ impl Proc {
     }
 
     fn command(bin: &str, args: &[&str], env: &[(String, String)]) -> Command {
-        let mut cmd = Command::new(bin_path(bin));
+        Self::command_via(&[], bin, args, env)
+    }
+
+    /// The command for `bin`, run through `wrapper` when it is not empty: `wrapper[0]` is
+    /// the program, the rest and then the binary's path its arguments. The wrapper must
+    /// exec the binary (as `ip netns exec` does), so the pid is the binary's own.
+    fn command_via(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin_path(bin));
+                c
+            }
+            None => Command::new(bin_path(bin)),
+        };
         cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
         cmd.env(
             "ERRAND_CONFIG_DIR",
@@ -554,6 +590,30 @@ impl Errand {
         Proc::spawn("errand-worker", args, &self.env)
     }
 
+    /// Starts a worker through `wrapper` (e.g. `["ip", "netns", "exec", NS]`, which execs
+    /// it inside a network namespace), with `env` added to this deployment's settings, and
+    /// keeps its output; returns once it logged `worker started` (it reached Redis).
+    pub async fn spawn_worker_via(
+        &self,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> (Proc, Output) {
+        let mut all = self.env.clone();
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let out = Output::default();
+        let (mut p, started) = Proc::spawn_reporting_via(
+            wrapper,
+            "errand-worker",
+            args,
+            &all,
+            |l| l.contains("worker started").then_some(()),
+            Some(out.clone()),
+        );
+        reported(&mut p, started, "worker started").await;
+        (p, out)
+    }
+
     /// Starts a worker like [`Errand::spawn_worker`] with its Prometheus listener on port 0
     /// (`worker.metrics_addr`), and returns the address it bound, read from its `serving
     /// metrics at /metrics` log line: scrape `http://{addr}/metrics`.
@@ -566,6 +626,22 @@ impl Errand {
         let (mut p, addr) = Proc::spawn_reporting("errand-worker", args, &env, metrics_addr);
         let addr = reported(&mut p, addr, "serving metrics at /metrics").await;
         (p, addr)
+    }
+}
+
+/// Every line a process wrote (stdout and stderr), kept while it runs, for a test that
+/// checks what a process logged.
+#[derive(Debug, Clone, Default)]
+pub struct Output(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Output {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -342,3 +342,25 @@ pub(crate) fn assert_all_succeeded(recs: &[Value]) {
         count_states(recs)
     );
 }
+
+/// Sum of field `field` over the queue's per-minute finish counts: every finish Redis
+/// recorded is counted there once, in the same script call.
+pub(crate) async fn finishes(redis: &RedisServer, prefix: &str, queue: &str, field: &str) -> u64 {
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:{{{queue}}}:stats:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("stats keys");
+    let mut n = 0;
+    for k in keys {
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg(&k)
+            .arg(field)
+            .query_async(&mut conn)
+            .await
+            .expect("stats");
+        n += v.unwrap_or(0);
+    }
+    n
+}

@@ -9,6 +9,7 @@
 
 mod connections;
 mod helpers;
+mod partition;
 mod races;
 mod redis;
 mod workers;
