@@ -12,4 +12,5 @@ mod helpers;
 mod partition;
 mod races;
 mod redis;
+mod soak;
 mod workers;
