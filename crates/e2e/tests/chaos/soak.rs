@@ -335,10 +335,13 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
     let drained = started.elapsed();
     let succeeded = done.count() - 100;
 
-    // Every record expires RESULT_TTL_SECS after it finished; upkeep then takes it out of
-    // the indexes. Wait for that and for the memory to come back, with a deadline.
+    // Every record expires RESULT_TTL_SECS after it finished (its tombstone TOMBSTONE_SECS
+    // later); upkeep takes it out of the indexes. Wait for that and for the memory to come
+    // back: until it is within the bound, or the index is empty and the memory has not gone
+    // down for 20 s (what stays, stays), or a deadline.
     let bound = before + before / 20;
-    let settle_deadline = Instant::now() + Duration::from_secs(RESULT_TTL_SECS + 60);
+    let settle_deadline = Instant::now() + Duration::from_secs(RESULT_TTL_SECS + 90);
+    let (mut lowest, mut lowered) = (u64::MAX, Instant::now());
     let (after, after_keys, index_left) = loop {
         let (used, keys) = memory(&mut conn).await.expect("memory");
         let left: u64 = redis::cmd("ZCARD")
@@ -346,7 +349,11 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
             .query_async(&mut conn)
             .await
             .expect("ZCARD");
-        if (left == 0 && used <= bound) || Instant::now() > settle_deadline {
+        if used + 64 * 1024 < lowest {
+            (lowest, lowered) = (used, Instant::now());
+        }
+        let stuck = left == 0 && lowered.elapsed() > Duration::from_secs(20);
+        if (left == 0 && used <= bound) || stuck || Instant::now() > settle_deadline {
             break (used, keys, left);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
