@@ -27,7 +27,11 @@ fn soak_tasks() -> usize {
 
 /// How long a finished record stays readable: short, so the soak ends with everything it
 /// created expired.
-const RESULT_TTL_SECS: u64 = 20;
+const RESULT_TTL_SECS: u64 = 30;
+/// A client gives up on an answer after this long and sends the batch again. Well inside
+/// the result TTL, so the resend finds the tasks the first send may have created (an id is
+/// free again once its record expired: a resend after that would create it anew).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the id of an expired record still answers "expired" (tombstones).
 const TOMBSTONE_SECS: &str = "10";
 const BATCH: usize = 1000;
@@ -94,6 +98,8 @@ fn mb(bytes: u64) -> f64 {
 struct Succeeded {
     ids: Arc<Mutex<HashSet<String>>>,
     count: Arc<AtomicUsize>,
+    /// Successes of an id already seen succeeded (it was created and run again).
+    again: Arc<AtomicUsize>,
     /// Set if the subscription ended: then ids may be missing.
     broken: Arc<AtomicBool>,
 }
@@ -114,10 +120,12 @@ impl Succeeded {
                 let payload: String = m.get_payload().unwrap_or_default();
                 let mut ids = seen.ids.lock().unwrap();
                 for line in payload.lines() {
-                    if let Some(id) = line.strip_suffix(" succeeded")
-                        && ids.insert(id.to_owned())
-                    {
-                        seen.count.fetch_add(1, Ordering::Relaxed);
+                    if let Some(id) = line.strip_suffix(" succeeded") {
+                        if ids.insert(id.to_owned()) {
+                            seen.count.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            seen.again.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -133,7 +141,8 @@ impl Succeeded {
 
 /// One client's batch submits, taking batch numbers from `next` until `n` tasks were
 /// sent; a batch that got no answer or a 503 is sent again with the same ids (idempotent).
-/// Returns the ids answered 2xx, and any other answer (which must not happen).
+/// Returns the ids answered 2xx, how many sends got a 503 and how many no answer (each sent
+/// again), and any other answer (which must not happen).
 async fn client(
     http: reqwest::Client,
     base: String,
@@ -141,12 +150,12 @@ async fn client(
     next: Arc<AtomicUsize>,
     accepted_so_far: Arc<AtomicUsize>,
     done: Succeeded,
-) -> (Vec<String>, Vec<String>) {
-    let (mut accepted, mut other) = (Vec::new(), Vec::new());
+) -> (Vec<String>, (usize, usize), Vec<String>) {
+    let (mut accepted, mut resent, mut other) = (Vec::new(), (0, 0), Vec::new());
     loop {
         let b = next.fetch_add(1, Ordering::Relaxed);
         if b * BATCH >= n {
-            return (accepted, other);
+            return (accepted, resent, other);
         }
         while accepted_so_far
             .load(Ordering::Relaxed)
@@ -177,7 +186,7 @@ async fn client(
                     accepted_so_far.fetch_add(items.len(), Ordering::Relaxed);
                     break;
                 }
-                Ok(r) if r.status() == 503 => {}
+                Ok(r) if r.status() == 503 => resent.0 += 1,
                 Ok(r) => {
                     other.push(format!(
                         "{} {}",
@@ -186,7 +195,7 @@ async fn client(
                     ));
                     break;
                 }
-                Err(_) => {}
+                Err(_) => resent.1 += 1,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -194,13 +203,14 @@ async fn client(
 }
 
 /// `ERRAND_SOAK_TASKS` (default 1,000,000) `noop` tasks submitted through the api in
-/// batches of 1,000 by 4 clients, drained by 2 worker processes, each record kept 20 s once
-/// finished. Redis's `used_memory` is read before (the deployment up and warmed), every
-/// second during, and after: once the records expired and upkeep took them out of the
-/// indexes, it must be back within 5 % of where it started. Every id answered 2xx must have
-/// succeeded: exactly as many successes in the queue's finish counts as ids accepted, and
-/// each accepted id seen `succeeded` on the events channel.
-#[tokio::test]
+/// batches of 1,000 by 8 clients, drained by 2 worker processes, each record kept 30 s once
+/// finished (its id's tombstone 10 s more, where `tasks.tombstone_secs` exists). Redis's
+/// `used_memory` is read before (the deployment up and warmed), every second during, and
+/// after: once the records expired and upkeep took them out of the indexes, it must be back
+/// within 5 % of where it started. Every id answered 2xx must have succeeded exactly once:
+/// as many successes in the queue's finish counts as ids accepted, and each accepted id
+/// seen `succeeded` once on the events channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "chaos: heavy (minutes); `just chaos` runs it"]
 async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
     let n = soak_tasks();
@@ -227,7 +237,7 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
         .map(|_| errand.spawn_worker(&["--queues", "default=256"]))
         .collect();
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(CLIENT_TIMEOUT)
         .build()
         .unwrap();
     let base = errand.base_url();
@@ -276,7 +286,7 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
                 if let Ok((used, keys)) = memory(&mut conn).await {
                     peak.0.fetch_max(used, Ordering::Relaxed);
                     peak.1.fetch_max(keys, Ordering::Relaxed);
-                    if k % 15 == 0 {
+                    if k.is_multiple_of(15) {
                         eprintln!(
                             "soak: {:>4} s accepted={} succeeded={} used_mb={:.1} keys={keys}",
                             t0.elapsed().as_secs(),
@@ -307,9 +317,10 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
         })
         .collect();
     let mut accepted = HashSet::with_capacity(n);
-    let mut other = Vec::new();
+    let (mut other, mut resent) = (Vec::new(), (0, 0));
     for c in clients {
-        let (ids, errs) = c.await.expect("client");
+        let (ids, again, errs) = c.await.expect("client");
+        resent = (resent.0 + again.0, resent.1 + again.1);
         accepted.extend(ids);
         other.extend(errs);
     }
@@ -365,14 +376,17 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
     let recorded_all = finishes(&redis, &prefix, "default", "n").await - 100;
     let left_keys = census(&mut conn, &format!("{prefix}:")).await;
     let seen = done.ids.lock().unwrap().clone();
+    let again = done.again.load(Ordering::Relaxed);
     let lost = accepted.iter().filter(|id| !seen.contains(*id)).count();
     eprintln!(
         "chaos[soak] tasks={n} accepted={} succeeded={succeeded} recorded_succeeded={recorded_ok} \
-         recorded_finishes={recorded_all} lost={lost} submit/s={:.0} drain/s={:.0} \
+         recorded_finishes={recorded_all} lost={lost} ran_again={again} resent_after_503={} resent_after_no_answer={} submit/s={:.0} drain/s={:.0} \
          peak_mb={:.1} peak_keys={} before_mb={:.2} before_keys={before_keys} after_mb={:.2} \
          after_keys={after_keys} index_left={index_left} submit_s={:.1} drain_s={:.1} \
          settle_s={:.1} keys_left={left_keys:?}",
         accepted.len(),
+        resent.0,
+        resent.1,
         n as f64 / submitted.as_secs_f64(),
         n as f64 / drained.as_secs_f64(),
         mb(peak.0.load(Ordering::Relaxed)),
@@ -384,6 +398,10 @@ async fn soak_of_a_million_tasks_leaves_redis_as_it_found_it() {
         settled.as_secs_f64(),
     );
     assert_eq!(lost, 0, "every accepted id seen succeeded");
+    assert_eq!(
+        again, 0,
+        "no id succeeded twice (created again by a late resend)"
+    );
     assert_eq!(succeeded, n, "as many successes as accepted tasks, no more");
     assert_eq!(
         recorded_ok, n as u64,
