@@ -429,8 +429,21 @@ impl Proc {
         found_in: fn(&str) -> Option<T>,
         keep: Option<Output>,
     ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
+        Self::spawn_reporting_via(&[], bin, args, env, found_in, keep)
+    }
+
+    /// [`Proc::spawn_reporting`] with the command prefixed by `wrapper` (e.g. `ip netns exec
+    /// NS`), and every output line also kept in `keep` when given.
+    fn spawn_reporting_via<T: Send + 'static>(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        found_in: fn(&str) -> Option<T>,
+        keep: Option<Output>,
+    ) -> (Self, tokio::sync::oneshot::Receiver<T>) {
         let (reader, writer) = std::io::pipe().expect("pipe");
-        let mut cmd = Self::command(bin, args, env);
+        let mut cmd = Self::command_via(wrapper, bin, args, env);
         cmd.stdout(writer.try_clone().expect("pipe")).stderr(writer);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
         // Our copies of the write end go with `cmd`: the thread sees EOF when the child exits.
@@ -446,13 +459,14 @@ impl Proc {
                     let _ = err.write_all(&line);
                     let _ = err.write_all(b"\n");
                 }
-                if let Some(keep) = &keep {
-                    keep.push(&String::from_utf8_lossy(&line));
-                }
+                let text = String::from_utf8_lossy(&line);
                 if tx.is_some()
-                    && let Some(found) = found_in(&String::from_utf8_lossy(&line))
+                    && let Some(found) = found_in(&text)
                 {
                     let _ = tx.take().expect("checked").send(found);
+                }
+                if let Some(keep) = &keep {
+                    keep.push(&text);
                 }
             }
         });
@@ -466,7 +480,26 @@ impl Proc {
     }
 
     fn command(bin: &str, args: &[&str], env: &[(String, String)]) -> Command {
-        let mut cmd = Command::new(bin_path(bin));
+        Self::command_via(&[], bin, args, env)
+    }
+
+    /// The command for `bin`, run through `wrapper` when it is not empty: `wrapper[0]` is
+    /// the program, the rest and then the binary's path its arguments. The wrapper must
+    /// exec the binary (as `ip netns exec` does), so the pid is the binary's own.
+    fn command_via(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin_path(bin));
+                c
+            }
+            None => Command::new(bin_path(bin)),
+        };
         cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
         cmd.env(
             "ERRAND_CONFIG_DIR",
@@ -510,6 +543,11 @@ impl Output {
     /// The output so far.
     pub fn text(&self) -> String {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The lines so far (ANSI escapes removed).
+    pub fn lines(&self) -> Vec<String> {
+        self.text().lines().map(str::to_owned).collect()
     }
 
     /// Whether a line so far contains `needle`.
@@ -660,6 +698,30 @@ impl Errand {
     /// Like [`Errand::spawn_worker`], keeping the worker's output for the test to read.
     pub fn spawn_worker_logged(&self, args: &[&str]) -> (Proc, Output) {
         Proc::spawn_logged("errand-worker", args, &self.env)
+    }
+
+    /// Starts a worker through `wrapper` (e.g. `["ip", "netns", "exec", NS]`, which execs
+    /// it inside a network namespace), with `env` added to this deployment's settings, and
+    /// keeps its output; returns once it logged `worker started` (it reached Redis).
+    pub async fn spawn_worker_via(
+        &self,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> (Proc, Output) {
+        let mut all = self.env.clone();
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let out = Output::default();
+        let (mut p, started) = Proc::spawn_reporting_via(
+            wrapper,
+            "errand-worker",
+            args,
+            &all,
+            |l| l.contains("worker started").then_some(()),
+            Some(out.clone()),
+        );
+        reported(&mut p, started, "worker started").await;
+        (p, out)
     }
 
     /// Starts a worker like [`Errand::spawn_worker`] with its Prometheus listener on port 0

@@ -342,3 +342,23 @@ pub(crate) fn assert_all_succeeded(recs: &[Value]) {
         count_states(recs)
     );
 }
+
+/// Sum of field `field` over the queue's per-minute finish counts of the last two hours (a
+/// chaos test is shorter): every finish Redis recorded is counted there once, in the same
+/// script call.
+pub(crate) async fn finishes(redis: &RedisServer, prefix: &str, queue: &str, field: &str) -> u64 {
+    let mut conn = redis.conn().await;
+    let (secs, _): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .expect("TIME");
+    let now = secs / 60;
+    let mut pipe = redis::pipe();
+    for minute in now - 120..=now {
+        pipe.cmd("HGET")
+            .arg(format!("{prefix}:{{{queue}}}:stats:{minute}"))
+            .arg(field);
+    }
+    let counts: Vec<Option<u64>> = pipe.query_async(&mut conn).await.expect("stats");
+    counts.into_iter().flatten().sum()
+}

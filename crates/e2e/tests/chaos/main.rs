@@ -9,6 +9,8 @@
 
 mod connections;
 mod helpers;
+mod partition;
 mod races;
 mod redis;
+mod soak;
 mod workers;
