@@ -29,6 +29,8 @@
 //!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
 //!   `pubsub`.
 
+#[cfg(test)]
+mod bounds_tests;
 mod cancel;
 mod connect;
 mod error;

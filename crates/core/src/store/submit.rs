@@ -194,7 +194,7 @@ impl TaskStore {
     }
 
     /// `claim.lua` for one id: the queue that holds it afterwards.
-    async fn claim(&self, id: &str, queue: &str, expected: &str) -> Result<String, StoreError> {
+    pub(super) async fn claim(&self, id: &str, queue: &str, expected: &str) -> Result<String, StoreError> {
         let mut inv = self.invoke(&CLAIM, &self.layout.pointer(id));
         inv.arg(id).arg(queue).arg(expected);
         let mut owners: Vec<String> = self.run(&inv).await?;
