@@ -36,7 +36,8 @@ impl Application {
         let listener = TcpListener::bind((settings.api.host.as_str(), settings.api.port))?;
         let port = listener.local_addr()?.port();
         let conn = store::connect(&settings.redis)?;
-        let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix));
+        let store = TaskStore::new(conn, store::Layout::new(&settings.redis.key_prefix))
+            .with_retention(store::Retention::from_settings(&settings));
         // An older layout is converted before tasks are served from it; meanwhile reads of
         // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
         let shutdown = Shutdown::new(std::time::Duration::from_secs(5));

@@ -10,7 +10,7 @@ use chrono::Utc;
 use errand_testkit::{RedisServer, cluster::RedisCluster, wait_for};
 
 use super::pause::tests::{store, task};
-use super::{Cancel, Layout, Submitted, TaskStore};
+use super::{Cancel, Layout, Retention, Submitted, TaskStore};
 use crate::settings::RedisSettings;
 use crate::task::{Callback, TaskId, TaskState, WebhookEvent};
 
@@ -28,7 +28,11 @@ fn cluster_store(cluster: &RedisCluster, prefix: &str) -> TaskStore {
 
 async fn pttl(s: &TaskStore, key: &str) -> i64 {
     let mut c = s.connection();
-    redis::cmd("PTTL").arg(key).query_async(&mut c).await.unwrap()
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
 }
 
 async fn used_memory(redis: &RedisServer) -> i64 {
@@ -69,7 +73,11 @@ async fn record_gone(s: &TaskStore, queue: &str, id: &TaskId) {
         let mut c = s.connection();
         let key = key.clone();
         async move {
-            let n: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut c).await.ok()?;
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .ok()?;
             (n == 0).then_some(())
         }
     })
@@ -84,7 +92,11 @@ async fn drained(s: &TaskStore, queue: &str) {
         let idx = idx.clone();
         async move {
             while s.expire_indexes(queue, 500).await.ok()? > 0 {}
-            let n: i64 = redis::cmd("ZCARD").arg(&idx).query_async(&mut c).await.ok()?;
+            let n: i64 = redis::cmd("ZCARD")
+                .arg(&idx)
+                .query_async(&mut c)
+                .await
+                .ok()?;
             (n == 0).then_some(())
         }
     })
@@ -208,12 +220,7 @@ async fn a_queue_that_holds_nothing_leaves_the_queue_set() {
     let names = s.queue_names().await.unwrap();
     assert!(names.contains(&"kept".to_owned()) && names.contains(&"held".to_owned()));
     s.submit(task("brief"), Utc::now()).await.unwrap();
-    assert!(
-        s.queue_names()
-            .await
-            .unwrap()
-            .contains(&"brief".to_owned())
-    );
+    assert!(s.queue_names().await.unwrap().contains(&"brief".to_owned()));
 }
 
 /// Hole 7 on a cluster: the same prune, in two slots.
@@ -227,6 +234,15 @@ async fn a_cluster_queue_that_holds_nothing_leaves_the_queue_set() {
     let names = s.queue_names().await.unwrap();
     assert!(!names.contains(&"brief".to_owned()), "{names:?}");
     assert!(names.contains(&"kept".to_owned()), "{names:?}");
+
+    // A submit landing between the slot's verdict (empty) and the set's prune: the prune's
+    // last step sees the task and puts the queue back.
+    let e = s.expire_slot("brief", 500).await.unwrap();
+    assert!(e.empty);
+    s.submit(task("brief"), Utc::now()).await.unwrap();
+    s.prune("brief").await.unwrap();
+    let names = s.queue_names().await.unwrap();
+    assert!(names.contains(&"brief".to_owned()), "{names:?}");
 }
 
 /// Hole 7: a delivery hash was written with no TTL, so a queue whose workers send no
@@ -249,6 +265,47 @@ async fn a_webhook_delivery_expires_even_when_no_worker_sends_it() {
         left > 0 && left <= (86_400 + 120) * 1000,
         "kept as long as it is retried (a day by default), PTTL {left}"
     );
+}
+
+/// Once a delivery's time is over (kept `Retention::webhooks`), upkeep drops its outbox
+/// entry too, and the queue, holding nothing more, leaves the queue set.
+#[tokio::test]
+async fn an_expired_delivery_leaves_the_outbox_and_the_queue_is_pruned() {
+    let redis = RedisServer::start().await;
+    let s = store(&redis).await.with_retention(Retention {
+        tombstones: Duration::from_secs(60),
+        webhooks: Duration::from_secs(1),
+    });
+    let mut t = task("wh");
+    t.result_ttl_secs = 1;
+    t.callback = Some(Callback {
+        url: "https://example.com/hook".into(),
+        events: vec![WebhookEvent::Cancelled],
+    });
+    let id = t.id.clone();
+    s.submit(t, Utc::now()).await.unwrap();
+    cancelled(&s, &id).await;
+    let due = s.layout().webhook_due("wh");
+    wait_for(
+        "the outbox and the queue set to empty",
+        Duration::from_secs(20),
+        || {
+            let mut c = s.connection();
+            let due = due.clone();
+            let s = &s;
+            async move {
+                s.expire_indexes("wh", 500).await.ok()?;
+                let left: i64 = redis::cmd("ZCARD")
+                    .arg(&due)
+                    .query_async(&mut c)
+                    .await
+                    .ok()?;
+                let names = s.queue_names().await.ok()?;
+                (left == 0 && !names.contains(&"wh".to_owned())).then_some(())
+            }
+        },
+    )
+    .await;
 }
 
 /// Hole 7: every failed attempt appended a line to the record's `attempt_errors`, and a
@@ -303,9 +360,63 @@ async fn an_expired_id_costs_under_100_bytes_and_still_reads_as_expired() {
     drained(&s, "tomb").await;
     let after = used_memory(&redis).await;
     let per = (after - before) as f64 / n as f64;
-    eprintln!("{n} tombstones: {} bytes, {per:.1} bytes each", after - before);
+    eprintln!(
+        "{n} tombstones: {} bytes, {per:.1} bytes each",
+        after - before
+    );
     assert!(per < 100.0, "{per:.1} bytes per tombstone");
     assert!(s.expired_at(&ids[0]).await.unwrap().is_some());
     assert!(s.expired_at(&ids[n - 1]).await.unwrap().is_some());
     assert!(s.expired_at(&TaskId::generate()).await.unwrap().is_none());
+}
+
+/// `tasks.tombstone_secs` bounds how long an expired id reads as expired, and each bucket
+/// outlives its last tombstone by at most its width; 0 keeps none.
+#[tokio::test]
+async fn a_tombstone_lasts_its_setting_and_none_are_kept_at_zero() {
+    let redis = RedisServer::start().await;
+    let s = store(&redis).await.with_retention(Retention {
+        tombstones: Duration::from_secs(2),
+        ..Retention::default()
+    });
+    let id = expired_task(&s, "short").await;
+    drained(&s, "short").await;
+    assert!(s.expired_at(&id).await.unwrap().is_some());
+    let mut c = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("p:{~tomb:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let left = pttl(&s, &keys[0]).await;
+    assert!(
+        left > 0 && left <= 62_000,
+        "a minute's bucket plus 2 s, PTTL {left}"
+    );
+    wait_for(
+        "the tombstone to lapse",
+        Duration::from_secs(10),
+        || async { s.expired_at(&id).await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+
+    let none = store(&redis).await.with_retention(Retention {
+        tombstones: Duration::ZERO,
+        ..Retention::default()
+    });
+    let _: () = redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let id = expired_task(&none, "none").await;
+    drained(&none, "none").await;
+    assert!(none.expired_at(&id).await.unwrap().is_none());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("p:{~tomb:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
 }
