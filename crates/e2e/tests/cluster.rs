@@ -274,12 +274,11 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
                 for v in &victims {
                     let t = get(&http, &base, v).await;
                     let worker = t["worker"].as_str().unwrap_or("").to_owned();
-                    if t["state"] == "running" {
-                        if let Some(i) =
+                    if t["state"] == "running"
+                        && let Some(i) =
                             pids.iter().position(|p| worker.contains(&format!(":{p}:")))
-                        {
-                            return Some((v.clone(), i));
-                        }
+                    {
+                        return Some((v.clone(), i));
                     }
                 }
                 None
