@@ -44,7 +44,8 @@ impl Application {
         let layout = store::Layout::new(&settings.redis.key_prefix);
         // This runtime's own connection: the HTTP worker threads open theirs (see
         // `Connector`), so no connection is ever polled from two runtimes.
-        let store = TaskStore::new(connector.open()?, layout.clone());
+        let retention = store::Retention::from_settings(&settings);
+        let store = TaskStore::new(connector.open()?, layout.clone()).with_retention(retention);
         // An older layout is converted before tasks are served from it; meanwhile reads of
         // the old tasks find nothing yet (docs/scaling.md, "Upgrading").
         let shutdown = Shutdown::new(JOIN_DEADLINE);
@@ -79,7 +80,7 @@ impl Application {
             // Runs on each HTTP worker thread, in its runtime: the connection opened here is
             // used (and reconnects) there only.
             let store = match connector.open() {
-                Ok(conn) => TaskStore::new(conn, layout.clone()),
+                Ok(conn) => TaskStore::new(conn, layout.clone()).with_retention(retention),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open this worker thread's Redis connection; sharing the main one");
                     shared.store.clone()

@@ -261,6 +261,10 @@ impl WorkerSettings {
     }
 }
 
+/// Longest `tasks.tombstone_secs`: a week of expired ids is already more than a read by id
+/// needs, and every tombstone is memory.
+pub const MAX_TOMBSTONE_SECS: u64 = 7 * 86_400;
+
 /// Task defaults, and the bounds the built-in kinds check at submit and at run.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TaskSettings {
@@ -268,6 +272,10 @@ pub struct TaskSettings {
     pub default_max_attempts: u32,
     /// How long a terminal record stays readable when a submission names no TTL.
     pub default_result_ttl_secs: u64,
+    /// How long an id whose record expired still answers 404 `task-expired` rather than
+    /// `task-not-found` (0: not at all); what memory holds past the records (~60 bytes an
+    /// id). At most [`MAX_TOMBSTONE_SECS`].
+    pub tombstone_secs: u64,
     /// Largest result a task may store, as JSON bytes; larger fails the task.
     pub max_result_bytes: usize,
     /// Upper bound for `sleep`, so a typo cannot park a worker slot for a year.
@@ -444,6 +452,12 @@ impl Settings {
         }
         if self.schedules.poll_ms == 0 {
             return bad("schedules.poll_ms must be at least 1");
+        }
+        if self.tasks.tombstone_secs > MAX_TOMBSTONE_SECS {
+            return Err(SettingsError::Invalid(format!(
+                "tasks.tombstone_secs must be at most {MAX_TOMBSTONE_SECS} (7 days), not {}",
+                self.tasks.tombstone_secs
+            )));
         }
         if self.tasks.default_max_attempts == 0 {
             return bad("tasks.default_max_attempts must be at least 1");
@@ -622,6 +636,20 @@ mod tests {
         s.telemetry.otlp_endpoint = Some("grpc://collector:4317".into());
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
+    }
+
+    #[test]
+    fn tombstone_secs_defaults_to_a_day_and_is_bounded_by_name() {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+        let mut s = Settings::load_from(Environment::Local, &dir).unwrap();
+        assert_eq!(s.tasks.tombstone_secs, 86_400);
+        s.tasks.tombstone_secs = 0;
+        s.validate().unwrap();
+        s.tasks.tombstone_secs = MAX_TOMBSTONE_SECS;
+        s.validate().unwrap();
+        s.tasks.tombstone_secs = MAX_TOMBSTONE_SECS + 1;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("tasks.tombstone_secs"), "{e}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
     let _api = errand.spawn_api().await;
     let flag = queues_flag(&queues, 4);
     let w1 = errand.spawn_worker(&["--queues", &flag]);
-    let _w2 = errand.spawn_worker(&["--queues", &flag]);
+    let w2 = errand.spawn_worker(&["--queues", &flag]);
     let http = reqwest::Client::new();
     let base = errand.base_url();
 
@@ -263,23 +263,22 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
         .await;
         victims.push(r["id"].as_str().unwrap().to_owned());
     }
-    let w1_pid = w1.pid().as_raw().to_string();
-    let on_w1 = wait_for(
-        "a sleep task to run on worker 1",
+    // Whichever worker runs one of them is killed (which one fetches first is a race).
+    let pids = [w1.pid().as_raw(), w2.pid().as_raw()];
+    let (on_victim, which) = wait_for(
+        "a sleep task to run on a worker",
         Duration::from_secs(10),
         || {
-            let (http, base, victims, pid) =
-                (http.clone(), base.clone(), victims.clone(), w1_pid.clone());
+            let (http, base, victims) = (http.clone(), base.clone(), victims.clone());
             async move {
                 for v in &victims {
                     let t = get(&http, &base, v).await;
+                    let worker = t["worker"].as_str().unwrap_or("").to_owned();
                     if t["state"] == "running"
-                        && t["worker"]
-                            .as_str()
-                            .unwrap_or("")
-                            .contains(&format!(":{pid}:"))
+                        && let Some(i) =
+                            pids.iter().position(|p| worker.contains(&format!(":{p}:")))
                     {
-                        return Some(v.clone());
+                        return Some((v.clone(), i));
                     }
                 }
                 None
@@ -287,8 +286,15 @@ async fn the_e2e_core_runs_on_a_redis_cluster() {
         },
     )
     .await;
-    w1.signal(Signal::SIGKILL);
-    let done = wait_state(&http, &base, &on_w1, "succeeded", Duration::from_secs(30)).await;
+    [&w1, &w2][which].signal(Signal::SIGKILL);
+    let done = wait_state(
+        &http,
+        &base,
+        &on_victim,
+        "succeeded",
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(done["attempt"], 2, "re-run after its worker died: {done}");
     for v in &victims {
         wait_state(&http, &base, v, "succeeded", Duration::from_secs(30)).await;

@@ -2,7 +2,9 @@
 //! any number of workers may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
-//! - drop expired records from the listing indexes (their ids keep tombstones).
+//! - drop expired records from the listing indexes (their ids keep tombstones for
+//!   `tasks.tombstone_secs`), and a queue that holds nothing from the queue set, so the
+//!   next tick no longer visits it.
 
 use std::time::Duration;
 

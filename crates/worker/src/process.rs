@@ -53,7 +53,8 @@ impl Worker {
         }
         let conn = store::connect(&settings.redis)?;
         let layout = store::Layout::new(&settings.redis.key_prefix);
-        let store = TaskStore::new(conn, layout);
+        let store =
+            TaskStore::new(conn, layout).with_retention(store::Retention::from_settings(&settings));
         let clients = settings.redis.clients()?;
         // An older layout is converted before any of its tasks is fetched. While Redis is
         // unreachable this waits, and a stop ends the wait (a migration step is one atomic

@@ -41,10 +41,17 @@ impl Layout {
         format!("{}task:{id}", self.tag(queue))
     }
 
-    /// String: the queue task `id` lives in, or `~<ms>` (a tombstone with a TTL) once its
-    /// record expired. How a read with only an id finds the task's slot.
+    /// String: the queue task `id` lives in (on a cluster `<queue>@<created ms>` once its
+    /// create is confirmed, a bare `<queue>` with a TTL while claimed). How a read with only
+    /// an id finds the task's slot. `~<ms>`: a tombstone the layout before wrote.
     pub fn pointer(&self, id: &str) -> String {
         format!("{}:id:{id}", self.prefix)
+    }
+
+    /// Hash of tombstones (id -> expiry ms) of id shard `shard`, for ids that expired in
+    /// bucket `n` of `width_secs` (ms since the epoch / width); expires with its bucket.
+    pub fn tombstones(&self, shard: u64, width_secs: u64, n: u64) -> String {
+        format!("{}:{{~tomb:{shard}}}:{width_secs}:{n}", self.prefix)
     }
 
     /// List: ids of `queue`'s tasks waiting to run, in order.
@@ -74,7 +81,8 @@ impl Layout {
         format!("{}fetch:{token}", self.tag(queue))
     }
 
-    /// Set of every queue ever submitted to.
+    /// Set of the queues that hold something: added to by every submit, pruned by upkeep
+    /// once a queue holds nothing (`expire.lua`).
     pub fn queues(&self) -> String {
         format!("{}:queues", self.prefix)
     }

@@ -11,9 +11,9 @@ use super::{StoreError, TaskStore};
 pub(super) enum Located {
     /// In this queue (its record may still have just expired).
     Queue(String),
-    /// Its record expired at this instant (a tombstone, kept for a while).
+    /// Its record expired at this instant (a tombstone pointer the layout before wrote).
     Expired(Option<DateTime<Utc>>),
-    /// No task has had this id lately.
+    /// No pointer: no task has the id now (a tombstone may say one had, `tombstones`).
     Unknown,
 }
 
@@ -37,7 +37,11 @@ fn parse(v: Option<String>) -> Located {
                     .ok()
                     .and_then(DateTime::<Utc>::from_timestamp_millis),
             ),
-            None => Located::Queue(v),
+            // A cluster's confirmed pointer carries its task's created ms.
+            None => Located::Queue(match v.rsplit_once('@') {
+                Some((q, c)) if c.bytes().all(|b| b.is_ascii_digit()) => q.to_owned(),
+                _ => v,
+            }),
         },
     }
 }
@@ -47,10 +51,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pointer_is_a_queue_or_a_tombstone() {
+    fn a_pointer_is_a_queue_confirmed_or_not_or_a_tombstone() {
         assert_eq!(parse(None), Located::Unknown);
         assert_eq!(
             parse(Some("emails".into())),
+            Located::Queue("emails".into())
+        );
+        assert_eq!(
+            parse(Some("emails@1700000000000".into())),
             Located::Queue("emails".into())
         );
         assert_eq!(

@@ -13,7 +13,9 @@
 //!   claims were lost.
 //! - [`cancel`](TaskStore::cancel), [`retry`](TaskStore::retry): the API's controls.
 //! - [`recover`](TaskStore::recover): due delayed tasks, and lapsed leases, back to queued.
-//! - [`expire_indexes`](TaskStore::expire_indexes): expired ids out of the indexes.
+//! - [`expire_indexes`](TaskStore::expire_indexes): expired ids out of the indexes, their
+//!   tombstones (`tombstones`, kept as [`Retention`] says), and a queue that holds nothing
+//!   out of the queue set.
 //! - [`get`](TaskStore::get), [`list`](TaskStore::list), [`queues`](TaskStore::queues):
 //!   reads.
 //! - [`heartbeat`](TaskStore::heartbeat), [`workers`](TaskStore::workers): the worker registry.
@@ -30,6 +32,8 @@
 //!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
 //!   `pubsub`.
 
+#[cfg(test)]
+mod bounds_tests;
 mod cancel;
 mod connect;
 mod error;
@@ -47,11 +51,13 @@ mod pubsub;
 mod queues;
 mod read;
 mod recover;
+mod retention;
 mod retry;
 mod schedules;
 mod script;
 mod stats;
 mod submit;
+mod tombstones;
 mod webhooks;
 mod workers;
 
@@ -67,6 +73,7 @@ pub use progress::ProgressReport;
 pub use pubsub::subscription;
 pub use queues::QueueStats;
 pub use recover::Recover;
+pub use retention::Retention;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use stats::{Bucket, FailedAttempt, History};
@@ -80,12 +87,25 @@ pub use workers::{WorkerInfo, WorkerQueue};
 pub struct TaskStore {
     conn: Conn,
     layout: Layout,
+    retention: Retention,
 }
 
 impl TaskStore {
-    /// A store over `conn` with keys under `layout`'s prefix.
+    /// A store over `conn` with keys under `layout`'s prefix, keeping tombstones and webhook
+    /// deliveries for the default times ([`Retention::default`]).
     pub fn new(conn: Conn, layout: Layout) -> Self {
-        Self { conn, layout }
+        Self {
+            conn,
+            layout,
+            retention: Retention::default(),
+        }
+    }
+
+    /// The same store keeping tombstones and webhook deliveries as `retention` says
+    /// ([`Retention::from_settings`]).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The key names this store uses (the migration and tests need them).

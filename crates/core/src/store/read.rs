@@ -29,11 +29,13 @@ impl TaskStore {
         Ok(Some(TaskRecord::from_hash(h)?))
     }
 
-    /// When `id`'s record expired, while its tombstone lasts (404 `task-expired`).
+    /// When `id`'s record expired, while its tombstone lasts (404 `task-expired`): the id
+    /// has no pointer (upkeep freed it) and a tombstone says so.
     pub async fn expired_at(&self, id: &TaskId) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(match self.locate(id.as_str()).await? {
-            Located::Expired(at) => Some(at.unwrap_or_else(Utc::now)),
-            _ => None,
-        })
+        match self.locate(id.as_str()).await? {
+            Located::Expired(at) => Ok(Some(at.unwrap_or_else(Utc::now))),
+            Located::Unknown => self.tombstone(id.as_str()).await,
+            Located::Queue(_) => Ok(None),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! How the store calls its scripts and reads their replies. Every script is the shared
-//! prelude followed by its own file; every call starts with the key prefix and whether it
-//! may reach outside its slot (ARGV[1..2], see `lua/prelude.lua`), so one Rust definition,
+//! prelude followed by its own file; every call starts with the key prefix, whether it may
+//! reach outside its slot and how long a webhook delivery is kept (ARGV[1..3], see
+//! `lua/prelude.lua`), so one Rust definition,
 //! [`Layout`](super::Layout), names every key; KEYS[1] routes it to its slot's node.
 
 use redis::{Script, Value};
@@ -35,6 +36,7 @@ impl TaskStore {
         for a in self.layout.script_head(!self.is_cluster()) {
             inv.arg(a);
         }
+        inv.arg(self.retention.webhooks.as_millis() as u64);
         inv
     }
 

@@ -11,6 +11,7 @@ use crate::task::{Callback, TaskId, TaskRecord, TaskState, rfc3339};
 
 static SUBMIT: std::sync::LazyLock<redis::Script> = script!("submit.lua");
 static CLAIM: std::sync::LazyLock<redis::Script> = script!("claim.lua");
+static CONFIRM: std::sync::LazyLock<redis::Script> = script!("confirm.lua");
 
 /// A task as submitted, validated and with defaults applied.
 #[derive(Debug, Clone)]
@@ -59,6 +60,11 @@ pub(super) struct Creation {
 /// another queue before it takes the id over (that submit died between its two steps).
 const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a cluster claim holds an id for its create before it lapses: far longer than a
+/// create and its confirm take, short enough that a submit that died between its steps
+/// leaves no pointer for good (docs/scaling.md).
+const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl TaskStore {
     /// Creates the record and enqueues it in one round trip, or returns the record already
     /// stored under that id (idempotent submit).
@@ -105,7 +111,7 @@ impl TaskStore {
     /// Creates records, answering per item `None` (created) or the record already stored
     /// under its id. One script call on a single Redis; on a cluster each id is first
     /// claimed in its pointer's slot (`claim.lua`), then the records are created with one
-    /// call per queue.
+    /// call per queue, then each new task's pointer is confirmed (`confirm.lua`).
     pub(super) async fn create(
         &self,
         items: Vec<Creation>,
@@ -113,46 +119,130 @@ impl TaskStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        if !self.is_cluster() {
-            let all: Vec<usize> = (0..items.len()).collect();
-            return self.create_in_slot(&items, &all).await;
+        if self.is_cluster() {
+            return self.create_on_cluster(&items).await;
         }
-        let mut answers: Vec<Option<Option<HashMap<String, String>>>> = vec![None; items.len()];
-        let mut queues: Vec<&str> = items.iter().map(|i| i.queue.as_str()).collect();
+        let all: Vec<(usize, String)> = (0..items.len()).map(|n| (n, String::new())).collect();
+        self.create_in_slot(&items, &all)
+            .await?
+            .into_iter()
+            .map(|m| match m {
+                Made::Created(_) => Ok(None),
+                Made::Existing(_, h) => Ok(Some(h)),
+                Made::Stale => Err(StoreError::Protocol(
+                    "submit: a stale claim on one Redis".into(),
+                )),
+            })
+            .collect()
+    }
+
+    /// The cluster's create (docs/scaling.md): register the queues and claim the ids, create
+    /// per queue, then confirm the new pointers and register the queues again (a prune may
+    /// have taken one out meanwhile). An id given twice in one batch is claimed and created
+    /// once; its later items are answered with that task's record.
+    async fn create_on_cluster(
+        &self,
+        items: &[Creation],
+    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
+        let mut firsts: HashMap<&str, usize> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut lead: Vec<usize> = Vec::new();
+        for (n, item) in items.iter().enumerate() {
+            match firsts.entry(item.id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => repeats.push((n, *e.get())),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(n);
+                    lead.push(n);
+                }
+            }
+        }
+        let mut queues: Vec<&str> = lead.iter().map(|&n| items[n].queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
-        let mut c = self.conn.clone();
-        redis::cmd("SADD")
-            .arg(self.layout.queues())
-            .arg(&queues)
-            .query_async::<()>(&mut c)
-            .await?;
-        let owners =
-            futures::future::try_join_all(items.iter().map(|i| self.claim(&i.id, &i.queue, "")))
-                .await?;
-        let mut mine: Vec<usize> = Vec::new();
-        for (n, owner) in owners.into_iter().enumerate() {
-            if owner == items[n].queue {
-                mine.push(n);
-                continue;
-            }
-            match self.taken_by(&items[n], &owner).await? {
-                Some(h) => answers[n] = Some(Some(h)),
-                None => mine.push(n),
+        let (_, owners) = futures::future::try_join(
+            self.register(&queues),
+            futures::future::try_join_all(
+                lead.iter()
+                    .map(|&n| self.claim(&items[n].id, &items[n].queue, "")),
+            ),
+        )
+        .await?;
+        let mut answers: Vec<Option<Option<HashMap<String, String>>>> = vec![None; items.len()];
+        let mut pending: Vec<(usize, String)> = Vec::new();
+        for (&n, (owner, seen)) in lead.iter().zip(owners) {
+            match self.settle_claim(&items[n], owner, seen).await? {
+                Claimed::Ours(expect) => pending.push((n, expect)),
+                Claimed::Taken(h) => answers[n] = Some(Some(h)),
             }
         }
-        let mut by_queue: HashMap<&str, Vec<usize>> = HashMap::new();
-        for n in mine {
-            by_queue.entry(items[n].queue.as_str()).or_default().push(n);
-        }
-        let groups: Vec<Vec<usize>> = by_queue.into_values().collect();
-        let made =
-            futures::future::try_join_all(groups.iter().map(|g| self.create_in_slot(&items, g)))
-                .await?;
-        for (g, answers_g) in groups.iter().zip(made) {
-            for (&n, a) in g.iter().zip(answers_g) {
-                answers[n] = Some(a);
+        let mut confirms: Vec<(usize, i64)> = Vec::new();
+        // A create whose claim found the pointer of a task upkeep is expiring frees that
+        // pointer itself and claims again; twice is already a race lost twice in a row.
+        for _ in 0..3 {
+            if pending.is_empty() {
+                break;
             }
+            let mut by_queue: HashMap<&str, Vec<(usize, String)>> = HashMap::new();
+            for (n, expect) in pending.drain(..) {
+                by_queue
+                    .entry(items[n].queue.as_str())
+                    .or_default()
+                    .push((n, expect));
+            }
+            let groups: Vec<Vec<(usize, String)>> = by_queue.into_values().collect();
+            let made =
+                futures::future::try_join_all(groups.iter().map(|g| self.create_in_slot(items, g)))
+                    .await?;
+            for (g, made_g) in groups.into_iter().zip(made) {
+                for ((n, expect), m) in g.into_iter().zip(made_g) {
+                    match m {
+                        Made::Created(created) => {
+                            answers[n] = Some(None);
+                            confirms.push((n, created));
+                        }
+                        Made::Existing(created, h) => {
+                            answers[n] = Some(Some(h));
+                            // A pointer already confirmed for this task needs nothing more.
+                            if let Some(c) = created.filter(|c| expect != c.to_string()) {
+                                confirms.push((n, c));
+                            }
+                        }
+                        Made::Stale => {
+                            let item = &items[n];
+                            let fence = expect.parse::<i64>().unwrap_or(0) + 1;
+                            self.free_pointer(&item.id, &item.queue, fence).await?;
+                            let (owner, seen) = self.claim(&item.id, &item.queue, "").await?;
+                            match self.settle_claim(item, owner, seen).await? {
+                                Claimed::Ours(expect) => pending.push((n, expect)),
+                                Claimed::Taken(h) => answers[n] = Some(Some(h)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Protocol(
+                "create: the id's expiry kept racing its create".into(),
+            ));
+        }
+        futures::future::try_join(
+            self.register(&queues),
+            futures::future::try_join_all(
+                confirms
+                    .iter()
+                    .map(|&(n, c)| self.confirm(&items[n].id, &items[n].queue, c)),
+            ),
+        )
+        .await?;
+        for (n, first) in repeats {
+            answers[n] = Some(Some(match &answers[first] {
+                Some(Some(h)) => h.clone(),
+                _ => {
+                    self.record_hash(&items[first].queue, &items[first].id)
+                        .await?
+                }
+            }));
         }
         answers
             .into_iter()
@@ -162,66 +252,126 @@ impl TaskStore {
             .collect()
     }
 
-    /// The record of an id a submit for another queue (`owner`) claimed first; `None` when
-    /// that record never appears (the claimer died between its two steps) and the id was
-    /// taken over for `item`'s queue.
+    /// What a claim that named `owner` means for `item`: the id is ours to create (with the
+    /// created ms of this queue's task the pointer names, '' for none), or another queue's
+    /// task holds it.
+    async fn settle_claim(
+        &self,
+        item: &Creation,
+        owner: String,
+        seen: String,
+    ) -> Result<Claimed, StoreError> {
+        if owner == item.queue {
+            return Ok(Claimed::Ours(created_of(&seen).unwrap_or_default()));
+        }
+        self.taken_by(item, &owner, &seen).await
+    }
+
+    /// The record of an id whose pointer (`seen`) names another queue (`owner`). A confirmed
+    /// pointer's task was created, so a missing record expired and the id is taken over at
+    /// once; a bare one may be a claim whose create is still coming, so that record is waited
+    /// for (`CLAIM_GRACE`) before the id is taken over (its claimer died between its steps).
     async fn taken_by(
         &self,
         item: &Creation,
         owner: &str,
-    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        seen: &str,
+    ) -> Result<Claimed, StoreError> {
+        let confirmed = created_of(seen).is_some();
         let deadline = tokio::time::Instant::now() + CLAIM_GRACE;
         loop {
-            let mut c = self.conn.clone();
-            let h: HashMap<String, String> = redis::cmd("HGETALL")
-                .arg(self.layout.record(owner, &item.id))
-                .query_async(&mut c)
-                .await?;
+            let h = self.record_hash(owner, &item.id).await?;
             if !h.is_empty() {
-                return Ok(Some(h));
+                return Ok(Claimed::Taken(h));
             }
-            if tokio::time::Instant::now() >= deadline {
+            if confirmed || tokio::time::Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let now_owner = self.claim(&item.id, &item.queue, owner).await?;
-        if now_owner == item.queue {
-            return Ok(None);
-        }
-        // Someone else took it over meanwhile: theirs is the record.
-        Box::pin(self.taken_by(item, &now_owner)).await
+        let (now_owner, now_seen) = self.claim(&item.id, &item.queue, seen).await?;
+        // Taken over, or someone else's meanwhile.
+        Box::pin(self.settle_claim(item, now_owner, now_seen)).await
     }
 
-    /// `claim.lua` for one id: the queue that holds it afterwards.
-    async fn claim(&self, id: &str, queue: &str, expected: &str) -> Result<String, StoreError> {
+    async fn record_hash(
+        &self,
+        queue: &str,
+        id: &str,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(self.layout.record(queue, id))
+            .query_async(&mut c)
+            .await?)
+    }
+
+    /// Adds `queues` to the queue set (a cluster's: the set lives in its own slot).
+    async fn register(&self, queues: &[&str]) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SADD")
+            .arg(self.layout.queues())
+            .arg(queues)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// `claim.lua` for one id: the queue that holds it afterwards, and its pointer as the
+    /// claim found it ('' for none).
+    pub(super) async fn claim(
+        &self,
+        id: &str,
+        queue: &str,
+        expected: &str,
+    ) -> Result<(String, String), StoreError> {
         let mut inv = self.invoke(&CLAIM, &self.layout.pointer(id));
-        inv.arg(id).arg(queue).arg(expected);
-        let mut owners: Vec<String> = self.run(&inv).await?;
+        inv.arg(CLAIM_TTL.as_millis() as u64)
+            .arg(id)
+            .arg(queue)
+            .arg(expected);
+        let mut owners: Vec<(String, String)> = self.run(&inv).await?;
         owners
             .pop()
             .ok_or_else(|| StoreError::Protocol("claim: empty reply".into()))
     }
 
-    /// `submit.lua` for `items[which]` (all of one queue on a cluster).
+    /// `confirm.lua`: the pointer of the task `queue` created at `created` ms, for good.
+    async fn confirm(&self, id: &str, queue: &str, created: i64) -> Result<(), StoreError> {
+        let mut inv = self.invoke(&CONFIRM, &self.layout.pointer(id));
+        inv.arg(id).arg(queue).arg(created);
+        let named: i64 = self.run(&inv).await?;
+        if named == 0 {
+            tracing::warn!(
+                task_id = id,
+                queue,
+                "another queue took the id over during its create"
+            );
+        }
+        Ok(())
+    }
+
+    /// `submit.lua` for `items[which]` (all of one queue on a cluster), each with what its
+    /// claim found (`create_task`'s `expect`).
     async fn create_in_slot(
         &self,
         items: &[Creation],
-        which: &[usize],
-    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
-        let mut inv = self.invoke_in(&SUBMIT, &items[which[0]].queue);
+        which: &[(usize, String)],
+    ) -> Result<Vec<Made>, StoreError> {
+        let mut inv = self.invoke_in(&SUBMIT, &items[which[0].0].queue);
         inv.arg(which.len());
-        for &n in which {
-            let item = &items[n];
+        for (n, expect) in which {
+            let item = &items[*n];
             inv.arg(&item.id)
                 .arg(&item.queue)
                 .arg(item.due_ms)
+                .arg(expect)
                 .arg(item.fields.len() * 2);
             for (k, v) in &item.fields {
                 inv.arg(*k).arg(v);
             }
         }
-        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        let reply: Vec<Vec<redis::Value>> = self.run(&inv).await?;
         if reply.len() != which.len() {
             return Err(StoreError::Protocol(format!(
                 "submit answered {} items for {} tasks",
@@ -229,14 +379,51 @@ impl TaskStore {
                 which.len()
             )));
         }
-        reply
-            .into_iter()
-            .map(|item| match item {
-                redis::Value::Int(1) => Ok(None),
-                other => Ok(Some(redis::from_redis_value(other)?)),
-            })
-            .collect()
+        reply.into_iter().map(Made::decode).collect()
     }
+}
+
+/// What `submit.lua` did with one task.
+enum Made {
+    /// Created, at this ms (its queue's slot's clock: the pointer's confirm names it).
+    Created(i64),
+    /// The id's task exists (created at this ms, when its index says), with this record.
+    Existing(Option<i64>, HashMap<String, String>),
+    /// The pointer the claim found names a task upkeep is expiring (`create_task`).
+    Stale,
+}
+
+impl Made {
+    fn decode(item: Vec<redis::Value>) -> Result<Self, StoreError> {
+        let mut it = item.into_iter();
+        let bad = || StoreError::Protocol("submit: malformed reply".into());
+        let tag: i64 = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        Ok(match tag {
+            1 => Made::Created(redis::from_redis_value(it.next().ok_or_else(bad)?)?),
+            0 => {
+                let score: String = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+                let h = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+                Made::Existing(score.parse::<f64>().ok().map(|s| s as i64), h)
+            }
+            2 => Made::Stale,
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// What a claim left the create to do.
+enum Claimed {
+    /// The id is this queue's to create; the created ms of this queue's task its pointer
+    /// named ('' = none).
+    Ours(String),
+    /// Another queue's task holds it: its record.
+    Taken(HashMap<String, String>),
+}
+
+/// The created ms a confirmed pointer (`<queue>@<ms>`) carries.
+fn created_of(pointer: &str) -> Option<String> {
+    let (_, c) = pointer.rsplit_once('@')?;
+    c.parse::<u64>().is_ok().then(|| c.to_owned())
 }
 
 pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {

@@ -513,9 +513,10 @@ async fn backlog_of_50k_tasks_drains_completely_with_workers_alive() {
 
 /// Defect 3: apalis-redis kept every finished job forever. Over 10,000 finished tasks (with
 /// a short result TTL), no key is left growing: the key count returns to its baseline, no
-/// per-job bookkeeping exists at all, every index is back to empty, and memory stays within
-/// the one bounded structure that grows with finished tasks: the tombstones of expired ids
-/// (a pointer each, expiring after a day).
+/// per-job bookkeeping exists at all, every index is back to empty, the emptied queue leaves
+/// the queue set, and memory stays within the one bounded structure that grows with
+/// finished tasks: the tombstones of expired ids (a field each of a shared hash, expiring
+/// with its bucket after `tasks.tombstone_secs`).
 #[tokio::test]
 async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     let redis = RedisServer::start().await;
@@ -560,7 +561,15 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
                             .query_async(&mut conn)
                             .await
                             .ok()?;
+                        // Upkeep prunes a queue that holds nothing from the queue set.
+                        let listed: bool = redis::cmd("SISMEMBER")
+                            .arg(format!("{prefix}:queues"))
+                            .arg("default")
+                            .query_async(&mut conn)
+                            .await
+                            .ok()?;
                         (tasks == expected_tasks
+                            && !listed
                             && memos == 0
                             && queue_keys == expected_tasks
                             && succeeded == expected_tasks as i64
@@ -573,11 +582,34 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
         }
     };
     settle(0).await;
+    // Tombstone hashes (keys) and the tombstones they hold (fields).
     let tombstones = |conn: redis::aio::MultiplexedConnection| {
         let prefix = prefix.clone();
-        async move { count(&mut conn.clone(), &format!("{prefix}:id:*")).await }
+        async move {
+            let mut conn = conn.clone();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:{{~tomb:*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut fields = 0;
+            for k in &keys {
+                let n: usize = redis::cmd("HLEN")
+                    .arg(k)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                fields += n;
+            }
+            (keys.len(), fields)
+        }
     };
-    let keys_before = live_keys(&mut conn).await - tombstones(conn.clone()).await;
+    assert_eq!(
+        count(&mut conn, &format!("{prefix}:id:*")).await,
+        0,
+        "an expired id keeps no pointer"
+    );
+    let keys_before = live_keys(&mut conn).await - tombstones(conn.clone()).await.0;
     let info_before: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(&mut conn)
@@ -587,9 +619,10 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     let minutes_before = Instant::now();
     submit_many(&http, &base, 10_000, json!({"result_ttl_secs": 2})).await;
     settle(0).await;
-    let tombstones_after = tombstones(conn.clone()).await;
-    let keys_after = live_keys(&mut conn).await - tombstones_after;
+    let (tomb_keys, tombstones_after) = tombstones(conn.clone()).await;
+    let keys_after = live_keys(&mut conn).await - tomb_keys;
     assert_eq!(tombstones_after, 10_001, "one tombstone per expired id");
+    assert_eq!(count(&mut conn, &format!("{prefix}:id:*")).await, 0);
     // At most one history hash per minute the test ran through, whatever the task count.
     let stats = count(&mut conn, &format!("{prefix}:{{default}}:stats:*")).await;
     let minutes = minutes_before.elapsed().as_secs() / 60 + 3;
@@ -621,9 +654,9 @@ async fn no_key_grows_without_bound_over_10k_finished_tasks() {
     );
     let growth = used(&info_after) - used(&info_before);
     assert!(
-        // A tombstone is a small string key with a TTL (~255 bytes measured); nothing else
-        // may grow. Tombstones themselves expire after a day.
-        growth < tombstones_after as i64 * 300 + 512 * 1024,
+        // A tombstone is a field of a shared hash (~60-100 bytes measured; a key of its own
+        // was ~260); nothing else may grow. Tombstones expire after tasks.tombstone_secs.
+        growth < tombstones_after as i64 * 150 + 512 * 1024,
         "memory grew {growth} bytes over 10k tasks ({tombstones_after} tombstones included)"
     );
 }

@@ -1,15 +1,17 @@
 -- Shared by every errand script (prepended at load time).
--- ARGV[1] is the key prefix with its colon (e.g. "errand:") and ARGV[2] says whether this
+-- ARGV[1] is the key prefix with its colon (e.g. "errand:"), ARGV[2] says whether this
 -- script may touch keys outside its own hash slot ('1' on a single Redis, '0' on a Redis
--- Cluster); script-specific arguments start at ARGV[3]. store::Layout names every key
--- derived here, and KEYS[1] (one key of the slot the script works in) routes the call.
+-- Cluster) and ARGV[3] how long a webhook delivery is kept (ms, store::Retention);
+-- script-specific arguments start at ARGV[4]. store::Layout names every key derived here,
+-- and KEYS[1] (one key of the slot the script works in) routes the call.
 --
 -- Every key of a queue carries the queue's hash tag, `<prefix>{<queue>}:`, so one script
 -- call touches one slot: a queue's records, indexes, ready list and delayed set live
 -- together on one Redis Cluster master.
 local P = ARGV[1]
 local CROSS = ARGV[2] == '1'
-local A = 3
+local WEBHOOK_KEEP = tonumber(ARGV[3]) or 86475000
+local A = 4
 
 local TERMINAL = {succeeded = true, failed = true, cancelled = true}
 
@@ -26,11 +28,48 @@ local function delayed_key(queue) return tag(queue) .. 'delayed' end
 local function ready_list(queue) return tag(queue) .. 'ready' end
 local function fetch_memo(queue, token) return tag(queue) .. 'fetch:' .. token end
 -- Outside any queue's slot (touched only when CROSS, else by the caller on its own):
-local QUEUES = P .. 'queues'      -- set: every queue ever submitted to
--- String: the queue task `id` lives in, or '~<expiry ms>' once its record expired (a
--- tombstone, with a TTL). How a read that has only an id finds the task's slot, and the
--- point where two submits of one id in different queues are decided.
+local QUEUES = P .. 'queues'      -- set: the queues that hold something (expire.lua prunes)
+-- String: the queue task `id` lives in. How a read that has only an id finds the task's
+-- slot, and the point where two submits of one id in different queues are decided. On a
+-- cluster a created task's pointer is '<queue>@<created ms>' (the ms its queue's slot created
+-- it: which task of the id it names, so a late expiry step cannot free a newer one's), and a
+-- bare '<queue>' with a TTL while a submit's claim waits for its create. '~<ms>': a tombstone
+-- of the layout before (expired, with a TTL); tombstones now live in hashes (below).
 local function pointer_key(id) return P .. 'id:' .. id end
+-- The queue a pointer value names, and the created ms it carries (nil: a bare pointer).
+local function pointer_parts(v)
+  local q, c = string.match(v, '^(.*)@(%d+)$')
+  if q then return q, tonumber(c) end
+  return v, nil
+end
+
+-- Tombstones: for `keep` ms (tasks.tombstone_secs) after its record expired, an id reads as
+-- expired (404 task-expired) rather than unknown. Each is a field (id -> expiry ms) of a hash
+-- per shard of ids and time bucket, the bucket with its own expiry: ~60 bytes an id, where a
+-- key of its own cost ~200. TOMB_SHARDS hash tags spread them over a cluster's slots and keep
+-- each hash small (a listpack) up to ~1M expiries an hour; a read probes one shard's buckets
+-- (store/tombstones.rs holds the same arithmetic).
+local TOMB_SHARDS = 2048
+local function tomb_shard(id)
+  local h = 0
+  for i = 1, #id do h = (h * 31 + string.byte(id, i)) % 2147483647 end
+  return h % TOMB_SHARDS
+end
+-- A bucket spans a 24th of `keep`, at least a minute and at most an hour (ms): a read probes
+-- at most 25 buckets, and a bucket outlives its last tombstone by at most its width.
+local function tomb_width(keep) return math.min(math.max(math.floor(keep / 24000), 60), 3600) * 1000 end
+local function tomb_key(shard, width, n)
+  return P .. '{~tomb:' .. shard .. '}:' .. math.floor(width / 1000) .. ':' .. string.format('%d', n)
+end
+-- Remembers that `id`'s record expired at `ms`, for `keep` ms (0: not at all).
+local function bury(id, ms, keep)
+  if keep <= 0 then return end
+  local w = tomb_width(keep)
+  local n = math.floor(ms / w)
+  local k = tomb_key(tomb_shard(id), w, n)
+  redis.call('HSET', k, id, string.format('%d', ms))
+  redis.call('PEXPIREAT', k, string.format('%d', (n + 1) * w + keep))
+end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -88,8 +127,13 @@ local function queue_webhook(key, id, queue, event, ms, raw)
   for i = 1, #all, 2 do
     if not WEBHOOK_SKIP[all[i]] then snap[#snap + 1] = all[i]; snap[#snap + 1] = all[i + 1] end
   end
-  redis.call('HSET', webhook_delivery(queue, did), 'task', id, 'seq', seq, 'event', event,
+  local dkey = webhook_delivery(queue, did)
+  redis.call('HSET', dkey, 'task', id, 'seq', seq, 'event', event,
     'url', cb.url, 'snapshot', cjson.encode(snap), 'ended_ms', ms, 'attempts', 0)
+  -- Kept as long as it can be retried (webhooks.retry_window_secs after the end, plus its
+  -- last attempt), whether or not a worker with secrets ever claims it; upkeep then drops
+  -- its outbox entry (expire.lua).
+  redis.call('PEXPIREAT', dkey, string.format('%d', ms + WEBHOOK_KEEP))
   redis.call('ZADD', webhook_due(queue), ms, did)
 end
 
@@ -114,34 +158,50 @@ local function transition(key, id, queue, from, to, ms, ttl, cb)
   redis.call('ZADD', state_index(queue, to), ms, id)
 end
 
--- Names `queue` as task `id`'s home unless another live task holds the id; returns the
--- queue that holds it. A tombstone ('~...') or no pointer at all leaves the id free.
-local function claim_id(id, queue)
+-- Names `queue` as task `id`'s home unless another task holds the id; returns the queue
+-- that holds it and the pointer as it was ('' for none). A tombstone or no pointer leaves
+-- the id free. `claim_ms` (a cluster's claim.lua): the claim is bare with that TTL until the
+-- create's confirm (confirm.lua) makes it the task's; a pointer of a task this queue created
+-- is left as it is (the create checks that task, create_task's `expect`). nil on a single
+-- Redis, where claim and create are one script.
+local function claim_id(id, queue, claim_ms)
   local k = pointer_key(id)
   local cur = redis.call('GET', k)
-  if cur and string.sub(cur, 1, 1) ~= '~' then return cur end
-  redis.call('SET', k, queue)
-  return queue
+  if cur and string.sub(cur, 1, 1) == '~' then cur = false end
+  if cur then
+    local owner, created = pointer_parts(cur)
+    if owner ~= queue then return owner, cur end
+    if created or not claim_ms then return queue, cur end
+  end
+  if claim_ms then redis.call('SET', k, queue, 'PX', claim_ms) else redis.call('SET', k, queue) end
+  return queue, cur or ''
 end
 
 -- Creates task `id` from its record fields (the field/value items args[from..to]) and hands
--- it on: to its queue's delayed set when due > 0, else onto its ready list. Returns false,
--- having written nothing, when the id is taken (in this queue; on a single Redis, in any:
--- then also the queue that holds it). On a cluster the caller has claimed the id first
--- (claim.lua) and registered the queue. The caller wakes the queue. Every way a task comes
--- into being (submit, a schedule's tick) goes through here.
-local function create_task(id, queue, due, created, args, from, to)
+-- it on: to its queue's delayed set when due > 0, else onto its ready list. Returns true
+-- when created; false and the queue that holds it when the id is taken (in this queue; on a
+-- single Redis, in any); nil, having written nothing, when `expect` (a cluster's claim found
+-- the pointer of this queue's task created at that ms) names a task that expired and whose
+-- pointer expiry is freeing: the caller frees it itself and claims again. On a cluster the
+-- caller has claimed the id first (claim.lua) and registered the queue. The caller wakes
+-- the queue. Every way a task comes into being (submit, a schedule's tick) goes through here.
+local function create_task(id, queue, due, created, args, from, to, expect)
   if CROSS then
     local owner = claim_id(id, queue)
     if owner ~= queue then
       if redis.call('EXISTS', record_key(owner, id)) == 1 then return false, owner end
-      -- The pointer outlived its record (expired, not yet tombstoned): the id is free.
+      -- The pointer outlived its record (expired, not yet freed by upkeep): the id is free.
       redis.call('SET', pointer_key(id), queue)
     end
     redis.call('SADD', QUEUES, queue)
   end
   local key = record_key(queue, id)
   if redis.call('EXISTS', key) == 1 then return false, queue end
+  if expect and expect ~= ''
+      and tonumber(redis.call('ZSCORE', queue_index(queue), id)) ~= tonumber(expect) then
+    -- Upkeep took that task out of the indexes already: its pointer is about to be freed.
+    return nil
+  end
   redis.call('HSET', key, unpack(args, from, to))
   redis.call('ZADD', queue_index(queue), created, id)
   if due > 0 then
@@ -185,9 +245,12 @@ end
 -- finishes costs a handful of writes, not 300). A failed attempt's error is also appended
 -- to the record's `attempt_errors` field (lines of "attempt TAB ended ms TAB run ms TAB
 -- error json"; the record keeps only the last error), so it lives and expires with the
--- record. `started`: the attempt's start (ms, Redis's clock: the record's `started_ms`),
--- nil for a record claimed by an older errand (then read from `started_at`).
+-- record. It keeps the last ATTEMPT_ERRORS lines (as many as one run's attempts can be at
+-- most), so manual retries cannot grow it without bound. `started`: the attempt's start
+-- (ms, Redis's clock: the record's `started_ms`), nil for a record claimed by an older
+-- errand (then read from `started_at`).
 local STATS = {}
+local ATTEMPT_ERRORS = 100
 local function count_finish(key, queue, outcome, ms, attempt, body, started)
   local k = stats_key(queue, math.floor(ms / 60000))
   local row = STATS[k]
@@ -203,7 +266,14 @@ local function count_finish(key, queue, outcome, ms, attempt, body, started)
   if outcome ~= 'succeeded' then
     local line = attempt .. '\t' .. ms .. '\t' .. (run or '') .. '\t' .. body
     local prev = redis.call('HGET', key, 'attempt_errors')
-    redis.call('HSET', key, 'attempt_errors', prev and (prev .. '\n' .. line) or line)
+    if prev then
+      local _, breaks = string.gsub(prev, '\n', '\n')
+      -- Lines prev holds: breaks + 1; with this one, keep ATTEMPT_ERRORS.
+      local drop, at = breaks + 2 - ATTEMPT_ERRORS, 0
+      while drop > 0 do at = string.find(prev, '\n', at + 1, true); drop = drop - 1 end
+      line = string.sub(prev, at + 1) .. '\n' .. line
+    end
+    redis.call('HSET', key, 'attempt_errors', line)
   end
 end
 
