@@ -72,6 +72,7 @@ compose-test:
 
 # Fault injection and bad input against real processes and Redis, then schemathesis; prints the figures of docs/reliability.md.
 chaos: ensure-redis
+    scripts/ensure-iproute.sh
     cargo build --bins
     mkdir -p target
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-e2e --test chaos --run-ignored all --test-threads 1 --no-capture 2>&1 | tee target/chaos.log; else cargo test -p errand-e2e --test chaos -- --include-ignored --test-threads 1 --nocapture 2>&1 | tee target/chaos.log; fi
