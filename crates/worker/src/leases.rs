@@ -22,15 +22,17 @@ use errand_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// The claims this process holds, keyed by claim token (one per attempt: after a partition
-/// the same process can hold an old and a new attempt of one task, and each attempt's guard
-/// removes its own entry only).
+/// The claims this process holds, keyed by task id and claim token (one attempt: after a
+/// partition the same process can hold an old and a new attempt of one task, and each
+/// attempt's guard removes its own entry only).
 #[derive(Clone, Default)]
-pub(crate) struct Running(Arc<Mutex<HashMap<String, Entry>>>);
+pub(crate) struct Running(Arc<Mutex<HashMap<Key, Entry>>>);
+
+/// (task id, claim token).
+type Key = (String, String);
 
 struct Entry {
     queue: String,
-    id: String,
     /// Cancelled when a client asked to cancel the task.
     cancel: CancellationToken,
     /// Cancelled when the renewal found the claim lost: the attempt stops, reports nothing.
@@ -43,18 +45,18 @@ impl Running {
     /// when the task no longer holds the claim.
     pub(crate) fn enter(&self, claimed: &Claimed, cancel: CancellationToken) -> RunningGuard {
         let lost = CancellationToken::new();
+        let key = (claimed.id.clone(), claimed.token.clone());
         self.lock().insert(
-            claimed.token.clone(),
+            key.clone(),
             Entry {
                 queue: claimed.queue.clone(),
-                id: claimed.id.clone(),
                 cancel,
                 lost: lost.clone(),
             },
         );
         RunningGuard {
             running: self.clone(),
-            token: claimed.token.clone(),
+            key,
             lost,
         }
     }
@@ -63,9 +65,9 @@ impl Running {
     pub(crate) fn held(&self) -> Vec<Held> {
         self.lock()
             .iter()
-            .map(|(token, e)| Held {
+            .map(|((id, token), e)| Held {
                 queue: e.queue.clone(),
-                id: e.id.clone(),
+                id: id.clone(),
                 token: token.clone(),
             })
             .collect()
@@ -82,7 +84,7 @@ impl Running {
     /// Cancels the local runs of task `id`, if this process is running it.
     pub(crate) fn cancel(&self, id: &str) -> bool {
         let mut any = false;
-        for e in self.lock().values().filter(|e| e.id == id) {
+        for (_, e) in self.lock().iter().filter(|((i, _), _)| i == id) {
             e.cancel.cancel();
             any = true;
         }
@@ -90,11 +92,12 @@ impl Running {
     }
 
     /// Stops the attempt whose claim was lost.
-    pub(crate) fn lose(&self, token: &str) -> bool {
-        self.lock().get(token).map(|e| e.lost.cancel()).is_some()
+    pub(crate) fn lose(&self, held: &Held) -> bool {
+        let key = (held.id.clone(), held.token.clone());
+        self.lock().get(&key).map(|e| e.lost.cancel()).is_some()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -102,14 +105,14 @@ impl Running {
 /// One attempt's place in [`Running`].
 pub(crate) struct RunningGuard {
     running: Running,
-    token: String,
+    key: Key,
     /// Fires when the renewal finds the claim lost.
     pub lost: CancellationToken,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.token);
+        self.running.lock().remove(&self.key);
     }
 }
 
@@ -167,7 +170,7 @@ pub(crate) fn spawn(
                                 }
                             }
                             for h in renewed.lost {
-                                if running.lose(&h.token) {
+                                if running.lose(&h) {
                                     tracing::warn!(task_id = %h.id, "claim lost (the lease lapsed and the task was taken over, or it was given back); stopping the attempt, its outcome will not be recorded");
                                 }
                             }
@@ -231,8 +234,13 @@ mod tests {
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].token, "f2.1", "the new attempt is still renewed");
         // Losing a claim stops that attempt only.
-        assert!(!running.lose("f1.1"));
-        assert!(running.lose("f2.1"));
+        let held = |token: &str| Held {
+            queue: "q".into(),
+            id: "t".into(),
+            token: token.into(),
+        };
+        assert!(!running.lose(&held("f1.1")));
+        assert!(running.lose(&held("f2.1")));
         assert!(new.lost.is_cancelled());
     }
 

@@ -13,7 +13,7 @@ use crate::task::rfc3339;
 static FETCH: std::sync::LazyLock<redis::Script> = script!("fetch.lua");
 static RELEASE: std::sync::LazyLock<redis::Script> = script!("release.lua");
 /// Items per claimed task in a fetch's reply.
-const FIELDS: usize = 9;
+const FIELDS: usize = 8;
 /// Most tasks one fetch may claim (`fetch.lua` caps it too; `worker.batch_size` is checked
 /// against it at start).
 pub const MAX_FETCH: usize = 1000;
@@ -26,8 +26,9 @@ pub struct Claimed {
     pub id: String,
     /// The queue it was fetched from: every later write goes to this queue's slot.
     pub queue: String,
-    /// The claim token of this attempt: every write the attempt makes (finish, progress,
-    /// renew, release) is fenced by it, and refused once the task no longer holds it
+    /// The claim token of this attempt (the token of the fetch that claimed it: with the
+    /// id it names the attempt): every write the attempt makes (finish, progress, renew,
+    /// release) is fenced by it, and refused once the task no longer holds it
     /// (docs/task-lifecycle.md, "Claims").
     pub token: String,
     /// The kind to run.
@@ -60,7 +61,7 @@ pub struct Fetched {
 impl TaskStore {
     /// Takes up to `max` ready tasks of `queue` and claims each for one attempt by
     /// `worker`, with a lease of `lease` from now (Redis's clock). `token` names this fetch
-    /// (a fresh ULID per call; each claim's token is derived from it): sent again after an
+    /// (a fresh ULID per call) and is the claim token of every claim it makes: sent again after an
     /// error (the reply may have been lost with the claims made), the same token is answered
     /// with the same claims, for a lease's time. At most [`MAX_FETCH`] are taken.
     pub async fn fetch(
@@ -80,7 +81,7 @@ impl TaskStore {
             .arg(lease.as_millis() as u64)
             .arg(token);
         let reply: Vec<redis::Value> = self.run(&inv).await?;
-        decode(queue, reply)
+        decode(queue, token, reply)
     }
 
     /// Gives claims that will not be run back to their queue (at its head, attempt undone;
@@ -104,9 +105,9 @@ impl TaskStore {
     }
 }
 
-/// Decodes `{dropped, (id, token, kind, payload, attempt, max_attempts, timeout_secs,
-/// traceparent, updated_at)...}`.
-fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
+/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs, traceparent,
+/// updated_at)...}`; every claim's token is the fetch's.
+fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
     let mut it = reply.into_iter();
     let dropped: usize = match it.next() {
         Some(v) => redis::from_redis_value(v)?,
@@ -126,7 +127,6 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         // Bytes, not strings: one task's undecodable field must fail that task, not the
         // whole fetch (which would leave its batch claimed and unrun).
         let id: String = redis::from_redis_value(id)?;
-        let token: String = redis::from_redis_value(next())?;
         let kind: Vec<u8> = redis::from_redis_value(next())?;
         let payload: Vec<u8> = redis::from_redis_value(next())?;
         let attempt: u32 = redis::from_redis_value(next())?;
@@ -138,7 +138,7 @@ fn decode(queue: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> 
         claimed.push(Claimed {
             id,
             queue: queue.to_owned(),
-            token,
+            token: token.to_owned(),
             kind: String::from_utf8_lossy(&kind).into_owned(),
             payload: serde_json::from_slice(&payload).map_err(|e| format!("payload: {e}")),
             attempt,

@@ -52,11 +52,10 @@ impl TaskStore {
                 for &n in chunk {
                     inv.arg(&held[n].id).arg(&held[n].token);
                 }
-                let (cancel, lost): (Vec<String>, Vec<String>) = self.run(&inv).await?;
+                let (cancel, lost): (Vec<String>, Vec<usize>) = self.run(&inv).await?;
                 let lost = lost
                     .into_iter()
-                    .filter_map(|t| chunk.iter().map(|&n| &held[n]).find(|h| h.token == t))
-                    .cloned()
+                    .filter_map(|at| chunk.get(at.checked_sub(1)?).map(|&n| held[n].clone()))
                     .collect::<Vec<_>>();
                 Ok::<_, StoreError>(Renewed { cancel, lost })
             })

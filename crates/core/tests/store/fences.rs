@@ -117,12 +117,13 @@ async fn a_damaged_record_in_a_batch_fails_alone_and_strands_nothing() {
 }
 
 /// Hole 1b: at about 4,000 claims `RPUSH memo unpack(claims)` failed after every claim was
-/// written. A fetch now takes at most MAX_FETCH and writes its memo in slices.
+/// written ("too many results to unpack"), so 5,000 queued tasks fetched at once all ran as
+/// nobody. A fetch now takes at most MAX_FETCH and writes its memo in slices.
 #[tokio::test]
 async fn a_huge_fetch_is_capped_and_every_claim_it_makes_is_whole() {
     let redis = RedisServer::start().await;
     let s = store_on(&redis, "f1b");
-    let n = 3000;
+    let n = 5000;
     let batch: Vec<NewTask> = (0..n).map(|i| task(&format!("t{i}"), 1)).collect();
     s.submit_many(batch, Utc::now()).await.unwrap();
     let token = fresh_token();

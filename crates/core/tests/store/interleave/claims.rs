@@ -3,8 +3,9 @@
 //! the fence itself, read off a record. Everything else handles a [`Claim`] as an opaque
 //! thing a fetch gave a worker, so moving the store to another fence changes this file.
 //!
-//! The fence: a claim is the token its fetch made for the attempt (`Claimed::token`, kept
-//! as the record's `claim`), honoured while the task is `running` under it.
+//! The fence: a claim is the task id with the token of the fetch that made it
+//! (`Claimed::token`, kept as the record's `claim`), honoured while the task is `running`
+//! under it.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -37,10 +38,10 @@ impl Claim {
         self.claimed.max_attempts
     }
 
-    /// What names this claim in the checker's model: its token (a fetch sent again with
-    /// its fetch token is answered with the same claims, the same tokens).
+    /// What names this claim in the checker's model: the task id and its token (a fetch
+    /// sent again with its fetch token is answered with the same claims, the same tokens).
     pub(crate) fn key(&self) -> String {
-        self.claimed.token.clone()
+        key(&self.claimed.id, &self.claimed.token)
     }
 
     /// For traces: `t3@2[f17.1]` (task, attempt, claim token).
@@ -64,6 +65,11 @@ impl Claim {
             token: self.claimed.token.clone(),
         }
     }
+}
+
+/// A claim's name: task id and token.
+fn key(id: &str, token: &str) -> String {
+    format!("{id}|{token}")
 }
 
 /// What a renewal told its worker.
@@ -143,7 +149,7 @@ pub(crate) async fn renew(
     let r = store.renew_leases(&held, lease).await?;
     Ok(Renewed {
         cancel: r.cancel,
-        lost: Some(r.lost.into_iter().map(|h| h.token).collect()),
+        lost: Some(r.lost.into_iter().map(|h| key(&h.id, &h.token)).collect()),
     })
 }
 
