@@ -34,8 +34,12 @@ local n = math.min(math.max(tonumber(ARGV[A + 1]) or 1, 1), MAX_FETCH)
 local lease = tonumber(ARGV[A + 4])
 local token = ARGV[A + 5]
 local memo = fetch_memo(queue, token)
-local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs', 'worker',
-  'traceparent', 'updated_at', 'claim', 'cancel_requested'}
+-- What a claim needs of a record (a field read costs a scan of the record's listpack, so
+-- no more than that); a replay also reads who holds it.
+local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
+  'traceparent', 'updated_at', 'cancel_requested'}
+local REPLAY = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
+  'traceparent', 'updated_at', 'worker', 'claim'}
 
 -- One claimed task's part of the reply, from its FIELDS as read. Every item is a string or
 -- a number (a nil would end the reply there).
@@ -43,7 +47,7 @@ local function reply(out, id, f, attempt, max)
   local k = #out
   out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5] or ''
   out[k + 4], out[k + 5], out[k + 6] = attempt, max, f[6] or ''
-  out[k + 7], out[k + 8] = f[8] or '', f[9] or ''
+  out[k + 7], out[k + 8] = f[7] or '', f[8] or ''
 end
 
 local seen = redis.call('LRANGE', memo, 0, -1)
@@ -51,8 +55,8 @@ if #seen > 0 then
   -- The same fetch again: answer with its claims this worker still holds.
   local out = {0}
   for _, id in ipairs(seen) do
-    local f = redis.call('HMGET', record_key(queue, id), unpack(FIELDS))
-    if f[1] == 'running' and f[10] == token and f[7] == worker then
+    local f = redis.call('HMGET', record_key(queue, id), unpack(REPLAY))
+    if f[1] == 'running' and f[10] == token and f[9] == worker then
       reply(out, id, f, tonumber(f[2]), tonumber(f[3]))
     end
   end
@@ -68,22 +72,26 @@ if #ids == 0 then return {0} end
 -- name of the field that makes the record unrunnable. A task can have two entries in one
 -- read (cancelled while queued, then retried): only the first is judged, the others are
 -- dropped, as when the claim went before them.
-local fs, act, judged = {}, {}, {}
+local fs, act, attempts, maxes, judged = {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local f = redis.pcall('HMGET', record_key(queue, id), unpack(FIELDS))
   fs[i] = f
   if f.err or judged[id] or f[1] ~= 'queued' then
     act[i] = 'drop'
-  elseif f[11] == '1' then
+  elseif f[9] == '1' then
     act[i] = 'cancel'
-  elseif not tonumber(f[2]) then
-    act[i] = 'attempt'
-  elseif not tonumber(f[3]) then
-    act[i] = 'max_attempts'
-  elseif not f[4] or f[4] == '' then
-    act[i] = 'kind'
   else
-    act[i] = 'claim'
+    local attempt, max = tonumber(f[2]), tonumber(f[3])
+    attempts[i], maxes[i] = attempt, max
+    if not attempt then
+      act[i] = 'attempt'
+    elseif not max then
+      act[i] = 'max_attempts'
+    elseif not f[4] or f[4] == '' then
+      act[i] = 'kind'
+    else
+      act[i] = 'claim'
+    end
   end
   judged[id] = true
 end
@@ -98,14 +106,14 @@ for i, id in ipairs(ids) do
   local f, a = fs[i], act[i]
   if a == 'claim' then
     local key = record_key(queue, id)
-    local attempt = tonumber(f[2]) + 1
+    local attempt = attempts[i] + 1
     redis.call('ZREM', queued, id)
     redis.call('ZADD', running, lease_until, id)
     redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker', worker,
       'claim', token, 'started_at', now, 'started_ms', ms, 'updated_at', now)
     event(id, 'running')
     claimed[#claimed + 1] = id
-    reply(out, id, f, attempt, tonumber(f[3]))
+    reply(out, id, f, attempt, maxes[i])
   elseif a == 'drop' then
     out[1] = out[1] + 1
   elseif a == 'cancel' then
@@ -118,8 +126,8 @@ for i, id in ipairs(ids) do
   else
     local key = record_key(queue, id)
     -- Fill what a read of the record needs, so it can be served and retried by hand.
-    if not tonumber(f[2]) then redis.call('HSET', key, 'attempt', 0) end
-    if not tonumber(f[3]) then redis.call('HSET', key, 'max_attempts', 1) end
+    if not attempts[i] then redis.call('HSET', key, 'attempt', 0) end
+    if not maxes[i] then redis.call('HSET', key, 'max_attempts', 1) end
     if not f[4] then redis.call('HSET', key, 'kind', '') end
     redis.call('HSET', key, 'state', 'failed', 'finished_at', now, 'updated_at', now,
       'error', cjson.encode({kind = 'corrupt_record',
