@@ -22,41 +22,41 @@ use errand_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// The claims this process holds, keyed by task id and claim token (one attempt: after a
-/// partition the same process can hold an old and a new attempt of one task, and each
-/// attempt's guard removes its own entry only).
+/// The claims this process holds, by task id; each entry one attempt, named by its claim
+/// token (after a partition the same process can hold an old and a new attempt of one task,
+/// and each attempt's guard removes its own entry only).
 #[derive(Clone, Default)]
-pub(crate) struct Running(Arc<Mutex<HashMap<Key, Entry>>>);
-
-/// (task id, claim token).
-type Key = (String, String);
+pub(crate) struct Running(Arc<Mutex<HashMap<String, Vec<Entry>>>>);
 
 struct Entry {
+    token: String,
     queue: String,
-    /// Cancelled when a client asked to cancel the task.
+    /// Cancelled when a client asked to cancel the task, or when its claim was lost.
     cancel: CancellationToken,
-    /// Cancelled when the renewal found the claim lost: the attempt stops, reports nothing.
-    lost: CancellationToken,
+    /// Set (before `cancel` fires) when the renewal found the claim lost: the attempt
+    /// stops at once and reports nothing.
+    lost: Arc<AtomicBool>,
 }
 
 impl Running {
-    /// Registers the attempt of `claimed`, stopped by `cancel` on a cancel request. The
-    /// guard removes it (and so stops renewing its lease) on drop; its `lost` token fires
-    /// when the task no longer holds the claim.
+    /// Registers the attempt of `claimed`, stopped by `cancel` on a cancel request or when
+    /// its claim is lost (the guard's `lost` then says which). The guard removes it (and so
+    /// stops renewing its lease) on drop.
     pub(crate) fn enter(&self, claimed: &Claimed, cancel: CancellationToken) -> RunningGuard {
-        let lost = CancellationToken::new();
-        let key = (claimed.id.clone(), claimed.token.clone());
-        self.lock().insert(
-            key.clone(),
-            Entry {
+        let lost = Arc::new(AtomicBool::new(false));
+        self.lock()
+            .entry(claimed.id.clone())
+            .or_default()
+            .push(Entry {
+                token: claimed.token.clone(),
                 queue: claimed.queue.clone(),
                 cancel,
                 lost: lost.clone(),
-            },
-        );
+            });
         RunningGuard {
             running: self.clone(),
-            key,
+            id: claimed.id.clone(),
+            token: claimed.token.clone(),
             lost,
         }
     }
@@ -65,39 +65,50 @@ impl Running {
     pub(crate) fn held(&self) -> Vec<Held> {
         self.lock()
             .iter()
-            .map(|((id, token), e)| Held {
-                queue: e.queue.clone(),
-                id: id.clone(),
-                token: token.clone(),
+            .flat_map(|(id, entries)| {
+                entries.iter().map(move |e| Held {
+                    queue: e.queue.clone(),
+                    id: id.clone(),
+                    token: e.token.clone(),
+                })
             })
             .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(Vec::len).sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
     }
 
     /// Cancels the local runs of task `id`, if this process is running it.
     pub(crate) fn cancel(&self, id: &str) -> bool {
-        let mut any = false;
-        for (_, e) in self.lock().iter().filter(|((i, _), _)| i == id) {
-            e.cancel.cancel();
-            any = true;
+        match self.lock().get(id) {
+            Some(entries) => {
+                entries.iter().for_each(|e| e.cancel.cancel());
+                true
+            }
+            None => false,
         }
-        any
     }
 
     /// Stops the attempt whose claim was lost.
     pub(crate) fn lose(&self, held: &Held) -> bool {
-        let key = (held.id.clone(), held.token.clone());
-        self.lock().get(&key).map(|e| e.lost.cancel()).is_some()
+        let map = self.lock();
+        let Some(e) = map
+            .get(&held.id)
+            .and_then(|es| es.iter().find(|e| e.token == held.token))
+        else {
+            return false;
+        };
+        e.lost.store(true, Ordering::Release);
+        e.cancel.cancel();
+        true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -105,14 +116,28 @@ impl Running {
 /// One attempt's place in [`Running`].
 pub(crate) struct RunningGuard {
     running: Running,
-    key: Key,
-    /// Fires when the renewal finds the claim lost.
-    pub lost: CancellationToken,
+    id: String,
+    token: String,
+    /// Set when the renewal found the claim lost.
+    pub lost: Arc<AtomicBool>,
+}
+
+impl RunningGuard {
+    /// Whether the renewal found this attempt's claim lost.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.key);
+        let mut map = self.running.lock();
+        if let Some(entries) = map.get_mut(&self.id) {
+            entries.retain(|e| e.token != self.token);
+            if entries.is_empty() {
+                map.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -241,7 +266,7 @@ mod tests {
         };
         assert!(!running.lose(&held("f1.1")));
         assert!(running.lose(&held("f2.1")));
-        assert!(new.lost.is_cancelled());
+        assert!(new.is_lost());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::{
     batch::{Coalescer, Pending},
-    leases::Running,
+    leases::{Running, RunningGuard},
     outcome::{Ended, Policy, jitter, outcome},
 };
 
@@ -108,7 +108,7 @@ impl Runner {
         metrics.started(record.queued_at);
         let began = std::time::Instant::now();
 
-        let (ended, progress) = self.attempt(&mut record, &cancel, &guard.lost).await;
+        let (ended, progress) = self.attempt(&mut record, &cancel, &guard).await;
         let lost = ended == Ended::Lost;
         let Some(outcome) = outcome(ended, &record, self.policy(), Utc::now(), jitter()) else {
             if lost {
@@ -145,14 +145,14 @@ impl Runner {
     }
 
     /// Runs the task's code on its own tokio task, under its timeout and `cancel`, writing
-    /// its progress meanwhile; stops it at once when `lost` fires (the claim is no longer
-    /// the task's). Returns how it ended and its last progress (JSON) when newer than what
-    /// is on the record.
+    /// its progress meanwhile; stops it at once when `held` says the claim is no longer the
+    /// task's (its cancel token fires then too). Returns how it ended and its last progress
+    /// (JSON) when newer than what is on the record.
     async fn attempt(
         &self,
         record: &mut Claimed,
         cancel: &CancellationToken,
-        lost: &CancellationToken,
+        held: &RunningGuard,
     ) -> (Ended, Option<String>) {
         let (id, attempt) = (record.id.clone(), record.attempt);
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
@@ -182,7 +182,6 @@ impl Runner {
                 j = &mut handle => break Race::Joined(j),
                 _ = &mut deadline => break Race::TimedOut,
                 _ = cancel.cancelled() => break Race::Cancelled,
-                _ = lost.cancelled() => break Race::Lost,
                 changed = rx.changed(), if reporting => match changed {
                     Ok(()) => dirty = true,
                     Err(_) => reporting = false,
@@ -213,6 +212,11 @@ impl Runner {
                 }
             }
         };
+        if held.is_lost() {
+            // Stop at once: another worker may be running it now.
+            handle.abort();
+            return (Ended::Lost, None);
+        }
         let ended = match race {
             Race::Joined(Ok(Ok(result))) => Ended::Returned(result),
             // The task noticed the cancel it was asked for.
@@ -231,15 +235,7 @@ impl Runner {
                 stop(&mut handle).await;
                 Ended::Cancelled("cancelled by request".into())
             }
-            Race::Lost => {
-                // Stop at once: another worker may be running it now.
-                handle.abort();
-                Ended::Lost
-            }
         };
-        if ended == Ended::Lost {
-            return (ended, None);
-        }
         // The last progress goes with the terminal write instead of before it (one round
         // trip less per task). A report already sent lands first (one connection, in
         // order); one still queued finds the attempt ended and is dropped.
@@ -319,7 +315,6 @@ enum Race {
     Joined(Result<Result<serde_json::Value, Failure>, tokio::task::JoinError>),
     TimedOut,
     Cancelled,
-    Lost,
 }
 
 /// Gives a task whose token was cancelled a moment to stop on its own, then aborts it at its
