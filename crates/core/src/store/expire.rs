@@ -116,11 +116,7 @@ impl TaskStore {
         let mut inv = self.invoke_in(&OCCUPIED, queue);
         inv.arg(queue);
         if self.run::<i64>(&inv).await? == 1 {
-            redis::cmd("SADD")
-                .arg(self.layout.queues())
-                .arg(queue)
-                .query_async::<()>(&mut c)
-                .await?;
+            self.register(&[queue]).await?;
         }
         Ok(())
     }

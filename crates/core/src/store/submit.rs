@@ -307,7 +307,7 @@ impl TaskStore {
     }
 
     /// Adds `queues` to the queue set (a cluster's: the set lives in its own slot).
-    async fn register(&self, queues: &[&str]) -> Result<(), StoreError> {
+    pub(super) async fn register(&self, queues: &[&str]) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
         redis::cmd("SADD")
             .arg(self.layout.queues())
