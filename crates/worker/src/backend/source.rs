@@ -92,6 +92,10 @@ impl Inbox {
         Vec::new()
     }
 
+    fn is_empty(&self) -> bool {
+        self.lock().claims.is_empty()
+    }
+
     fn pop(&self) -> Option<Claimed> {
         self.lock().claims.pop_front()
     }
@@ -279,12 +283,12 @@ impl Backend for ErrandBackend {
                 return Poll::Ready(Some(Ok(Task::new(Delivery { claimed, slot }))));
             }
             ready!(self.poll_fetch(cx));
-            if self.inbox.lock().claims.is_empty() && self.stop.is_cancelled() {
+            if !self.inbox.is_empty() {
+                continue;
+            }
+            if self.stop.is_cancelled() {
                 // Stopping: no new fetch; the stop watcher gives back what is left.
                 return Poll::Pending;
-            }
-            if !self.inbox.lock().claims.is_empty() {
-                continue;
             }
             if let Some(b) = self.backoff.as_mut() {
                 ready!(b.as_mut().poll(cx));
