@@ -74,6 +74,12 @@ pub(crate) enum ApiError {
     /// 404: no schedule with that id.
     #[error("no schedule `{0}`")]
     ScheduleNotFound(String),
+    /// 404: no kind of that name in the registry.
+    #[error("no kind `{0}` in the registry")]
+    KindNotFound(String),
+    /// 409: a live worker runs the kind, so it cannot be removed.
+    #[error("{0}")]
+    KindInUse(String),
     /// 409: a schedule with that id exists, defined differently.
     #[error("{0}")]
     ScheduleExists(String),
@@ -186,6 +192,8 @@ impl ApiError {
                 "Schedule not found",
             ),
             Self::ScheduleExists(_) => (StatusCode::CONFLICT, "schedule-exists", "Schedule exists"),
+            Self::KindNotFound(_) => (StatusCode::NOT_FOUND, "kind-not-found", "Kind not found"),
+            Self::KindInUse(_) => (StatusCode::CONFLICT, "kind-in-use", "Kind in use"),
             Self::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

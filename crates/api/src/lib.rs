@@ -10,6 +10,8 @@
 //! - `metrics`: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
 //! - `views`: the JSON the API serves, built from the store's types.
 //! - `redoc`: `/redoc` with ReDoc's script served from here, not a CDN.
+//! - `registry`: the kind registry as this process holds it: what submits are validated
+//!   against (each kind's JSON Schema, compiled once) and what the documents show.
 
 mod access;
 mod background;
@@ -19,6 +21,7 @@ mod extract;
 mod metrics;
 pub mod openapi;
 mod redoc;
+mod registry;
 mod routes;
 pub mod startup;
 mod state;

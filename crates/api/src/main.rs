@@ -1,7 +1,8 @@
 //! The errand-api binary: settings, telemetry, serve.
 //!
 //! `errand-api openapi [--product]` prints the OpenAPI document this configuration would
-//! serve at `/openapi.json` (or `/openapi/product.json`) and exits, without binding a port or
+//! serve at `/openapi.json` (or `/openapi/product.json`) with the built-in kinds registered
+//! and no others, and exits, without binding a port or
 //! touching Redis: what client generators and `scripts/openapi-check.sh` read.
 
 use errand_api::{openapi, startup::Application};
@@ -13,8 +14,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("openapi") {
-        let docs =
-            openapi::Documents::build(&Catalog::new(Limits::from(&settings.tasks)), &settings);
+        // What a fresh deployment serves: the built-in kinds, as this api seeds them.
+        let builtin = Catalog::new(Limits::from(&settings.tasks));
+        let docs = openapi::Documents::build(&openapi::DocKind::of(&builtin), &settings);
         let doc = match args.get(1).map(String::as_str) {
             None => docs.full,
             Some("--product") => docs.product,

@@ -16,13 +16,13 @@
 //! The document is kept as JSON from there on: the passes are edits of a JSON tree, and
 //! Swagger UI and ReDoc take it as JSON.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use errand_core::store::KindDefinition;
 use errand_core::{
     Settings,
     task::{TaskState, WebhookEvent},
 };
-use errand_kinds::{Catalog, KindInfo, KindSchemas};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
@@ -62,7 +62,7 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
     components(schemas(Problem, views::TaskView, views::TaskStateView, views::ProgressView, views::TaskErrorView, views::CallbackView, views::WebhookEventView, views::WebhookStateView, views::WebhookStatusView, routes::tasks::SubmitTask, routes::tasks::TaskPage,
         routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
         routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::QueuePause, routes::queues::WorkerList,
-        views::WorkerView, views::WorkerQueueView, KindInfo, routes::health::Health,
+        views::WorkerView, views::WorkerQueueView, views::WorkerKindView, views::KindView, routes::health::Health,
         views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
@@ -90,21 +90,46 @@ pub struct Documents {
     pub product: Value,
 }
 
+/// A kind as the documents show it: its registered definition, and whether a submit may
+/// leave its payload out.
+#[derive(Debug, Clone)]
+pub struct DocKind {
+    /// The definition that validates the kind now.
+    pub definition: KindDefinition,
+    /// Whether `{}` passes the kind's checks (the payload is then optional).
+    pub payload_optional: bool,
+}
+
+impl DocKind {
+    /// What a document shows of `catalog`'s kinds with nothing registered: the built-in
+    /// kinds as this configuration would seed them (`errand-api openapi`).
+    pub fn of(catalog: &errand_kinds::Catalog) -> Vec<Self> {
+        catalog
+            .definitions()
+            .into_iter()
+            .map(|definition| Self {
+                payload_optional: catalog.validate(&definition.name, &json!({})).is_ok(),
+                definition,
+            })
+            .collect()
+    }
+}
+
 impl Documents {
-    /// Both documents for this catalog (kind unions, limits) and settings (security).
-    pub fn build(catalog: &Catalog, settings: &Settings) -> Self {
-        let full = document(catalog, settings);
+    /// Both documents for these kinds (the unions) and settings (limits, security).
+    pub fn build(kinds: &[DocKind], settings: &Settings) -> Self {
+        let full = document(kinds, settings);
         let product = product(&full);
         Self { full, product }
     }
 }
 
 /// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.
-pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
+pub fn document(kinds: &[DocKind], settings: &Settings) -> Value {
     let mut api = ApiDoc::openapi();
     api.merge(routes::tutorial::TutorialDoc::openapi());
     let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
-    kind_unions(&mut doc, catalog);
+    kind_unions(&mut doc, kinds);
     settings_bounds(&mut doc, settings);
     event_stream(&mut doc);
     webhooks(&mut doc);
@@ -163,7 +188,7 @@ fn schema_ref(name: &str) -> Value {
 
 /// `fan_out` → `FanOut`: the kind's part of its branch names.
 fn pascal(kind: &str) -> String {
-    kind.split('_')
+    kind.split(|c: char| !c.is_ascii_alphanumeric())
         .map(|w| {
             let mut c = w.chars();
             c.next()
@@ -175,17 +200,19 @@ fn pascal(kind: &str) -> String {
 
 /// One branch of a kind union: the derived base object with `kind` pinned to the kind (and,
 /// where the server accepts them, its aliases) and `payload`/`result` given the kind's
-/// schemas.
+/// schemas, under component names of their own (`payload`, `result`).
 struct Branch<'a> {
-    kind: &'a KindSchemas,
-    info: &'a KindInfo,
+    doc: &'a DocKind,
+    kind: &'a KindDefinition,
+    payload: String,
+    result: String,
 }
 
 impl Branch<'_> {
     fn kind_property(&self, with_aliases: bool) -> Value {
-        let mut names = vec![self.kind.name];
+        let mut names = vec![self.kind.name.as_str()];
         if with_aliases {
-            names.extend(self.kind.aliases);
+            names.extend(self.kind.aliases.iter().map(String::as_str));
         }
         let description = if names.len() > 1 {
             format!(
@@ -204,7 +231,7 @@ impl Branch<'_> {
     }
 
     fn payload_property(&self, base: &Value) -> Value {
-        let mut p = schema_ref(&self.kind.payload.0);
+        let mut p = schema_ref(&self.payload);
         if let Some(d) = base["properties"]["payload"]["description"].as_str() {
             p["description"] = json!(d);
         }
@@ -215,26 +242,48 @@ impl Branch<'_> {
 /// Replaces `SubmitTask`, `CreateSchedule` and `TaskRecord` by unions over the catalog's
 /// kinds, discriminated on `kind`. The derived schemas serve as each branch's base, so a
 /// field added to the Rust type appears in every branch.
-fn kind_unions(doc: &mut Value, catalog: &Catalog) {
-    let kinds = catalog.schemas();
-    let infos: BTreeMap<String, KindInfo> = catalog
-        .infos()
-        .into_iter()
-        .map(|i| (i.name.clone(), i))
-        .collect();
+fn kind_unions(doc: &mut Value, kinds: &[DocKind]) {
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("the document has schemas");
+    // A registered component name is kept unless it is empty, not a plain name, errand's
+    // own or another kind's: two workers' kinds may both call their payload `Payload`.
+    let mut taken: BTreeSet<String> = schemas.keys().cloned().collect();
+    let mut name_for = |wanted: &str, fallback: String| {
+        let plain = !wanted.is_empty()
+            && wanted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        let mut name = if plain && !taken.contains(wanted) {
+            wanted.to_owned()
+        } else {
+            fallback
+        };
+        let base = name.clone();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}{n}");
+            n += 1;
+        }
+        taken.insert(name.clone());
+        name
+    };
     let branches: Vec<Branch<'_>> = kinds
         .iter()
-        .map(|kind| Branch {
-            kind,
-            info: &infos[kind.name],
+        .map(|doc| {
+            let kind = &doc.definition;
+            let p = pascal(&kind.name);
+            Branch {
+                doc,
+                kind,
+                payload: name_for(&kind.payload_name, format!("{p}Payload")),
+                result: name_for(&kind.result_name, format!("{p}Result")),
+            }
         })
         .collect();
     for b in &branches {
-        schemas.insert(b.kind.payload.0.clone(), b.kind.payload.1.clone());
-        schemas.insert(b.kind.result.0.clone(), b.kind.result.1.clone());
+        schemas.insert(b.payload.clone(), b.kind.payload_schema.clone());
+        schemas.insert(b.result.clone(), b.kind.result_schema.clone());
     }
 
     union(
@@ -242,18 +291,18 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
         "SubmitTask",
         &branches,
         true,
-        |b| format!("Submit{}", pascal(b.kind.name)),
+        |b| format!("Submit{}", pascal(&b.kind.name)),
         |b, base| {
             let mut s = base.clone();
-            s["description"] = json!(format!("A `{}` task: {}", b.kind.name, b.info.summary));
+            s["description"] = json!(format!("A `{}` task: {}", b.kind.name, b.kind.summary));
             s["properties"]["kind"] = b.kind_property(true);
             s["properties"]["payload"] = b.payload_property(base);
-            s["required"] = if b.kind.payload_optional {
+            s["required"] = if b.doc.payload_optional {
                 json!(["kind"])
             } else {
                 json!(["kind", "payload"])
             };
-            s["example"] = json!({ "kind": b.kind.name, "payload": b.info.example });
+            s["example"] = json!({ "kind": b.kind.name, "payload": b.kind.example });
             s
         },
     );
@@ -262,16 +311,16 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
         "CreateSchedule",
         &branches,
         true,
-        |b| format!("CreateSchedule{}", pascal(b.kind.name)),
+        |b| format!("CreateSchedule{}", pascal(&b.kind.name)),
         |b, base| {
             let mut s = base.clone();
             s["description"] = json!(format!(
                 "A schedule of `{}` tasks: {}",
-                b.kind.name, b.info.summary
+                b.kind.name, b.kind.summary
             ));
             s["properties"]["kind"] = b.kind_property(true);
             s["properties"]["payload"] = b.payload_property(base);
-            s["required"] = if b.kind.payload_optional {
+            s["required"] = if b.doc.payload_optional {
                 json!(["cron", "kind"])
             } else {
                 json!(["cron", "kind", "payload"])
@@ -280,7 +329,7 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
                 "id": format!("every-minute-{}", b.kind.name.replace('_', "-")),
                 "cron": "0 * * * * *",
                 "kind": b.kind.name,
-                "payload": b.info.example,
+                "payload": b.kind.example,
             });
             s
         },
@@ -290,7 +339,7 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
         "TaskRecord",
         &branches,
         false,
-        |b| format!("{}TaskRecord", pascal(b.kind.name)),
+        |b| format!("{}TaskRecord", pascal(&b.kind.name)),
         |b, base| {
             let mut s = base.clone();
             s["description"] = json!(format!("A `{}` task's record.", b.kind.name));
@@ -299,7 +348,7 @@ fn kind_unions(doc: &mut Value, catalog: &Catalog) {
             s["properties"]["payload"] = b.payload_property(base);
             s["properties"]["result"] = json!({
                 "description": base["properties"]["result"]["description"],
-                "anyOf": [schema_ref(&b.kind.result.0), {"type": "null"}],
+                "anyOf": [schema_ref(&b.result), {"type": "null"}],
             });
             // Every field is sent, null when it has no value.
             s["required"] = json!(
@@ -346,7 +395,7 @@ fn union(
         let target = format!("#/components/schemas/{n}");
         mapping.insert(b.kind.name.to_owned(), json!(target));
         if with_aliases {
-            for a in b.kind.aliases {
+            for a in &b.kind.aliases {
                 mapping.insert((*a).to_owned(), json!(target));
             }
         }

@@ -9,10 +9,8 @@
 
 use std::path::Path;
 
+use crate::{error::ApiError, state::AppState};
 use actix_web::{HttpResponse, http::header, web};
-use serde_json::Value;
-
-use crate::error::ApiError;
 
 /// Where the page loads ReDoc's script from.
 pub(crate) const BUNDLE_ROUTE: &str = "/redoc/redoc.standalone.js";
@@ -55,7 +53,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
 pub(crate) struct RedocAssets(web::Data<Assets>);
 
 enum Assets {
-    Ready { page: String, bundle: web::Bytes },
+    Ready { bundle: web::Bytes },
     Missing { page: String },
 }
 
@@ -63,14 +61,11 @@ impl RedocAssets {
     /// Reads the bundle at `bundle_path`; when it cannot be read (or is empty) logs a
     /// warning and serves the instructions page instead. Never fails: the rest of the API
     /// must not depend on a documentation asset.
-    pub(crate) fn load(bundle_path: &Path, doc: &Value) -> Self {
+    pub(crate) fn load(bundle_path: &Path) -> Self {
         let assets = match std::fs::read(bundle_path) {
             Ok(bytes) if !bytes.is_empty() => {
                 tracing::debug!(path = %bundle_path.display(), bytes = bytes.len(), "ReDoc bundle loaded");
                 Assets::Ready {
-                    page: utoipa_redoc::Redoc::new(doc.clone())
-                        .custom_html(PAGE_TEMPLATE)
-                        .to_html(),
                     bundle: web::Bytes::from(bytes),
                 }
             }
@@ -109,17 +104,29 @@ impl RedocAssets {
     }
 }
 
-async fn page(assets: web::Data<Assets>) -> HttpResponse {
-    match &**assets {
-        Assets::Ready { page, .. } => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-            .body(page.clone()),
+/// The page embeds the document of the kinds registered now, so it is rendered per visit
+/// (the document itself is built once per registry change).
+async fn page(
+    assets: web::Data<Assets>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(match &**assets {
+        Assets::Ready { .. } => {
+            let docs = state.kinds.documents(&state.store).await?;
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+                .body(
+                    utoipa_redoc::Redoc::new(docs.full.clone())
+                        .custom_html(PAGE_TEMPLATE)
+                        .to_html(),
+                )
+        }
         Assets::Missing { page } => HttpResponse::ServiceUnavailable()
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(page.clone()),
-    }
+    })
 }
 
 async fn bundle(assets: web::Data<Assets>) -> Result<HttpResponse, ApiError> {

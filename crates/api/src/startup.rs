@@ -5,12 +5,13 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use errand_core::{Settings, TaskStore, shutdown::Shutdown, store};
-use errand_kinds::{Catalog, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{access, error::ApiError, events::Events, openapi, routes, state::AppState};
+use crate::{
+    access, error::ApiError, events::Events, openapi, registry::Kinds, routes, state::AppState,
+};
 
 /// The api, built and bound but not yet serving: tests bind port 0 and read `port` first.
 pub struct Application {
@@ -52,11 +53,17 @@ impl Application {
         let (looked, first_look) = tokio::sync::oneshot::channel();
         shutdown.spawn_work(migrate_until_done(store.clone(), shutdown.work(), looked));
         let grace = settings.api.shutdown_grace();
-        let catalog = Catalog::new(Limits::from(&settings.tasks));
-        let docs = openapi::Documents::build(&catalog, &settings);
+        // The kind registry: read now and every `api.kinds_refresh_ms`, the built-in kinds
+        // seeded first.
+        let kinds = Arc::new(Kinds::new(&settings));
+        shutdown.spawn_background(kinds.clone().keep_fresh(
+            store.clone(),
+            Duration::from_millis(settings.api.kinds_refresh_ms.max(100)),
+            shutdown.background(),
+        ));
         let max_body = settings.api.max_body_bytes;
         let tutorial = routes::tutorial::Tutorial::new(&settings);
-        let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path, &docs.full);
+        let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path);
         let events = Events::start(
             settings.redis.clients()?,
             store.layout().events_channel(),
@@ -68,7 +75,7 @@ impl Application {
         crate::metrics::install();
         let shared = AppState {
             store,
-            catalog,
+            kinds,
             settings,
             events,
             keys,
@@ -115,6 +122,9 @@ impl Application {
                 .service(routes::health::readyz)
                 .service(crate::metrics::scrape)
                 .service(routes::kinds::list_kinds)
+                .service(routes::kinds::delete_kind)
+                .service(routes::docs::openapi_full)
+                .service(routes::docs::openapi_product)
                 .service(routes::batch::submit_batch)
                 .service(routes::tasks::submit_task)
                 .service(routes::tasks::list_tasks)
@@ -134,12 +144,11 @@ impl Application {
                 .service(routes::schedules::enable_schedule)
                 .service(routes::schedules::disable_schedule)
                 .service(web::redirect("/docs", "/docs/"))
-                .service(
-                    SwaggerUi::new("/docs/{_:.*}").external_urls_from_iter_unchecked([
-                        ("/openapi.json", docs.full.clone()),
-                        (openapi::PRODUCT_PATH, docs.product.clone()),
-                    ]),
-                )
+                // The documents change with the registry, so they are served by
+                // `routes::docs`; Swagger UI is only pointed at them.
+                .service(SwaggerUi::new("/docs/{_:.*}").config(
+                    utoipa_swagger_ui::Config::new(["/openapi.json", openapi::PRODUCT_PATH]),
+                ))
                 .configure(|cfg| redoc.configure(cfg))
                 .configure(|cfg| ui.configure(cfg))
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {

@@ -1,14 +1,14 @@
-//! What every handler is given: the store, the catalog, settings and the process's shared parts.
+//! What every handler is given: the store, the kind registry, settings and the process's shared parts.
 
 use std::sync::Arc;
 
 use errand_core::{Settings, TaskStore};
-use errand_kinds::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     access::{Keys, RateLimiter},
     events::Events,
+    registry::Kinds,
 };
 
 /// Everything a handler needs. One per HTTP worker thread: each has its own Redis
@@ -17,7 +17,8 @@ use crate::{
 pub(crate) struct AppState {
     /// This worker thread's connection.
     pub store: TaskStore,
-    pub catalog: Catalog,
+    /// The kind registry as this process last read it.
+    pub kinds: Arc<Kinds>,
     pub settings: Settings,
     /// Task events from Redis pub/sub, for long-poll and SSE.
     pub events: Events,

@@ -190,10 +190,18 @@ pub struct ApiSettings {
     /// On SIGTERM/SIGINT, how long requests in flight may finish (long-polls and event
     /// streams end at once) before their connections are closed.
     pub shutdown_grace_secs: u64,
+    /// How often each api process reads the kind registry again (a kind it does not know
+    /// is read at once; this is how a changed schema or a worker gone shows up).
+    #[serde(default = "default_kinds_refresh_ms")]
+    pub kinds_refresh_ms: u64,
     /// ReDoc's standalone bundle, served at `/redoc/redoc.standalone.js` so `/redoc` needs no
     /// CDN. Resolved by `load_from` against the config directory's parent, so the default
     /// finds the repository's `assets/` wherever the binary is started from.
     pub redoc_js_path: PathBuf,
+}
+
+fn default_kinds_refresh_ms() -> u64 {
+    2000
 }
 
 impl ApiSettings {

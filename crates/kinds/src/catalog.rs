@@ -6,6 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{PartialSchema, ToSchema};
 
+use errand_core::store::KindDefinition;
+
 use crate::{Failure, TaskContext, TaskKind, builtin, services::Services};
 
 /// Limits kinds check payloads against (from `tasks.*` settings).
@@ -138,6 +140,7 @@ pub struct KindSchemas {
 
 type RunFn = fn(TaskContext, Value) -> BoxFuture<'static, Result<Value, Failure>>;
 
+#[derive(Clone)]
 struct Entry {
     info: KindInfo,
     aliases: &'static [&'static str],
@@ -147,13 +150,18 @@ struct Entry {
     run: RunFn,
 }
 
-/// The registry of task kinds, shared by the API (validation, docs) and the worker (runs).
+/// The kinds one process knows: what a worker runs and registers (see
+/// [`Catalog::definitions`]), and, for errand's built-in kinds, the typed checks the api
+/// adds to their JSON Schema.
 #[derive(Clone)]
 pub struct Catalog {
     kinds: Arc<BTreeMap<&'static str, Entry>>,
     aliases: Arc<BTreeMap<&'static str, &'static str>>,
     limits: Limits,
     services: Arc<Services>,
+    /// Names given twice or not fit to be names, found while adding kinds: the worker
+    /// refuses to start with any ([`Catalog::problems`]).
+    problems: Vec<String>,
 }
 
 /// The kinds by name and the limits: the entries' schemas and function pointers would
@@ -189,7 +197,11 @@ fn run<K: TaskKind>(
     ctx: TaskContext,
     payload: Value,
 ) -> BoxFuture<'static, Result<Value, Failure>> {
-    match decode::<K>(&payload) {
+    let checked = decode::<K>(&payload).and_then(|p| {
+        K::check(&p, &ctx.services().limits)?;
+        Ok(p)
+    });
+    match checked {
         Ok(p) => K::run(ctx, p)
             .map(|r| {
                 r.and_then(|out| {
@@ -207,26 +219,87 @@ impl Catalog {
     /// Every kind errand ships, checked against `limits` (`chaos` only with
     /// `limits.diagnostic_kinds`). `send_email` cannot send until [`Catalog::with_email`].
     pub fn new(limits: Limits) -> Self {
-        let mut c = CatalogBuilder {
-            limits: limits.clone(),
-            ..CatalogBuilder::default()
-        };
-        c.add::<builtin::sleep::Sleep>();
-        c.add::<builtin::noop::Noop>();
-        if limits.diagnostic_kinds {
-            c.add::<builtin::chaos::Chaos>();
-        }
-        c.add::<builtin::sha256::Sha256>();
-        c.add::<builtin::fibonacci::Fibonacci>();
-        c.add::<builtin::http_request::HttpRequest>();
-        c.add::<builtin::fan_out::FanOut>();
-        c.add::<builtin::send_email::SendEmail>();
+        Self::empty(limits).with_builtin()
+    }
+
+    /// No kinds yet: add them with [`Catalog::with`] and [`Catalog::with_builtin`].
+    pub fn empty(limits: Limits) -> Self {
         Self {
-            kinds: Arc::new(c.kinds),
-            aliases: Arc::new(c.aliases),
+            kinds: Arc::default(),
+            aliases: Arc::default(),
             services: Arc::new(Services::new(limits.clone(), None)),
             limits,
+            problems: Vec::new(),
         }
+    }
+
+    /// Adds errand's built-in kinds (`chaos` only with `limits.diagnostic_kinds`).
+    pub fn with_builtin(self) -> Self {
+        let diagnostic = self.limits.diagnostic_kinds;
+        let c = self
+            .with::<builtin::sleep::Sleep>()
+            .with::<builtin::noop::Noop>();
+        let c = if diagnostic {
+            c.with::<builtin::chaos::Chaos>()
+        } else {
+            c
+        };
+        c.with::<builtin::sha256::Sha256>()
+            .with::<builtin::fibonacci::Fibonacci>()
+            .with::<builtin::http_request::HttpRequest>()
+            .with::<builtin::fan_out::FanOut>()
+            .with::<builtin::send_email::SendEmail>()
+    }
+
+    /// Adds kind `K`. A name or alias already taken, or not fit to be a name, is kept as a
+    /// [problem](Catalog::problems) rather than a panic, so the worker can say which.
+    pub fn with<K: TaskKind>(mut self) -> Self {
+        let mut c = CatalogBuilder {
+            kinds: std::mem::take(Arc::make_mut(&mut self.kinds)),
+            aliases: std::mem::take(Arc::make_mut(&mut self.aliases)),
+            limits: self.limits.clone(),
+            problems: std::mem::take(&mut self.problems),
+        };
+        c.add::<K>();
+        self.kinds = Arc::new(c.kinds);
+        self.aliases = Arc::new(c.aliases);
+        self.problems = c.problems;
+        self
+    }
+
+    /// What is wrong with the kinds added: names given twice, names that are not names.
+    /// Empty for a catalog a worker may run.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// Whether the catalog holds no kind.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The limits the kinds were documented and are checked with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// What the worker registers in Redis for each kind, in name order: the api validates
+    /// submits against these, lists them and documents them, without the kinds' code.
+    pub fn definitions(&self) -> Vec<KindDefinition> {
+        self.kinds
+            .values()
+            .map(|e| KindDefinition {
+                name: e.info.name.clone(),
+                aliases: e.info.aliases.clone(),
+                summary: e.info.summary.clone(),
+                idempotent: e.info.idempotent,
+                payload_schema: e.info.payload_schema.clone(),
+                result_schema: e.info.result_schema.clone(),
+                example: e.info.example.clone(),
+                payload_name: e.payload_name.clone(),
+                result_name: e.result.0.clone(),
+            })
+            .collect()
     }
 
     /// Gives `send_email` its transport. Only workers need it; without it the kind fails
@@ -308,15 +381,38 @@ impl Catalog {
     }
 }
 
-#[derive(Default)]
 struct CatalogBuilder {
     kinds: BTreeMap<&'static str, Entry>,
     aliases: BTreeMap<&'static str, &'static str>,
     limits: Limits,
+    problems: Vec<String>,
+}
+
+/// Whether `name` may name a kind: 1 to 64 of `A-Z a-z 0-9 _ - . :` (it is stored on
+/// records, shown in URLs' query strings and used as a metrics label).
+pub fn is_kind_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
 impl CatalogBuilder {
     fn add<K: TaskKind>(&mut self) {
+        for n in std::iter::once(&K::NAME).chain(K::ALIASES) {
+            if !is_kind_name(n) {
+                self.problems.push(format!(
+                    "`{n}` cannot name a kind: 1 to 64 of A-Z a-z 0-9 _ - . :"
+                ));
+                return;
+            }
+            if self.kinds.contains_key(n) || self.aliases.contains_key(n) {
+                self.problems
+                    .push(format!("kind `{n}` is added twice (as a name or an alias)"));
+                return;
+            }
+        }
         let mut payload_schema =
             serde_json::to_value(<K::Payload as PartialSchema>::schema()).unwrap_or(Value::Null);
         K::document(&mut payload_schema, &self.limits);

@@ -1,17 +1,26 @@
-//! errand-kinds: what a task does. One module per built-in kind under [`builtin`]; the
-//! [`Catalog`] is what the API validates submissions against (and documents in OpenAPI)
-//! and what the worker runs.
+//! errand-kinds: what a task does. A kind is a [`TaskKind`] impl: a payload type, an output
+//! type, and `run`. One module per built-in kind under [`builtin`]; your own kinds live in
+//! your own crate and run in your own worker binary (`errand_worker::Worker::builder`,
+//! docs/writing-kinds.md).
 //!
-//! Adding a kind: write a module with a payload type, an output type and a [`TaskKind`]
-//! impl, then add one line to [`Catalog::new`]. That line also gives the kind its branch in
-//! the OpenAPI document's submit, schedule and record schemas.
+//! A [`Catalog`] holds the kinds one process knows. A worker registers its catalog's
+//! [definitions](Catalog::definitions) in Redis (name, aliases, payload and result JSON
+//! Schema); the api validates submits against the registered schemas, so it runs any kind
+//! without being rebuilt. The built-in kinds' typed checks (a URL's destination policy,
+//! header syntax: what a JSON Schema cannot say) run in the api as well.
+//!
+//! # Layout
+//! - `catalog`: [`Catalog`], kinds erased to JSON in and JSON out, and their definitions.
+//! - `context`: [`TaskContext`], what a running task sees; [`Failure`], how it fails.
+//! - `services`: what the built-in kinds share in a process (HTTP client, mail transport).
+//! - [`builtin`]: errand's own kinds, one per file.
 
 pub mod builtin;
 mod catalog;
 mod context;
 mod services;
 
-pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits};
+pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits, is_kind_name};
 pub use context::{Failure, FailureKind, TaskContext};
 
 use std::future::Future;
@@ -42,7 +51,11 @@ pub trait TaskKind: Send + Sync + 'static {
     /// An example payload for the docs.
     fn example() -> Value;
 
-    /// Checks beyond the payload's types (ranges, limits). The error names the field.
+    /// Checks beyond the payload's types (ranges, limits). The error names the field. The
+    /// worker runs it before every attempt (a payload that fails ends the task `failed`
+    /// with `invalid_payload`); the api runs it at submit only for errand's built-in
+    /// kinds, and otherwise validates by the JSON Schema alone, so state the bounds a
+    /// client should meet in the schema too ([`TaskKind::document`]).
     fn check(_payload: &Self::Payload, _limits: &Limits) -> Result<(), Invalid> {
         Ok(())
     }

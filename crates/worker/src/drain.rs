@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use errand_core::{Settings, shutdown::Shutdown, store::QueueStats, task::TaskState};
 
-use crate::{join_deadline, process::Worker};
+use errand_kinds::{Catalog, Limits};
+
+use crate::{join_deadline, process::Process};
 
 /// What [`drain`] left behind.
 #[derive(Debug)]
@@ -29,9 +31,20 @@ impl DrainReport {
 
 /// Runs the real worker in this process until the queues of `settings.worker.queues` have
 /// no task queued, running or retrying (retries are waited for; `scheduled` tasks are not),
-/// then stops it as a signal would. For tests that need the worker's behaviour but not its
+/// then stops it as a signal would, with the built-in kinds (or yours:
+/// [`WorkerBuilder::drain`](crate::WorkerBuilder::drain)). For tests that need the worker's behaviour but not its
 /// process. Fails if that does not happen `within`.
 pub async fn drain(settings: Settings, within: Duration) -> anyhow::Result<DrainReport> {
+    let catalog = Catalog::new(Limits::from(&settings.tasks));
+    with(settings, catalog, within).await
+}
+
+/// [`drain`] with the kinds of `catalog`.
+pub(crate) async fn with(
+    settings: Settings,
+    catalog: Catalog,
+    within: Duration,
+) -> anyhow::Result<DrainReport> {
     let shutdown = Shutdown::new(join_deadline(&settings));
     let served: Vec<String> = settings
         .worker
@@ -39,7 +52,7 @@ pub async fn drain(settings: Settings, within: Duration) -> anyhow::Result<Drain
         .iter()
         .map(|q| q.name.clone())
         .collect();
-    let worker = Worker::start(settings, &shutdown)
+    let worker = Process::start(settings, catalog, &shutdown)
         .await?
         .ok_or_else(|| anyhow::anyhow!("stopped before the worker started"))?;
     let store = worker.store.clone();

@@ -18,7 +18,7 @@ use std::{
 
 use errand_core::{
     Settings, TaskStore,
-    store::{self, Claimed, Held, WorkerInfo},
+    store::{self, Claimed, Held, KindDefinition, WorkerInfo},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +150,7 @@ pub(crate) fn spawn(
     settings: Settings,
     running: Running,
     me: WorkerInfo,
+    kinds: Vec<KindDefinition>,
     stopping: Arc<AtomicBool>,
     stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -215,6 +216,15 @@ pub(crate) fn spawn(
                     };
                     if let Err(e) = beat {
                         tracing::debug!(error = %e, "heartbeat failed");
+                    }
+                    // Puts back a registration that is gone (a flushed Redis, a kind
+                    // removed while this worker still ran it); never replaces one.
+                    let kept = tokio::select! {
+                        r = store.register_kinds(&kinds, &me.name, false) => r,
+                        () = stop.cancelled() => break,
+                    };
+                    if let Err(e) = kept {
+                        tracing::debug!(error = %e, "kind registration not renewed");
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}

@@ -1,6 +1,60 @@
-//! errand-worker: runs queued tasks.
+//! errand-worker: runs queued tasks, as the `errand-worker` binary or as a library in your
+//! own binary with your own kinds:
+//!
+//! ```no_run
+//! use errand_worker::{Settings, Worker, kinds::{Failure, TaskContext, TaskKind}};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// Says hello.
+//! #[derive(Debug)]
+//! struct Greet;
+//!
+//! /// Payload of `greet`.
+//! #[derive(Debug, Deserialize, utoipa::ToSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct GreetPayload {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
+//! /// Result of `greet`.
+//! #[derive(Debug, Serialize, utoipa::ToSchema)]
+//! struct Greeting {
+//!     /// The greeting.
+//!     text: String,
+//! }
+//!
+//! impl TaskKind for Greet {
+//!     type Payload = GreetPayload;
+//!     type Output = Greeting;
+//!     const NAME: &'static str = "greet";
+//!     const SUMMARY: &'static str = "Says hello to `name`.";
+//!     const IDEMPOTENT: bool = true;
+//!
+//!     fn example() -> serde_json::Value {
+//!         serde_json::json!({"name": "Ada"})
+//!     }
+//!
+//!     async fn run(_ctx: TaskContext, p: GreetPayload) -> Result<Greeting, Failure> {
+//!         Ok(Greeting { text: format!("hello, {}", p.name) })
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let settings = Settings::load()?;
+//!     let _telemetry = errand_worker::telemetry::init(
+//!         "my-worker", &settings.log, &settings.telemetry, std::io::stdout,
+//!     )?;
+//!     Worker::builder(settings).kind::<Greet>().run_until_stopped().await
+//! }
+//! ```
+//!
+//! The worker registers each kind's definition in Redis when it starts, and the stock
+//! errand-api validates submits against it (docs/writing-kinds.md).
 //!
 //! # Layout
+//! - `builder`: [`Worker::builder`], the kinds a worker runs and how it stops.
 //! - `backend`: one apalis worker per served queue, fed by errand's own apalis backend
 //!   (fetch and claim in one script call).
 //! - `runner`: one claimed attempt run, its outcome recorded.
@@ -21,6 +75,7 @@
 
 mod backend;
 mod batch;
+mod builder;
 mod drain;
 mod leases;
 mod maintenance;
@@ -34,10 +89,13 @@ mod webhooks;
 
 use std::time::Duration;
 
-use errand_core::{Settings, shutdown::Shutdown};
+pub use errand_core::{Settings, shutdown::Shutdown, telemetry};
+/// The kind API: [`TaskKind`](kinds::TaskKind), [`TaskContext`](kinds::TaskContext),
+/// [`Failure`](kinds::Failure), and the built-in kinds.
+pub use errand_kinds as kinds;
 
+pub use crate::builder::{Worker, WorkerBuilder};
 pub use crate::drain::{DrainReport, drain};
-use crate::process::Worker;
 
 /// A name unique to this process start: host, pid and a ULID.
 pub(crate) fn process_name() -> String {
@@ -56,25 +114,15 @@ fn host_name() -> String {
         .unwrap_or_else(|| "host".into())
 }
 
-/// Runs the worker until `shutdown` is requested (a signal, see
-/// [`Shutdown::listen_for_signals`]), then stops in its phases: no new tasks; running ones
-/// finish for up to `worker.shutdown_grace_secs`, the rest is abandoned to other workers;
-/// every loop is joined.
+/// Runs the worker with errand's built-in kinds until `shutdown` is requested (a signal,
+/// see [`Shutdown::listen_for_signals`]), then stops in its phases: what the
+/// `errand-worker` binary runs. [`Worker::builder`] runs your own kinds.
 pub async fn run_until_stopped(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
-    if let Some(addr) = &settings.worker.metrics_addr {
-        metrics::install(addr, &shutdown).await?;
-    }
-    match Worker::start(settings, &shutdown).await? {
-        Some(worker) => worker.stop(shutdown).await,
-        None => {
-            // Stopped while still waiting for Redis: only the metrics listener (and the
-            // signal listener) ran; join them.
-            tracing::info!("stop requested before the worker started; nothing was taken");
-            shutdown.run(Duration::ZERO, async {}, |_| {}).await;
-            tracing::info!("worker stopped");
-            Ok(())
-        }
-    }
+    Worker::builder(settings)
+        .builtin()
+        .shutdown(shutdown)
+        .run_until_stopped()
+        .await
 }
 
 /// How long the worker's loops get to end once asked (the [`Shutdown`]'s join deadline): a

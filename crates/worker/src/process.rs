@@ -12,9 +12,9 @@ use std::{
 use errand_core::{
     Settings, TaskStore,
     shutdown::{Abandoned, Shutdown},
-    store::{self, WorkerInfo, WorkerQueue},
+    store::{self, WorkerInfo, WorkerKind, WorkerQueue},
 };
-use errand_kinds::{Catalog, Limits};
+use errand_kinds::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -26,7 +26,7 @@ use crate::{
 const ANNOUNCE: Duration = Duration::from_secs(1);
 
 /// A started worker: its loops run on the shutdown's trackers.
-pub(crate) struct Worker {
+pub(crate) struct Process {
     settings: Settings,
     pub(crate) store: TaskStore,
     pub(crate) running: Running,
@@ -40,12 +40,13 @@ pub(crate) struct Worker {
     failed: CancellationToken,
 }
 
-impl Worker {
+impl Process {
     /// Migrates the layout, then starts every loop on `shutdown`. `None` when the stop was
     /// requested before the migration could be done (Redis unreachable): nothing was
     /// started then.
     pub(crate) async fn start(
         settings: Settings,
+        catalog: Catalog,
         shutdown: &Shutdown,
     ) -> anyhow::Result<Option<Self>> {
         for q in &settings.worker.queues {
@@ -73,9 +74,27 @@ impl Worker {
             }
             pause = (pause * 2).min(Duration::from_secs(5));
         }
-        let catalog = Catalog::new(Limits::from(&settings.tasks));
         let catalog = catalog.with_email(settings.email.clone());
         let name = process_name();
+        // The kinds are registered before the first fetch, so the api accepts them by the
+        // time this worker could run them; with Redis unreachable this waits, like the
+        // migration.
+        let kinds = catalog.definitions();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let registered = tokio::select! {
+                r = store.register_kinds(&kinds, &name, true) => r,
+                () = shutdown.requested() => return Ok(None),
+            };
+            let Err(e) = registered else { break };
+            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "kind registration failed; trying again");
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.requested() => return Ok(None),
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        tracing::info!(kinds = ?kinds.iter().map(|k| &k.name).collect::<Vec<_>>(), "kinds registered");
         let running = Running::default();
 
         let me = WorkerInfo {
@@ -96,12 +115,20 @@ impl Worker {
             stopping: false,
             started_at: chrono::Utc::now(),
             last_seen: chrono::Utc::now(),
+            kinds: kinds
+                .iter()
+                .map(|k| WorkerKind {
+                    name: k.name.clone(),
+                    digest: k.digest(),
+                })
+                .collect(),
         };
         let stopping = Arc::new(AtomicBool::new(false));
         shutdown.join_thread_in_background(leases::spawn(
             settings.clone(),
             running.clone(),
             me.clone(),
+            kinds,
             stopping.clone(),
             shutdown.background(),
         )?);

@@ -85,12 +85,16 @@ pub(crate) async fn submit_batch(
             batch.tasks.len()
         )));
     }
+    let kinds = state
+        .kinds
+        .knowing(&state.store, batch.tasks.iter().map(|t| t.kind.as_str()))
+        .await?;
     let tasks = batch
         .tasks
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
-            prepare(&state, None, t, now).map_err(|e| match e {
+            prepare(&state, &kinds, None, t, now).map_err(|e| match e {
                 ApiError::Invalid { field, detail } => ApiError::Invalid {
                     field: format!("tasks[{i}].{field}"),
                     detail,

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod control;
+pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod kinds;
 pub(crate) mod query;

@@ -18,6 +18,7 @@ use super::{
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
+    registry::Snapshot,
     state::AppState,
     views::{MisfireView, ScheduleIdView, ScheduleView},
 };
@@ -79,7 +80,11 @@ pub(crate) struct SchedulePage {
 
 /// Validates a schedule and applies defaults; the task part goes through the same checks
 /// as a submit, so a schedule can never fire a task a submit would refuse.
-fn define(state: &AppState, s: CreateSchedule) -> Result<(NewSchedule, CronSpec), ApiError> {
+fn define(
+    state: &AppState,
+    kinds: &Snapshot,
+    s: CreateSchedule,
+) -> Result<(NewSchedule, CronSpec), ApiError> {
     let id = match s.id {
         Some(id) => ScheduleId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?,
         None => ScheduleId::generate(),
@@ -96,6 +101,7 @@ fn define(state: &AppState, s: CreateSchedule) -> Result<(NewSchedule, CronSpec)
         .unwrap_or_default();
     let task = prepare(
         state,
+        kinds,
         None,
         SubmitTask {
             kind: s.kind,
@@ -162,7 +168,11 @@ pub(crate) async fn create_schedule(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let (def, spec) = define(&state, body)?;
+    let kinds = state
+        .kinds
+        .knowing(&state.store, std::iter::once(body.kind.as_str()))
+        .await?;
+    let (def, spec) = define(&state, &kinds, body)?;
     let now = Utc::now();
     let first = def.enabled.then(|| spec.next_after(now)).flatten();
     match state.store.create_schedule(&def, first, now).await? {

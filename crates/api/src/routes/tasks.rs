@@ -18,6 +18,7 @@ use super::{
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
+    registry::Snapshot,
     state::AppState,
     views::{CallbackView, TaskIdView, TaskStateView, TaskView},
 };
@@ -87,6 +88,7 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Option<String> {
 /// Validates a submission and applies defaults. Shared by every submit route.
 pub(crate) fn prepare(
     state: &AppState,
+    kinds: &Snapshot,
     header_key: Option<String>,
     t: SubmitTask,
     now: DateTime<Utc>,
@@ -103,12 +105,7 @@ pub(crate) fn prepare(
         }
         (None, None) => TaskId::generate(),
     };
-    let kind = state.catalog.resolve(&t.kind).ok_or_else(|| {
-        ApiError::invalid(
-            "kind",
-            format!("unknown task kind `{}`; see GET /v1/kinds", t.kind),
-        )
-    })?;
+    let kind = kinds.kind(&t.kind)?;
     let payload = t
         .payload
         .unwrap_or_else(|| Value::Object(Default::default()));
@@ -120,9 +117,10 @@ pub(crate) fn prepare(
         )));
     }
     state
-        .catalog
-        .validate(kind, &payload)
+        .kinds
+        .check(kind, &payload)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let kind = kind.definition().name.clone();
     let queue = QueueName::parse(t.queue.as_deref().unwrap_or(QueueName::DEFAULT))
         .map_err(|e| ApiError::invalid("queue", e.to_string()))?;
     let max_attempts = in_range("max_attempts", t.max_attempts, bounds::MAX_ATTEMPTS)?
@@ -211,7 +209,11 @@ pub(crate) async fn submit_task(
         kind = tracing::field::Empty,
         queue = tracing::field::Empty
     );
-    let task = span.in_scope(|| prepare(&state, idempotency_key(&req), submit, now))?;
+    let kinds = state
+        .kinds
+        .knowing(&state.store, std::iter::once(submit.kind.as_str()))
+        .await?;
+    let task = span.in_scope(|| prepare(&state, &kinds, idempotency_key(&req), submit, now))?;
     span.record("task_id", task.id.to_string());
     span.record("kind", task.kind.as_str());
     span.record("queue", task.queue.as_str());
@@ -335,9 +337,10 @@ pub(crate) async fn list_tasks(
                 .map_err(|e| query::bad("queue", &e.to_string()))
         })
         .transpose()?;
+    let kinds = state.kinds.current();
     let kind = q
         .str("kind")
-        .map(|k| state.catalog.resolve(&k).map(str::to_owned).unwrap_or(k));
+        .map(|k| kinds.resolve(&k).map(str::to_owned).unwrap_or(k));
     let limit = q.uint("limit", 1, 500)?.unwrap_or(50) as usize;
     let after = q
         .str("cursor")

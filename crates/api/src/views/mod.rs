@@ -6,13 +6,15 @@
 //! nullability) and keeps its OpenAPI component name (`#[schema(as = ...)]`), which the
 //! contract tests and the document snapshots hold.
 
+mod kind;
 mod schedule;
 mod task;
 mod worker;
 
+pub(crate) use kind::KindView;
 pub(crate) use schedule::{MisfireView, ScheduleIdView, ScheduleView};
 pub(crate) use task::{
     CallbackView, ProgressView, TaskErrorView, TaskIdView, TaskStateView, TaskView,
     WebhookEventView, WebhookStateView, WebhookStatusView,
 };
-pub(crate) use worker::{WorkerQueueView, WorkerView};
+pub(crate) use worker::{WorkerKindView, WorkerQueueView, WorkerView};

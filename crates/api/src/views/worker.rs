@@ -1,7 +1,7 @@
 //! Workers as the API serves them.
 
 use chrono::{DateTime, Utc};
-use errand_core::store::{WorkerInfo, WorkerQueue};
+use errand_core::store::{WorkerInfo, WorkerKind, WorkerQueue};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -25,6 +25,26 @@ pub(crate) struct WorkerView {
     pub stopping: bool,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// The kinds it runs, with the digest of the definition it registered.
+    #[schema(required = true)]
+    pub kinds: Vec<WorkerKindView>,
+}
+
+// A kind a worker runs: its name and the digest of the definition it registered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = WorkerKind)]
+pub(crate) struct WorkerKindView {
+    pub name: String,
+    pub digest: String,
+}
+
+impl From<&WorkerKind> for WorkerKindView {
+    fn from(k: &WorkerKind) -> Self {
+        Self {
+            name: k.name.clone(),
+            digest: k.digest.clone(),
+        }
+    }
 }
 
 // One queue a worker serves, with how many of its tasks it runs at once. (A plain comment:
@@ -48,6 +68,7 @@ impl From<&WorkerInfo> for WorkerView {
             stopping: w.stopping,
             started_at: w.started_at,
             last_seen: w.last_seen,
+            kinds: w.kinds.iter().map(Into::into).collect(),
         }
     }
 }

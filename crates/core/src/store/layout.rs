@@ -117,6 +117,21 @@ impl Layout {
         format!("{}:{{~workers}}:w:{name}", self.prefix)
     }
 
+    /// Hash of kind definitions, `<name>\n<digest>` -> JSON ([`RegisteredKind`]): every
+    /// schema a worker registered and that is still current or served. In the workers' slot,
+    /// so one call reads the registry and who serves it.
+    ///
+    /// [`RegisteredKind`]: super::RegisteredKind
+    pub fn kind_definitions(&self) -> String {
+        format!("{}:{{~workers}}:kinds:defs", self.prefix)
+    }
+
+    /// Hash of kind name -> digest of its last registration: the schema that validates
+    /// when no live worker serves the kind.
+    pub fn kind_latest(&self) -> String {
+        format!("{}:{{~workers}}:kinds:last", self.prefix)
+    }
+
     /// Hash holding one schedule's definition and firing history.
     pub fn schedule(&self, id: &str) -> String {
         format!("{}:{{~schedules}}:s:{id}", self.prefix)

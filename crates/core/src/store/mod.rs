@@ -19,6 +19,8 @@
 //! - [`get`](TaskStore::get), [`list`](TaskStore::list), [`queues`](TaskStore::queues):
 //!   reads.
 //! - [`heartbeat`](TaskStore::heartbeat), [`workers`](TaskStore::workers): the worker registry.
+//! - [`register_kinds`](TaskStore::register_kinds), [`kind_registry`](TaskStore::kind_registry):
+//!   the kind registry, and [`Registry::current`], which definition validates a kind.
 //! - [`migrate`](TaskStore::migrate): the previous layouts (untagged keys; before that,
 //!   apalis-redis's) converted to this one.
 //! - `locate`: which queue (so which hash slot) an id's task lives in.
@@ -40,6 +42,7 @@ mod error;
 mod expire;
 mod fetch;
 mod finish;
+mod kinds;
 mod layout;
 mod lease;
 mod list;
@@ -66,6 +69,7 @@ pub use connect::{Conn, Connector, connect, connector};
 pub use error::{StoreError, Unavailability};
 pub use fetch::{Claimed, Fetched, MAX_FETCH};
 pub use finish::{AttemptEnd, Outcome};
+pub use kinds::{CurrentKind, KindDefinition, RegisteredKind, Registry, WorkerKind};
 pub use layout::{LAYOUT_VERSION, Layout};
 pub use lease::{Held, Renewed};
 pub use list::{Cursor, ListPage, ListQuery};

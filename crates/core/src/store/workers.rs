@@ -99,6 +99,9 @@ pub struct WorkerInfo {
     pub started_at: DateTime<Utc>,
     /// Its last heartbeat; a worker silent for long is dropped from the registry.
     pub last_seen: DateTime<Utc>,
+    /// The kinds it runs, each with the digest of the definition it registered.
+    #[serde(default)]
+    pub kinds: Vec<super::WorkerKind>,
 }
 
 /// One queue a worker serves.

@@ -146,7 +146,11 @@ pub(crate) async fn submit_celery_task(
         "payload": {"duration_secs": duration},
     }))
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let task = prepare(&state, None, submit, now)?;
+    let kinds = state
+        .kinds
+        .knowing(&state.store, std::iter::once(submit.kind.as_str()))
+        .await?;
+    let task = prepare(&state, &kinds, None, submit, now)?;
     let submitted = state.store.submit(task, now).await?;
     let location = (header::LOCATION, format!("/tasks/celery/task/{task_id}"));
     Ok(match submitted {

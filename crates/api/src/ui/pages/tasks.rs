@@ -37,7 +37,8 @@ impl Filters {
             .transpose()?;
         let kind = param(q, "kind").map(|k| {
             state
-                .catalog
+                .kinds
+                .current()
                 .resolve(k)
                 .map(str::to_owned)
                 .unwrap_or_else(|| k.to_owned())
@@ -125,7 +126,8 @@ pub(in crate::ui) async fn tasks(
         })
         .await?;
     let queues = state.store.queues(Utc::now()).await?;
-    let kinds: Vec<&str> = state.catalog.names().collect();
+    let known = state.kinds.current();
+    let kinds: Vec<&str> = known.names().collect();
     let now = Utc::now();
     let body = html! {
         h1 { "Tasks" }
