@@ -111,6 +111,9 @@ pub(crate) struct Kinds {
     compiled: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
     /// One read of the registry at a time; when the last one ended.
     reading: tokio::sync::Mutex<Option<Instant>>,
+    /// Reads started so far: a miss that finds a read started after it asked takes that
+    /// read's answer instead of reading again (concurrent misses share one read).
+    started: std::sync::atomic::AtomicU64,
     /// Whether the built-in kinds were seeded: the first read does it, so no submit can
     /// meet a registry without them.
     seeded: std::sync::atomic::AtomicBool,
@@ -124,9 +127,6 @@ impl std::fmt::Debug for Kinds {
             .finish_non_exhaustive()
     }
 }
-
-/// A miss reads the registry again unless a read ended this recently.
-const MISS_READ_GAP: Duration = Duration::from_millis(100);
 
 impl Kinds {
     pub(crate) fn new(settings: &Settings) -> Self {
@@ -142,6 +142,7 @@ impl Kinds {
             snapshot: RwLock::new(Arc::new(Snapshot::empty())),
             compiled: Mutex::default(),
             reading: tokio::sync::Mutex::new(None),
+            started: std::sync::atomic::AtomicU64::new(0),
             seeded: std::sync::atomic::AtomicBool::new(false),
             settings: settings.clone(),
         }
@@ -162,7 +163,8 @@ impl Kinds {
     }
 
     /// A snapshot that knows every kind in `names` if the registry does: read again when
-    /// the one in memory misses one (a kind registered a moment ago).
+    /// the one in memory misses one (a kind registered a moment ago). Concurrent misses
+    /// share one read.
     pub(crate) async fn knowing<'a>(
         &self,
         store: &TaskStore,
@@ -172,7 +174,14 @@ impl Kinds {
         if names.all(|n| s.get(n).is_some()) {
             return Ok(s);
         }
-        self.refresh(store, Some(MISS_READ_GAP)).await
+        let asked = self.started.load(std::sync::atomic::Ordering::Acquire);
+        let _one = self.reading.lock().await;
+        if self.started.load(std::sync::atomic::Ordering::Acquire) > asked {
+            // A read started after this miss and has ended (it held the lock).
+            return Ok(self.current());
+        }
+        drop(_one);
+        self.refresh(store, None).await
     }
 
     /// Checks `payload` against `kind`: the built-in kind's own checks where they apply,
@@ -228,6 +237,8 @@ impl Kinds {
         {
             return Ok(self.current());
         }
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if !self.seeded.load(std::sync::atomic::Ordering::Relaxed) {
             store
                 .register_kinds(&self.builtin.definitions(), "errand-api", false)

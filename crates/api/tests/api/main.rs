@@ -11,6 +11,7 @@ mod openapi;
 mod queues;
 mod redis_down;
 mod redoc;
+mod registry;
 mod schedules;
 mod submit;
 mod tutorial;
