@@ -61,8 +61,12 @@ pub(crate) enum Command {
     /// Periodic schedules.
     #[command(subcommand)]
     Schedules(Schedules),
-    /// The task kinds this server runs.
-    Kinds,
+    /// The task kinds registered (by the workers that run them): with a name, that kind's
+    /// payload schema and who runs it.
+    Kinds {
+        /// One kind (its name or an alias): its full definition.
+        name: Option<String>,
+    },
     /// Print a shell completion script, e.g. `errand completions bash > /etc/bash_completion.d/errand`.
     Completions { shell: Shell },
 }

@@ -165,7 +165,58 @@ pub(crate) async fn run(cli: Cli) -> Res {
                 )?;
             }
         }
-        Command::Kinds => {
+        Command::Kinds { name: Some(name) } => {
+            let ks = client.kinds().await?;
+            let Some(k) = ks
+                .iter()
+                .find(|k| k.name == name || k.aliases.contains(&name))
+            else {
+                let known: Vec<&str> = ks.iter().map(|k| k.name.as_str()).collect();
+                writeln!(
+                    std::io::stderr(),
+                    "errand: no kind `{name}`; known kinds: {}",
+                    known.join(", ")
+                )?;
+                return Ok(exit::REFUSED);
+            };
+            if json {
+                print_json(&mut out, k)?;
+            } else {
+                writeln!(out, "{}  {}", k.name, k.summary)?;
+                if !k.aliases.is_empty() {
+                    writeln!(out, "aliases:    {}", k.aliases.join(", "))?;
+                }
+                writeln!(
+                    out,
+                    "idempotent: {}",
+                    if k.idempotent { "yes" } else { "no" }
+                )?;
+                writeln!(
+                    out,
+                    "digest:     {} (registered by {})",
+                    k.digest, k.registered_by
+                )?;
+                let workers = if k.workers.is_empty() {
+                    "none live: its tasks wait".to_owned()
+                } else {
+                    k.workers.join(", ")
+                };
+                writeln!(out, "workers:    {workers}")?;
+                if !k.queues.is_empty() {
+                    writeln!(out, "queues:     {}", k.queues.join(", "))?;
+                }
+                if k.schemas_differ {
+                    writeln!(
+                        out,
+                        "note:       live workers registered different schemas; the newest worker's validates"
+                    )?;
+                }
+                writeln!(out, "payload schema:")?;
+                writeln!(out, "{:#}", k.payload_schema)?;
+                writeln!(out, "example payload: {}", k.example)?;
+            }
+        }
+        Command::Kinds { name: None } => {
             let ks = client.kinds().await?;
             if json {
                 print_json(&mut out, &ks)?;
@@ -181,13 +232,26 @@ pub(crate) async fn run(cli: Cli) -> Res {
                                 k.aliases.join(",")
                             },
                             if k.idempotent { "yes" } else { "no" }.into(),
+                            k.workers.len().to_string(),
+                            if k.queues.is_empty() {
+                                "-".into()
+                            } else {
+                                k.queues.join(",")
+                            },
                             k.summary.clone(),
                         ]
                     })
                     .collect();
                 output::table(
                     &mut out,
-                    &["KIND", "ALIASES", "IDEMPOTENT", "SUMMARY"],
+                    &[
+                        "KIND",
+                        "ALIASES",
+                        "IDEMPOTENT",
+                        "WORKERS",
+                        "QUEUES",
+                        "SUMMARY",
+                    ],
                     &rows,
                 )?;
             }

@@ -303,6 +303,22 @@ async fn schedules_kinds_queues_workers_and_completions() {
     assert!(errand(&e, &["kinds"]).await.stdout.contains("long_running"));
 
     errand(&e, &["submit", "noop", "--wait"]).await;
+    // The worker that ran it registered the built-in kinds: `kinds <name>` says who runs it.
+    let one = errand(&e, &["kinds", "long_running"]).await;
+    assert_eq!(one.code, 0);
+    assert!(
+        one.stdout.starts_with("sleep ")
+            && one.stdout.contains("duration_secs")
+            && one.stdout.contains("workers:")
+            && !one.stdout.contains("none live"),
+        "{}",
+        one.stdout
+    );
+    let k = errand(&e, &["-o", "json", "kinds", "sleep"]).await;
+    assert!(!k.json()["workers"].as_array().unwrap().is_empty());
+    let none = errand(&e, &["kinds", "no_such_kind"]).await;
+    assert_eq!(none.code, 5);
+    assert!(none.stderr.contains("known kinds: "), "{}", none.stderr);
     let q = errand(&e, &["-o", "json", "queues"]).await;
     assert!(
         q.json()["queues"]

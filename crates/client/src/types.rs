@@ -247,7 +247,7 @@ pub(crate) struct WorkerList {
     pub workers: Vec<WorkerInfo>,
 }
 
-/// A task kind from the catalog (`GET /v1/kinds`).
+/// A task kind from the kind registry (`GET /v1/kinds`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindInfo {
     /// The canonical name, the one records carry.
@@ -269,6 +269,22 @@ pub struct KindInfo {
     /// A payload the kind accepts, to start from; null when absent.
     #[serde(default)]
     pub example: Value,
+    /// Digest of the registered definition that validates submits now.
+    #[serde(default)]
+    pub digest: String,
+    /// The worker process (or `errand-api`, for a built-in kind seeded before any worker
+    /// ran) that registered that definition.
+    #[serde(default)]
+    pub registered_by: String,
+    /// Live worker processes that run the kind; empty: its tasks are accepted and wait.
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// The queues those workers serve.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Whether live workers registered different definitions of it (a rolling deploy).
+    #[serde(default)]
+    pub schemas_differ: bool,
 }
 
 /// A schedule to create (`POST /v1/schedules`).

@@ -1,7 +1,7 @@
 //! The operator's dashboard, served by errand-api itself under `/ui` (docs/dashboard.md):
 //! overview with history charts, tasks (filters, paging, search by id, a task page with
-//! live progress, cancel / retry, bulk actions), queues (pause / resume), workers and
-//! schedules. HTML is rendered on the server with maud; the few lines of JavaScript
+//! live progress, cancel / retry, bulk actions), queues (pause / resume), workers, kinds
+//! (the registry: schemas, live workers, queues) and schedules. HTML is rendered on the server with maud; the few lines of JavaScript
 //! (`static/app.js`) only make it live (progress over SSE, refreshing the overview), so
 //! every page also works without it. Every asset is embedded in the binary: the dashboard
 //! works with no network.
@@ -69,6 +69,7 @@ impl Ui {
                 web::post().to(pages::queue_action),
             )
             .route("/ui/workers", web::get().to(pages::workers))
+            .route("/ui/kinds", web::get().to(pages::kinds))
             .route("/ui/schedules", web::get().to(pages::schedules))
             .route(
                 "/ui/schedules/{id}/{action}",
@@ -175,6 +176,7 @@ impl Ctx {
             ("tasks", "/ui/tasks", "Tasks"),
             ("queues", "/ui/queues", "Queues"),
             ("workers", "/ui/workers", "Workers"),
+            ("kinds", "/ui/kinds", "Kinds"),
             ("schedules", "/ui/schedules", "Schedules"),
         ];
         let markup = html! {

@@ -217,6 +217,7 @@ async fn without_keys_the_dashboard_is_open_and_every_page_renders() {
         "/ui/tasks",
         "/ui/queues",
         "/ui/workers",
+        "/ui/kinds",
         "/ui/schedules",
         &format!("/ui/tasks/{id}"),
         "/",
@@ -224,6 +225,15 @@ async fn without_keys_the_dashboard_is_open_and_every_page_renders() {
         let (status, html) = page(&app, &cookie, path).await;
         assert_eq!(status, 200, "{path}: {html}");
     }
+    // The kinds page: the seeded built-ins, their schemas, and that no worker runs them.
+    let (_, html) = page(&app, &cookie, "/ui/kinds").await;
+    assert!(
+        html.contains("id=\"kind-sleep\"")
+            && html.contains("duration_secs")
+            && html.contains("no live worker")
+            && html.contains("href=\"/ui/kinds\""),
+        "{html}"
+    );
     let (_, html) = page(&app, &cookie, "/").await;
     assert!(html.contains("href=\"/ui\""), "/ links the dashboard");
     let (_, html) = page(&app, &cookie, "/ui/tasks?queue=q1&state=queued").await;
@@ -311,6 +321,7 @@ async fn with_redis_down_pages_are_a_503_with_retry_after() {
         "/ui/tasks",
         "/ui/queues",
         "/ui/workers",
+        "/ui/kinds",
         "/ui/schedules",
     ] {
         let res = no_redirects()

@@ -1,5 +1,6 @@
 //! The dashboard's pages and form actions, one module per page; what they share is here.
 
+mod kinds;
 mod login;
 mod overview;
 mod queues;
@@ -87,7 +88,7 @@ pub(super) async fn landing() -> HttpResponse {
                 h1 { "errand" }
                 p { "A Redis-backed distributed task queue." }
                 ul {
-                    li { a href="/ui" { "Dashboard" } " — queues, tasks, workers, schedules" }
+                    li { a href="/ui" { "Dashboard" } " — queues, tasks, workers, kinds, schedules" }
                     li { a href="/docs/" { "API reference (Swagger UI)" } " · " a href="/redoc" { "ReDoc" } }
                     li { a href="/openapi.json" { "OpenAPI document" } }
                 }
@@ -97,6 +98,7 @@ pub(super) async fn landing() -> HttpResponse {
     super::html_response(actix_web::http::StatusCode::OK).body(markup.into_string())
 }
 
+pub(super) use kinds::kinds;
 pub(super) use login::{login, login_form, logout};
 pub(super) use overview::overview;
 pub(super) use queues::{queue_action, queues};
