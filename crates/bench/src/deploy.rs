@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
+use errand_core::store::KindDefinition;
 use errand_testkit::{Errand, Proc, RedisServer, wait_for};
 use nix::sys::signal::Signal;
 
@@ -42,6 +43,20 @@ impl Deployment {
             http,
             conn,
         })
+    }
+
+    /// Registers `def` as a worker of its own would at start.
+    pub(crate) async fn register_kind(&self, def: KindDefinition) -> anyhow::Result<()> {
+        let conn = errand_core::store::connect(&errand_core::settings::RedisSettings {
+            url: self._redis.url(),
+            key_prefix: self.prefix.clone(),
+            response_timeout_ms: 5000,
+            connect_timeout_ms: 2000,
+            tls_ca_file: None,
+        })?;
+        let store = errand_core::TaskStore::new(conn, errand_core::store::Layout::new(&self.prefix));
+        store.register_kinds(&[def], "errand-bench", true).await?;
+        Ok(())
     }
 
     /// A worker process serving `default` with `concurrency`.

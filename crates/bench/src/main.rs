@@ -87,6 +87,18 @@ const TARGETS: &[Target] = &[
         goal: Some((30_000.0, true)),
     },
     Target {
+        key: "w1_registered_conc64_tps",
+        label: "W1d submit of a registered kind (JSON Schema), 64 conns",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w1_registered_vs_noop",
+        label: "W1d / W1b (what schema validation costs)",
+        unit: "ratio",
+        goal: Some((0.9, true)),
+    },
+    Target {
         key: "w1_batch_tps",
         label: "W1c submit, batches of 1000",
         unit: "tasks/s",

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use errand_core::store::KindDefinition;
 use serde_json::{Value, json};
 
 use crate::deploy::{Deployment, cpu_secs, peak_rss_mb};
@@ -47,6 +48,35 @@ fn noop(i: usize) -> Value {
     json!({"kind": "noop", "payload": {"i": i}})
 }
 
+/// W1d's kind: rows of numbers with a title, bounded like a real kind's payload.
+fn rows_kind() -> KindDefinition {
+    KindDefinition {
+        name: "bench.rows".into(),
+        aliases: vec![],
+        summary: "Rows of numbers (the benchmark's registered kind).".into(),
+        idempotent: true,
+        payload_schema: json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["rows"],
+            "properties": {
+                "rows": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
+                    "type": "object", "additionalProperties": false, "required": ["n"],
+                    "properties": {"n": {"type": "integer", "minimum": 0}}}},
+                "title": {"type": "string", "maxLength": 64}
+            }
+        }),
+        result_schema: json!({}),
+        example: json!({"rows": [{"n": 1}]}),
+        payload_name: "BenchRowsPayload".into(),
+        result_name: "BenchRowsResult".into(),
+    }
+}
+
+fn rows(i: usize) -> Value {
+    json!({"kind": "bench.rows", "payload": {"rows": [{"n": i}, {"n": i + 1}, {"n": i + 2}], "title": "bench"}})
+}
+
 async fn post_one(d: &Deployment, body: &Value) -> anyhow::Result<()> {
     let res = d
         .http
@@ -84,10 +114,28 @@ async fn w1(n: usize) -> anyhow::Result<Figures> {
     for r in futures::future::join_all(clients).await {
         r?;
     }
-    out.push((
-        "w1_conc64_tps",
-        (per * 64) as f64 / t.elapsed().as_secs_f64(),
-    ));
+    let noop_tps = (per * 64) as f64 / t.elapsed().as_secs_f64();
+    out.push(("w1_conc64_tps", noop_tps));
+
+    // W1d: the same, of a kind only the registry knows, so each submit is validated by its
+    // JSON Schema (as a worker of the user's own would have registered it).
+    d.register_kind(rows_kind()).await?;
+    let t = Instant::now();
+    let clients = (0..64).map(|c| {
+        let d = &d;
+        async move {
+            for i in 0..per {
+                post_one(d, &rows(c * per + i)).await?;
+            }
+            anyhow::Ok(())
+        }
+    });
+    for r in futures::future::join_all(clients).await {
+        r?;
+    }
+    let registered_tps = (per * 64) as f64 / t.elapsed().as_secs_f64();
+    out.push(("w1_registered_conc64_tps", registered_tps));
+    out.push(("w1_registered_vs_noop", registered_tps / noop_tps));
 
     // Batches of 1,000 from 4 concurrent senders, so the api always has one to work on.
     let t = Instant::now();
