@@ -342,8 +342,10 @@ impl Catalog {
         (e.validate)(payload, &self.limits)
     }
 
-    /// Starts one attempt of `kind`. An unknown kind (a record written by a newer version
-    /// of errand) fails permanently rather than crashing the worker.
+    /// Starts one attempt of `kind`. A kind this catalog does not run fails the attempt,
+    /// retryably: on a queue served by workers with different kinds (a rolling deploy
+    /// that adds one), another attempt may land on a worker that runs it. Give each set
+    /// of kinds its own queue to avoid it (docs/writing-kinds.md).
     pub fn run(
         &self,
         kind: &str,
@@ -352,9 +354,13 @@ impl Catalog {
     ) -> BoxFuture<'static, Result<Value, Failure>> {
         match self.kinds.get(kind) {
             Some(e) => (e.run)(ctx.with_services(self.services.clone()), payload),
-            None => futures::future::ready(Err(Failure::permanent(
+            None => futures::future::ready(Err(Failure::retryable(
                 "unknown_kind",
-                format!("this worker does not know task kind `{kind}`"),
+                format!(
+                    "this worker does not run task kind `{kind}` (it runs {}); GET /v1/kinds \
+                     says which queues the workers that do serve",
+                    self.kinds.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
             )))
             .boxed(),
         }

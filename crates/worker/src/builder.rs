@@ -120,3 +120,43 @@ impl WorkerBuilder {
         drain::with(self.settings, self.catalog, within).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use errand_kinds::builtin::noop::Noop;
+
+    fn settings() -> Settings {
+        let dir = std::env::temp_dir().join("errand-no-config-here");
+        Settings::load_from(errand_core::settings::Environment::Local, &dir).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_worker_with_no_kind_or_a_kind_twice_does_not_start() {
+        let e = Worker::builder(settings())
+            .run_until_stopped()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("runs no kind"), "{e}");
+        let e = Worker::builder(settings())
+            .kind::<Noop>()
+            .builtin()
+            .run_until_stopped()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("`noop` is added twice"), "{e}");
+    }
+
+    #[test]
+    fn the_builder_registers_what_it_was_given() {
+        let b = Worker::builder(settings()).kind::<Noop>();
+        let names: Vec<String> = b
+            .catalog()
+            .definitions()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names, ["noop"]);
+        assert!(b.builtin().catalog().definitions().len() > 5);
+    }
+}
