@@ -79,7 +79,7 @@ impl Keys {
 
 /// The scope a request needs: reads need `read`; changing tasks (submit, cancel, retry,
 /// the tutorial routes) needs `submit`; everything else that changes state
-/// (schedules, queue controls) needs `admin`.
+/// (schedules, queue controls, removing a kind) needs `admin`.
 pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Scope::Read
@@ -265,6 +265,8 @@ mod tests {
         assert_eq!(s(Method::POST, "/v1/schedules"), Scope::Admin);
         assert_eq!(s(Method::DELETE, "/v1/schedules/x"), Scope::Admin);
         assert_eq!(s(Method::POST, "/v1/queues/default/pause"), Scope::Admin);
+        assert_eq!(s(Method::DELETE, "/v1/kinds/acme.report"), Scope::Admin);
+        assert_eq!(s(Method::GET, "/v1/kinds"), Scope::Read);
     }
 
     #[test]

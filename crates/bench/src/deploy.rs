@@ -54,7 +54,8 @@ impl Deployment {
             connect_timeout_ms: 2000,
             tls_ca_file: None,
         })?;
-        let store = errand_core::TaskStore::new(conn, errand_core::store::Layout::new(&self.prefix));
+        let store =
+            errand_core::TaskStore::new(conn, errand_core::store::Layout::new(&self.prefix));
         store.register_kinds(&[def], "errand-bench", true).await?;
         Ok(())
     }

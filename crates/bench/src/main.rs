@@ -99,6 +99,18 @@ const TARGETS: &[Target] = &[
         goal: Some((0.9, true)),
     },
     Target {
+        key: "w1_api_cpu_us_per_submit",
+        label: "W1b api CPU per submit (noop)",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w1_registered_api_cpu_us_per_submit",
+        label: "W1d api CPU per submit (registered kind)",
+        unit: "us",
+        goal: None,
+    },
+    Target {
         key: "w1_batch_tps",
         label: "W1c submit, batches of 1000",
         unit: "tasks/s",

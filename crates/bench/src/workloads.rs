@@ -101,6 +101,7 @@ async fn w1(n: usize) -> anyhow::Result<Figures> {
     out.push(("w1_single_tps", n as f64 / t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
+    let cpu = cpu_secs(&d.api);
     let per = n / 64;
     let clients = (0..64).map(|c| {
         let d = &d;
@@ -115,12 +116,15 @@ async fn w1(n: usize) -> anyhow::Result<Figures> {
         r?;
     }
     let noop_tps = (per * 64) as f64 / t.elapsed().as_secs_f64();
+    let noop_us = (cpu_secs(&d.api) - cpu) * 1e6 / (per * 64) as f64;
     out.push(("w1_conc64_tps", noop_tps));
+    out.push(("w1_api_cpu_us_per_submit", noop_us));
 
     // W1d: the same, of a kind only the registry knows, so each submit is validated by its
     // JSON Schema (as a worker of the user's own would have registered it).
     d.register_kind(rows_kind()).await?;
     let t = Instant::now();
+    let cpu = cpu_secs(&d.api);
     let clients = (0..64).map(|c| {
         let d = &d;
         async move {
@@ -136,6 +140,8 @@ async fn w1(n: usize) -> anyhow::Result<Figures> {
     let registered_tps = (per * 64) as f64 / t.elapsed().as_secs_f64();
     out.push(("w1_registered_conc64_tps", registered_tps));
     out.push(("w1_registered_vs_noop", registered_tps / noop_tps));
+    let registered_us = (cpu_secs(&d.api) - cpu) * 1e6 / (per * 64) as f64;
+    out.push(("w1_registered_api_cpu_us_per_submit", registered_us));
 
     // Batches of 1,000 from 4 concurrent senders, so the api always has one to work on.
     let t = Instant::now();

@@ -99,11 +99,10 @@ impl Invalid {
     }
 }
 
-/// What `GET /v1/kinds` says about a kind.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A kind as it is described to people: what its registered definition holds.
+#[derive(Debug, Clone, Serialize)]
 pub struct KindInfo {
     /// The canonical name, the one submissions use and records carry.
-    #[schema(example = "sleep")]
     pub name: String,
     /// Other names a submit accepts for this kind (stored as the canonical name).
     pub aliases: Vec<String>,
@@ -113,29 +112,11 @@ pub struct KindInfo {
     /// once, so a non-idempotent kind may run again after a worker dies mid-task.
     pub idempotent: bool,
     /// JSON Schema of the payload, with this server's limits (`tasks.*`) as its bounds.
-    #[schema(value_type = Object)]
     pub payload_schema: Value,
     /// JSON Schema of a successful run's result (the record's `result`).
-    #[schema(value_type = Object)]
     pub result_schema: Value,
     /// A payload the kind accepts, for the docs and as a starting point.
-    #[schema(value_type = Object)]
     pub example: Value,
-}
-
-/// What the OpenAPI document needs of a kind: its payload and result schemas, named.
-#[derive(Debug, Clone)]
-pub struct KindSchemas {
-    /// The kind's canonical name.
-    pub name: &'static str,
-    /// Other names a submit accepts for it.
-    pub aliases: &'static [&'static str],
-    /// Component name and JSON Schema of the payload, with this server's limits in it.
-    pub payload: (String, Value),
-    /// Component name and JSON Schema of a successful run's result.
-    pub result: (String, Value),
-    /// Whether a submit may leave the payload out (it then stands for `{}`).
-    pub payload_optional: bool,
 }
 
 type RunFn = fn(TaskContext, Value) -> BoxFuture<'static, Result<Value, Failure>>;
@@ -143,7 +124,6 @@ type RunFn = fn(TaskContext, Value) -> BoxFuture<'static, Result<Value, Failure>
 #[derive(Clone)]
 struct Entry {
     info: KindInfo,
-    aliases: &'static [&'static str],
     payload_name: String,
     result: (String, Value),
     validate: fn(&Value, &Limits) -> Result<(), Invalid>,
@@ -366,24 +346,9 @@ impl Catalog {
         }
     }
 
-    /// What `GET /v1/kinds` serves: every kind, in name order.
+    /// Every kind as it is described to people, in name order (what its definition holds).
     pub fn infos(&self) -> Vec<KindInfo> {
         self.kinds.values().map(|e| e.info.clone()).collect()
-    }
-
-    /// Every kind's payload and result schema, in name order, for the OpenAPI document.
-    pub fn schemas(&self) -> Vec<KindSchemas> {
-        self.kinds
-            .iter()
-            .map(|(name, e)| KindSchemas {
-                name,
-                aliases: e.aliases,
-                payload: (e.payload_name.clone(), e.info.payload_schema.clone()),
-                result: e.result.clone(),
-                payload_optional: (e.validate)(&Value::Object(Default::default()), &self.limits)
-                    .is_ok(),
-            })
-            .collect()
     }
 }
 
@@ -440,7 +405,6 @@ impl CatalogBuilder {
             K::NAME,
             Entry {
                 info,
-                aliases: K::ALIASES,
                 payload_name: <K::Payload as ToSchema>::name().into_owned(),
                 result: (<K::Output as ToSchema>::name().into_owned(), result_schema),
                 validate: validate::<K>,

@@ -20,7 +20,7 @@ mod catalog;
 mod context;
 mod services;
 
-pub use catalog::{Catalog, Invalid, KindInfo, KindSchemas, Limits, is_kind_name};
+pub use catalog::{Catalog, Invalid, KindInfo, Limits, is_kind_name};
 pub use context::{Failure, FailureKind, TaskContext};
 
 use std::future::Future;
