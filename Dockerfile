@@ -1,5 +1,6 @@
-# errand's image: both binaries, the config and ReDoc's script; the compose file picks the
-# binary with `command:`.
+# errand's image: both binaries, the example worker with kinds of its own
+# (examples/report-kinds, for docker-compose.kinds.yaml), the config and ReDoc's script; the
+# compose file picks the binary with `command:`.
 #
 # Works with the classic builder as well as BuildKit (no cache mounts, no syntax line), so
 # caching is by layers: the dependencies are compiled in a layer of their own from the
@@ -11,14 +12,15 @@ FROM rust:1-bookworm AS manifests
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates/ crates/
+COPY examples/ examples/
 # Deterministic output: this stage reruns on every source change, but the layer copied out
 # of it stays byte-identical (and so cached) until a manifest changes.
 # (find replaces `{}` anywhere in its arguments, so the stub main is copied from a file.)
-RUN find crates -type f ! -name Cargo.toml ! -path '*/src/lib.rs' ! -path '*/src/main.rs' -delete \
+RUN find crates examples -type f ! -name Cargo.toml ! -path '*/src/lib.rs' ! -path '*/src/main.rs' -delete \
     && echo 'fn main() {}' > /tmp/main.rs && : > /tmp/lib.rs \
-    && find crates -path '*/src/lib.rs' -exec cp /tmp/lib.rs {} \; \
-    && find crates -path '*/src/main.rs' -exec cp /tmp/main.rs {} \; \
-    && find crates -type d -empty -delete
+    && find crates examples -path '*/src/lib.rs' -exec cp /tmp/lib.rs {} \; \
+    && find crates examples -path '*/src/main.rs' -exec cp /tmp/main.rs {} \; \
+    && find crates examples -type d -empty -delete
 
 # ---- builder ----------------------------------------------------------------
 FROM rust:1-bookworm AS builder
@@ -30,15 +32,16 @@ RUN scripts/fetch-redoc.sh
 
 # The dependencies, compiled against the blanked workspace.
 COPY --from=manifests /src/ ./
-RUN cargo build --release --locked -p errand-api -p errand-worker
+RUN cargo build --release --locked -p errand-api -p errand-worker -p report-kinds
 
 # errand itself. The sources are touched so cargo never takes the blank build for current.
 COPY crates/ crates/
+COPY examples/ examples/
 COPY config/ config/
-RUN find crates -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked -p errand-api -p errand-worker \
+RUN find crates examples -name '*.rs' -exec touch {} + \
+    && cargo build --release --locked -p errand-api -p errand-worker -p report-kinds \
     && mkdir -p /out \
-    && cp target/release/errand-api target/release/errand-worker /out/
+    && cp target/release/errand-api target/release/errand-worker target/release/report-worker /out/
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -53,7 +56,7 @@ RUN groupadd --system errand \
 
 COPY config/ /app/config/
 COPY --from=builder /src/assets/vendor/ /app/assets/vendor/
-COPY --from=builder /out/errand-api /out/errand-worker /usr/local/bin/
+COPY --from=builder /out/errand-api /out/errand-worker /out/report-worker /usr/local/bin/
 
 WORKDIR /app
 ENV ERRAND_ENV=production \
