@@ -7,7 +7,8 @@
 #  2. starts dockerd when none answers (and stops it again at the end);
 #  3. builds local stand-ins for redis:7-alpine, rust:1-bookworm and debian:bookworm-slim
 #     (scripts/compose-standins.sh: no image registry is needed, and none is used);
-#  4. `docker-compose up --build -d` with a fresh API key and Redis password, the API
+#  4. `docker-compose up --build -d` (docker-compose.yaml with docker-compose.kinds.yaml, the
+#     example's own worker beside the stock ones) with a fresh API key and Redis password, the API
 #     published on a free port of 127.0.0.1 only;
 #  5. runs the test, then `docker-compose down -v`.
 #
@@ -38,6 +39,8 @@ export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 mkdir -p target/compose
 dockerd_pid=""
 export COMPOSE_PROJECT_NAME=errand-ci
+# The stock stack and, beside it, the example's own worker (examples/report-kinds).
+export COMPOSE_FILE=docker-compose.yaml:docker-compose.kinds.yaml
 cleanup() {
   local rc=$?
   docker-compose down -v --remove-orphans >/dev/null 2>&1 || true

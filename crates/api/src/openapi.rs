@@ -393,10 +393,10 @@ fn union(
         schemas.insert(n.clone(), make(b, &base));
         one_of.push(schema_ref(&n));
         let target = format!("#/components/schemas/{n}");
-        mapping.insert(b.kind.name.to_owned(), json!(target));
+        mapping.insert(b.kind.name.clone(), json!(target));
         if with_aliases {
             for a in &b.kind.aliases {
-                mapping.insert((*a).to_owned(), json!(target));
+                mapping.insert(a.clone(), json!(target));
             }
         }
     }

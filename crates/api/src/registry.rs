@@ -16,7 +16,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt::Write as _,
     sync::{Arc, Mutex, OnceLock, RwLock},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use errand_core::{
@@ -109,8 +109,8 @@ pub(crate) struct Kinds {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Compiled schemas by digest, kept across snapshots.
     compiled: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
-    /// One read of the registry at a time; when the last one ended.
-    reading: tokio::sync::Mutex<Option<Instant>>,
+    /// One read of the registry at a time.
+    reading: tokio::sync::Mutex<()>,
     /// Reads started so far: a miss that finds a read started after it asked takes that
     /// read's answer instead of reading again (concurrent misses share one read).
     started: std::sync::atomic::AtomicU64,
@@ -141,7 +141,7 @@ impl Kinds {
             builtin_digests,
             snapshot: RwLock::new(Arc::new(Snapshot::empty())),
             compiled: Mutex::default(),
-            reading: tokio::sync::Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
             started: std::sync::atomic::AtomicU64::new(0),
             seeded: std::sync::atomic::AtomicBool::new(false),
             settings: settings.clone(),
@@ -159,7 +159,7 @@ impl Kinds {
         if s.loaded {
             return Ok(s);
         }
-        self.refresh(store, None).await
+        self.refresh(store).await
     }
 
     /// A snapshot that knows every kind in `names` if the registry does: read again when
@@ -174,14 +174,7 @@ impl Kinds {
         if names.all(|n| s.get(n).is_some()) {
             return Ok(s);
         }
-        let asked = self.started.load(std::sync::atomic::Ordering::Acquire);
-        let _one = self.reading.lock().await;
-        if self.started.load(std::sync::atomic::Ordering::Acquire) > asked {
-            // A read started after this miss and has ended (it held the lock).
-            return Ok(self.current());
-        }
-        drop(_one);
-        self.refresh(store, None).await
+        self.refresh(store).await
     }
 
     /// Checks `payload` against `kind`: the built-in kind's own checks where they apply,
@@ -227,17 +220,14 @@ impl Kinds {
             .clone())
     }
 
-    /// Reads the registry and makes it the snapshot, unless another read ended within
-    /// `gap` (then its snapshot is the answer). Reads are one at a time.
-    pub(crate) async fn refresh(
-        &self,
-        store: &TaskStore,
-        gap: Option<Duration>,
-    ) -> Result<Arc<Snapshot>, StoreError> {
-        let mut last = self.reading.lock().await;
-        if let (Some(gap), Some(at)) = (gap, *last)
-            && at.elapsed() < gap
-        {
+    /// Reads the registry and makes it the snapshot: the answer is as fresh as the call.
+    /// Reads are one at a time, and a call that finds a read started after it was made
+    /// (and ended, since it held the lock) takes that read's answer: concurrent callers
+    /// share one read.
+    pub(crate) async fn refresh(&self, store: &TaskStore) -> Result<Arc<Snapshot>, StoreError> {
+        let asked = self.started.load(std::sync::atomic::Ordering::Acquire);
+        let _one = self.reading.lock().await;
+        if self.started.load(std::sync::atomic::Ordering::Acquire) > asked {
             return Ok(self.current());
         }
         self.started
@@ -285,7 +275,6 @@ impl Kinds {
             loaded: true,
         });
         *self.snapshot.write().expect("kinds lock") = s.clone();
-        *last = Some(Instant::now());
         Ok(s)
     }
 
@@ -299,7 +288,7 @@ impl Kinds {
     ) {
         loop {
             let r = tokio::select! {
-                r = self.refresh(&store, None) => r,
+                r = self.refresh(&store) => r,
                 () = stop.cancelled() => return,
             };
             if let Err(e) = r {

@@ -160,11 +160,20 @@ impl Stack {
         }
     }
 
+    /// The stock workers (the `worker` service serves `default`; the example's
+    /// `report-worker` of docker-compose.kinds.yaml serves `reports` and is counted apart).
     async fn workers(&self) -> Vec<Value> {
         self.json("/v1/workers").await["workers"]
             .as_array()
             .cloned()
             .unwrap_or_default()
+            .into_iter()
+            .filter(|w| {
+                w["queues"]
+                    .as_array()
+                    .is_some_and(|q| q.iter().any(|q| q["name"] == "default"))
+            })
+            .collect()
     }
 
     async fn wait_workers(&self, n: usize) -> Vec<Value> {
@@ -320,6 +329,51 @@ async fn the_compose_stack_runs_scales_survives_kills_and_restarts_and_drains() 
             secs(t.elapsed()),
             by_host.len()
         ),
+    );
+
+    // The user's own worker image beside the stock api (docker-compose.kinds.yaml): its
+    // kinds registered, validated by the api from their schema, run by it.
+    let t = Instant::now();
+    let csv = wait_for(
+        "csv_summary registered with a live worker",
+        Duration::from_secs(120),
+        || async {
+            let kinds = s.json("/v1/kinds").await;
+            kinds
+                .as_array()?
+                .iter()
+                .find(|k| {
+                    k["name"] == "csv_summary"
+                        && k["workers"].as_array().is_some_and(|w| !w.is_empty())
+                })
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(csv["queues"], json!(["reports"]), "{csv}");
+    let refused = s
+        .http
+        .post(format!("{}/v1/tasks", s.base))
+        .bearer_auth(&s.key)
+        .json(&json!({"kind": "csv_summary", "queue": "reports", "payload": {"csv": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["field"], "payload.csv", "{problem}");
+    let ids = s
+        .submit_all(
+            1,
+            json!({"kind": "csv_summary", "queue": "reports",
+                   "payload": {"csv": "city,temp\nParis,21.5\nOslo,8\n"}}),
+        )
+        .await;
+    let records = s.all_succeed(&ids, Duration::from_secs(60)).await;
+    assert_eq!(records[0]["result"]["rows"], 2, "{}", records[0]);
+    s.figure(
+        "the example's own worker image (docker-compose.kinds.yaml): kind registered, a bad payload 422 naming `payload.csv`, a `csv_summary` task succeeded",
+        secs(t.elapsed()),
     );
 
     // --scale worker=4: two more workers that take work.

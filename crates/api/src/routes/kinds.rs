@@ -11,13 +11,10 @@ use crate::{error::ApiError, state::AppState, views::KindView};
 ))]
 #[get("/v1/kinds")]
 pub(crate) async fn list_kinds(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = state.kinds.refresh(&state.store, Some(LIST_GAP)).await?;
+    let s = state.kinds.refresh(&state.store).await?;
     let kinds: Vec<KindView> = s.kinds.values().map(|k| KindView::from(&**k)).collect();
     Ok(HttpResponse::Ok().json(kinds))
 }
-
-/// A listing reads the registry afresh unless a read ended this recently.
-const LIST_GAP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Removes a kind from the registry: submits of it are refused from then on. Refused with
 /// 409 while a live worker runs it (its heartbeat would register it again); tasks of it
@@ -35,7 +32,7 @@ pub(crate) async fn delete_kind(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = state.kinds.refresh(&state.store, None).await?;
+    let s = state.kinds.refresh(&state.store).await?;
     if let Some(k) = s.kinds.get(name.as_str())
         && !k.current.workers.is_empty()
     {
@@ -53,7 +50,7 @@ pub(crate) async fn delete_kind(
     if !state.store.remove_kind(&name).await? {
         return Err(ApiError::KindNotFound(name.into_inner()));
     }
-    state.kinds.refresh(&state.store, None).await?;
+    state.kinds.refresh(&state.store).await?;
     tracing::info!(kind = %name, "kind removed from the registry");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -162,7 +162,7 @@ pub(crate) fn prepare(
     }
     Ok(NewTask {
         id,
-        kind: kind.to_owned(),
+        kind,
         queue: queue.into(),
         payload,
         max_attempts,

@@ -216,7 +216,7 @@ async fn the_newest_live_workers_schema_validates_during_a_rolling_deploy() {
     let (v1, v2) = (report(3), report(5));
     // The old worker, started an hour ago, and the new one, started now.
     store
-        .register_kinds(&[v1.clone()], "old", true)
+        .register_kinds(std::slice::from_ref(&v1), "old", true)
         .await
         .unwrap();
     store
@@ -224,7 +224,7 @@ async fn the_newest_live_workers_schema_validates_during_a_rolling_deploy() {
         .await
         .unwrap();
     store
-        .register_kinds(&[v2.clone()], "new", true)
+        .register_kinds(std::slice::from_ref(&v2), "new", true)
         .await
         .unwrap();
     store

@@ -479,12 +479,12 @@ mod tests {
         let store = TaskStore::new(conn, crate::store::Layout::new("kinds"));
         let (v1, v2) = (def("k", 5), def("k", 6));
         store
-            .register_kinds(&[v1.clone()], "w1", true)
+            .register_kinds(std::slice::from_ref(&v1), "w1", true)
             .await
             .unwrap();
         // Seeding does not replace a registration.
         store
-            .register_kinds(&[v2.clone()], "api", false)
+            .register_kinds(std::slice::from_ref(&v2), "api", false)
             .await
             .unwrap();
         let r = store.kind_registry().await.unwrap();
@@ -494,7 +494,7 @@ mod tests {
         // A worker starting with v2 makes it latest; v1, latest no more and run by no live
         // worker, goes.
         store
-            .register_kinds(&[v2.clone()], "w2", true)
+            .register_kinds(std::slice::from_ref(&v2), "w2", true)
             .await
             .unwrap();
         let r = store.kind_registry().await.unwrap();

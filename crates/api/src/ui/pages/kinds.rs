@@ -16,10 +16,7 @@ pub(in crate::ui) async fn kinds(
         Ok(c) => c,
         Err(login) => return Ok(login.response()),
     };
-    let snapshot = state
-        .kinds
-        .refresh(&state.store, Some(std::time::Duration::from_millis(250)))
-        .await?;
+    let snapshot = state.kinds.refresh(&state.store).await?;
     let body = html! {
         h1 { "Kinds" }
         p.muted { "Registered by the workers that run them; submits are validated against each kind's payload schema." }
