@@ -79,9 +79,12 @@ impl Keys {
 
 /// The scope a request needs: reads need `read`; changing tasks (submit, cancel, retry,
 /// the tutorial routes) needs `submit`; everything else that changes state
-/// (schedules, queue controls, removing a kind) needs `admin`.
+/// (schedules, queue controls, removing a kind) needs `admin`; the HTTP worker protocol
+/// (`/v1/worker/*`) needs `worker` (or `admin`).
 pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if path.starts_with("/v1/worker/") {
+        Scope::Worker
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Scope::Read
     } else if path == "/v1/tasks" || path.starts_with("/v1/tasks/") || !path.starts_with("/v1/") {
         Scope::Submit
@@ -128,7 +131,7 @@ pub(crate) async fn guard(
             None => Err(ApiError::Unauthorized),
             Some(c) => {
                 let needed = required_scope(req.method(), req.path());
-                if c.scope >= needed {
+                if c.scope.allows(needed) {
                     Ok(c)
                 } else {
                     Err(ApiError::Forbidden(format!(
@@ -267,6 +270,7 @@ mod tests {
         assert_eq!(s(Method::POST, "/v1/queues/default/pause"), Scope::Admin);
         assert_eq!(s(Method::DELETE, "/v1/kinds/acme.report"), Scope::Admin);
         assert_eq!(s(Method::GET, "/v1/kinds"), Scope::Read);
+        assert_eq!(s(Method::POST, "/v1/worker/lease"), Scope::Worker);
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub(crate) enum ApiError {
     /// 404: no schedule with that id.
     #[error("no schedule `{0}`")]
     ScheduleNotFound(String),
+    /// 404: an HTTP worker id that is not registered (never, or its registration lapsed).
+    #[error("worker `{0}` is not registered (its registration lapsed?): register again")]
+    WorkerUnknown(String),
+    /// 409: an HTTP worker's report whose claim token no longer holds the task.
+    #[error("{0}")]
+    StaleClaim(String),
     /// 404: no kind of that name in the registry.
     #[error("no kind `{0}` in the registry")]
     KindNotFound(String),
@@ -192,6 +198,8 @@ impl ApiError {
                 "Schedule not found",
             ),
             Self::ScheduleExists(_) => (StatusCode::CONFLICT, "schedule-exists", "Schedule exists"),
+            Self::WorkerUnknown(_) => (StatusCode::NOT_FOUND, "worker-unknown", "Worker unknown"),
+            Self::StaleClaim(_) => (StatusCode::CONFLICT, "stale-claim", "Stale claim"),
             Self::KindNotFound(_) => (StatusCode::NOT_FOUND, "kind-not-found", "Kind not found"),
             Self::KindInUse(_) => (StatusCode::CONFLICT, "kind-in-use", "Kind in use"),
             Self::TooLarge(_) => (

@@ -37,6 +37,8 @@ pub(crate) struct Kind {
     /// The payload schema, compiled; `Err` when it does not compile (submits are refused
     /// with the reason).
     validator: Result<Arc<jsonschema::Validator>, String>,
+    /// The result schema, compiled: what an HTTP worker's result must meet.
+    result_validator: Result<Arc<jsonschema::Validator>, String>,
     /// Whether this api's own catalog has this very definition: its typed checks apply.
     builtin: bool,
 }
@@ -190,12 +192,26 @@ impl Kinds {
             Ok(v) if v.is_valid(payload) => Ok(()),
             Ok(v) => match v.iter_errors(payload).next() {
                 None => Ok(()),
-                Some(e) => Err(invalid(&e)),
+                Some(e) => Err(invalid("payload", &e)),
             },
             Err(why) => Err(Invalid::new(
                 "kind",
                 format!("the registered schema of kind `{name}` cannot be used: {why}"),
             )),
+        }
+    }
+
+    /// Checks an HTTP worker's `result` for `kind` against its registered result schema;
+    /// the error's field is a path under `result`.
+    pub(crate) fn check_result(kind: &Kind, result: &Value) -> Result<(), Invalid> {
+        match &kind.result_validator {
+            Ok(v) if v.is_valid(result) => Ok(()),
+            Ok(v) => match v.iter_errors(result).next() {
+                None => Ok(()),
+                Some(e) => Err(invalid("result", &e)),
+            },
+            // A result schema that does not compile cannot refuse anything.
+            Err(_) => Ok(()),
         }
     }
 
@@ -249,6 +265,10 @@ impl Kinds {
                 .entry(digest.clone())
                 .or_insert_with(|| compile(&current.kind.definition.payload_schema))
                 .clone();
+            let result_validator = compiled
+                .entry(format!("result:{digest}"))
+                .or_insert_with(|| compile(&current.kind.definition.result_schema))
+                .clone();
             for a in &current.kind.definition.aliases {
                 aliases.insert(a.clone(), name.clone());
             }
@@ -258,15 +278,18 @@ impl Kinds {
                 Arc::new(Kind {
                     current,
                     validator,
+                    result_validator,
                     builtin,
                 }),
             );
         }
         // A kind's own name wins over another kind's alias.
         aliases.retain(|a, _| !kinds.contains_key(a));
-        let live: std::collections::HashSet<&String> =
-            kinds.values().map(|k| &k.current.kind.digest).collect();
-        compiled.retain(|d, _| live.contains(d));
+        let live: std::collections::HashSet<&str> = kinds
+            .values()
+            .map(|k| k.current.kind.digest.as_str())
+            .collect();
+        compiled.retain(|d, _| live.contains(d.strip_prefix("result:").unwrap_or(d)));
         drop(compiled);
         let s = Arc::new(Snapshot {
             kinds,
@@ -302,7 +325,7 @@ impl Kinds {
     }
 }
 
-fn compile(schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+pub(crate) fn compile(schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
     jsonschema::draft202012::new(schema)
         .map(Arc::new)
         .map_err(|e| e.to_string())
@@ -321,11 +344,11 @@ fn unknown(s: &Snapshot, name: &str) -> ApiError {
     )
 }
 
-/// A schema error as a refusal: the field is the payload path of the value at fault (with
+/// A schema error as a refusal: the field is the path (under `root`) of the value at fault (with
 /// the property a `required` or `additionalProperties` names), the detail the validator's
 /// words, cut short.
-fn invalid(e: &jsonschema::ValidationError<'_>) -> Invalid {
-    let mut field = String::from("payload");
+fn invalid(root: &str, e: &jsonschema::ValidationError<'_>) -> Invalid {
+    let mut field = String::from(root);
     for seg in e.instance_path().segments() {
         match seg {
             jsonschema::paths::LocationSegment::Property(p) => {
@@ -372,7 +395,7 @@ mod tests {
     fn refusal(schema: Value, payload: Value) -> Invalid {
         let v = compile(&schema).unwrap();
         let e = v.iter_errors(&payload).next().expect("invalid");
-        invalid(&e)
+        invalid("payload", &e)
     }
 
     #[test]

@@ -63,6 +63,17 @@ impl Application {
         ));
         let max_body = settings.api.max_body_bytes;
         let tutorial = routes::tutorial::Tutorial::new(&settings);
+        // Upkeep (due tasks, lapsed leases, expired ids), as every worker runs it: HTTP
+        // workers run none, so without this their lapsed leases would wait for a Rust
+        // worker. Atomic, bounded steps: any number of processes may run it.
+        if settings.api.upkeep_ms > 0 {
+            shutdown.spawn_background(errand_core::upkeep::run(
+                store.clone(),
+                Duration::from_millis(settings.api.upkeep_ms),
+                shutdown.background(),
+                |_| {},
+            ));
+        }
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path);
         let events = Events::start(
             settings.redis.clients()?,
@@ -123,6 +134,11 @@ impl Application {
                 .service(crate::metrics::scrape)
                 .service(routes::kinds::list_kinds)
                 .service(routes::kinds::delete_kind)
+                .service(routes::worker::register)
+                .service(routes::worker::lease)
+                .service(routes::worker::heartbeat)
+                .service(routes::worker::complete)
+                .service(routes::worker::complete_one)
                 .service(routes::docs::openapi_full)
                 .service(routes::docs::openapi_product)
                 .service(routes::batch::submit_batch)

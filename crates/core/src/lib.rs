@@ -8,6 +8,8 @@
 //! - [`settings`]: layered configuration.
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
 //! - [`telemetry`]: tracing setup.
+//! - [`upkeep`]: the periodic upkeep (due tasks, lapsed leases, expired ids) that worker
+//!   and api processes run.
 
 pub mod schedule;
 pub mod settings;
@@ -15,6 +17,7 @@ pub mod shutdown;
 pub mod store;
 pub mod task;
 pub mod telemetry;
+pub mod upkeep;
 
 pub use settings::Settings;
 pub use store::{StoreError, TaskStore};

@@ -194,6 +194,11 @@ pub struct ApiSettings {
     /// is read at once; this is how a changed schema or a worker gone shows up).
     #[serde(default = "default_kinds_refresh_ms")]
     pub kinds_refresh_ms: u64,
+    /// How often this api process runs upkeep (due tasks queued, lapsed leases recovered,
+    /// expired ids dropped), as workers do, in ms; 0: never (then only workers run it,
+    /// and HTTP workers run none).
+    #[serde(default = "default_upkeep_ms")]
+    pub upkeep_ms: u64,
     /// ReDoc's standalone bundle, served at `/redoc/redoc.standalone.js` so `/redoc` needs no
     /// CDN. Resolved by `load_from` against the config directory's parent, so the default
     /// finds the repository's `assets/` wherever the binary is started from.
@@ -202,6 +207,10 @@ pub struct ApiSettings {
 
 fn default_kinds_refresh_ms() -> u64 {
     2000
+}
+
+fn default_upkeep_ms() -> u64 {
+    250
 }
 
 impl ApiSettings {

@@ -62,7 +62,6 @@
 //! - `batch`: group commit of progress reports and attempt ends.
 //! - `leases`: leases on running tasks, renewed from a dedicated thread.
 //! - `wake`: wake-ups on submit (pub/sub) with a fallback tick.
-//! - `maintenance`: due and orphaned tasks re-queued, expired ids dropped.
 //! - `scheduler`: due schedules fired, each tick exactly once across all workers.
 //! - `webhooks`: completion webhooks of the served queues delivered, signed, with retries.
 //! - `process`: one worker process: every loop started on a [`Shutdown`], stopped in its
@@ -78,7 +77,6 @@ mod batch;
 mod builder;
 mod drain;
 mod leases;
-mod maintenance;
 mod metrics;
 mod outcome;
 mod process;

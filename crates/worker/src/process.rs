@@ -18,8 +18,8 @@ use errand_kinds::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backend, host_name, leases, leases::Running, maintenance, metrics, process_name,
-    runner::Runner, scheduler, webhooks,
+    backend, host_name, leases, leases::Running, metrics, process_name, runner::Runner, scheduler,
+    webhooks,
 };
 
 /// How long the stop's own heartbeat ("stopping") may take.
@@ -158,10 +158,12 @@ impl Process {
             shutdown.work(),
             shutdown.abandon(),
         ));
-        shutdown.spawn_background(maintenance::run(
+        // Due and orphaned tasks re-queued, expired ids dropped (errand_core::upkeep).
+        shutdown.spawn_background(errand_core::upkeep::run(
             store.clone(),
             Duration::from_millis(250),
             shutdown.background(),
+            |n| metrics::recovered(n as usize),
         ));
 
         let (reports, ends) = Runner::coalescers(&store, shutdown);

@@ -11,3 +11,4 @@ pub(crate) mod schedules;
 pub(crate) mod tasks;
 pub(crate) mod tutorial;
 pub(crate) mod watch;
+pub(crate) mod worker;

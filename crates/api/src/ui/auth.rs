@@ -92,7 +92,8 @@ impl Auth {
                 found = found.max(Some(*scope));
             }
         }
-        found.map(|scope| Session {
+        // A worker key is for the worker protocol only: it opens no dashboard.
+        found.filter(|s| *s != Scope::Worker).map(|scope| Session {
             key_id: hex(&digest[..4]),
             scope,
             expires: now + SESSION_SECS,

@@ -155,7 +155,7 @@ impl Ctx {
     }
 
     pub(crate) fn can(&self, scope: Scope) -> bool {
-        self.session.scope >= scope
+        self.session.scope.allows(scope)
     }
 
     /// The hidden field every changing form carries.

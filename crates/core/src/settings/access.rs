@@ -6,14 +6,18 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
-/// What a key may do. Each scope includes the ones before it.
+/// What a key may do. `read` < `submit` < `admin`, each including the ones before it;
+/// `worker` stands apart: the HTTP worker protocol (`/v1/worker/*`) and nothing else, which
+/// `admin` includes too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// Read tasks, queues, workers, kinds and schedules.
     Read,
     /// Also submit, cancel and retry tasks.
     Submit,
-    /// Also create, change and delete schedules (and pause queues).
+    /// Only the HTTP worker protocol: register kinds, lease tasks, heartbeat, report.
+    Worker,
+    /// Everything: also create, change and delete schedules (and pause queues).
     Admin,
 }
 
@@ -23,7 +27,18 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Submit => "submit",
+            Scope::Worker => "worker",
             Scope::Admin => "admin",
+        }
+    }
+
+    /// Whether a key of this scope may make a request that needs `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        match (self, needed) {
+            (Scope::Admin, _) => true,
+            (Scope::Worker, n) => n == Scope::Worker,
+            (_, Scope::Worker) => false,
+            (s, n) => s >= n,
         }
     }
 }
@@ -56,6 +71,7 @@ impl ApiKey {
             Some(("read", k)) => (Scope::Read, k),
             Some(("submit", k)) => (Scope::Submit, k),
             Some(("admin", k)) => (Scope::Admin, k),
+            Some(("worker", k)) => (Scope::Worker, k),
             _ => (Scope::Admin, entry),
         };
         (!secret.is_empty()).then(|| Self::new(scope, secret))
@@ -125,5 +141,12 @@ mod tests {
         let k = ApiKey::new(Scope::Submit, "topsecretvalue");
         assert!(!format!("{k:?}").contains("topsecret"));
         assert!(Scope::Admin > Scope::Submit && Scope::Submit > Scope::Read);
+        assert_eq!(
+            ApiKey::parse("worker:abc"),
+            Some(ApiKey::new(Scope::Worker, "abc"))
+        );
+        assert!(Scope::Worker.allows(Scope::Worker) && Scope::Admin.allows(Scope::Worker));
+        assert!(!Scope::Worker.allows(Scope::Read) && !Scope::Submit.allows(Scope::Worker));
+        assert!(Scope::Submit.allows(Scope::Read) && !Scope::Read.allows(Scope::Submit));
     }
 }

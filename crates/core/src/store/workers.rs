@@ -52,6 +52,17 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Worker process `name` while its heartbeat is alive.
+    pub async fn worker(&self, name: &str) -> Result<Option<WorkerInfo>, StoreError> {
+        let mut c = self.conn.clone();
+        let info: Option<String> = redis::cmd("HGET")
+            .arg(self.layout.worker(name))
+            .arg("info")
+            .query_async(&mut c)
+            .await?;
+        Ok(info.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
     /// Worker processes whose heartbeat is still alive.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         let mut c = self.conn.clone();

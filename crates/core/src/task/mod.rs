@@ -1,6 +1,7 @@
 //! errand's task model: the record clients see, its states and identifiers.
 //! apalis's own job statuses never leave the worker; this is the only truth the API serves.
 
+mod backoff;
 pub mod bounds;
 mod id;
 mod queue;
@@ -8,6 +9,7 @@ pub(crate) mod record;
 mod state;
 mod webhook;
 
+pub use backoff::{backoff, jitter};
 pub use id::{InvalidTaskId, TaskId};
 pub use queue::{InvalidQueueName, QueueName};
 pub use record::{Progress, TaskError, TaskRecord, rfc3339};

@@ -1,5 +1,6 @@
-//! Periodic upkeep every worker process runs. Each step is an atomic, bounded script, so
-//! any number of workers may run it at once: at worst they share the work.
+//! Periodic upkeep every worker process runs, and every api process too (HTTP workers run
+//! none of their own). Each step is an atomic, bounded script, so any number of processes
+//! may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
 //! - drop expired records from the listing indexes (their ids keep tombstones for
@@ -8,13 +9,20 @@
 
 use std::time::Duration;
 
+use crate::{StoreError, TaskStore, store::Recover, telemetry::redis_call};
 use chrono::Utc;
-use errand_core::{TaskStore, store::Recover, telemetry::redis_call};
 use tokio_util::sync::CancellationToken;
 
 const SLICE: usize = 500;
 
-pub(crate) async fn run(store: TaskStore, every: Duration, stop: CancellationToken) {
+/// Ticks every `every` until `stop`; `recovered` is told how many lapsed leases each step
+/// re-queued (the worker counts them in its metrics).
+pub async fn run(
+    store: TaskStore,
+    every: Duration,
+    stop: CancellationToken,
+    recovered: impl Fn(u64) + Send + Sync,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -23,7 +31,7 @@ pub(crate) async fn run(store: TaskStore, every: Duration, stop: CancellationTok
         // Each step is an atomic script, so a tick cut short by the stop leaves nothing
         // half done; another worker's next tick does the rest.
         let ticked = tokio::select! {
-            r = tick(&store) => r,
+            r = tick(&store, &recovered) => r,
             () = stop.cancelled() => return,
         };
         if let Err(e) = ticked {
@@ -33,7 +41,7 @@ pub(crate) async fn run(store: TaskStore, every: Duration, stop: CancellationTok
 }
 
 /// One look at every queue (each queue's keys share a slot: one call per queue and step).
-async fn tick(store: &TaskStore) -> Result<(), errand_core::StoreError> {
+async fn tick(store: &TaskStore, recovered: &impl Fn(u64)) -> Result<(), StoreError> {
     for q in store.queue_names().await? {
         for which in [Recover::Due, Recover::LapsedLeases] {
             let op = match which {
@@ -45,7 +53,7 @@ async fn tick(store: &TaskStore) -> Result<(), errand_core::StoreError> {
                 let (examined, moved) =
                     redis_call(op, store.recover(&q, which, SLICE, Utc::now())).await?;
                 if moved > 0 && matches!(which, Recover::LapsedLeases) {
-                    crate::metrics::recovered(moved);
+                    recovered(moved as u64);
                 }
                 if moved > 0 {
                     tracing::info!(queue = %q, ?which, moved, "re-queued tasks");
