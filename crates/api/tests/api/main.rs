@@ -16,3 +16,4 @@ mod schedules;
 mod submit;
 mod tutorial;
 mod ui;
+mod worker_protocol;
