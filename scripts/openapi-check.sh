@@ -6,7 +6,8 @@
 #   2. openapi-typescript (npm registry) generates TypeScript types from each, and a small
 #      client program (scripts/openapi-check/client.ts, with openapi-fetch) type-checks
 #      against the product one with `tsc --noEmit`. The program's `@ts-expect-error` lines
-#      must stay errors, so an untyped submit (a free-form payload, a `kind: string`) fails.
+#      must stay errors, so an untyped submit (a free-form payload, a `kind: string`) fails;
+#      and a whole HTTP worker (scripts/openapi-check/worker.ts) type-checks the same way.
 #
 # What it installs goes under target/openapi-check/ (a Python venv, node_modules), never into
 # the repository. Without node and npm it installs Debian's nodejs and npm.
@@ -77,7 +78,7 @@ cd "$OUT"
 # in request bodies; openapi-typescript 7 otherwise makes it required.
 npx --no-install openapi-typescript openapi.json --default-non-nullable false -o errand-full.ts
 npx --no-install openapi-typescript product.json --default-non-nullable false -o errand.ts
-cp ../../scripts/openapi-check/client.ts ../../scripts/openapi-check/tsconfig.json .
+cp ../../scripts/openapi-check/client.ts ../../scripts/openapi-check/worker.ts ../../scripts/openapi-check/tsconfig.json .
 npx --no-install tsc -p tsconfig.json
 npx --no-install tsc --noEmit --strict --target ES2022 --module ESNext --moduleResolution Bundler errand-full.ts
 echo "openapi-check: both documents valid; the generated TypeScript client type-checks" >&2

@@ -88,13 +88,13 @@ pub(crate) struct KindSpec {
     #[serde(default)]
     pub idempotent: bool,
     /// JSON Schema (2020-12) every payload must meet.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload_schema: Value,
     /// JSON Schema every result must meet (default: any).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub result_schema: Option<Value>,
     /// A payload it accepts, for the docs.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub example: Option<Value>,
 }
 
@@ -144,7 +144,7 @@ pub(crate) struct LeasedTask {
     /// Its kind.
     pub kind: String,
     /// Its input (validated against the kind's schema at submit).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: Value,
     /// This attempt's number, 1 for the first.
     pub attempt: u32,
@@ -229,7 +229,7 @@ pub(crate) struct Report {
     /// `succeeded`, `failed` or `cancelled`.
     pub outcome: ReportOutcome,
     /// `succeeded`: the result, checked against the kind's result schema.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Value>,
     /// `failed`: why.
     pub error: Option<ReportError>,
