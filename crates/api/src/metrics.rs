@@ -33,6 +33,8 @@ use crate::state::AppState;
 
 pub(crate) const SUBMITTED: &str = "errand_kinds_submitted_total";
 pub(crate) const CANCELLED: &str = "errand_kinds_cancelled_total";
+const LEASED: &str = "errand_http_worker_leased_total";
+const REPORTED: &str = "errand_http_worker_reports_total";
 const HTTP_REQUESTS: &str = "errand_http_requests_total";
 const HTTP_SECONDS: &str = "errand_http_request_duration_seconds";
 
@@ -91,6 +93,14 @@ fn describe() {
     describe_counter!(
         CANCELLED,
         "Tasks cancelled before they ran, by this api process (running ones are counted by the worker that stopped them)."
+    );
+    describe_counter!(
+        LEASED,
+        "Tasks HTTP workers leased through this api process (/v1/worker/lease)."
+    );
+    describe_counter!(
+        REPORTED,
+        "Attempt ends HTTP workers reported through this api process, by outcome (succeeded, failed, cancelled) and status (200 recorded, 409 stale claim, 422 refused)."
     );
     describe_counter!(
         HTTP_REQUESTS,
@@ -191,6 +201,18 @@ static CANCELS: LazyLock<QueueKindCounters> = LazyLock::new(|| QueueKindCounters
 /// A task this process created.
 pub(crate) fn submitted(queue: &str, kind: &str) {
     SUBMITS.increment(queue, kind);
+}
+
+/// Tasks an HTTP worker leased.
+pub(crate) fn leased(n: usize) {
+    if n > 0 {
+        counter!(LEASED).increment(n as u64);
+    }
+}
+
+/// A report of an HTTP worker, with what became of it.
+pub(crate) fn reported(outcome: &'static str, status: u16) {
+    counter!(REPORTED, "outcome" => outcome, "status" => status.to_string()).increment(1);
 }
 
 /// A task this process cancelled before it ran.

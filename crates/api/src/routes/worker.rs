@@ -253,6 +253,16 @@ pub(crate) enum ReportOutcome {
     Cancelled,
 }
 
+impl ReportOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// A failure as a worker reports it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -551,6 +561,7 @@ pub(crate) async fn lease(
         }
         pause = (pause * 2).min(Duration::from_millis(100));
     }
+    crate::metrics::leased(tasks.len());
     Ok(HttpResponse::Ok().json(Leased { tasks }))
 }
 
@@ -772,10 +783,12 @@ pub(crate) async fn complete(
     let mut results: Vec<Option<ReportResult>> = Vec::with_capacity(r.reports.len());
     let mut ends = Vec::new();
     let mut at_index = Vec::new();
+    let mut outcomes = Vec::with_capacity(r.reports.len());
     for (i, rep) in r.reports.into_iter().enumerate() {
         let Some(id) = rep.id.clone() else {
             return Err(ApiError::invalid(format!("reports[{i}].id"), "missing"));
         };
+        outcomes.push(rep.outcome.as_str());
         match attempt_end(
             &state,
             &kinds,
@@ -821,9 +834,11 @@ pub(crate) async fn complete(
             });
         }
     }
-    Ok(HttpResponse::Ok().json(CompleteAnswer {
-        results: results.into_iter().flatten().collect(),
-    }))
+    let results: Vec<ReportResult> = results.into_iter().flatten().collect();
+    for (r, outcome) in results.iter().zip(outcomes) {
+        crate::metrics::reported(outcome, r.status);
+    }
+    Ok(HttpResponse::Ok().json(CompleteAnswer { results }))
 }
 
 fn stale(id: &str) -> String {
@@ -850,10 +865,17 @@ pub(crate) async fn complete_one(
     let id = path.into_inner();
     let now = Utc::now();
     let kinds = state.kinds.current();
-    let end = attempt_end(&state, &kinds, id.clone(), r, "", now)?;
+    let outcome = r.outcome.as_str();
+    let end = attempt_end(&state, &kinds, id.clone(), r, "", now).inspect_err(|e| {
+        if matches!(e, ApiError::Invalid { .. }) {
+            crate::metrics::reported(outcome, 422);
+        }
+    })?;
     if state.store.finish_many(&[end], now).await?.first() == Some(&true) {
+        crate::metrics::reported(outcome, 200);
         Ok(HttpResponse::Ok().json(Recorded { recorded: true }))
     } else {
+        crate::metrics::reported(outcome, 409);
         Err(ApiError::StaleClaim(stale(&id)))
     }
 }

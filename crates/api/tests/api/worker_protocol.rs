@@ -158,6 +158,12 @@ async fn a_worker_registers_leases_heartbeats_and_completes() {
     assert_eq!(rec["state"], "succeeded");
     assert_eq!(rec["result"], json!({"ok": true}));
     assert_eq!(rec["worker"], w.as_str());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("errand_http_worker_reports_total{outcome=\"succeeded\",status=\"200\"}")
+            && metrics.contains("errand_http_worker_leased_total"),
+        "{metrics}"
+    );
     let workers: Value = app.get("/v1/workers").await.json().await.unwrap();
     assert!(
         workers["workers"]
