@@ -66,6 +66,10 @@ openapi-check:
 ui-test:
     scripts/ui-test.sh
 
+# The Python SDK (sdks/python) against the real api and Redis: pytest in a venv under target/.
+sdk-test: ensure-redis
+    scripts/sdk-test.sh
+
 # docker-compose.yaml and the Dockerfile for real (installs Docker, starts dockerd, builds local stand-in images); figures into docs/deploy.md.
 compose-test:
     scripts/compose-test.sh
