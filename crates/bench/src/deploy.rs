@@ -81,9 +81,14 @@ impl Deployment {
 
     /// Tasks of queue `default` in `state`.
     pub(crate) async fn count(&self, state: &str) -> anyhow::Result<usize> {
+        self.count_in("default", state).await
+    }
+
+    /// Tasks of `queue` in `state`.
+    pub(crate) async fn count_in(&self, queue: &str, state: &str) -> anyhow::Result<usize> {
         let mut c = self.conn.clone();
         Ok(redis::cmd("ZCARD")
-            .arg(format!("{}:{{default}}:idx:{state}", self.prefix))
+            .arg(format!("{}:{{{queue}}}:idx:{state}", self.prefix))
             .query_async(&mut c)
             .await?)
     }
@@ -98,9 +103,17 @@ impl Deployment {
     /// Earliest `started_at` and latest `finished_at` over the succeeded tasks, read back
     /// from their records: the drain's wall time as errand itself recorded it.
     pub(crate) async fn span(&self) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+        self.span_in("default").await
+    }
+
+    /// [`Deployment::span`] over `queue`'s succeeded tasks.
+    pub(crate) async fn span_in(
+        &self,
+        queue: &str,
+    ) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
         let mut c = self.conn.clone();
         let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{}:{{default}}:idx:succeeded", self.prefix))
+            .arg(format!("{}:{{{queue}}}:idx:succeeded", self.prefix))
             .arg(0)
             .arg(-1)
             .query_async(&mut c)
@@ -111,7 +124,7 @@ impl Deployment {
             let mut pipe = redis::pipe();
             for id in chunk {
                 pipe.cmd("HMGET")
-                    .arg(format!("{}:{{default}}:task:{id}", self.prefix))
+                    .arg(format!("{}:{{{queue}}}:task:{id}", self.prefix))
                     .arg("started_at")
                     .arg("finished_at");
             }

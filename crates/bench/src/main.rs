@@ -1,10 +1,11 @@
-//! `just bench`: errand's four standard workloads, run against a private
+//! `just bench`: errand's standard workloads, run against a private
 //! redis-server and the real `errand-api` / `errand-worker` binaries on loopback. Each figure
 //! is the median of `--runs` runs (min–max beside it); the table prints the target next to
 //! each figure, and `target/bench/results.json` holds the same numbers for machines.
 
 mod cluster;
 mod deploy;
+mod python;
 mod raw;
 mod workloads;
 
@@ -18,7 +19,7 @@ use crate::workloads::Workload;
 #[derive(Parser)]
 #[command(about = "errand's benchmark harness")]
 struct Cli {
-    /// Workloads to run (W1 W2 W3 W4); all when none are given.
+    /// Workloads to run (W1 … W6); all when none are given.
     workloads: Vec<Workload>,
     /// Runs per figure; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -185,6 +186,30 @@ const TARGETS: &[Target] = &[
     Target {
         key: "w5_single_redis_us_per_task",
         label: "W5 one Redis's CPU per task",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w6_python_drain_tps",
+        label: "W6 drain, 1 Python SDK process",
+        unit: "tasks/s",
+        goal: Some((4000.0, true)),
+    },
+    Target {
+        key: "w6_http_requests_per_task",
+        label: "W6 HTTP requests per task",
+        unit: "requests",
+        goal: None,
+    },
+    Target {
+        key: "w6_api_cpu_us_per_task",
+        label: "W6 api CPU per task",
+        unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w6_python_cpu_us_per_task",
+        label: "W6 Python worker CPU per task",
         unit: "us",
         goal: None,
     },

@@ -1,4 +1,4 @@
-//! The four workloads (docs/performance.md). Each run starts a fresh deployment (own redis-server,
+//! The workloads (docs/performance.md). Each run starts a fresh deployment (own redis-server,
 //! api, workers), so runs do not inherit each other's keys, caches or connections.
 
 use std::time::{Duration, Instant};
@@ -26,10 +26,14 @@ pub(crate) enum Workload {
     /// W2 over three queues on a Redis Cluster's three masters, and on one Redis.
     #[value(name = "W5", alias = "w5")]
     W5,
+    /// One Python SDK process draining noop tasks over the HTTP worker protocol.
+    #[value(name = "W6", alias = "w6")]
+    W6,
 }
 
 impl Workload {
-    pub(crate) const ALL: [Workload; 5] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5];
+    pub(crate) const ALL: [Workload; 6] =
+        [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5, Self::W6];
 }
 
 type Figures = Vec<(&'static str, f64)>;
@@ -41,6 +45,7 @@ pub(crate) async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
         Workload::W3 => w3().await,
         Workload::W4 => w4().await,
         Workload::W5 => crate::cluster::w5(tasks).await,
+        Workload::W6 => crate::python::w6(tasks).await,
     }
 }
 
