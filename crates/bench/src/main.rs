@@ -196,8 +196,8 @@ const TARGETS: &[Target] = &[
         goal: Some((4000.0, true)),
     },
     Target {
-        key: "w6_http_requests_per_task",
-        label: "W6 HTTP requests per task",
+        key: "w6_http_requests_per_1000_tasks",
+        label: "W6 HTTP requests per 1,000 tasks",
         unit: "requests",
         goal: None,
     },

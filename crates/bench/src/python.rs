@@ -98,13 +98,20 @@ pub(crate) async fn w6(n: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
         "the SDK worker to register py_noop",
         Duration::from_secs(60),
         || async {
-            let r = d
+            let kinds: Value = d
                 .http
-                .get(format!("{}/v1/kinds/{KIND}", d.base))
+                .get(format!("{}/v1/kinds", d.base))
                 .send()
                 .await
+                .ok()?
+                .json()
+                .await
                 .ok()?;
-            (r.status() == 200).then_some(())
+            kinds
+                .as_array()?
+                .iter()
+                .any(|k| k["name"] == KIND)
+                .then_some(())
         },
     )
     .await;
@@ -138,7 +145,7 @@ pub(crate) async fn w6(n: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
     Deployment::stop(worker).await;
     Ok(vec![
         ("w6_python_drain_tps", n as f64 / secs),
-        ("w6_http_requests_per_task", reqs),
+        ("w6_http_requests_per_1000_tasks", reqs * 1000.0),
         ("w6_api_cpu_us_per_task", api_us),
         ("w6_python_cpu_us_per_task", worker_us),
     ])

@@ -1,0 +1,76 @@
+"""What a running task knows about its attempt, and how it talks back.
+
+One `Context` per attempt. Progress is kept here and sent with the worker's next heartbeat
+(every `heartbeat_secs`), so calling `progress` in a tight loop costs nothing on the wire.
+Cancellation is cooperative: the heartbeat sets `cancelled` when a client cancels, and
+the task decides where it may stop (`raise_if_cancelled`, `sleep`). An async task is also
+interrupted at its next `await`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from .errors import Cancelled
+
+
+@dataclass
+class Context:
+    """The attempt a task runs in."""
+
+    task_id: str
+    kind: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    timeout_secs: int | None = None
+    traceparent: str | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lost: bool = field(default=False, repr=False)
+    _progress: dict | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+    @property
+    def cancelled(self) -> bool:
+        """A client asked to cancel this task, or the worker no longer holds it."""
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise `Cancelled` once a cancel was requested: call it where stopping is safe."""
+        if self._cancel.is_set():
+            raise Cancelled("cancelled by request")
+
+    def progress(self, percent: int | float, message: str | None = None) -> None:
+        """Record how far the task is (0 to 100), shown on `GET /v1/tasks/{id}`."""
+        p: dict = {"percent": max(0, min(100, int(percent)))}
+        if message is not None:
+            p["message"] = str(message)
+        with self._lock:
+            self._progress = p
+
+    def sleep(self, secs: float) -> None:
+        """Sleep in a sync task, waking at once (with `Cancelled`) if it is cancelled."""
+        if self._cancel.wait(secs):
+            raise Cancelled("cancelled by request")
+
+    async def asleep(self, secs: float) -> None:
+        """`asyncio.sleep`, waking at once (with `Cancelled`) if the task is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + secs
+        while not self._cancel.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))
+        raise Cancelled("cancelled by request")
+
+    def _take_progress(self) -> dict | None:
+        with self._lock:
+            p, self._progress = self._progress, None
+            return p
