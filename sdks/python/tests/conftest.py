@@ -33,15 +33,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(what: str, cond: Callable, timeout: float = 20.0, every: float = 0.05):
-    """`cond()`'s first truthy value, or a failure naming `what` after `timeout` seconds."""
+def wait_until(what: str, cond: Callable, timeout: float = 20.0, every: float = 0.05,
+               detail: Callable | None = None):
+    """`cond()`'s first truthy value, or a failure naming `what` (and `detail()`) after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            more = f": {detail()}" if detail is not None else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{more}")
         time.sleep(every)
 
 
@@ -91,12 +94,17 @@ class Api:
         deadline = time.monotonic() + timeout
         while True:
             left = max(0, int(deadline - time.monotonic()))
-            rec = self.http.get(f"/v1/tasks/{task_id}", params={"wait": min(left, 10)},
-                                timeout=40).json()
-            if rec["state"] in ("succeeded", "failed", "cancelled"):
+            r = self.http.get(f"/v1/tasks/{task_id}", params={"wait": min(left, 10)},
+                              timeout=40)
+            rec = r.json()
+            if r.status_code == 200 and rec["state"] in ("succeeded", "failed", "cancelled"):
                 return rec
             if time.monotonic() > deadline:
-                pytest.fail(f"task {task_id} still {rec['state']} after {timeout}s: {rec}")
+                pytest.fail(f"task {task_id} still not terminal after {timeout}s: {rec}")
+            if r.status_code == 503:  # Redis away: the api says when to ask again
+                time.sleep(min(1.0, float(r.headers.get("retry-after", "0.2"))))
+            else:
+                assert r.status_code == 200, r.text
 
     def kind(self, name: str) -> dict | None:
         kinds = self.http.get("/v1/kinds").json()
