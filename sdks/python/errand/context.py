@@ -1,7 +1,8 @@
 """What a running task knows about its attempt, and how it talks back.
 
-One `Context` per attempt. Progress is kept here and sent with the worker's next heartbeat
-(every `heartbeat_secs`), so calling `progress` in a tight loop costs nothing on the wire.
+One `Context` per attempt. Progress is kept here and sent with a heartbeat: news of progress brings the next one
+forward (to at most two a second), so calling `progress` in a tight loop costs nothing on
+the wire and a client still sees it within half a second.
 Cancellation is cooperative: the heartbeat sets `cancelled` when a client cancels, and
 the task decides where it may stop (`raise_if_cancelled`, `sleep`). An async task is also
 interrupted at its next `await`.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import Cancelled
 
@@ -31,6 +33,7 @@ class Context:
     _lost: bool = field(default=False, repr=False)
     _progress: dict | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _news: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -52,7 +55,10 @@ class Context:
         if message is not None:
             p["message"] = str(message)
         with self._lock:
+            first = self._progress is None
             self._progress = p
+        if first and self._news is not None:
+            self._news()
 
     def sleep(self, secs: float) -> None:
         """Sleep in a sync task, waking at once (with `Cancelled`) if it is cancelled."""

@@ -5,7 +5,8 @@ Three loops share one event loop (docs/http-workers.md has the protocol):
 - **lease**, one per queue: asks for as many tasks as the queue has free slots, long-polling
   (`wait_ms`) when none is ready, and starts each (async tasks on the loop, sync ones on
   the worker's threads);
-- **heartbeat**: every `heartbeat_secs`, every held task with its news of progress. Its
+- **heartbeat**: every `heartbeat_secs` (sooner, at most twice a second, when a task has
+  news of progress), every held task with its progress. Its
   answer names tasks a client cancelled (their `Context` is flagged, async ones are
   interrupted) and tasks the worker no longer holds (`lost`: stopped and never reported,
   the report would be refused);
@@ -47,6 +48,7 @@ log = logging.getLogger("errand")
 
 MAX_PER_REQUEST = 1000
 DEFAULT_CONCURRENCY = 16
+PROGRESS_GAP_SECS = 0.5
 
 
 @dataclass(eq=False)
@@ -216,6 +218,8 @@ class Worker:
         self._slots = {q: asyncio.Event() for q in self.queues}
         self._outbox: list[_Held] = []
         self._outbox_ready = asyncio.Event()
+        self._news = asyncio.Event()
+        self._loop_thread = threading.get_ident()
         self._idle = asyncio.Event()
         self._register_lock = asyncio.Lock()
         self._threads = _Threads(sum(self.queues.values()))
@@ -369,6 +373,7 @@ class Worker:
         ctx = Context(task_id=t["id"], kind=t["kind"], queue=t["queue"], attempt=t["attempt"],
                       max_attempts=t["max_attempts"], timeout_secs=t.get("timeout_secs"),
                       traceparent=t.get("traceparent"))
+        ctx._news = self._progress_news
         h = _Held(leased=t, ctx=ctx)
         self._held[h.token] = h
         self._free[h.queue] = self._free.get(h.queue, 0) - 1
@@ -479,9 +484,30 @@ class Worker:
 
     # --- heartbeat --------------------------------------------------------------------
 
+    def _progress_news(self) -> None:
+        """A task has progress to tell (from any thread): the next heartbeat comes sooner."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._news.set()
+        else:
+            loop.call_soon_threadsafe(self._news.set)
+
     async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(self.heartbeat_secs)
+            try:
+                await asyncio.wait_for(self._news.wait(), self.heartbeat_secs)
+                # Progress: at most two heartbeats a second, whatever the tasks do.
+                gap = min(PROGRESS_GAP_SECS, self.heartbeat_secs) - (loop.time() - last)
+                if gap > 0:
+                    await asyncio.sleep(gap)
+            except asyncio.TimeoutError:
+                pass
+            self._news.clear()
+            last = loop.time()
             held = [h for h in self._held.values() if not h.lost]
             for i in range(0, max(1, len(held)), MAX_PER_REQUEST):
                 await self._heartbeat(held[i:i + MAX_PER_REQUEST])
