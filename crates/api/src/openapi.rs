@@ -812,6 +812,8 @@ mod tests {
             if name == "SubmitTask" {
                 let (lo, hi) = bounds::DELAY_SECS.into_inner();
                 range("delay_secs", lo as f64, hi as f64);
+                let (lo, hi) = bounds::UNIQUE_FOR_SECS.into_inner();
+                range("unique_for_secs", lo as f64, hi as f64);
             }
             assert_eq!(p["queue"]["pattern"], QueueName::PATTERN, "{name}.queue");
         }

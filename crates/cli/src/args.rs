@@ -91,6 +91,13 @@ pub(crate) struct Submit {
     /// Per-attempt time limit in seconds.
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<u64>,
+    /// Unique for a while: a submit of the same key in the queue inside the window
+    /// (`--unique-for`) returns the first task.
+    #[arg(long, value_name = "KEY", requires = "unique_for")]
+    pub(crate) unique_key: Option<String>,
+    /// How long `--unique-key` is held, in seconds.
+    #[arg(long, value_name = "SECS", requires = "unique_key")]
+    pub(crate) unique_for: Option<u64>,
     /// POST a signed webhook to this URL when the task ends (docs/webhooks.md).
     #[arg(long, value_name = "URL")]
     pub(crate) callback: Option<String>,

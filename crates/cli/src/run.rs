@@ -40,6 +40,8 @@ pub(crate) async fn run(cli: Cli) -> Res {
             t.delay_secs = s.delay;
             t.max_attempts = s.max_attempts;
             t.timeout_secs = s.timeout;
+            t.unique_key = s.unique_key;
+            t.unique_for_secs = s.unique_for;
             if let Some(url) = s.callback {
                 t = t.callback(url, &s.callback_events);
             }

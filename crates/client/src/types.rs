@@ -63,9 +63,30 @@ pub struct SubmitTask {
     /// must pass the server's `webhooks.destinations` (422 naming `callback.url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// Unique for a while (with [`unique_for_secs`](Self::unique_for_secs); 1 to 128 of
+    /// `A-Z a-z 0-9 . _ : -`): while the task that took this key in its queue lives and the
+    /// window lasts, a submit with the same key returns that task and creates nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// How long [`unique_key`](Self::unique_key) is held, in seconds (1 to 2592000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_for_secs: Option<u64>,
 }
 
 impl SubmitTask {
+    /// Sets [`unique_key`](Self::unique_key) and its window: at most one task of `key` in
+    /// this queue for `secs` seconds; repeats inside the window return the first.
+    ///
+    /// ```
+    /// use errand_client::SubmitTask;
+    /// let t = SubmitTask::new("refresh").unique_for("customer-7", 300);
+    /// assert_eq!(serde_json::to_value(&t).unwrap()["unique_for_secs"], 300);
+    /// ```
+    pub fn unique_for(mut self, key: impl Into<String>, secs: u64) -> Self {
+        self.unique_key = Some(key.into());
+        self.unique_for_secs = Some(secs);
+        self
+    }
     /// A task of `kind` with every other field left to the server's defaults.
     pub fn new(kind: impl Into<String>) -> Self {
         Self {

@@ -67,16 +67,19 @@ class Client:
                id: str | None = None, max_attempts: int | None = None,
                timeout_secs: int | None = None, delay_secs: int | None = None,
                run_at: str | None = None, result_ttl_secs: int | None = None,
-               callback: dict | None = None) -> dict:
-        """Submits one task; answers its id, kind, queue and state (`queued`, or
-        `scheduled` with a delay). An `id` makes the submit idempotent."""
+               callback: dict | None = None, unique_key: str | None = None,
+               unique_for_secs: int | None = None) -> dict:
+        """Submits one task; answers its record (state `queued`, or `scheduled` with a
+        delay). An `id` makes the submit idempotent; `unique_key` with `unique_for_secs`
+        answers the task already holding the key in the queue, inside its window."""
         body: dict = {"kind": kind}
         if payload is not None:
             body["payload"] = schema.to_json(payload)
         for k, v in (("queue", queue), ("id", id), ("max_attempts", max_attempts),
                      ("timeout_secs", timeout_secs), ("delay_secs", delay_secs),
                      ("run_at", run_at), ("result_ttl_secs", result_ttl_secs),
-                     ("callback", callback)):
+                     ("callback", callback), ("unique_key", unique_key),
+                     ("unique_for_secs", unique_for_secs)):
             if v is not None:
                 body[k] = v
         return self._request("POST", "/v1/tasks", f"submit {kind}", json=body).json()

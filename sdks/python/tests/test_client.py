@@ -31,3 +31,14 @@ def test_wait_gives_up_with_timeout_error(api, ns, spawn):
             c.wait(t["id"], timeout=1.5)
         assert c.cancel(t["id"])
         assert c.wait(t["id"], timeout=20)["state"] == "cancelled"
+
+
+def test_a_unique_key_answers_the_first_task_inside_its_window(api, ns, spawn):
+    spawn()
+    with Client(api.base) as c:
+        a = c.submit(f"{ns}_sleepy", {"secs": 5}, queue=ns, unique_key="refresh:7",
+                     unique_for_secs=60)
+        b = c.submit(f"{ns}_sleepy", {"secs": 5}, queue=ns, unique_key="refresh:7",
+                     unique_for_secs=60)
+        assert b["id"] == a["id"]
+        c.cancel(a["id"])

@@ -118,7 +118,7 @@ pub(crate) async fn submit_batch(
                     created: true,
                 }
             }
-            Submitted::Existing(r) => BatchItem {
+            Submitted::Existing(r) | Submitted::Duplicate(r) => BatchItem {
                 id: (&r.id).into(),
                 state: r.state.into(),
                 created: false,

@@ -114,6 +114,8 @@ fn define(
             run_at: None,
             result_ttl_secs: s.result_ttl_secs,
             callback: None,
+            unique_key: None,
+            unique_for_secs: None,
         },
         Utc::now(),
     )?;

@@ -3,7 +3,7 @@ use std::{ops::RangeInclusive, time::Duration};
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{Cursor, ListQuery, NewTask, Submitted},
+    store::{Cursor, ListQuery, NewTask, Submitted, Unique},
     task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,14 @@ pub(crate) struct SubmitTask {
     /// (docs/webhooks.md). The URL must pass `webhooks.destinations` (422 naming
     /// `callback.url` otherwise).
     pub callback: Option<CallbackView>,
+    /// Unique for a while (with `unique_for_secs`): while the task that took this key in
+    /// this queue lives and the window lasts, a submit with the same key answers that task
+    /// (200) and creates nothing; after it, a new task (docs/flow-control.md).
+    #[schema(example = "refresh:customer-7", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    pub unique_key: Option<String>,
+    /// How long `unique_key` is held from the submit that took it (1 to 2592000 s).
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub unique_for_secs: Option<u64>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -152,6 +160,28 @@ pub(crate) fn prepare(
         }
         (None, at) => at,
     };
+    let unique = match (t.unique_key, t.unique_for_secs) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "unique_for_secs",
+                "give unique_for_secs with unique_key: how long the key is held",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "unique_key",
+                "give unique_key with unique_for_secs",
+            ));
+        }
+        (Some(key), Some(secs)) => {
+            // The same alphabet and length as ids: the key is part of a Redis key.
+            TaskId::parse(&key).map_err(|e| ApiError::invalid("unique_key", e.to_string()))?;
+            let for_secs =
+                in_range("unique_for_secs", Some(secs), bounds::UNIQUE_FOR_SECS)?.unwrap_or(secs);
+            Some(Unique { key, for_secs })
+        }
+    };
     let callback: Option<Callback> = t.callback.map(Into::into);
     if let Some(cb) = &callback {
         state
@@ -171,6 +201,7 @@ pub(crate) fn prepare(
         run_at,
         callback,
         traceparent: errand_core::telemetry::current_traceparent(),
+        unique,
     })
 }
 
@@ -228,7 +259,7 @@ pub(crate) async fn submit_task(
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
                 .json(TaskView::from(r)))
         }
-        Submitted::Existing(r) => Ok(HttpResponse::Ok()
+        Submitted::Existing(r) | Submitted::Duplicate(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
             .json(TaskView::from(r))),
     }

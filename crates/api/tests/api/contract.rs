@@ -368,6 +368,16 @@ fn copies(item: &Value, n: usize) -> Value {
 }
 
 /// Each edge of a body property, set into `base` at `at`.
+/// Fields a submit must give together (422 naming the missing one otherwise): a probe of
+/// one sends the other with this valid value.
+fn companion(field: &str) -> Option<(&'static str, Value)> {
+    match field {
+        "unique_key" => Some(("unique_for_secs", json!(60))),
+        "unique_for_secs" => Some(("unique_key", json!("probe-key"))),
+        _ => None,
+    }
+}
+
 fn property_probes(
     doc: &Value,
     schema: &Value,
@@ -390,6 +400,12 @@ fn property_probes(
                 target = &mut target[*k];
             }
             target[prop.as_str()] = v;
+            // Fields documented as given together: each probe sends its companion too.
+            if let Some((other, with)) = companion(prop)
+                && target.get(other).is_none()
+            {
+                target[other] = with;
+            }
             emit(
                 body,
                 (!ok).then(|| field.clone()),

@@ -216,3 +216,65 @@ async fn api_keys_when_configured_guard_v1_but_not_health() {
     problem(wrong, 401).await;
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_unique_key_answers_the_first_task_inside_its_window_per_queue() {
+    let app = spawn_app().await;
+    let body = |q: &str| {
+        json!({"kind": "sleep", "queue": q, "payload": {"duration_secs": 1},
+               "unique_key": "refresh:customer-7", "unique_for_secs": 300})
+    };
+    let first = app.post_task(&body("reports")).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = app.post_task(&body("reports")).await;
+    assert_eq!(again.status(), 200, "a duplicate is answered, not created");
+    assert_eq!(
+        again.headers()["location"],
+        format!("/v1/tasks/{}", first["id"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    let elsewhere = app.post_task(&body("other")).await;
+    assert_eq!(elsewhere.status(), 202, "unique per queue");
+    // In a batch too: the key is held already.
+    let res = app
+        .http
+        .post(format!("{}/v1/tasks/batch", app.base))
+        .json(&json!({"tasks": [body("reports"), body("fresh"), body("fresh")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["created"], 1, "{b}");
+    assert_eq!(b["tasks"][0]["id"], first["id"]);
+    assert_eq!(b["tasks"][2]["id"], b["tasks"][1]["id"]);
+}
+
+#[tokio::test]
+async fn unique_fields_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    for (extra, field) in [
+        (json!({"unique_key": "k"}), "unique_for_secs"),
+        (json!({"unique_for_secs": 60}), "unique_key"),
+        (
+            json!({"unique_key": "has space", "unique_for_secs": 60}),
+            "unique_key",
+        ),
+        (
+            json!({"unique_key": "k", "unique_for_secs": 0}),
+            "unique_for_secs",
+        ),
+        (
+            json!({"unique_key": "k", "unique_for_secs": 2_592_001}),
+            "unique_for_secs",
+        ),
+    ] {
+        let mut body = json!({"kind": "sleep", "payload": {"duration_secs": 1}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let p = problem(app.post_task(&body).await, 422).await;
+        assert_eq!(p["field"], field, "{body}: {p}");
+    }
+}

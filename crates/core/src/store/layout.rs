@@ -153,6 +153,12 @@ impl Layout {
         format!("{}paused", self.tag(queue))
     }
 
+    /// String: the id of the task that holds unique key `key` in `queue` for its window
+    /// (`unique_for_secs`: the key's TTL), so a second submit inside it answers that task.
+    pub fn unique(&self, queue: &str, key: &str) -> String {
+        format!("{}uniq:{key}", self.tag(queue))
+    }
+
     /// Hash of `queue`'s attempt ends in one minute (`minute` = ms since the epoch / 60000):
     /// counts per outcome and run-time buckets, for the dashboard; expires after a day.
     pub fn stats_minute(&self, queue: &str, minute: i64) -> String {
@@ -241,7 +247,7 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-02-28T23:59:58.123Z").unwrap();
         let dash = redis::Script::new(concat!(
             include_str!("lua/prelude.lua"),
-            "\nreturn {paused_key('q'), stats_key('q', 29000000), \
+            "\nreturn {paused_key('q'), stats_key('q', 29000000), unique_key('q', 'k'), \
               tostring(rfc3339_ms(ARGV[3])), tostring(rfc3339_ms('2024-03-01T00:00:00Z'))}"
         ));
         let mut inv = dash.prepare_invoke();
@@ -255,6 +261,7 @@ mod tests {
             vec![
                 l.paused("q"),
                 l.stats_minute("q", 29_000_000),
+                l.unique("q", "k"),
                 at.timestamp_millis().to_string(),
                 "1709251200000".to_owned(),
             ]
@@ -280,6 +287,7 @@ mod tests {
             l.fetch_memo(q, "t"),
             l.paused(q),
             l.stats_minute(q, 1),
+            l.unique(q, "k"),
         ] {
             assert_eq!(slot(&k), q, "{k}");
         }

@@ -61,6 +61,8 @@ mod script;
 mod stats;
 mod submit;
 mod tombstones;
+#[cfg(test)]
+mod unique_tests;
 mod webhooks;
 mod workers;
 
@@ -81,7 +83,7 @@ pub use retention::Retention;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use stats::{Bucket, FailedAttempt, History};
-pub use submit::{NewTask, Submitted};
+pub use submit::{NewTask, Submitted, Unique};
 pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
 

@@ -88,6 +88,7 @@ pub(crate) mod tests {
             result_ttl_secs: 600,
             run_at: None,
             traceparent: None,
+            unique: None,
             callback: None,
         }
     }

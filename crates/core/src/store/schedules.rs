@@ -265,6 +265,7 @@ impl TaskStore {
                     id: t.id.to_string(),
                     queue: t.queue,
                     due_ms: 0,
+                    unique: None,
                     fields: t.fields,
                 });
             }
@@ -343,6 +344,7 @@ fn plan_tick(
         callback: None,
         // A fired task's attempts start traces of their own (docs/observability.md).
         traceparent: None,
+        unique: None,
     };
     let (id, queue) = (task.id.clone(), task.queue.clone());
     let mut fields = record_fields(&new_record(task, now));

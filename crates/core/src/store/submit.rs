@@ -1,5 +1,5 @@
 //! Submit: a record created and its task enqueued (or scheduled) in one script call, for
-//! one task or a whole batch. Idempotent per id.
+//! one task or a whole batch. Idempotent per id, and unique per key for a while.
 
 use std::collections::HashMap;
 
@@ -36,6 +36,19 @@ pub struct NewTask {
     pub callback: Option<Callback>,
     /// The submit's W3C trace context, continued by the worker (`telemetry`).
     pub traceparent: Option<String>,
+    /// At most one task of this key in its queue for a while; `None`: no such limit.
+    pub unique: Option<Unique>,
+}
+
+/// A unique key and its window (`unique_key`, `unique_for_secs` at submit): while the task
+/// that took the key lives and the window lasts, a submit with the same key in the same
+/// queue answers that task and creates nothing (docs/flow-control.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unique {
+    /// `[A-Za-z0-9._:-]`, 1 to 128 (what the caller names: a customer's refresh, a report).
+    pub key: String,
+    /// How long the key is held from the submit that took it.
+    pub for_secs: u64,
 }
 
 /// What a submit did.
@@ -45,6 +58,9 @@ pub enum Submitted {
     Created(TaskRecord),
     /// A task with this id already exists; nothing was enqueued.
     Existing(TaskRecord),
+    /// Another task holds the submit's unique key for its window: that task; nothing was
+    /// enqueued.
+    Duplicate(TaskRecord),
 }
 
 /// A record to create: what `create_task` in `lua/prelude.lua` takes.
@@ -53,6 +69,8 @@ pub(super) struct Creation {
     pub queue: String,
     /// Due ms; 0 = now.
     pub due_ms: i64,
+    /// A unique key and its window in ms.
+    pub unique: Option<(String, u64)>,
     pub fields: Vec<(&'static str, String)>,
 }
 
@@ -88,11 +106,16 @@ impl TaskStore {
         let mut records = Vec::with_capacity(tasks.len());
         let mut items = Vec::with_capacity(tasks.len());
         for task in tasks {
+            let unique = task
+                .unique
+                .as_ref()
+                .map(|u| (u.key.clone(), u.for_secs.saturating_mul(1000)));
             let record = new_record(task, now);
             items.push(Creation {
                 id: record.id.to_string(),
                 queue: record.queue.clone(),
                 due_ms: record.scheduled_for.map_or(0, |t| t.timestamp_millis()),
+                unique,
                 fields: record_fields(&record),
             });
             records.push(record);
@@ -102,20 +125,18 @@ impl TaskStore {
             .into_iter()
             .zip(made)
             .map(|(record, existing)| match existing {
-                None => Ok(Submitted::Created(record)),
-                Some(h) => Ok(Submitted::Existing(TaskRecord::from_hash(h)?)),
+                Answer::Created => Ok(Submitted::Created(record)),
+                Answer::Existing(h) => Ok(Submitted::Existing(TaskRecord::from_hash(h)?)),
+                Answer::Duplicate(h) => Ok(Submitted::Duplicate(TaskRecord::from_hash(h)?)),
             })
             .collect()
     }
 
-    /// Creates records, answering per item `None` (created) or the record already stored
-    /// under its id. One script call on a single Redis; on a cluster each id is first
+    /// Creates records, answering per item: created, the record already stored under its
+    /// id, or the record of the task holding its unique key. One script call on a single Redis; on a cluster each id is first
     /// claimed in its pointer's slot (`claim.lua`), then the records are created with one
     /// call per queue, then each new task's pointer is confirmed (`confirm.lua`).
-    pub(super) async fn create(
-        &self,
-        items: Vec<Creation>,
-    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
+    pub(super) async fn create(&self, items: Vec<Creation>) -> Result<Vec<Answer>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -127,8 +148,9 @@ impl TaskStore {
             .await?
             .into_iter()
             .map(|m| match m {
-                Made::Created(_) => Ok(None),
-                Made::Existing(_, h) => Ok(Some(h)),
+                Made::Created(_) => Ok(Answer::Created),
+                Made::Existing(_, h) => Ok(Answer::Existing(h)),
+                Made::Duplicate(h) => Ok(Answer::Duplicate(h)),
                 Made::Stale => Err(StoreError::Protocol(
                     "submit: a stale claim on one Redis".into(),
                 )),
@@ -140,10 +162,7 @@ impl TaskStore {
     /// per queue, then confirm the new pointers and register the queues again (a prune may
     /// have taken one out meanwhile). An id given twice in one batch is claimed and created
     /// once; its later items are answered with that task's record.
-    async fn create_on_cluster(
-        &self,
-        items: &[Creation],
-    ) -> Result<Vec<Option<HashMap<String, String>>>, StoreError> {
+    async fn create_on_cluster(&self, items: &[Creation]) -> Result<Vec<Answer>, StoreError> {
         let mut firsts: HashMap<&str, usize> = HashMap::new();
         let mut repeats: Vec<(usize, usize)> = Vec::new();
         let mut lead: Vec<usize> = Vec::new();
@@ -156,6 +175,24 @@ impl TaskStore {
                 }
             }
         }
+        let mut answers: Vec<Option<Answer>> = vec![None; items.len()];
+        // A unique key already held is answered before any id is claimed, so a stream of
+        // duplicates leaves no claims behind (one racing a create still may: its claim
+        // lapses with its TTL). The create checks again in the queue's slot, atomically.
+        let held =
+            futures::future::try_join_all(lead.iter().map(|&n| self.unique_holder(&items[n])))
+                .await?;
+        lead = lead
+            .into_iter()
+            .zip(held)
+            .filter_map(|(n, h)| match h {
+                Some(h) => {
+                    answers[n] = Some(Answer::Duplicate(h));
+                    None
+                }
+                None => Some(n),
+            })
+            .collect();
         let mut queues: Vec<&str> = lead.iter().map(|&n| items[n].queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -167,12 +204,11 @@ impl TaskStore {
             ),
         )
         .await?;
-        let mut answers: Vec<Option<Option<HashMap<String, String>>>> = vec![None; items.len()];
         let mut pending: Vec<(usize, String)> = Vec::new();
         for (&n, (owner, seen)) in lead.iter().zip(owners) {
             match self.settle_claim(&items[n], owner, seen).await? {
                 Claimed::Ours(expect) => pending.push((n, expect)),
-                Claimed::Taken(h) => answers[n] = Some(Some(h)),
+                Claimed::Taken(h) => answers[n] = Some(Answer::Existing(h)),
             }
         }
         let mut confirms: Vec<(usize, i64)> = Vec::new();
@@ -197,11 +233,12 @@ impl TaskStore {
                 for ((n, expect), m) in g.into_iter().zip(made_g) {
                     match m {
                         Made::Created(created) => {
-                            answers[n] = Some(None);
+                            answers[n] = Some(Answer::Created);
                             confirms.push((n, created));
                         }
+                        Made::Duplicate(h) => answers[n] = Some(Answer::Duplicate(h)),
                         Made::Existing(created, h) => {
-                            answers[n] = Some(Some(h));
+                            answers[n] = Some(Answer::Existing(h));
                             // A pointer already confirmed for this task needs nothing more.
                             if let Some(c) = created.filter(|c| expect != c.to_string()) {
                                 confirms.push((n, c));
@@ -214,7 +251,7 @@ impl TaskStore {
                             let (owner, seen) = self.claim(&item.id, &item.queue, "").await?;
                             match self.settle_claim(item, owner, seen).await? {
                                 Claimed::Ours(expect) => pending.push((n, expect)),
-                                Claimed::Taken(h) => answers[n] = Some(Some(h)),
+                                Claimed::Taken(h) => answers[n] = Some(Answer::Existing(h)),
                             }
                         }
                     }
@@ -236,13 +273,14 @@ impl TaskStore {
         )
         .await?;
         for (n, first) in repeats {
-            answers[n] = Some(Some(match &answers[first] {
-                Some(Some(h)) => h.clone(),
-                _ => {
+            answers[n] = Some(match &answers[first] {
+                Some(Answer::Existing(h)) => Answer::Existing(h.clone()),
+                Some(Answer::Duplicate(h)) => Answer::Duplicate(h.clone()),
+                _ => Answer::Existing(
                     self.record_hash(&items[first].queue, &items[first].id)
-                        .await?
-                }
-            }));
+                        .await?,
+                ),
+            });
         }
         answers
             .into_iter()
@@ -294,6 +332,36 @@ impl TaskStore {
         Box::pin(self.settle_claim(item, now_owner, now_seen)).await
     }
 
+    /// The record of the live task holding `item`'s unique key, if another one does.
+    async fn unique_holder(
+        &self,
+        item: &Creation,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let Some((key, _)) = &item.unique else {
+            return Ok(None);
+        };
+        let mut c = self.conn.clone();
+        // Both keys are in the queue's slot: one round trip. An id already created in the
+        // queue is the create's to answer (ids come first).
+        let (own, holder): (i64, Option<String>) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(self.layout.record(&item.queue, &item.id))
+            .cmd("GET")
+            .arg(self.layout.unique(&item.queue, key))
+            .query_async(&mut c)
+            .await?;
+        if own == 1 {
+            return Ok(None);
+        }
+        match holder {
+            Some(h) if h != item.id => {
+                let rec = self.record_hash(&item.queue, &h).await?;
+                Ok((!rec.is_empty()).then_some(rec))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn record_hash(
         &self,
         queue: &str,
@@ -308,6 +376,9 @@ impl TaskStore {
 
     /// Adds `queues` to the queue set (a cluster's: the set lives in its own slot).
     pub(super) async fn register(&self, queues: &[&str]) -> Result<(), StoreError> {
+        if queues.is_empty() {
+            return Ok(()); // every item was answered before its create (a duplicate)
+        }
         let mut c = self.conn.clone();
         redis::cmd("SADD")
             .arg(self.layout.queues())
@@ -362,10 +433,16 @@ impl TaskStore {
         inv.arg(which.len());
         for (n, expect) in which {
             let item = &items[*n];
+            let (ukey, window) = item
+                .unique
+                .as_ref()
+                .map_or(("", 0), |(k, ms)| (k.as_str(), *ms));
             inv.arg(&item.id)
                 .arg(&item.queue)
                 .arg(item.due_ms)
                 .arg(expect)
+                .arg(ukey)
+                .arg(window.max(1))
                 .arg(item.fields.len() * 2);
             for (k, v) in &item.fields {
                 inv.arg(*k).arg(v);
@@ -391,6 +468,18 @@ enum Made {
     Existing(Option<i64>, HashMap<String, String>),
     /// The pointer the claim found names a task upkeep is expiring (`create_task`).
     Stale,
+    /// Another live task holds the unique key: its record.
+    Duplicate(HashMap<String, String>),
+}
+
+/// What a create answers per item.
+#[derive(Clone)]
+pub(super) enum Answer {
+    Created,
+    /// The id's task already exists: its record.
+    Existing(HashMap<String, String>),
+    /// Another task holds the unique key: its record.
+    Duplicate(HashMap<String, String>),
 }
 
 impl Made {
@@ -406,6 +495,10 @@ impl Made {
                 Made::Existing(score.parse::<f64>().ok().map(|s| s as i64), h)
             }
             2 => Made::Stale,
+            3 => {
+                let _score: redis::Value = it.next().ok_or_else(bad)?;
+                Made::Duplicate(redis::from_redis_value(it.next().ok_or_else(bad)?)?)
+            }
             _ => return Err(bad()),
         })
     }

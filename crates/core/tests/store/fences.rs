@@ -29,6 +29,7 @@ fn task(id: &str, max_attempts: u32) -> NewTask {
         run_at: None,
         callback: None,
         traceparent: None,
+        unique: None,
     }
 }
 

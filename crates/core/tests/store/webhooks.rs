@@ -31,6 +31,7 @@ fn task(id: &str, max_attempts: u32, events: Option<&[WebhookEvent]>) -> NewTask
             events: e.to_vec(),
         }),
         traceparent: None,
+        unique: None,
     }
 }
 

@@ -370,6 +370,7 @@ mod tests {
                         run_at: None,
                         callback: None,
                         traceparent: None,
+                        unique: None,
                     },
                     Utc::now(),
                 )

@@ -66,10 +66,13 @@ pub(crate) async fn submit(
         run_at: None,
         callback: None,
         traceparent: None,
+        unique: None,
     };
     match store.submit(task, Utc::now()).await.expect("submit") {
         Submitted::Created(_) => id,
-        Submitted::Existing(r) => panic!("a fresh id already existed: {r:?}"),
+        Submitted::Existing(r) | Submitted::Duplicate(r) => {
+            panic!("a fresh id already existed: {r:?}")
+        }
     }
 }
 

@@ -160,7 +160,7 @@ pub(crate) async fn submit_celery_task(
                 .insert_header(location)
                 .json(CeleryTask::from(r))
         }
-        Submitted::Existing(r) => HttpResponse::Ok()
+        Submitted::Existing(r) | Submitted::Duplicate(r) => HttpResponse::Ok()
             .insert_header(location)
             .json(CeleryTask::from(r)),
     })

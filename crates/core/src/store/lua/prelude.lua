@@ -217,6 +217,8 @@ end
 -- The dashboard's keys (store::Layout::paused / stats_minute; pause.lua, stats.lua).
 -- A paused queue's flag: fetch.lua hands out nothing while it exists (value: paused-at ms).
 local function paused_key(queue) return tag(queue) .. 'paused' end
+-- The task holding a unique key in a queue for its window (store::Layout::unique; submit.lua).
+local function unique_key(queue, key) return tag(queue) .. 'uniq:' .. key end
 -- One minute of a queue's finished attempts: a hash of counts per outcome, `n` (all) and
 -- `rt:<b>` run-time buckets; kept a day plus an hour, so history needs no sweeper.
 local function stats_key(queue, minute) return tag(queue) .. 'stats:' .. minute end

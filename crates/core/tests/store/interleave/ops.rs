@@ -451,6 +451,7 @@ fn new_task(s: &Spec, now: DateTime<Utc>) -> NewTask {
             events: WebhookEvent::ALL.to_vec(),
         }),
         traceparent: None,
+        unique: None,
     }
 }
 
@@ -491,7 +492,7 @@ async fn submit(w: &mut World, specs: Vec<Spec>, lose: bool) {
                         said.push(format!("{}=created", s.id));
                         accept(w, s.id.clone(), s.queue, Some(nt));
                     }
-                    Submitted::Existing(_) => {
+                    Submitted::Existing(_) | Submitted::Duplicate(_) => {
                         said.push(format!("{}=existing", s.id));
                         w.flag(
                             ONE_INDEX,
@@ -541,7 +542,9 @@ async fn resubmit(w: &mut World, id: String) {
         return;
     };
     let said = match w.store.submit(nt, Utc::now()).await {
-        Ok(Submitted::Existing(r)) => format!("existing ({})", r.state.as_str()),
+        Ok(Submitted::Existing(r) | Submitted::Duplicate(r)) => {
+            format!("existing ({})", r.state.as_str())
+        }
         Ok(Submitted::Created(_)) => {
             w.flag(
                 ONE_INDEX,
