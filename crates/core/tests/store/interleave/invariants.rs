@@ -19,6 +19,8 @@ pub(crate) const CANCEL: &str =
 pub(crate) const REACHABLE: &str = "nothing queued is unreachable";
 pub(crate) const EXPIRY: &str = "a terminal record has a TTL and a live one has none";
 pub(crate) const WEBHOOK: &str = "a lapsed webhook claim never settles over a later one";
+pub(crate) const UNIQUE: &str =
+    "one live task per unique key and queue, and a duplicate is answered with it";
 
 const STATES: [&str; 7] = [
     "scheduled",

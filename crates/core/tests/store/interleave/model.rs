@@ -122,6 +122,8 @@ pub(crate) struct Tally {
     pub(crate) damaged: usize,
     pub(crate) fired: usize,
     pub(crate) hooks: usize,
+    /// Submits answered with the task holding their unique key.
+    pub(crate) duplicates: usize,
     pub(crate) errors: BTreeMap<String, usize>,
 }
 
@@ -146,6 +148,7 @@ impl Tally {
         self.damaged += o.damaged;
         self.fired += o.fired;
         self.hooks += o.hooks;
+        self.duplicates += o.duplicates;
     }
 
     /// The figures, as one line's tail.
@@ -154,7 +157,7 @@ impl Tally {
         format!(
             "accepted={} claims={} replayed_fetches={} writes_landed={} stale_writes_refused={} \
              lost_replies={} lapses={} cancels={} retries={} expired={} damaged={} ticks_fired={} \
-             webhook_claims={} store_errors={errors}",
+             webhook_claims={} duplicates={} store_errors={errors}",
             self.accepted,
             self.claims,
             self.replayed,
@@ -168,6 +171,7 @@ impl Tally {
             self.damaged,
             self.fired,
             self.hooks,
+            self.duplicates,
         )
     }
 }
@@ -207,6 +211,8 @@ pub(crate) struct World {
     pub(crate) history: Vec<String>,
     pub(crate) violation: Option<Violation>,
     pub(crate) tally: Tally,
+    /// Per (queue, unique key), the task that took it.
+    pub(crate) unique: BTreeMap<(String, String), String>,
 }
 
 impl World {
@@ -262,6 +268,7 @@ impl World {
             history: Vec::new(),
             violation: None,
             tally: Tally::default(),
+            unique: BTreeMap::new(),
         }
     }
 

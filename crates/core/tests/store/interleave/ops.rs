@@ -9,14 +9,14 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{Cancel, NewTask, Outcome, Recover, Retry, Settle, Submitted},
+    store::{Cancel, NewTask, Outcome, Recover, Retry, Settle, Submitted, Unique},
     task::{Callback, Progress, TaskError, TaskId, WebhookEvent, WebhookState, WebhookStatus},
 };
 use serde_json::json;
 
 use super::{
     claims::{self, Claim},
-    invariants::{CANCEL, LIVE, ONE_CLAIM, ONE_INDEX, STALE, WEBHOOK},
+    invariants::{CANCEL, LIVE, ONE_CLAIM, ONE_INDEX, STALE, UNIQUE, WEBHOOK},
     model::{Held, LEASE, PendingFetch, QUEUES, TICK_QUEUE, Task, WORKERS, World},
     rng::Rng,
 };
@@ -25,6 +25,8 @@ use super::{
 pub(crate) const DAMAGE: [&str; 3] = ["attempt", "max_attempts", "kind"];
 /// How often an actor loses the reply of a call it made.
 const LOST: f64 = 0.15;
+/// The unique keys submits draw from: few, so duplicates are common.
+const UNIQUE_KEYS: [&str; 2] = ["u0", "u1"];
 /// Most live (not terminal) tasks, and most tasks tracked, before submits pause: small
 /// enough that actors keep meeting the same tasks.
 const MOST_LIVE: usize = 12;
@@ -40,6 +42,8 @@ pub(crate) struct Spec {
     pub(crate) delayed: bool,
     /// With a callback asking for every end (so its ends write webhook deliveries).
     pub(crate) callback: bool,
+    /// With a unique key (held an hour: longer than any run).
+    pub(crate) unique: Option<&'static str>,
 }
 
 impl Spec {
@@ -50,17 +54,21 @@ impl Spec {
             max_attempts,
             delayed: false,
             callback: false,
+            unique: None,
         }
     }
 
     fn label(&self) -> String {
         format!(
-            "{}({},max{}{}{})",
+            "{}({},max{}{}{}{})",
             self.id,
             self.queue,
             self.max_attempts,
             if self.delayed { ",delayed" } else { "" },
-            if self.callback { ",callback" } else { "" }
+            if self.callback { ",callback" } else { "" },
+            self.unique
+                .map(|k| format!(",unique={k}"))
+                .unwrap_or_default()
         )
     }
 }
@@ -266,6 +274,9 @@ fn build(name: &str, rng: &mut Rng, w: &mut World, lose_ok: bool) -> Op {
                     max_attempts: 1 + rng.below(3) as u32,
                     delayed: rng.chance(0.15),
                     callback: rng.chance(0.4),
+                    unique: rng
+                        .chance(0.25)
+                        .then(|| UNIQUE_KEYS[rng.below(UNIQUE_KEYS.len())]),
                 })
                 .collect();
             Op::Submit {
@@ -451,7 +462,10 @@ fn new_task(s: &Spec, now: DateTime<Utc>) -> NewTask {
             events: WebhookEvent::ALL.to_vec(),
         }),
         traceparent: None,
-        unique: None,
+        unique: s.unique.map(|k| Unique {
+            key: k.into(),
+            for_secs: 3600,
+        }),
     }
 }
 
@@ -490,9 +504,26 @@ async fn submit(w: &mut World, specs: Vec<Spec>, lose: bool) {
                 match a {
                     Submitted::Created(_) => {
                         said.push(format!("{}=created", s.id));
+                        took_key(w, s).await;
                         accept(w, s.id.clone(), s.queue, Some(nt));
                     }
-                    Submitted::Existing(_) | Submitted::Duplicate(_) => {
+                    Submitted::Duplicate(r) => {
+                        said.push(format!("{}=duplicate of {}", s.id, r.id));
+                        w.tally.duplicates += 1;
+                        let holder = s
+                            .unique
+                            .and_then(|k| w.unique.get(&(s.queue.to_owned(), k.to_owned())));
+                        if holder.map(String::as_str) != Some(r.id.as_str()) {
+                            w.flag(
+                                UNIQUE,
+                                format!(
+                                    "{} (key {:?}) was answered with {}, not the key's task {holder:?}",
+                                    s.id, s.unique, r.id
+                                ),
+                            );
+                        }
+                    }
+                    Submitted::Existing(_) => {
                         said.push(format!("{}=existing", s.id));
                         w.flag(
                             ONE_INDEX,
@@ -510,6 +541,7 @@ async fn submit(w: &mut World, specs: Vec<Spec>, lose: bool) {
             said.push(format!("error: {e}"));
             for (s, nt) in specs.iter().zip(news) {
                 if exists(w, s.queue, &s.id).await {
+                    took_key(w, s).await;
                     accept(w, s.id.clone(), s.queue, Some(nt));
                 }
             }
@@ -528,6 +560,22 @@ async fn submit(w: &mut World, specs: Vec<Spec>, lose: bool) {
     ));
 }
 
+/// `s`'s task was created: it takes its unique key, which no other live task may hold.
+async fn took_key(w: &mut World, s: &Spec) {
+    let Some(k) = s.unique else { return };
+    let slot = (s.queue.to_owned(), k.to_owned());
+    if let Some(prev) = w.unique.get(&slot).cloned()
+        && prev != s.id
+        && exists(w, s.queue, &prev).await
+    {
+        w.flag(
+            UNIQUE,
+            format!("{} was created with key {k} while {prev} holds it", s.id),
+        );
+    }
+    w.unique.insert(slot, s.id.clone());
+}
+
 async fn resubmit(w: &mut World, id: String) {
     w.unsent.retain(|u| *u != id);
     let Some(nt) = w
@@ -542,8 +590,16 @@ async fn resubmit(w: &mut World, id: String) {
         return;
     };
     let said = match w.store.submit(nt, Utc::now()).await {
-        Ok(Submitted::Existing(r) | Submitted::Duplicate(r)) => {
-            format!("existing ({})", r.state.as_str())
+        Ok(Submitted::Existing(r)) => format!("existing ({})", r.state.as_str()),
+        Ok(Submitted::Duplicate(r)) => {
+            w.flag(
+                UNIQUE,
+                format!(
+                    "a resent submit of {id} was answered with another task, {}",
+                    r.id
+                ),
+            );
+            "duplicate".into()
         }
         Ok(Submitted::Created(_)) => {
             w.flag(
