@@ -510,7 +510,23 @@ pub(crate) async fn lease(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
     let mut pause = Duration::from_millis(5);
     let mut tasks = Vec::new();
+    // actix-web goes on running a handler whose client went away, so a long-poll of a
+    // worker killed mid-wait would claim tasks nobody receives: they would wait out a
+    // lease and burn an attempt. A worker that has missed two heartbeats may be gone: its
+    // long-poll ends (an empty answer, harmless to a live worker, which leases again).
+    let beat = heartbeat_every(&state);
+    let mut checked = tokio::time::Instant::now();
     loop {
+        if checked.elapsed() >= beat / 2 {
+            checked = tokio::time::Instant::now();
+            let seen = registered(&state, &r.worker).await?.last_seen;
+            let silent = (Utc::now() - seen).to_std().unwrap_or_default();
+            if silent > beat * 2 {
+                tracing::info!(worker = %r.worker, silent_ms = silent.as_millis() as u64,
+                    "long-poll ended early: the worker has missed its heartbeats");
+                break;
+            }
+        }
         for q in &queues {
             if tasks.len() >= max {
                 break;

@@ -369,3 +369,44 @@ async fn a_worker_key_does_the_protocol_and_nothing_else() {
         .unwrap();
     problem(read, 403).await;
 }
+
+/// A long-poll outlives its client (actix-web runs the handler on): one of a worker that
+/// stopped heartbeating ends early, claiming nothing, while a live worker's waits on.
+#[tokio::test]
+async fn a_long_poll_of_a_worker_that_stopped_heartbeating_ends_without_claiming() {
+    let app = app().await;
+    let w = app.register("gone").await;
+    let t = std::time::Instant::now();
+    let leased = app.lease(&w, 4, 10_000).await;
+    assert!(leased.is_empty());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "ended before its 10 s: {:?}",
+        t.elapsed()
+    );
+    let id = app.submit("gone", 7).await;
+    assert_eq!(app.record(&id).await["state"], "queued");
+
+    // A worker that heartbeats through its long-poll gets the task that arrives late.
+    let live = app.register("alive").await;
+    let beat = async {
+        for _ in 0..15 {
+            app.ok(
+                "/v1/worker/heartbeat",
+                &json!({"worker": live, "tasks": []}),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (leased, id, ()) = tokio::join!(
+        app.lease(&live, 4, 5_000),
+        async {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            app.submit("alive", 8).await
+        },
+        beat
+    );
+    assert_eq!(leased.len(), 1, "{leased:?}");
+    assert_eq!(leased[0]["id"], id.as_str());
+}
