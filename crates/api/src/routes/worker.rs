@@ -361,6 +361,8 @@ async fn registered(state: &AppState, name: &str) -> Result<WorkerInfo, ApiError
 /// Registers a worker and the kinds it runs.
 #[utoipa::path(tag = "workers", request_body = RegisterWorker, responses(
     (status = 200, body = Registered),
+    (status = 400, description = "Malformed request (not JSON, or fields of the wrong type)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field does not fit (a schema that does not compile, a name)", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -474,6 +476,8 @@ pub(crate) async fn register(
 #[utoipa::path(tag = "workers", request_body = LeaseRequest, responses(
     (status = 200, body = Leased),
     (status = 404, description = "The worker is not registered (its registration lapsed): register again", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "Malformed request (not JSON, or fields of the wrong type)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field does not fit", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -648,6 +652,8 @@ fn failure(
 #[utoipa::path(tag = "workers", request_body = HeartbeatRequest, responses(
     (status = 200, body = HeartbeatAnswer),
     (status = 404, description = "The worker is not registered: register again", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "Malformed request (not JSON, or fields of the wrong type)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field does not fit", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -782,6 +788,8 @@ fn attempt_end(
 #[utoipa::path(tag = "workers", request_body = CompleteRequest, responses(
     (status = 200, body = CompleteAnswer),
     (status = 404, description = "The worker is not registered: register again", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "Malformed request (not JSON, or fields of the wrong type)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "The request does not fit (no reports, too many)", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -869,6 +877,8 @@ fn stale(id: &str) -> String {
     responses(
     (status = 200, body = Recorded),
     (status = 409, description = "The token no longer holds the task: not recorded", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "Malformed request (not JSON, or fields of the wrong type)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "The report does not fit (a result off its schema)", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]

@@ -28,8 +28,9 @@ pub(crate) struct KindView {
     /// JSON Schema of a successful run's result (the record's `result`).
     #[schema(value_type = Object)]
     pub result_schema: Value,
-    /// A payload the kind accepts, for the docs and as a starting point.
-    #[schema(value_type = Object)]
+    /// A payload the kind accepts, for the docs and as a starting point; null when the
+    /// worker that registered the kind gave none.
+    #[schema(value_type = Option<Object>, required = true)]
     pub example: Value,
     /// Digest of the definition that validates submits now.
     #[schema(example = "3f2a9c0d1b4e5f60")]
