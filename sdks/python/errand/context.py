@@ -30,7 +30,6 @@ class Context:
     timeout_secs: int | None = None
     traceparent: str | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
-    _lost: bool = field(default=False, repr=False)
     _progress: dict | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _news: Callable[[], None] | None = field(default=None, repr=False)

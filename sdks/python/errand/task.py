@@ -8,7 +8,6 @@ and bad results at report.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import typing
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ class TaskDef:
             name=name or fn.__name__,
             queue=queue,
             fn=fn,
-            is_async=asyncio.iscoroutinefunction(fn),
+            is_async=inspect.iscoroutinefunction(fn),
             payload_type=ptype,
             wants_context=len(params) == 2,
             payload_schema=payload_schema,

@@ -35,7 +35,7 @@ import re
 import signal
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import schema
@@ -544,7 +544,6 @@ class Worker:
                 log.warning("task %s lost: this worker no longer holds it (its lease lapsed "
                             "or it was given back); stopping it, reporting nothing", tid)
                 h.lost = True
-                h.ctx._lost = True
                 h.ctx._cancel.set()
                 if h.job is not None and not h.job.done():
                     h.job.cancel()

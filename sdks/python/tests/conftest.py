@@ -48,16 +48,16 @@ def wait_until(what: str, cond: Callable, timeout: float = 20.0, every: float = 
         time.sleep(every)
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
+def start_redis(port: int, d: Path, *, durable: bool = False) -> subprocess.Popen:
+    """A redis-server on `port` with its files in `d`, answering PING; `durable` keeps an
+    append-only file synced on every write, so a restart keeps the data."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed (scripts/ensure-redis.sh installs it)")
-    port = free_port()
-    d = tmp_path_factory.mktemp("redis")
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", str(d)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if durable else [
+        "--appendonly", "no"]
+    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof,
+                          "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def up():
         try:
@@ -68,6 +68,36 @@ def redis_url(tmp_path_factory):
             return False
 
     wait_until("redis-server to answer", up)
+    return p
+
+
+def start_api(redis_url: str, port: int, log, lease_secs: int = LEASE_SECS) -> subprocess.Popen:
+    """The real errand-api on `port`, logging to the open file `log`."""
+    exe = Path(os.environ.get("ERRAND_API_BIN", ROOT / "target/debug/errand-api"))
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: build it (`cargo build -p errand-api`)")
+    env = {**os.environ, "ERRAND_ENV": "local", "ERRAND__REDIS__URL": redis_url,
+           "ERRAND__API__HOST": "127.0.0.1", "ERRAND__API__PORT": str(port),
+           "ERRAND__WORKER__LEASE_SECS": str(lease_secs), "ERRAND__API__UPKEEP_MS": "100"}
+    p = subprocess.Popen([str(exe)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        if p.poll() is not None:
+            pytest.fail(f"errand-api exited with {p.returncode}; see {log.name}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until("errand-api to answer /healthz", ready, timeout=60)
+    return p
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    port = free_port()
+    p = start_redis(port, tmp_path_factory.mktemp("redis"))
     yield f"redis://127.0.0.1:{port}"
     p.terminate()
     p.wait(10)
@@ -113,27 +143,10 @@ class Api:
 
 @pytest.fixture(scope="session")
 def api(redis_url, tmp_path_factory):
-    exe = Path(os.environ.get("ERRAND_API_BIN", ROOT / "target/debug/errand-api"))
-    if not exe.exists():
-        pytest.fail(f"{exe} is missing: build it (`cargo build -p errand-api`)")
     port = free_port()
-    env = {**os.environ, "ERRAND_ENV": "local", "ERRAND__REDIS__URL": redis_url,
-           "ERRAND__API__HOST": "127.0.0.1", "ERRAND__API__PORT": str(port),
-           "ERRAND__WORKER__LEASE_SECS": str(LEASE_SECS), "ERRAND__API__UPKEEP_MS": "100"}
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")
-    p = subprocess.Popen([str(exe)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        if p.poll() is not None:
-            pytest.fail(f"errand-api exited with {p.returncode}; see {log.name}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until("errand-api to answer /healthz", ready, timeout=60)
-    yield Api(base)
+    p = start_api(redis_url, port, log)
+    yield Api(f"http://127.0.0.1:{port}")
     p.terminate()
     p.wait(15)
     log.close()

@@ -14,7 +14,7 @@ use super::{Cancel, Layout, Retention, Submitted, TaskStore};
 use crate::settings::RedisSettings;
 use crate::task::{Callback, TaskId, TaskState, WebhookEvent};
 
-fn cluster_store(cluster: &RedisCluster, prefix: &str) -> TaskStore {
+pub(super) fn cluster_store(cluster: &RedisCluster, prefix: &str) -> TaskStore {
     let conn = super::connect(&RedisSettings {
         url: cluster.url(),
         key_prefix: prefix.into(),

@@ -354,11 +354,11 @@ impl TaskStore {
             return Ok(None);
         }
         match holder {
-            Some(h) if h != item.id => {
+            Some(h) => {
                 let rec = self.record_hash(&item.queue, &h).await?;
                 Ok((!rec.is_empty()).then_some(rec))
             }
-            _ => Ok(None),
+            None => Ok(None),
         }
     }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use errand_testkit::{RedisServer, cluster::RedisCluster, wait_for};
 
+use super::bounds_tests::cluster_store;
 use super::pause::tests::{store, task};
 use super::{Layout, NewTask, Submitted, TaskStore, Unique};
-use crate::settings::RedisSettings;
 
 fn unique(queue: &str, key: &str, for_secs: u64) -> NewTask {
     let mut t = task(queue);
@@ -146,15 +146,7 @@ async fn a_unique_key_answers_its_task_inside_the_window_and_frees_after() {
 #[tokio::test]
 async fn a_unique_key_on_a_cluster_lives_in_its_queues_slot_and_leaves_no_claim() {
     let cluster = RedisCluster::start().await;
-    let conn = super::connect(&RedisSettings {
-        url: cluster.url(),
-        key_prefix: "u".into(),
-        response_timeout_ms: 5000,
-        connect_timeout_ms: 2000,
-        tls_ca_file: None,
-    })
-    .unwrap();
-    let s = TaskStore::new(conn, Layout::new("u"));
+    let s = cluster_store(&cluster, "u");
     the_rules(&s, "u").await;
     // A duplicate claims no pointer for its own id.
     s.submit(unique("c", "k", 60), Utc::now()).await.unwrap();

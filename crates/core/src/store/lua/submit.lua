@@ -22,7 +22,7 @@ for t = 1, tonumber(ARGV[A]) do
   -- An id that names a task already is answered as such (create_task), key or not.
   if ukey ~= '' and redis.call('EXISTS', record_key(queue, id)) == 0 then
     holder = redis.call('GET', unique_key(queue, ukey))
-    if holder and (holder == id or redis.call('EXISTS', record_key(queue, holder)) == 0) then
+    if holder and redis.call('EXISTS', record_key(queue, holder)) == 0 then
       holder = nil
     end
   end
