@@ -33,6 +33,7 @@ use crate::state::AppState;
 
 pub(crate) const SUBMITTED: &str = "errand_kinds_submitted_total";
 pub(crate) const CANCELLED: &str = "errand_kinds_cancelled_total";
+const RECOVERED: &str = "errand_kinds_recovered_total";
 const LEASED: &str = "errand_http_worker_leased_total";
 const REPORTED: &str = "errand_http_worker_reports_total";
 const HTTP_REQUESTS: &str = "errand_http_requests_total";
@@ -79,6 +80,8 @@ pub(crate) fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             describe();
+            // Present from the start, so `increase()` sees the first recovery.
+            counter!(RECOVERED).absolute(0);
             handle
         })
         .clone()
@@ -93,6 +96,10 @@ fn describe() {
     describe_counter!(
         CANCELLED,
         "Tasks cancelled before they ran, by this api process (running ones are counted by the worker that stopped them)."
+    );
+    describe_counter!(
+        RECOVERED,
+        "Running tasks whose worker was lost (lease lapsed), re-queued by this api process's upkeep (workers count theirs under the same name)."
     );
     describe_counter!(
         LEASED,
@@ -201,6 +208,11 @@ static CANCELS: LazyLock<QueueKindCounters> = LazyLock::new(|| QueueKindCounters
 /// A task this process created.
 pub(crate) fn submitted(queue: &str, kind: &str) {
     SUBMITS.increment(queue, kind);
+}
+
+/// Lapsed leases this process's upkeep re-queued.
+pub(crate) fn recovered(n: u64) {
+    counter!(RECOVERED).increment(n);
 }
 
 /// Tasks an HTTP worker leased.

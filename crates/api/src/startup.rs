@@ -71,7 +71,7 @@ impl Application {
                 store.clone(),
                 Duration::from_millis(settings.api.upkeep_ms),
                 shutdown.background(),
-                |_| {},
+                crate::metrics::recovered,
             ));
         }
         let redoc = crate::redoc::RedocAssets::load(&settings.api.redoc_js_path);

@@ -74,7 +74,7 @@ async fn chaos_many_long_interleavings_keep_every_invariant() {
             % 1_000_000
             * 1000
     });
-    let runs = env("ERRAND_INTERLEAVE_RUNS").unwrap_or(12);
+    let runs = env("ERRAND_INTERLEAVE_RUNS").unwrap_or(8);
     let started = Instant::now();
     let mut tally = Tally::default();
     let mut failures = Vec::new();
