@@ -814,6 +814,8 @@ mod tests {
                 range("delay_secs", lo as f64, hi as f64);
                 let (lo, hi) = bounds::UNIQUE_FOR_SECS.into_inner();
                 range("unique_for_secs", lo as f64, hi as f64);
+                let (lo, hi) = bounds::PRIORITY.into_inner();
+                range("priority", lo.into(), hi.into());
             }
             assert_eq!(p["queue"]["pattern"], QueueName::PATTERN, "{name}.queue");
         }

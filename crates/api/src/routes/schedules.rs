@@ -116,6 +116,8 @@ fn define(
             callback: None,
             unique_key: None,
             unique_for_secs: None,
+            priority: None,
+            concurrency_key: None,
         },
         Utc::now(),
     )?;

@@ -3,7 +3,7 @@ use std::{ops::RangeInclusive, time::Duration};
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{Cursor, ListQuery, NewTask, Submitted, Unique},
+    store::{Cursor, Flow, ListQuery, NewTask, Submitted, Unique},
     task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,16 @@ pub(crate) struct SubmitTask {
     /// How long `unique_key` is held from the submit that took it (1 to 2592000 s).
     #[schema(minimum = 1, maximum = 2592000)]
     pub unique_for_secs: Option<u64>,
+    /// 1 to 9, default 5: higher first. When several priorities wait, each gets a share of
+    /// the fetches proportional to 4^priority, so lower ones are slowed, never starved
+    /// (docs/flow-control.md).
+    #[schema(minimum = 1, maximum = 9, example = 7)]
+    pub priority: Option<u8>,
+    /// A concurrency key (a customer, a tenant): at most the queue's `per_key` limit of
+    /// tasks with this key run at once, across all workers; the others wait without holding
+    /// back other keys' tasks (docs/flow-control.md).
+    #[schema(example = "customer-7", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    pub concurrency_key: Option<String>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -182,6 +192,12 @@ pub(crate) fn prepare(
             Some(Unique { key, for_secs })
         }
     };
+    let priority = in_range("priority", t.priority, bounds::PRIORITY)?
+        .unwrap_or(errand_core::task::DEFAULT_PRIORITY);
+    if let Some(k) = &t.concurrency_key {
+        // The same alphabet and length as ids: the key is part of a Redis key.
+        TaskId::parse(k).map_err(|e| ApiError::invalid("concurrency_key", e.to_string()))?;
+    }
     let callback: Option<Callback> = t.callback.map(Into::into);
     if let Some(cb) = &callback {
         state
@@ -202,6 +218,10 @@ pub(crate) fn prepare(
         callback,
         traceparent: errand_core::telemetry::current_traceparent(),
         unique,
+        flow: Flow {
+            priority,
+            concurrency_key: t.concurrency_key,
+        },
     })
 }
 

@@ -531,6 +531,8 @@ pub(crate) async fn lease(
                 break;
             }
         }
+        // The earliest a rate-limited task of these queues may go (docs/flow-control.md).
+        let mut soonest: Option<Duration> = None;
         for q in &queues {
             if tasks.len() >= max {
                 break;
@@ -541,6 +543,9 @@ pub(crate) async fn lease(
                 .store
                 .fetch(q, max - tasks.len(), &r.worker, lease_for, &token, now)
                 .await?;
+            if let Some(d) = fetched.retry_in {
+                soonest = Some(soonest.map_or(d, |s| s.min(d)));
+            }
             let (run, foreign): (Vec<_>, Vec<_>) = fetched
                 .claimed
                 .into_iter()
@@ -576,7 +581,7 @@ pub(crate) async fn lease(
             break;
         }
         tokio::select! {
-            () = tokio::time::sleep(pause.min(deadline - now)) => {}
+            () = tokio::time::sleep(pause.min(soonest.unwrap_or(pause)).min(deadline - now)) => {}
             () = state.stopping.cancelled() => {}
         }
         pause = (pause * 2).min(Duration::from_millis(100));

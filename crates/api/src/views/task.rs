@@ -299,6 +299,12 @@ pub(crate) struct TaskView {
     #[serde(default)]
     #[schema(required = true)]
     pub webhook: Option<WebhookStatusView>,
+    /// 1 to 9, higher first; 5 unless the submit gave one (docs/flow-control.md).
+    #[schema(required = true, minimum = 1, maximum = 9, example = 5)]
+    pub priority: u8,
+    /// The concurrency key the queue's `per_key` limit counts it under; null for none.
+    #[schema(required = true, example = "customer-7")]
+    pub concurrency_key: Option<String>,
 }
 
 /// By value where the handler is done with the record: the payload and the result, the
@@ -343,6 +349,8 @@ impl TaskView {
             schedule_id: r.schedule_id.clone(),
             callback: r.callback.as_ref().map(Into::into),
             webhook: r.webhook.as_ref().map(Into::into),
+            priority: r.priority,
+            concurrency_key: r.concurrency_key.clone(),
         }
     }
 }

@@ -56,6 +56,12 @@ pub struct Fetched {
     /// Entries taken off the list whose task was not waiting (cancelled, already claimed
     /// through another entry, expired): dropped.
     pub dropped: usize,
+    /// Tasks moved aside to wait for a limit (their kind's rate, their concurrency key):
+    /// still `queued`, no attempt used.
+    pub held: usize,
+    /// A rate limit holds tasks back: the earliest of them may go after this long (fetch
+    /// again then; nothing wakes the worker for it).
+    pub retry_in: Option<Duration>,
 }
 
 impl TaskStore {
@@ -105,14 +111,18 @@ impl TaskStore {
     }
 }
 
-/// Decodes `{dropped, (id, kind, payload, attempt, max_attempts, timeout_secs, traceparent,
+/// Decodes `{dropped, held, retry ms, (id, kind, payload, attempt, max_attempts, timeout_secs, traceparent,
 /// updated_at)...}`; every claim's token is the fetch's.
 fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
     let mut it = reply.into_iter();
-    let dropped: usize = match it.next() {
-        Some(v) => redis::from_redis_value(v)?,
-        None => return Err(StoreError::Protocol("fetch: empty reply".into())),
-    };
+    let mut head = [0u64; 3];
+    for h in &mut head {
+        *h = match it.next() {
+            Some(v) => redis::from_redis_value(v)?,
+            None => return Err(StoreError::Protocol("fetch: short reply".into())),
+        };
+    }
+    let [dropped, held, retry_ms] = head;
     let rest: Vec<redis::Value> = it.collect();
     if !rest.len().is_multiple_of(FIELDS) {
         return Err(StoreError::Protocol(format!(
@@ -154,5 +164,10 @@ fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched,
                 .map(|t| t.with_timezone(&Utc)),
         });
     }
-    Ok(Fetched { claimed, dropped })
+    Ok(Fetched {
+        claimed,
+        dropped: dropped as usize,
+        held: held as usize,
+        retry_in: (retry_ms > 0).then(|| Duration::from_millis(retry_ms)),
+    })
 }

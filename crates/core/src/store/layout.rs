@@ -59,6 +59,36 @@ impl Layout {
         format!("{}ready", self.tag(queue))
     }
 
+    /// List: ids of `queue`'s tasks of priority `p` (1 to 9) waiting to run, in order; the
+    /// default priority's is [`Layout::ready_list`].
+    pub fn band_list(&self, queue: &str, p: u8) -> String {
+        if p == crate::task::DEFAULT_PRIORITY {
+            self.ready_list(queue)
+        } else {
+            format!("{}ready:p{p}", self.tag(queue))
+        }
+    }
+
+    /// Hash of `queue`'s flow-control limits (`rate`, `rate:<kind>`, `per_key`).
+    pub fn limits(&self, queue: &str) -> String {
+        format!("{}limits", self.tag(queue))
+    }
+
+    /// Zset of `queue`'s queued task ids held back by their kind's rate, by when a token is due.
+    pub fn throttled(&self, queue: &str) -> String {
+        format!("{}throttled", self.tag(queue))
+    }
+
+    /// List of `queue`'s queued task ids waiting for concurrency key `key` to have room.
+    pub fn key_waiting(&self, queue: &str, key: &str) -> String {
+        format!("{}ck:wait:{key}", self.tag(queue))
+    }
+
+    /// Set of `queue`'s running task ids holding concurrency key `key`.
+    pub fn key_running(&self, queue: &str, key: &str) -> String {
+        format!("{}ck:run:{key}", self.tag(queue))
+    }
+
     /// Zset of `queue`'s live task ids by creation ms.
     pub fn queue_index(&self, queue: &str) -> String {
         format!("{}idx", self.tag(queue))
@@ -202,7 +232,9 @@ mod tests {
             include_str!("lua/prelude.lua"),
             "\nreturn {record_key('q', 'T1'), pointer_key('T1'), ready_list('q'), queue_index('q'),
               state_index('q', 'running'), delayed_key('q'), fetch_memo('q', 'T'), QUEUES,
-              P .. 'events', P .. 'wake:q', P .. 'cancel', webhook_due('q'), webhook_delivery('q', 'T1.1')}"
+              P .. 'events', P .. 'wake:q', P .. 'cancel', webhook_due('q'), webhook_delivery('q', 'T1.1'),
+              band_list('q', 5), band_list('q', 9), limits_key('q'), throttled_key('q'),
+              key_waiting('q', 'c1'), key_running('q', 'c1')}"
         ));
         let mut inv = probe.prepare_invoke();
         for a in l.script_head(true) {
@@ -224,6 +256,12 @@ mod tests {
             l.cancel_channel(),
             l.webhook_due("q"),
             l.webhook_delivery("q", "T1.1"),
+            l.band_list("q", 5),
+            l.band_list("q", 9),
+            l.limits("q"),
+            l.throttled("q"),
+            l.key_waiting("q", "c1"),
+            l.key_running("q", "c1"),
         ];
         assert_eq!(derived, named);
 

@@ -89,6 +89,7 @@ pub(crate) mod tests {
             run_at: None,
             traceparent: None,
             unique: None,
+            flow: Default::default(),
             callback: None,
         }
     }

@@ -345,6 +345,7 @@ fn plan_tick(
         // A fired task's attempts start traces of their own (docs/observability.md).
         traceparent: None,
         unique: None,
+        flow: Default::default(),
     };
     let (id, queue) = (task.id.clone(), task.queue.clone());
     let mut fields = record_fields(&new_record(task, now));

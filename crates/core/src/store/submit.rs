@@ -38,6 +38,26 @@ pub struct NewTask {
     pub traceparent: Option<String>,
     /// At most one task of this key in its queue for a while; `None`: no such limit.
     pub unique: Option<Unique>,
+    /// Its priority and concurrency key.
+    pub flow: Flow,
+}
+
+/// Where a task stands in its queue's flow control (docs/flow-control.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// 1 to 9, higher first ([`crate::task::bounds::PRIORITY`]).
+    pub priority: u8,
+    /// Capped by the queue's `per_key` running tasks; `[A-Za-z0-9._:-]`, 1 to 128.
+    pub concurrency_key: Option<String>,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Self {
+            priority: crate::task::DEFAULT_PRIORITY,
+            concurrency_key: None,
+        }
+    }
 }
 
 /// A unique key and its window (`unique_key`, `unique_for_secs` at submit): while the task
@@ -552,6 +572,8 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         schedule_id: None,
         callback: task.callback,
         webhook: None,
+        priority: task.flow.priority,
+        concurrency_key: task.flow.concurrency_key,
         traceparent: task.traceparent,
     }
 }
@@ -581,6 +603,13 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
             "callback",
             serde_json::to_string(cb).expect("a callback serializes"),
         ));
+    }
+    // Only when set: a task of the default priority and no key costs no extra field.
+    if r.priority != crate::task::DEFAULT_PRIORITY {
+        fields.push(("priority", r.priority.to_string()));
+    }
+    if let Some(k) = &r.concurrency_key {
+        fields.push(("concurrency_key", k.clone()));
     }
     // Only when traces are on: a task without one costs no extra field.
     if let Some(tp) = &r.traceparent {

@@ -13,5 +13,7 @@ pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=604_800;
 pub const DELAY_SECS: RangeInclusive<u64> = 0..=31_536_000;
 /// How long a terminal record stays readable, in seconds (up to 30 days).
 pub const RESULT_TTL_SECS: RangeInclusive<u64> = 1..=2_592_000;
+/// A task's priority: higher first (docs/flow-control.md); 5 when not given.
+pub const PRIORITY: RangeInclusive<u8> = 1..=9;
 /// How long a unique key is held from the submit that took it, in seconds (up to 30 days).
 pub const UNIQUE_FOR_SECS: RangeInclusive<u64> = 1..=2_592_000;

@@ -10,6 +10,9 @@ mod state;
 mod webhook;
 
 pub use backoff::{backoff, jitter};
+
+/// The priority of a task submitted without one: the middle of [`bounds::PRIORITY`].
+pub const DEFAULT_PRIORITY: u8 = 5;
 pub use id::{InvalidTaskId, TaskId};
 pub use queue::{InvalidQueueName, QueueName};
 pub use record::{Progress, TaskError, TaskRecord, rfc3339};

@@ -79,6 +79,12 @@ pub struct TaskRecord {
     /// The latest webhook delivery; null until the task ends with an event its callback asked for.
     #[serde(default)]
     pub webhook: Option<WebhookStatus>,
+    /// 1 to 9, higher first (docs/flow-control.md); 5 unless the submit gave one.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// The concurrency key: the queue's `per_key` limit caps its running tasks; null for none.
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
     /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
     /// spans continue that trace. Internal (not served): a trace id is found in the logs.
     #[serde(skip)]
@@ -165,9 +171,18 @@ impl TaskRecord {
             schedule_id: opt(&mut h, "schedule_id"),
             callback: opt_json(&mut h, "callback")?,
             webhook: opt_json(&mut h, "webhook")?,
+            priority: opt(&mut h, "priority")
+                .map(|v| num(v, "priority"))
+                .transpose()?
+                .unwrap_or(super::DEFAULT_PRIORITY),
+            concurrency_key: opt(&mut h, "concurrency_key"),
             traceparent: opt(&mut h, "traceparent"),
         })
     }
+}
+
+fn default_priority() -> u8 {
+    super::DEFAULT_PRIORITY
 }
 
 /// RFC 3339 with millisecond precision, the one timestamp format in every record.

@@ -30,6 +30,7 @@ fn task(id: &str, max_attempts: u32) -> NewTask {
         callback: None,
         traceparent: None,
         unique: None,
+        flow: Default::default(),
     }
 }
 

@@ -125,8 +125,20 @@ async fn release(store: &TaskStore, queue: &str, claims: Vec<Claimed>) {
 /// A fetch's answer, its claims already in the inbox (or given back).
 struct Landed {
     asked: usize,
-    result: Result<(usize, usize), StoreError>,
+    result: Result<Got, StoreError>,
 }
+
+/// What a fetch did: claimed, handled otherwise (dropped, or held for a limit), and when a
+/// rate-limited task may go.
+struct Got {
+    claimed: usize,
+    handled: usize,
+    retry_in: Option<Duration>,
+}
+
+/// Longest a worker waits on a rate limit before it looks again (a limit changed at runtime
+/// takes effect within this).
+const MAX_HOLD: Duration = Duration::from_secs(1);
 
 pub(crate) struct ErrandBackend {
     store: TaskStore,
@@ -216,10 +228,19 @@ impl ErrandBackend {
             )
             .await;
             let result = match fetched {
-                Ok(Fetched { claimed, dropped }) => {
+                Ok(Fetched {
+                    claimed,
+                    dropped,
+                    held,
+                    retry_in,
+                }) => {
                     let got = claimed.len();
                     release(&store, &queue, inbox.offer(claimed)).await;
-                    Ok((got, dropped))
+                    Ok(Got {
+                        claimed: got,
+                        handled: dropped + held,
+                        retry_in,
+                    })
                 }
                 Err(e) => Err(e),
             };
@@ -242,12 +263,15 @@ impl ErrandBackend {
             },
         };
         match result {
-            Ok((got, dropped)) => {
+            Ok(got) => {
                 self.failures = 0;
                 self.token = None;
-                self.more = got + dropped >= asked;
-                if dropped > 0 {
-                    tracing::debug!(queue = %self.queue, dropped, "entries of tasks no longer waiting dropped");
+                self.more = got.claimed + got.handled >= asked;
+                if let Some(wait) = got.retry_in {
+                    // A rate limit holds tasks back and nothing will wake us for them: look
+                    // again when the earliest may go (docs/flow-control.md).
+                    self.backoff = Some(Box::pin(tokio::time::sleep(wait.min(MAX_HOLD))));
+                    self.more = true;
                 }
             }
             Err(e) => {
@@ -371,6 +395,7 @@ mod tests {
                         callback: None,
                         traceparent: None,
                         unique: None,
+                        flow: Default::default(),
                     },
                     Utc::now(),
                 )

@@ -67,6 +67,7 @@ pub(crate) async fn submit(
         callback: None,
         traceparent: None,
         unique: None,
+        flow: Default::default(),
     };
     match store.submit(task, Utc::now()).await.expect("submit") {
         Submitted::Created(_) => id,

@@ -23,11 +23,25 @@
 -- fetch whose reply was lost (a timeout while Redis was slow) is sent again with the same
 -- token and answered with the same claims, instead of stranding them until their leases
 -- lapse and they run again as a new attempt.
+-- Flow control (docs/flow-control.md), from the queue's limits hash, read first:
+-- - priorities: the head of each priority band's ready list, the bands picked by stride
+--   scheduling (a band's share of the picks is proportional to 4^priority among the bands
+--   that hold tasks), so higher bands go first and lower ones are never starved;
+-- - the queue's rate limit (GCRA): a fetch claims at most the tokens there are, and none
+--   when there are none (nothing is taken off the lists);
+-- - a kind's rate limit: a task of a kind out of tokens moves to the queue's `throttled`
+--   zset, scored by when the kind's next token is due, and is taken from there first once
+--   it is due; it stays `queued` and uses no attempt;
+-- - concurrency keys: a task whose key holds `per_key` running tasks moves to the key's
+--   waiting list, out of the way of other keys' tasks, until one of them leaves `running`
+--   (prelude `free_key`; upkeep's `unpark` for a raised or removed limit).
+-- A token is spent per claim: an attempt that starts, never a task that waits.
 -- ARGV[A]: queue, [A+1]: most tasks (at most MAX_FETCH), [A+2]: worker, [A+3]: now
 --   rfc3339, [A+4]: lease ms, [A+5]: fetch token
--- Returns {dropped, then per claimed task: id, kind, payload, attempt, max_attempts,
---   timeout_secs or '', traceparent or '', updated_at} (just what the worker runs it with;
---   updated_at of a queued task is when it entered the queue: its wait, for the metrics).
+-- Returns {dropped, held (moved to wait for a limit), ms until a held task may go (0: none
+--   held), then per claimed task: id, kind, payload, attempt, max_attempts, timeout_secs
+--   or '', traceparent or '', updated_at} (just what the worker runs it with; updated_at of
+--   a queued task is when it entered the queue: its wait, for the metrics).
 local MAX_FETCH = 1000
 local queue, worker, now = ARGV[A], ARGV[A + 2], ARGV[A + 3]
 local n = math.min(math.max(tonumber(ARGV[A + 1]) or 1, 1), MAX_FETCH)
@@ -37,7 +51,7 @@ local memo = fetch_memo(queue, token)
 -- What a claim needs of a record (a field read costs a scan of the record's listpack, so
 -- no more than that); a replay also reads who holds it.
 local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
-  'traceparent', 'updated_at', 'cancel_requested'}
+  'traceparent', 'updated_at', 'cancel_requested', 'concurrency_key'}
 local REPLAY = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
   'traceparent', 'updated_at', 'worker', 'claim'}
 
@@ -53,7 +67,7 @@ end
 local seen = redis.call('LRANGE', memo, 0, -1)
 if #seen > 0 then
   -- The same fetch again: answer with its claims this worker still holds.
-  local out = {0}
+  local out = {0, 0, 0}
   for _, id in ipairs(seen) do
     local f = redis.call('HMGET', record_key(queue, id), unpack(REPLAY))
     if f[1] == 'running' and f[10] == token and f[9] == worker then
@@ -63,15 +77,143 @@ if #seen > 0 then
   return out
 end
 
-if redis.call('EXISTS', paused_key(queue)) == 1 then return {0} end
-local ready = ready_list(queue)
-local ids = redis.call('LRANGE', ready, 0, n - 1)
-if #ids == 0 then return {0} end
+if redis.call('EXISTS', paused_key(queue)) == 1 then return {0, 0, 0} end
+local ms = now_ms()
+local L = {}
+do
+  local raw = redis.call('HGETALL', limits_key(queue))
+  for i = 1, #raw, 2 do L[raw[i]] = raw[i + 1] end
+end
 
--- Judge every entry before writing anything: `act[i]` is 'claim', 'drop', 'cancel' or the
--- name of the field that makes the record unrunnable. A task can have two entries in one
--- read (cancelled while queued, then retried): only the first is judged, the others are
--- dropped, as when the claim went before them.
+-- GCRA: a limit of `count` per `period` ms with `burst` lets `burst` go at once after an
+-- idle spell and then one per period / count. `tat` is the theoretical arrival time.
+local function rate(spec)
+  if not spec then return nil end
+  local c, per, b = string.match(spec, '^(%d+) (%d+) (%d+)$')
+  if not c then return nil end
+  local t = tonumber(per) / math.max(tonumber(c), 1)
+  return {t = t, tau = t * (math.max(tonumber(b), 1) - 1)}
+end
+-- How many may go now (at most `cap`), and the ms until the next may.
+local function room(r, tat, cap)
+  local late = math.max(tat, ms) - ms
+  if late > r.tau then return 0, late - r.tau end
+  return math.min(math.floor((r.tau - late) / r.t) + 1, cap), 0
+end
+local gcra = gcra_key(queue)
+local tats, limited = {}, L.rate ~= nil
+for f in pairs(L) do
+  if string.sub(f, 1, 5) == 'rate:' then limited = true end
+end
+if limited then
+  local raw = redis.call('HGETALL', gcra)
+  for i = 1, #raw, 2 do tats[raw[i]] = tonumber(raw[i + 1]) end
+end
+-- The state of limit `name` under rate `r`, no later than `r` alone could have made it:
+-- a limit raised at runtime holds from the next fetch, not after the old one's debt.
+local function tat_of(name, r)
+  tats[name] = math.min(tats[name] or 0, ms + r.tau + r.t)
+  return tats[name]
+end
+
+local wait_ms = 0
+local function hold_until(w)
+  w = math.max(math.ceil(w), 1)
+  if wait_ms == 0 or w < wait_ms then wait_ms = w end
+end
+local asked = n
+local qrate = rate(L.rate)
+if qrate then
+  local r, w = room(qrate, tat_of('q', qrate), n)
+  if r == 0 then return {0, 0, math.max(math.ceil(w), 1)} end
+  n = r
+end
+
+-- Candidates: due throttled tasks first (they waited longest), then the bands' heads.
+-- `from[i]`: 'z' for the throttled zset, else the band's list key.
+local ids, from = {}, {}
+local throttled = throttled_key(queue)
+local due = redis.call('ZRANGEBYSCORE', throttled, '-inf', ms, 'LIMIT', 0, n)
+for _, id in ipairs(due) do ids[#ids + 1] = id; from[#ids] = 'z' end
+local take = {}
+local want = n - #ids
+if want > 0 then
+  local others = redis.call('SMEMBERS', bands_key(queue))
+  if #others == 0 then
+    take[DEFAULT_PRIORITY] = want
+  else
+    -- Several bands may hold tasks: share `want` picks among the non-empty ones by stride
+    -- scheduling. Each non-empty band has a head tag; the band with the lowest goes next
+    -- (the higher band on a tie), the queue's virtual time moves to that tag, and the
+    -- band's tag grows by its stride, 4^(9 - p). A band that was empty starts at the
+    -- virtual time plus its stride: idling earns it no credit.
+    local pk = pass_key(queue)
+    local lens, bands, gone = {}, {}, {}
+    local l = redis.call('LLEN', ready_list(queue))
+    if l > 0 then
+      lens[DEFAULT_PRIORITY] = l; bands[#bands + 1] = DEFAULT_PRIORITY
+    else
+      gone[#gone + 1] = DEFAULT_PRIORITY
+    end
+    for _, b in ipairs(others) do
+      local p = tonumber(b)
+      local bl = p and redis.call('LLEN', band_list(queue, p)) or 0
+      if bl > 0 then
+        lens[p] = bl; bands[#bands + 1] = p
+      else
+        redis.call('SREM', bands_key(queue), b)
+        gone[#gone + 1] = b
+      end
+    end
+    if #gone > 0 then redis.call('HDEL', pk, unpack(gone)) end
+    if #bands == 1 then
+      take[bands[1]] = math.min(want, lens[bands[1]])
+    elseif #bands > 1 then
+      local vt = tonumber(redis.call('HGET', pk, 'vt')) or 0
+      local head = {}
+      for _, p in ipairs(bands) do
+        head[p] = tonumber(redis.call('HGET', pk, p)) or (vt + 4 ^ (9 - p))
+        take[p] = 0
+      end
+      for _ = 1, want do
+        local best
+        for _, p in ipairs(bands) do
+          if take[p] < lens[p] and (not best or head[p] < head[best]
+              or (head[p] == head[best] and p > best)) then
+            best = p
+          end
+        end
+        if not best then break end
+        take[best] = take[best] + 1
+        vt = head[best]
+        head[best] = head[best] + 4 ^ (9 - best)
+      end
+      local w = {'vt', vt}
+      for _, p in ipairs(bands) do w[#w + 1] = p; w[#w + 1] = head[p] end
+      redis.call('HSET', pk, unpack(w))
+    end
+  end
+  for p = 9, 1, -1 do
+    if take[p] and take[p] > 0 then
+      local key = band_list(queue, p)
+      for _, id in ipairs(redis.call('LRANGE', key, 0, take[p] - 1)) do
+        ids[#ids + 1] = id; from[#ids] = key
+      end
+    end
+  end
+end
+if #ids == 0 then
+  local soonest = redis.call('ZRANGE', throttled, 0, 0, 'WITHSCORES')
+  if soonest[2] then hold_until(tonumber(soonest[2]) - ms) end
+  return {0, 0, wait_ms}
+end
+
+-- Judge every entry before writing anything: `act[i]` is 'claim', 'drop', 'cancel',
+-- 'throttle', 'park' or the name of the field that makes the record unrunnable. A task can
+-- have two entries in one read (cancelled while queued, then retried): only the first is
+-- judged, the others are dropped, as when the claim went before them.
+local per_key = tonumber(L.per_key)
+local krates, holding, score = {}, {}, {}
 local fs, act, attempts, maxes, judged = {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local f = redis.pcall('HMGET', record_key(queue, id), unpack(FIELDS))
@@ -91,17 +233,44 @@ for i, id in ipairs(ids) do
       act[i] = 'kind'
     else
       act[i] = 'claim'
+      local ck = f[10]
+      if per_key and ck and ck ~= '' then
+        if holding[ck] == nil then holding[ck] = redis.call('SCARD', key_running(queue, ck)) end
+        if holding[ck] >= per_key then act[i] = 'park' end
+      end
+      if act[i] == 'claim' then
+        local kr = krates[f[4]]
+        if kr == nil then kr = rate(L['rate:' .. f[4]]) or false; krates[f[4]] = kr end
+        if kr then
+          local name = 'k:' .. f[4]
+          local r, w = room(kr, tat_of(name, kr), 1)
+          if r == 0 then
+            act[i], score[i] = 'throttle', ms + w
+          else
+            tats[name] = math.max(tats[name], ms) + kr.t
+          end
+        end
+      end
+      if act[i] == 'claim' and per_key and ck and ck ~= '' then holding[ck] = holding[ck] + 1 end
     end
   end
   judged[id] = true
 end
 
-redis.call('LTRIM', ready, #ids, -1)
-local ms = now_ms()
+local trims = {}
+for i, id in ipairs(ids) do
+  if from[i] == 'z' then
+    redis.call('ZREM', throttled, id)
+  else
+    trims[from[i]] = (trims[from[i]] or 0) + 1
+  end
+end
+for key, c in pairs(trims) do redis.call('LTRIM', key, c, -1) end
 local lease_until = ms + lease
 local claimed = {}
-local running, queued = state_index(queue, 'running'), state_index(queue, 'queued')
-local out = {0}
+local running = state_index(queue, 'running')
+local queued = state_index(queue, 'queued')
+local out = {0, 0, 0}
 for i, id in ipairs(ids) do
   local f, a = fs[i], act[i]
   if a == 'claim' then
@@ -111,11 +280,20 @@ for i, id in ipairs(ids) do
     redis.call('ZADD', running, lease_until, id)
     redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker', worker,
       'claim', token, 'started_at', now, 'started_ms', ms, 'updated_at', now)
+    if f[10] and f[10] ~= '' then redis.call('SADD', key_running(queue, f[10]), id) end
     event(id, 'running')
     claimed[#claimed + 1] = id
     reply(out, id, f, attempt, maxes[i])
   elseif a == 'drop' then
     out[1] = out[1] + 1
+  elseif a == 'throttle' then
+    redis.call('ZADD', throttled, score[i], id)
+    hold_until(score[i] - ms)
+    out[2] = out[2] + 1
+  elseif a == 'park' then
+    redis.call('RPUSH', key_waiting(queue, f[10]), id)
+    redis.call('SADD', keys_waiting(queue), f[10])
+    out[2] = out[2] + 1
   elseif a == 'cancel' then
     local key = record_key(queue, id)
     redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now, 'updated_at', now,
@@ -137,6 +315,34 @@ for i, id in ipairs(ids) do
     out[1] = out[1] + 1
   end
 end
+-- Tokens are spent by the claims alone.
+if qrate and #claimed > 0 then
+  tats.q = math.max(tats.q, ms) + qrate.t * #claimed
+  -- Capped by the queue's tokens: more may wait; come back when the next token is due.
+  if n < asked then
+    local _, w = room(qrate, tats.q, 1)
+    hold_until(w)
+  end
+end
+if limited then
+  -- The state lives as long as a token of it is owed, and a minute more.
+  local wt, horizon = {}, 0
+  for name, tat in pairs(tats) do
+    if tat > 0 then
+      wt[#wt + 1] = name; wt[#wt + 1] = string.format('%.3f', tat)
+      horizon = math.max(horizon, tat - ms)
+    end
+  end
+  if #wt > 0 then
+    redis.call('HSET', gcra, unpack(wt))
+    redis.call('PEXPIRE', gcra, math.ceil(horizon) + 60000)
+  end
+end
+if wait_ms == 0 and #claimed < asked then
+  local soonest = redis.call('ZRANGE', throttled, 0, 0, 'WITHSCORES')
+  if soonest[2] then hold_until(tonumber(soonest[2]) - ms) end
+end
+out[3] = wait_ms
 -- In slices: `unpack` of thousands of items fails ("too many results to unpack").
 for i = 1, #claimed, 500 do
   redis.call('RPUSH', memo, unpack(claimed, i, math.min(i + 499, #claimed)))

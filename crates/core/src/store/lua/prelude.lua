@@ -80,12 +80,77 @@ local function wake(queue)
   redis.call('PUBLISH', P .. 'wake:' .. queue, '1')
 end
 
--- Hands task `id` to its queue's workers. `front`: ahead of the waiting tasks, for a task
--- whose attempt was already under way when its worker died. The caller wakes the queue.
--- A task may have more than one entry (cancelled while queued, then retried): only the
--- entry that finds it `queued` claims it; the others are dropped by fetch.lua.
-local function enqueue(queue, id, front)
-  redis.call(front and 'LPUSH' or 'RPUSH', ready_list(queue), id)
+-- Flow control (docs/flow-control.md). A queue's limits, set at runtime through the admin
+-- API (store::Layout::limits), a hash: `rate` (the queue's) and `rate:<kind>` as
+-- "<tasks> <period ms> <burst>", `per_key` the most running tasks per concurrency key.
+local function limits_key(queue) return tag(queue) .. 'limits' end
+-- Each rate limit's GCRA state, a hash: `q` (the queue's) or `k:<kind>` -> theoretical
+-- arrival time (ms).
+local function gcra_key(queue) return tag(queue) .. 'gcra' end
+-- Zset of queued task ids held back by their kind's rate limit, by the ms a token is due.
+local function throttled_key(queue) return tag(queue) .. 'throttled' end
+-- Set of the running task ids holding concurrency key `k`, list of the queued ids waiting
+-- for it (oldest first), and the set of keys with waiting tasks.
+local function key_running(queue, k) return tag(queue) .. 'ck:run:' .. k end
+local function key_waiting(queue, k) return tag(queue) .. 'ck:wait:' .. k end
+local function keys_waiting(queue) return tag(queue) .. 'ck:waiting' end
+-- Priorities 1 to 9, 5 the default. Each band has a ready list; the default band's is the
+-- queue's `ready` list, so a queue that never uses priorities has one list as before.
+-- `bands`: the set of the other bands that may hold entries (fetch.lua reads only those).
+local DEFAULT_PRIORITY = 5
+local function band_list(queue, p)
+  if not p or p == DEFAULT_PRIORITY then return ready_list(queue) end
+  return ready_list(queue) .. ':p' .. p
+end
+local function bands_key(queue) return tag(queue) .. 'bands' end
+-- Each band's pass (stride scheduling, fetch.lua) and the queue's virtual time `vt`.
+local function pass_key(queue) return tag(queue) .. 'pass' end
+
+-- Hands task `id` to its queue's workers, on the ready list of its priority band `prio`
+-- (nil: the default). `front`: ahead of the waiting tasks of its band, for a task whose
+-- attempt was already under way when its worker died, or that waited for its key. The
+-- caller wakes the queue. A task may have more than one entry (cancelled while queued, then
+-- retried): only the entry that finds it `queued` claims it; the others are dropped by
+-- fetch.lua.
+local function enqueue(queue, id, front, prio)
+  prio = tonumber(prio)
+  if prio and prio ~= DEFAULT_PRIORITY then redis.call('SADD', bands_key(queue), prio) end
+  redis.call(front and 'LPUSH' or 'RPUSH', band_list(queue, prio), id)
+end
+
+-- Hands the tasks waiting for concurrency key `ck` back to the queue (each at the head of
+-- its band, oldest first) while the key has room under the queue's `per_key` limit (all of
+-- them, 100 a call, when there is no limit any more). Entries of tasks no longer queued
+-- (cancelled while they waited) are dropped. Returns how many went back.
+local function unpark(queue, ck)
+  local limit = tonumber(redis.call('HGET', limits_key(queue), 'per_key'))
+  local room = 100
+  if limit then room = math.min(limit - redis.call('SCARD', key_running(queue, ck)), 100) end
+  local wait, back, pops = key_waiting(queue, ck), {}, 0
+  while #back < room and pops < 200 do
+    local id = redis.call('LPOP', wait)
+    if not id then
+      redis.call('SREM', keys_waiting(queue), ck)
+      break
+    end
+    pops = pops + 1
+    local f = redis.call('HMGET', record_key(queue, id), 'state', 'priority')
+    if f[1] == 'queued' then back[#back + 1] = {id, f[2]} end
+  end
+  for i = #back, 1, -1 do enqueue(queue, back[i][1], true, back[i][2]) end
+  if #back > 0 then wake(queue) end
+  return #back
+end
+
+-- Task `id` left `running`: its hold on its concurrency key `ck` ends (nil: read from the
+-- record), and a task waiting for the key may go.
+local function free_key(key, queue, id, ck)
+  if ck == nil then ck = redis.call('HGET', key, 'concurrency_key') end
+  if not ck or ck == '' then return end
+  if redis.call('SREM', key_running(queue, ck), id) == 1
+      and redis.call('EXISTS', key_waiting(queue, ck)) == 1 then
+    unpark(queue, ck)
+  end
 end
 
 -- Events of one script call, published as ONE message of "<id> <state>" lines (a batch of
@@ -143,11 +208,13 @@ end
 -- (Redis TIME: the one clock of every score) or, for `running`, the lease expiry; a
 -- terminal index is scored by the record's expiry, so upkeep finds expired ids there
 -- without a zset of its own. `ttl`: the record's result_ttl_secs when the caller already
--- read it (else it is read here); `cb` likewise the record's callback (false: none).
-local function transition(key, id, queue, from, to, ms, ttl, cb)
+-- read it (else it is read here); `cb` likewise the record's callback (false: none), and
+-- `ck` its concurrency key (false: none), whose hold a task leaving `running` gives up.
+local function transition(key, id, queue, from, to, ms, ttl, cb, ck)
   if from then
     redis.call('ZREM', state_index(queue, from), id)
     if TERMINAL[from] then redis.call('PERSIST', key) end
+    if from == 'running' then free_key(key, queue, id, ck) end
   end
   if TERMINAL[to] then
     queue_webhook(key, id, queue, to, ms, cb)
@@ -208,7 +275,11 @@ local function create_task(id, queue, due, created, args, from, to, expect)
     redis.call('ZADD', delayed_key(queue), due, id)
     transition(key, id, queue, nil, 'scheduled', created)
   else
-    enqueue(queue, id)
+    local prio
+    for j = from, to - 1, 2 do
+      if args[j] == 'priority' then prio = args[j + 1] end
+    end
+    enqueue(queue, id, false, prio)
     transition(key, id, queue, nil, 'queued', created)
   end
   return true

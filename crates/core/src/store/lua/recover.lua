@@ -14,7 +14,8 @@ local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', src, id)
   local key = record_key(queue, id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'worker', 'cancel_requested')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'worker', 'cancel_requested',
+    'priority', 'concurrency_key')
   local state = f[1]
   local eligible = (mode == 'delayed' and (state == 'scheduled' or state == 'retrying'))
     or (mode == 'running' and state == 'running')
@@ -38,13 +39,18 @@ for _, id in ipairs(ids) do
     else
       redis.call('HSET', key, 'state', to, 'next_attempt_at', '', 'progress', '', 'updated_at', now)
     end
-    transition(key, id, queue, state, to, ms)
+    transition(key, id, queue, state, to, ms, nil, nil, f[7] or false)
     if to == 'queued' then
-      enqueue(queue, id, mode == 'running')
+      enqueue(queue, id, mode == 'running', f[6])
       moved = moved + 1
     end
     event(id, to)
   end
+end
+if mode == 'running' then
+  -- The safety net of concurrency keys: tasks waiting for a key that has room (a limit
+  -- raised or removed, a hand-off a bounded unpark left for later) go back to the queue.
+  for _, ck in ipairs(redis.call('SRANDMEMBER', keys_waiting(queue), 20)) do unpark(queue, ck) end
 end
 if moved > 0 then wake(queue) end
 flush_events()

@@ -10,7 +10,7 @@ redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'claim', '', 'cancel_re
   'result', '', 'error', '', 'progress', '', 'started_at', '', 'finished_at', '', 'next_attempt_at', '',
   'updated_at', now)
 transition(key, id, queue, state, 'queued', now_ms())
-enqueue(queue, id)
+enqueue(queue, id, false, redis.call('HGET', key, 'priority'))
 wake(queue)
 event(id, 'queued')
 flush_events()

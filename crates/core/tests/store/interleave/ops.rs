@@ -466,6 +466,7 @@ fn new_task(s: &Spec, now: DateTime<Utc>) -> NewTask {
             key: k.into(),
             for_secs: 3600,
         }),
+        flow: Default::default(),
     }
 }
 
