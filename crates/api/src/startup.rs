@@ -152,6 +152,8 @@ impl Application {
                 .service(routes::queues::list_workers)
                 .service(routes::queues::pause_queue)
                 .service(routes::queues::resume_queue)
+                .service(routes::limits::get_limits)
+                .service(routes::limits::set_limits)
                 .configure(|cfg| tutorial.configure(cfg))
                 .service(routes::schedules::create_schedule)
                 .service(routes::schedules::list_schedules)

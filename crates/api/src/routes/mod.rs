@@ -5,6 +5,7 @@ pub(crate) mod control;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod kinds;
+pub(crate) mod limits;
 pub(crate) mod query;
 pub(crate) mod queues;
 pub(crate) mod schedules;

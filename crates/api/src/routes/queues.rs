@@ -75,7 +75,7 @@ pub(crate) async fn list_queues(state: web::Data<AppState>) -> Result<HttpRespon
     }))
 }
 
-fn queue_name(raw: &str) -> Result<&str, ApiError> {
+pub(crate) fn queue_name(raw: &str) -> Result<&str, ApiError> {
     match QueueName::parse(raw) {
         Ok(_) => Ok(raw),
         Err(e) => Err(ApiError::BadRequest {

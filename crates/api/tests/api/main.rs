@@ -4,6 +4,7 @@ mod access;
 mod bad_input;
 mod contract;
 mod helpers;
+mod limits;
 mod listing;
 mod metrics;
 mod not_now;
