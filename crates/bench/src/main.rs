@@ -5,6 +5,7 @@
 
 mod cluster;
 mod deploy;
+mod flow;
 mod python;
 mod raw;
 mod workloads;
@@ -19,7 +20,7 @@ use crate::workloads::Workload;
 #[derive(Parser)]
 #[command(about = "errand's benchmark harness")]
 struct Cli {
-    /// Workloads to run (W1 … W6); all when none are given.
+    /// Workloads to run (W1 … W6, W8); all when none are given.
     workloads: Vec<Workload>,
     /// Runs per figure; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -212,6 +213,60 @@ const TARGETS: &[Target] = &[
         label: "W6 Python worker CPU per task",
         unit: "us",
         goal: None,
+    },
+    Target {
+        key: "w8_rate_tps",
+        label: "W8 started/s, queue limited to 500/s",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w8_rate_error_pct",
+        label: "W8 off the limit over 10 s",
+        unit: "%",
+        goal: Some((5.0, false)),
+    },
+    Target {
+        key: "w8_max_1s_window",
+        label: "W8 most started in any 1 s",
+        unit: "tasks",
+        goal: Some((550.0, false)),
+    },
+    Target {
+        key: "w8_key_max_running_sampled",
+        label: "W8 key limit 2: most running (sampled)",
+        unit: "tasks",
+        goal: Some((2.0, false)),
+    },
+    Target {
+        key: "w8_key_max_running_records",
+        label: "W8 key limit 2: most running (records)",
+        unit: "tasks",
+        goal: Some((2.0, false)),
+    },
+    Target {
+        key: "w8_other_keys_tps",
+        label: "W8 other keys' drain",
+        unit: "tasks/s",
+        goal: None,
+    },
+    Target {
+        key: "w8_other_keys_vs_unlimited",
+        label: "W8 other keys / no limits",
+        unit: "ratio",
+        goal: Some((0.9, true)),
+    },
+    Target {
+        key: "w8_w2_priorities_vs_plain",
+        label: "W8 W2 drain, priorities 1-9 / plain",
+        unit: "ratio",
+        goal: Some((0.9, true)),
+    },
+    Target {
+        key: "w8_w2_limits_idle_vs_plain",
+        label: "W8 W2 drain, limits idle / plain",
+        unit: "ratio",
+        goal: Some((0.95, true)),
     },
     Target {
         key: "w2_2proc_vs_1proc",
