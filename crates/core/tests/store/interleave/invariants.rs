@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::model::{QUEUES, World};
+use super::{
+    model::{KEYED_QUEUE, PER_KEY, QUEUES, World},
+    ops::CONCURRENCY_KEYS,
+};
 
 pub(crate) const ONE_INDEX: &str = "an accepted task is always in exactly one index of its state";
 pub(crate) const ONE_CLAIM: &str =
@@ -19,6 +22,10 @@ pub(crate) const CANCEL: &str =
 pub(crate) const REACHABLE: &str = "nothing queued is unreachable";
 pub(crate) const EXPIRY: &str = "a terminal record has a TTL and a live one has none";
 pub(crate) const WEBHOOK: &str = "a lapsed webhook claim never settles over a later one";
+pub(crate) const KEY_LIMIT: &str =
+    "no more tasks of one concurrency key run at once than the queue's per_key limit";
+pub(crate) const KEY_HOLD: &str =
+    "a concurrency key is held by its running tasks alone (every exit from running frees it)";
 pub(crate) const UNIQUE: &str =
     "one live task per unique key and queue, and a duplicate is answered with it";
 
@@ -50,6 +57,8 @@ pub(crate) struct Obs {
     ready: BTreeMap<String, Vec<String>>,
     delayed: BTreeMap<String, BTreeSet<String>>,
     records: BTreeMap<String, Rec>,
+    /// Concurrency key -> the ids its running set holds (queue `KEYED_QUEUE`).
+    holding: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Reads what the checks need in one round trip.
@@ -63,6 +72,18 @@ pub(crate) async fn observe(w: &mut World) -> Obs {
         p.cmd("ZRANGE").arg(l.queue_index(q)).arg(0).arg(-1);
         p.cmd("LRANGE").arg(l.ready_list(q)).arg(0).arg(-1);
         p.cmd("ZRANGE").arg(l.delayed(q)).arg(0).arg(-1);
+        // Where else a queued task may wait: its priority's list, throttled by its kind's
+        // rate, or waiting for its concurrency key.
+        for band in (1..=9).filter(|&b| b != 5) {
+            p.cmd("LRANGE").arg(l.band_list(q, band)).arg(0).arg(-1);
+        }
+        p.cmd("ZRANGE").arg(l.throttled(q)).arg(0).arg(-1);
+        for k in CONCURRENCY_KEYS {
+            p.cmd("LRANGE").arg(l.key_waiting(q, k)).arg(0).arg(-1);
+        }
+    }
+    for k in CONCURRENCY_KEYS {
+        p.cmd("SMEMBERS").arg(l.key_running(KEYED_QUEUE, k));
     }
     let tracked: Vec<(String, String)> = w
         .tasks
@@ -87,10 +108,18 @@ pub(crate) async fn observe(w: &mut World) -> Obs {
         }
         let ids: Vec<String> = redis::from_redis_value(next()).unwrap();
         obs.live.insert(q.into(), ids.into_iter().collect());
-        obs.ready
-            .insert(q.into(), redis::from_redis_value(next()).unwrap());
+        let mut ready: Vec<String> = redis::from_redis_value(next()).unwrap();
         let ids: Vec<String> = redis::from_redis_value(next()).unwrap();
         obs.delayed.insert(q.into(), ids.into_iter().collect());
+        for _ in 0..8 + 1 + CONCURRENCY_KEYS.len() {
+            let more: Vec<String> = redis::from_redis_value(next()).unwrap();
+            ready.extend(more);
+        }
+        obs.ready.insert(q.into(), ready);
+    }
+    for k in CONCURRENCY_KEYS {
+        let ids: Vec<String> = redis::from_redis_value(next()).unwrap();
+        obs.holding.insert(k.into(), ids.into_iter().collect());
     }
     for (id, _) in tracked {
         let rec = Rec {
@@ -278,8 +307,8 @@ pub(crate) fn check(w: &mut World, obs: &Obs) {
             (
                 REACHABLE,
                 format!(
-                    "{} waiting with no entry to be found by (a queued task must be on its \
-                     ready list, a delayed one in its delayed set): nothing will ever run them",
+                    "{} waiting with no entry to be found by (a queued task must be on a \
+                     ready list, throttled, or waiting for its key; a delayed one in its delayed set): nothing will ever run them",
                     stranded.join(", ")
                 ),
             ),
@@ -310,6 +339,42 @@ pub(crate) fn check(w: &mut World, obs: &Obs) {
                     format!("queue {q}'s index holds {id}, which is expired or was never accepted"),
                 ));
             }
+        }
+    }
+    // Concurrency keys: the running records of the keyed queue, counted per key.
+    let mut per_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for id in &obs.index[&(KEYED_QUEUE.to_owned(), "running".to_owned())] {
+        if let Some(k) = obs
+            .records
+            .get(id)
+            .and_then(|r| r.fields.get("concurrency_key"))
+        {
+            per_key.entry(k).or_default().push(id);
+        }
+    }
+    // A key's running set holds exactly its running tasks: an entry left by a task that
+    // left `running` would hold the key for good.
+    for (k, held) in &obs.holding {
+        let running: BTreeSet<String> = per_key
+            .get(k.as_str())
+            .map(|v| v.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        if *held != running {
+            flags.push((
+                KEY_HOLD,
+                format!("key {k}'s running set holds {held:?}, its running tasks are {running:?}"),
+            ));
+        }
+    }
+    for (k, ids) in per_key {
+        if ids.len() > PER_KEY as usize {
+            flags.push((
+                KEY_LIMIT,
+                format!(
+                    "{} tasks of key {k} run at once in queue {KEYED_QUEUE}: {ids:?}",
+                    ids.len()
+                ),
+            ));
         }
     }
     for (invariant, detail) in flags {

@@ -11,7 +11,7 @@ use chrono::{SubsecRound, Utc};
 use errand_core::{
     TaskStore,
     schedule::{Misfire, NewSchedule, ScheduleId, ScheduleTemplate},
-    store::{ClaimedWebhook, Layout, NewTask},
+    store::{ClaimedWebhook, Layout, NewTask, QueueLimits, Rate},
 };
 use errand_testkit::RedisServer;
 use redis::aio::MultiplexedConnection;
@@ -31,6 +31,11 @@ pub(crate) const LEASE: Duration = Duration::from_secs(3600);
 pub(crate) const TRACE: usize = 30;
 /// The queue and attempts of the tasks the schedule fires.
 pub(crate) const TICK_QUEUE: &str = "b";
+/// Queue `a` runs one task per concurrency key at a time.
+pub(crate) const KEYED_QUEUE: &str = "a";
+pub(crate) const PER_KEY: u32 = 1;
+/// Queue `b`'s noops are rate limited (so some wait throttled): this many a second, burst 3.
+pub(crate) const NOOP_RATE: u32 = 100;
 pub(crate) const TICK_ATTEMPTS: u32 = 2;
 
 /// A claim a worker holds.
@@ -238,6 +243,35 @@ impl World {
         };
         store
             .create_schedule(&def, Some(now + chrono::Duration::days(30)), now)
+            .await
+            .unwrap();
+        store
+            .set_limits(
+                KEYED_QUEUE,
+                &QueueLimits {
+                    per_key: Some(PER_KEY),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut kinds = BTreeMap::new();
+        kinds.insert(
+            "noop".to_owned(),
+            Rate {
+                count: NOOP_RATE,
+                period_ms: 1000,
+                burst: 3,
+            },
+        );
+        store
+            .set_limits(
+                TICK_QUEUE,
+                &QueueLimits {
+                    kinds,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         Self {

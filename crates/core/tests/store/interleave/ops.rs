@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{Cancel, NewTask, Outcome, Recover, Retry, Settle, Submitted, Unique},
+    store::{Cancel, Flow, NewTask, Outcome, Recover, Retry, Settle, Submitted, Unique},
     task::{Callback, Progress, TaskError, TaskId, WebhookEvent, WebhookState, WebhookStatus},
 };
 use serde_json::json;
@@ -27,6 +27,8 @@ pub(crate) const DAMAGE: [&str; 3] = ["attempt", "max_attempts", "kind"];
 const LOST: f64 = 0.15;
 /// The unique keys submits draw from: few, so duplicates are common.
 const UNIQUE_KEYS: [&str; 2] = ["u0", "u1"];
+/// The concurrency keys submits draw from.
+pub(crate) const CONCURRENCY_KEYS: [&str; 2] = ["c0", "c1"];
 /// Most live (not terminal) tasks, and most tasks tracked, before submits pause: small
 /// enough that actors keep meeting the same tasks.
 const MOST_LIVE: usize = 12;
@@ -44,6 +46,10 @@ pub(crate) struct Spec {
     pub(crate) callback: bool,
     /// With a unique key (held an hour: longer than any run).
     pub(crate) unique: Option<&'static str>,
+    /// Its priority (1 to 9; 5 the default).
+    pub(crate) priority: u8,
+    /// Its concurrency key (queue `a` holds one running task per key: `model::PER_KEY`).
+    pub(crate) key: Option<&'static str>,
 }
 
 impl Spec {
@@ -55,6 +61,8 @@ impl Spec {
             delayed: false,
             callback: false,
             unique: None,
+            priority: 5,
+            key: None,
         }
     }
 
@@ -277,6 +285,14 @@ fn build(name: &str, rng: &mut Rng, w: &mut World, lose_ok: bool) -> Op {
                     unique: rng
                         .chance(0.25)
                         .then(|| UNIQUE_KEYS[rng.below(UNIQUE_KEYS.len())]),
+                    priority: if rng.chance(0.3) {
+                        1 + rng.below(9) as u8
+                    } else {
+                        5
+                    },
+                    key: rng
+                        .chance(0.3)
+                        .then(|| CONCURRENCY_KEYS[rng.below(CONCURRENCY_KEYS.len())]),
                 })
                 .collect();
             Op::Submit {
@@ -466,7 +482,10 @@ fn new_task(s: &Spec, now: DateTime<Utc>) -> NewTask {
             key: k.into(),
             for_secs: 3600,
         }),
-        flow: Default::default(),
+        flow: Flow {
+            priority: s.priority,
+            concurrency_key: s.key.map(Into::into),
+        },
     }
 }
 
