@@ -116,7 +116,7 @@ export const rejected: Schemas["SubmitTask"][] = [
   // @ts-expect-error n is an integer, not a string
   { kind: "fibonacci", payload: { n: "10" } },
   // @ts-expect-error unknown submit field
-  { kind: "noop", priority: 1 },
+  { kind: "noop", urgency: 1 },
   // @ts-expect-error a chaos task is not offered by a default server
   { kind: "chaos", payload: { mode: "panic" } },
 ];
