@@ -68,10 +68,13 @@ class Client:
                timeout_secs: int | None = None, delay_secs: int | None = None,
                run_at: str | None = None, result_ttl_secs: int | None = None,
                callback: dict | None = None, unique_key: str | None = None,
-               unique_for_secs: int | None = None) -> dict:
+               unique_for_secs: int | None = None, priority: int | None = None,
+               concurrency_key: str | None = None) -> dict:
         """Submits one task; answers its record (state `queued`, or `scheduled` with a
         delay). An `id` makes the submit idempotent; `unique_key` with `unique_for_secs`
-        answers the task already holding the key in the queue, inside its window."""
+        answers the task already holding the key in the queue, inside its window.
+        `priority` (1 to 9, default 5) and `concurrency_key` are the queue's flow control
+        (docs/flow-control.md)."""
         body: dict = {"kind": kind}
         if payload is not None:
             body["payload"] = schema.to_json(payload)
@@ -79,7 +82,8 @@ class Client:
                      ("timeout_secs", timeout_secs), ("delay_secs", delay_secs),
                      ("run_at", run_at), ("result_ttl_secs", result_ttl_secs),
                      ("callback", callback), ("unique_key", unique_key),
-                     ("unique_for_secs", unique_for_secs)):
+                     ("unique_for_secs", unique_for_secs), ("priority", priority),
+                     ("concurrency_key", concurrency_key)):
             if v is not None:
                 body[k] = v
         return self._request("POST", "/v1/tasks", f"submit {kind}", json=body).json()

@@ -42,3 +42,15 @@ def test_a_unique_key_answers_the_first_task_inside_its_window(api, ns, spawn):
                      unique_for_secs=60)
         assert b["id"] == a["id"]
         c.cancel(a["id"])
+
+
+def test_priority_and_concurrency_key_are_sent_and_a_bad_one_is_refused(api, ns, spawn):
+    spawn()
+    with Client(api.base) as c:
+        t = c.submit(f"{ns}_sleepy", {"secs": 5}, queue=ns, priority=8,
+                     concurrency_key="customer-7")
+        assert (t["priority"], t["concurrency_key"]) == (8, "customer-7")
+        c.cancel(t["id"])
+        with pytest.raises(ErrandError) as e:
+            c.submit(f"{ns}_sleepy", {"secs": 5}, queue=ns, priority=10)
+        assert (e.value.status, e.value.field) == (422, "priority")
