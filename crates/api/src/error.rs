@@ -83,6 +83,9 @@ pub(crate) enum ApiError {
     /// 404: no kind of that name in the registry.
     #[error("no kind `{0}` in the registry")]
     KindNotFound(String),
+    /// 404: no bulk action of that id on the queue (or its record expired).
+    #[error("no bulk action `{0}` on this queue (or its record expired)")]
+    BulkNotFound(String),
     /// 409: a live worker runs the kind, so it cannot be removed.
     #[error("{0}")]
     KindInUse(String),
@@ -202,6 +205,11 @@ impl ApiError {
             Self::StaleClaim(_) => (StatusCode::CONFLICT, "stale-claim", "Stale claim"),
             Self::KindNotFound(_) => (StatusCode::NOT_FOUND, "kind-not-found", "Kind not found"),
             Self::KindInUse(_) => (StatusCode::CONFLICT, "kind-in-use", "Kind in use"),
+            Self::BulkNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "bulk-not-found",
+                "Bulk action not found",
+            ),
             Self::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

@@ -153,6 +153,8 @@ impl Application {
                 .service(routes::queues::pause_queue)
                 .service(routes::queues::resume_queue)
                 .service(routes::limits::get_limits)
+                .service(routes::bulk::start_bulk)
+                .service(routes::bulk::get_bulk)
                 .service(routes::limits::set_limits)
                 .configure(|cfg| tutorial.configure(cfg))
                 .service(routes::schedules::create_schedule)

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource.
 
 pub(crate) mod batch;
+pub(crate) mod bulk;
 pub(crate) mod control;
 pub(crate) mod docs;
 pub(crate) mod health;

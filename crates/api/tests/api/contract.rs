@@ -351,6 +351,8 @@ fn parameter_probes(app: &TestApp, doc: &Value) -> Vec<Probe> {
                 let body = op.get("requestBody").map(|_| {
                     if path.ends_with("/limits") {
                         json!({})
+                    } else if path.ends_with("/bulk") {
+                        json!({"action": "cancel"})
                     } else {
                         json!({"kind": "noop"})
                     }

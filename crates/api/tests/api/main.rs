@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod bulk;
 mod contract;
 mod helpers;
 mod limits;

@@ -69,6 +69,11 @@ impl Layout {
         }
     }
 
+    /// Hash of one bulk action's progress on `queue` (a day after its last change).
+    pub fn bulk(&self, queue: &str, id: &str) -> String {
+        format!("{}bulk:{id}", self.tag(queue))
+    }
+
     /// Hash of `queue`'s flow-control limits (`rate`, `rate:<kind>`, `per_key`).
     pub fn limits(&self, queue: &str) -> String {
         format!("{}limits", self.tag(queue))

@@ -36,6 +36,7 @@
 
 #[cfg(test)]
 mod bounds_tests;
+mod bulk;
 mod cancel;
 mod connect;
 mod error;
@@ -69,6 +70,7 @@ mod unique_tests;
 mod webhooks;
 mod workers;
 
+pub use bulk::{BulkAction, BulkFilter, BulkJob};
 pub use cancel::Cancel;
 pub use connect::{Conn, Connector, connect, connector};
 pub use error::{StoreError, Unavailability};

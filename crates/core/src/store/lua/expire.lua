@@ -6,7 +6,8 @@
 -- both (the pointers and tombstones live in other slots), fenced by this call's ms.
 -- Then the queue's outbox entries whose delivery expired undelivered (no worker with
 -- webhook secrets serves the queue) are dropped, and once the queue holds nothing (no live
--- record, no pending delivery, not paused) its dead ready-list and delayed entries go and,
+-- record, no pending delivery, not paused) its dead ready-list, delayed, priority, throttled
+-- and key-waiting entries go and,
 -- on a single Redis, it leaves the queue set (a cluster's caller prunes it, docs/scaling.md).
 -- ARGV[A]: queue, [A+1]: slice size, [A+2]: tombstone ms (0 = none)
 -- Returns {entries handled, 1 if the queue holds nothing, this call's ms, then the ids that
@@ -62,7 +63,14 @@ if handled < slice and redis.call('ZCARD', queue_index(queue)) == 0
     and redis.call('ZCARD', due) == 0 and redis.call('EXISTS', paused_key(queue)) == 0 then
   -- Every live task is in the listing index: what the ready list, the delayed set or a
   -- state index still holds belongs to no task.
-  redis.call('DEL', ready_list(queue), delayed_key(queue))
+  redis.call('DEL', ready_list(queue), delayed_key(queue), throttled_key(queue), pass_key(queue))
+  for _, b in ipairs(redis.call('SMEMBERS', bands_key(queue))) do
+    redis.call('DEL', band_list(queue, tonumber(b)))
+  end
+  for _, ck in ipairs(redis.call('SMEMBERS', keys_waiting(queue))) do
+    redis.call('DEL', key_waiting(queue, ck), key_running(queue, ck))
+  end
+  redis.call('DEL', bands_key(queue), keys_waiting(queue))
   for _, s in ipairs({'queued', 'scheduled', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'}) do
     redis.call('DEL', state_index(queue, s))
   end

@@ -357,3 +357,44 @@ local function flush_stats()
     redis.call('EXPIRE', k, STATS_TTL)
   end
 end
+
+-- Queues a failed or cancelled task again with a fresh budget of attempts (retry.lua, and
+-- bulk.lua's `retry`). Returns 'queued', or 'gone' | 'conflict' and the state. The caller
+-- wakes the queue and flushes the events.
+local function retry_task(queue, id, now, ms)
+  local key = record_key(queue, id)
+  local f = redis.call('HMGET', key, 'state', 'priority')
+  local state = f[1]
+  if not state then return 'gone' end
+  if state ~= 'failed' and state ~= 'cancelled' then return 'conflict', state end
+  redis.call('HSET', key, 'state', 'queued', 'attempt', 0, 'claim', '', 'cancel_requested', '',
+    'result', '', 'error', '', 'progress', '', 'started_at', '', 'finished_at', '', 'next_attempt_at', '',
+    'updated_at', now)
+  transition(key, id, queue, state, 'queued', ms)
+  enqueue(queue, id, false, f[2])
+  event(id, 'queued')
+  return 'queued'
+end
+
+-- Cancels a task (cancel.lua, and bulk.lua's `cancel`): one that has not started now, a
+-- running one by request to its worker. Returns 'cancelled' | 'requested', or 'gone' |
+-- 'terminal' and the state. The caller flushes the events.
+local function cancel_task(queue, id, now, ms)
+  local key = record_key(queue, id)
+  local state = redis.call('HGET', key, 'state')
+  if not state then return 'gone' end
+  if TERMINAL[state] then return 'terminal', state end
+  if state == 'running' then
+    redis.call('HSET', key, 'cancel_requested', '1', 'updated_at', now)
+    redis.call('PUBLISH', P .. 'cancel', id)
+    event(id, 'cancel_requested')
+    return 'requested'
+  end
+  redis.call('ZREM', delayed_key(queue), id)
+  redis.call('ZREM', throttled_key(queue), id)
+  redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now, 'updated_at', now,
+    'next_attempt_at', '', 'error', cjson.encode({kind = 'cancelled', message = 'cancelled before it ran'}))
+  transition(key, id, queue, state, 'cancelled', ms)
+  event(id, 'cancelled')
+  return 'cancelled'
+end
