@@ -56,6 +56,12 @@ pub(crate) enum Command {
     Pause { queue: String },
     /// Resume a paused queue; its idle workers fetch at once.
     Resume { queue: String },
+    /// Show a queue's limits and what they hold back; with any flag, set them (all of them:
+    /// what is not given is removed).
+    Limits(Limits),
+    /// Retry, cancel or delete every task of a queue matching a state, kind and error kind,
+    /// worked by the server in slices; follows it with a progress bar unless --no-wait.
+    Bulk(Bulk),
     /// Worker processes alive now.
     Workers,
     /// Periodic schedules.
@@ -98,6 +104,12 @@ pub(crate) struct Submit {
     /// How long `--unique-key` is held, in seconds.
     #[arg(long, value_name = "SECS", requires = "unique_key")]
     pub(crate) unique_for: Option<u64>,
+    /// 1 to 9, higher first (default 5).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub(crate) priority: Option<u8>,
+    /// Counted under the queue's limit of running tasks per key (`errand limits --per-key`).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) concurrency_key: Option<String>,
     /// POST a signed webhook to this URL when the task ends (docs/webhooks.md).
     #[arg(long, value_name = "URL")]
     pub(crate) callback: Option<String>,
@@ -107,6 +119,89 @@ pub(crate) struct Submit {
     /// Follow the task to its end (progress bar on a terminal); exit with its outcome.
     #[arg(long, short)]
     pub(crate) wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Limits {
+    pub(crate) queue: String,
+    /// The queue's rate across all workers: COUNT/PERIOD, e.g. 500/1s, 10/250ms, 100/1m.
+    #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_rate)]
+    pub(crate) rate: Option<(u32, u64)>,
+    /// How many may start at once after an idle spell (with --rate; default 1).
+    #[arg(long, requires = "rate")]
+    pub(crate) burst: Option<u32>,
+    /// A kind's rate: KIND=COUNT/PERIOD[:BURST], e.g. http_request=10/1s:5 (repeatable).
+    #[arg(long, value_name = "KIND=COUNT/PERIOD[:BURST]", value_parser = parse_kind_rate)]
+    pub(crate) kind_rate: Vec<(String, u32, u64, u32)>,
+    /// Most running tasks per concurrency key.
+    #[arg(long)]
+    pub(crate) per_key: Option<u32>,
+    /// Remove every limit.
+    #[arg(long, conflicts_with_all = ["rate", "kind_rate", "per_key"])]
+    pub(crate) clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Bulk {
+    pub(crate) queue: String,
+    /// retry (failed or cancelled tasks), cancel (waiting or running ones) or delete
+    /// (terminal ones).
+    #[arg(value_parser = ["retry", "cancel", "delete"])]
+    pub(crate) action: String,
+    /// The state to act on (default: failed for retry and delete, queued for cancel).
+    #[arg(long, value_parser = parse_state)]
+    pub(crate) state: Option<TaskState>,
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// Only tasks whose last error has this kind (timeout, worker_lost, …).
+    #[arg(long)]
+    pub(crate) error_kind: Option<String>,
+    /// Print the job and return at once instead of following it.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+}
+
+/// `COUNT/PERIOD`, the period a number with `ms`, `s`, `m` or `h`.
+pub(crate) fn parse_rate(s: &str) -> Result<(u32, u64), String> {
+    let bad = || format!("`{s}`: give COUNT/PERIOD, e.g. 500/1s, 10/250ms, 100/1m");
+    let (count, period) = s.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let period = period.trim();
+    if period.is_empty() {
+        return Err(bad());
+    }
+    let (n, unit) = period
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((period, "ms"), |i| period.split_at(i));
+    let n: u64 = if n.is_empty() {
+        1
+    } else {
+        n.parse().map_err(|_| bad())?
+    };
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    Ok((count, n * ms))
+}
+
+fn parse_kind_rate(s: &str) -> Result<(String, u32, u64, u32), String> {
+    let (kind, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: give KIND=COUNT/PERIOD[:BURST]"))?;
+    let (rate, burst) = match rest.split_once(':') {
+        Some((r, b)) => (
+            r,
+            b.parse()
+                .map_err(|_| format!("`{s}`: the burst is a number"))?,
+        ),
+        None => (rest, 1),
+    };
+    let (count, period) = parse_rate(rate)?;
+    Ok((kind.to_owned(), count, period, burst))
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod args;
 mod exit;
+mod flow;
 mod output;
 mod run;
 

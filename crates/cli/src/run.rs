@@ -42,6 +42,8 @@ pub(crate) async fn run(cli: Cli) -> Res {
             t.timeout_secs = s.timeout;
             t.unique_key = s.unique_key;
             t.unique_for_secs = s.unique_for;
+            t.priority = s.priority;
+            t.concurrency_key = s.concurrency_key;
             if let Some(url) = s.callback {
                 t = t.callback(url, &s.callback_events);
             }
@@ -136,6 +138,11 @@ pub(crate) async fn run(cli: Cli) -> Res {
         Command::Resume { queue } => {
             let p = client.resume_queue(&queue).await?;
             pause_state(&mut out, json, &p)?;
+        }
+        Command::Limits(l) => return crate::flow::limits(&client, l, json, &mut out).await,
+        Command::Bulk(b) => {
+            drop(out);
+            return crate::flow::bulk(&client, b, json).await;
         }
         Command::Workers => {
             let ws = client.workers().await?;

@@ -598,3 +598,89 @@ async fn pause_and_resume_a_queue() {
     let bad = errand(&e, &["pause", "no/such"]).await;
     assert_eq!(bad.code, 5, "{}", bad.stderr);
 }
+
+#[tokio::test]
+async fn limits_are_set_and_shown_and_a_bulk_cancel_is_followed_to_its_end() {
+    let e = env(false).await;
+    let set = errand(
+        &e,
+        &[
+            "--output",
+            "json",
+            "limits",
+            "partner",
+            "--rate",
+            "500/1s",
+            "--burst",
+            "50",
+            "--kind-rate",
+            "long_running=10/1s:2",
+            "--per-key",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(
+        set.json()["limits"],
+        serde_json::json!({"rate": {"count": 500, "period_ms": 1000, "burst": 50},
+            "kinds": {"sleep": {"count": 10, "period_ms": 1000, "burst": 2}}, "per_key": 2})
+    );
+    let shown = errand(&e, &["limits", "partner"]).await;
+    assert_eq!(shown.code, 0);
+    assert!(
+        shown.stdout.contains("rate      500/1000ms (burst 50)"),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("per key   2"), "{}", shown.stdout);
+    let bad = errand(&e, &["limits", "partner", "--rate", "500"]).await;
+    assert_eq!(bad.code, 2, "a rate without its period is a usage error");
+    let cleared = errand(&e, &["--output", "json", "limits", "partner", "--clear"]).await;
+    assert_eq!(cleared.json()["limits"]["per_key"], Value::Null);
+
+    for i in 0..30 {
+        let o = errand(
+            &e,
+            &[
+                "submit",
+                "sleep",
+                "-q",
+                "partner",
+                "-p",
+                r#"{"duration_secs": 1}"#,
+                "--priority",
+                "7",
+                "--concurrency-key",
+                "c1",
+                "--id",
+                &format!("bk{i}"),
+            ],
+        )
+        .await;
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    let t = errand(&e, &["--output", "json", "get", "bk3"]).await.json();
+    assert_eq!(
+        (t["priority"].clone(), t["concurrency_key"].clone()),
+        (serde_json::json!(7), serde_json::json!("c1"))
+    );
+    let job = errand(&e, &["--output", "json", "bulk", "partner", "cancel"]).await;
+    assert_eq!(job.code, 0, "{}", job.stderr);
+    let j = job.json();
+    assert_eq!(
+        (j["status"].clone(), j["done"].clone()),
+        (serde_json::json!("done"), serde_json::json!(30))
+    );
+    let text = errand(&e, &["bulk", "partner", "delete", "--state", "cancelled"]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("done — 30 examined, 30 matched, 30 done, 0 skipped"),
+        "{}",
+        text.stdout
+    );
+    let refused = errand(&e, &["bulk", "partner", "retry", "--state", "queued"]).await;
+    assert_eq!(refused.code, 5);
+    assert!(one_line_error(&refused).contains("state"));
+}

@@ -333,6 +333,38 @@ impl Client {
             .await
     }
 
+    /// `queue`'s limits and what they hold back (`GET /v1/queues/{queue}/limits`).
+    pub async fn limits(&self, queue: &str) -> Result<QueueLimits, Error> {
+        self.json(self.request(Method::GET, &format!("/v1/queues/{queue}/limits")))
+            .await
+    }
+
+    /// Replaces `queue`'s limits (`PUT /v1/queues/{queue}/limits`, admin scope): every
+    /// worker's next fetch holds to them. 422 ([`Error::Api`]) naming a limit that does not fit.
+    pub async fn set_limits(&self, queue: &str, limits: &Limits) -> Result<QueueLimits, Error> {
+        self.json(
+            self.request(Method::PUT, &format!("/v1/queues/{queue}/limits"))
+                .json(limits),
+        )
+        .await
+    }
+
+    /// Starts a bulk action on `queue`'s matching tasks (`POST /v1/queues/{queue}/bulk`,
+    /// admin scope); the server works it in slices. Follow it with [`Client::bulk`].
+    pub async fn start_bulk(&self, queue: &str, b: &StartBulk) -> Result<BulkJob, Error> {
+        self.json(
+            self.request(Method::POST, &format!("/v1/queues/{queue}/bulk"))
+                .json(b),
+        )
+        .await
+    }
+
+    /// A bulk action's progress (`GET /v1/queues/{queue}/bulk/{id}`).
+    pub async fn bulk(&self, queue: &str, id: &str) -> Result<BulkJob, Error> {
+        self.json(self.request(Method::GET, &format!("/v1/queues/{queue}/bulk/{id}")))
+            .await
+    }
+
     /// Worker processes alive now, those whose heartbeat has not lapsed
     /// (`GET /v1/workers`).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {

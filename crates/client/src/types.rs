@@ -71,6 +71,14 @@ pub struct SubmitTask {
     /// How long [`unique_key`](Self::unique_key) is held, in seconds (1 to 2592000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unique_for_secs: Option<u64>,
+    /// 1 to 9, higher first; `None`: 5. Lower priorities are slowed, never starved
+    /// (docs/flow-control.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Counted under the queue's `per_key` limit of running tasks (1 to 128 of
+    /// `A-Z a-z 0-9 . _ : -`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
 }
 
 impl SubmitTask {
@@ -85,6 +93,16 @@ impl SubmitTask {
     pub fn unique_for(mut self, key: impl Into<String>, secs: u64) -> Self {
         self.unique_key = Some(key.into());
         self.unique_for_secs = Some(secs);
+        self
+    }
+    /// Sets [`priority`](Self::priority).
+    pub fn priority(mut self, p: u8) -> Self {
+        self.priority = Some(p);
+        self
+    }
+    /// Sets [`concurrency_key`](Self::concurrency_key).
+    pub fn concurrency_key(mut self, k: impl Into<String>) -> Self {
+        self.concurrency_key = Some(k.into());
         self
     }
     /// A task of `kind` with every other field left to the server's defaults.
@@ -245,6 +263,111 @@ pub struct QueueInfo {
     /// servers, read as false).
     #[serde(default)]
     pub paused: bool,
+}
+
+/// `count` tasks per `period_ms` across every worker, `burst` at once after an idle spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Tasks per period (1 to 1000000).
+    pub count: u32,
+    /// The period in ms (1 to a day).
+    pub period_ms: u64,
+    /// Most at once (1 to 1000000).
+    pub burst: u32,
+}
+
+/// A queue's limits ([`Client::set_limits`](crate::Client::set_limits) replaces them all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The whole queue's rate; `None`: none.
+    pub rate: Option<Rate>,
+    /// Per kind, on top of the queue's.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, Rate>,
+    /// Most running tasks per concurrency key; `None`: no limit.
+    pub per_key: Option<u32>,
+}
+
+/// A concurrency key and how many of its tasks wait for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyWaiting {
+    /// The key.
+    pub key: String,
+    /// Its tasks waiting for room.
+    pub waiting: u64,
+}
+
+/// What a queue's limits hold back now (tasks still `queued`, no attempt used).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Waiting for their kind's next token.
+    pub throttled: u64,
+    /// Waiting for a running task of their key to end.
+    pub waiting_for_key: u64,
+    /// The keys with the most waiting tasks (at most 20).
+    pub keys: Vec<KeyWaiting>,
+}
+
+/// A queue's limits and what they hold back (`GET /v1/queues/{queue}/limits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLimits {
+    /// The queue.
+    pub queue: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// What they hold back now.
+    pub held: Held,
+}
+
+/// A bulk action to start ([`Client::start_bulk`](crate::Client::start_bulk)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartBulk {
+    /// `retry`, `cancel` or `delete`.
+    pub action: String,
+    /// The state of the tasks to act on; `None`: the action's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TaskState>,
+    /// Only this kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Only tasks whose last error has this kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+}
+
+/// A bulk action and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkJob {
+    /// Its id.
+    pub id: String,
+    /// The queue it works on.
+    pub queue: String,
+    /// `retry`, `cancel` or `delete`.
+    pub action: String,
+    /// The state it acts on.
+    pub state: TaskState,
+    /// Only this kind; `None`: every kind.
+    pub kind: Option<String>,
+    /// Only this error kind; `None`: any.
+    pub error_kind: Option<String>,
+    /// `running`, `done`, `interrupted` or `failed`.
+    pub status: String,
+    /// Tasks in the state when it started.
+    pub total: u64,
+    /// Records looked at.
+    pub examined: u64,
+    /// Of those, matches.
+    pub matched: u64,
+    /// Matches acted on.
+    pub done: u64,
+    /// Matches whose state changed before their turn.
+    pub skipped: u64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while running.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// A queue's pause state after a pause or resume.
