@@ -245,6 +245,48 @@ test("a paused queue's submitted tasks wait, then run after resume", async () =>
   });
 });
 
+test("the queues page shows limits and what they hold back, and runs a bulk cancel to its end", async () => {
+  const set = await api("PUT", "/v1/queues/held/limits", { rate: { count: 1000, period_ms: 1000, burst: 10 }, per_key: 1 });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  const keyed = [];
+  for (let i = 0; i < 3; i++) {
+    keyed.push(await submit({ kind: "sleep", queue: "held", payload: { duration_secs: 2 }, concurrency_key: "k1" }));
+  }
+  // One runs; the other two wait for the key, out of the ready list.
+  await waitFor("two tasks waiting for their key", 10000, async () => {
+    const l = (await api("GET", "/v1/queues/held/limits")).body;
+    return l.held.waiting_for_key === 2;
+  });
+  await page.goto(`${base}/ui/queues`);
+  assert.equal((await page.textContent("tr[data-queue=held] td[data-limits]")).trim(), "1000/s (burst 10) · 1 per key");
+  const held = await page.textContent("tr[data-queue=held] td[data-held]");
+  assert.match(held, /2 wait for key/);
+  assert.doesNotMatch(held, /throttled/);
+  assert.match(held, /k1 \(2\)/);
+  await shot("queues-limits");
+
+  // Five tasks of a queue nobody serves: cancelled all at once from the page.
+  const idle = [];
+  for (let i = 0; i < 5; i++) idle.push(await submit({ kind: "sleep", queue: "parked", payload: { duration_secs: 1 } }));
+  await page.goto(`${base}/ui/queues`);
+  await page.selectOption("form.bulk select[name=queue]", "parked");
+  await page.selectOption("form.bulk select[name=what]", "cancel:queued");
+  await page.click("form.bulk button[type=submit]");
+  await page.waitForSelector("text=Started: cancel every queued task of parked");
+  await waitFor("the bulk cancel to be done on the page", 15000, async () => {
+    await page.goto(`${base}/ui/queues`);
+    const row = await page.$("table.bulks tr[data-status=done]");
+    return row !== null && /5 done, 0 skipped of 5 matched/.test(await row.textContent());
+  });
+  await shot("queues-bulk");
+  for (const id of idle) assert.equal(await state(id), "cancelled");
+  await waitFor("the keyed tasks to run one after another", 20000, async () => {
+    for (const id of keyed) if ((await state(id)) !== "succeeded") return false;
+    return true;
+  });
+  await api("PUT", "/v1/queues/held/limits", {});
+});
+
 async function chartFigures() {
   return page.evaluate(() => {
     const card = document.querySelector(".card[data-queue=default]");

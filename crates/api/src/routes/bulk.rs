@@ -190,21 +190,33 @@ pub(crate) async fn start_bulk(
         kind,
         error_kind: body.error_kind,
     };
+    let job = begin(&state, name, action, filter).await?;
+    let location = format!("/v1/queues/{name}/bulk/{}", job.id);
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, location))
+        .json(BulkView::from(job)))
+}
+
+/// Records a job and starts working it in this process (until the process stops: then it
+/// is left `interrupted`). The API and the dashboard start jobs here.
+pub(crate) async fn begin(
+    state: &AppState,
+    queue: &str,
+    action: BulkAction,
+    filter: BulkFilter,
+) -> Result<BulkJob, errand_core::StoreError> {
     let job = state
         .store
-        .create_bulk(name, action, filter, Utc::now())
+        .create_bulk(queue, action, filter, Utc::now())
         .await?;
-    tracing::info!(queue = name, job = %job.id, action = action.as_str(), "bulk action started");
+    tracing::info!(queue, job = %job.id, action = action.as_str(), "bulk action started");
     let (store, stop, started) = (state.store.clone(), state.stopping.clone(), job.clone());
     actix_web::rt::spawn(async move {
         let ended = store.run_bulk(started, stop).await;
         tracing::info!(queue = %ended.queue, job = %ended.id, status = %ended.status,
             done = ended.done, skipped = ended.skipped, "bulk action ended");
     });
-    let location = format!("/v1/queues/{name}/bulk/{}", job.id);
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::LOCATION, location))
-        .json(BulkView::from(job)))
+    Ok(job)
 }
 
 /// A bulk action's progress (readable for a day after its last change).

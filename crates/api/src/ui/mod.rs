@@ -64,6 +64,7 @@ impl Ui {
                 web::post().to(pages::task_action),
             )
             .route("/ui/queues", web::get().to(pages::queues))
+            .route("/ui/queues/bulk", web::post().to(pages::queue_bulk))
             .route(
                 "/ui/queues/{queue}/{action}",
                 web::post().to(pages::queue_action),

@@ -17,6 +17,8 @@ static BULK: std::sync::LazyLock<redis::Script> = script!("bulk.lua");
 /// Records one listing call reads, and most index entries it examines.
 const SLICE: usize = 500;
 const BUDGET: usize = 5_000;
+/// How many of a queue's jobs [`TaskStore::recent_bulks`] keeps.
+const RECENT: usize = 20;
 /// How long a job's progress stays readable after its last change.
 const KEEP_SECS: i64 = 86_400;
 
@@ -196,7 +198,38 @@ impl TaskStore {
             error: None,
         };
         self.save_bulk(&job).await?;
+        // The queue's most recent jobs, for the dashboard (the last RECENT, a day).
+        let recent = self.layout.bulks(queue);
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .zadd(&recent, &job.id, job.started_at.timestamp_millis())
+            .ignore()
+            .zremrangebyrank(&recent, 0, -(RECENT as isize) - 1)
+            .ignore()
+            .expire(&recent, KEEP_SECS)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await?;
         Ok(job)
+    }
+
+    /// `queue`'s most recent jobs (at most 20), newest first.
+    pub async fn recent_bulks(&self, queue: &str) -> Result<Vec<BulkJob>, StoreError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(self.layout.bulks(queue))
+            .arg(0)
+            .arg(RECENT - 1)
+            .query_async(&mut c)
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(j) = self.bulk(queue, &id).await? {
+                out.push(j);
+            }
+        }
+        Ok(out)
     }
 
     async fn save_bulk(&self, job: &BulkJob) -> Result<(), StoreError> {

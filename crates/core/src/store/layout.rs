@@ -74,6 +74,11 @@ impl Layout {
         format!("{}bulk:{id}", self.tag(queue))
     }
 
+    /// Zset of `queue`'s most recent bulk action ids by start ms (the last 20, a day).
+    pub fn bulks(&self, queue: &str) -> String {
+        format!("{}bulks", self.tag(queue))
+    }
+
     /// Hash of `queue`'s flow-control limits (`rate`, `rate:<kind>`, `per_key`).
     pub fn limits(&self, queue: &str) -> String {
         format!("{}limits", self.tag(queue))

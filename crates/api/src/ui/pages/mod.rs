@@ -101,7 +101,7 @@ pub(super) async fn landing() -> HttpResponse {
 pub(super) use kinds::kinds;
 pub(super) use login::{login, login_form, logout};
 pub(super) use overview::overview;
-pub(super) use queues::{queue_action, queues};
+pub(super) use queues::{queue_action, queue_bulk, queues};
 pub(super) use schedules::{schedule_action, schedules};
 pub(super) use task::{task, task_action, task_events};
 pub(super) use tasks::{bulk, tasks};
