@@ -34,6 +34,8 @@ pub(crate) const TICK_QUEUE: &str = "b";
 /// Queue `a` runs one task per concurrency key at a time.
 pub(crate) const KEYED_QUEUE: &str = "a";
 pub(crate) const PER_KEY: u32 = 1;
+/// Queue `a`'s rate: this many a second, burst 5.
+pub(crate) const QUEUE_RATE: u32 = 200;
 /// Queue `b`'s noops are rate limited (so some wait throttled): this many a second, burst 3.
 pub(crate) const NOOP_RATE: u32 = 100;
 pub(crate) const TICK_ATTEMPTS: u32 = 2;
@@ -250,6 +252,12 @@ impl World {
                 KEYED_QUEUE,
                 &QueueLimits {
                     per_key: Some(PER_KEY),
+                    // And a queue rate, so some fetches find no token and take nothing.
+                    rate: Some(Rate {
+                        count: QUEUE_RATE,
+                        period_ms: 1000,
+                        burst: 5,
+                    }),
                     ..Default::default()
                 },
             )
