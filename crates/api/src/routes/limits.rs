@@ -44,16 +44,29 @@ fn one() -> u32 {
     1
 }
 
-/// Every limit of a queue. A `PUT` replaces them all: a limit left out (or null) is removed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+/// A queue's limits to set. A `PUT` replaces them all: a limit left out (or null) is
+/// removed.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"rate": {"count": 500, "period_ms": 1000, "burst": 50}, "kinds": {"thumbnail": {"count": 10, "period_ms": 1000, "burst": 1}}, "per_key": 2}))]
+pub(crate) struct SetLimits {
+    /// The whole queue's rate; left out or null for none.
+    pub rate: Option<RateView>,
+    /// Per kind (registered names or aliases), on top of the queue's rate.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, RateView>,
+    /// Most running tasks per concurrency key (1 to 100000); left out or null for no limit.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub per_key: Option<u32>,
+}
+
+/// Every limit of a queue.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub(crate) struct LimitsView {
     /// The whole queue's rate; null for none.
     #[schema(required = true)]
     pub rate: Option<RateView>,
     /// Per kind (registered names), on top of the queue's rate.
-    #[serde(default)]
     pub kinds: BTreeMap<String, RateView>,
     /// Most running tasks per concurrency key (1 to 100000); null for no limit.
     #[schema(required = true, minimum = 1, maximum = 100000)]
@@ -182,7 +195,7 @@ pub(crate) async fn get_limits(
 #[utoipa::path(
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
-    request_body = LimitsView,
+    request_body = SetLimits,
     responses(
         (status = 200, description = "Set", body = QueueLimitsView),
         (status = 400, description = "Malformed queue name or body", body = Problem, content_type = "application/problem+json"),
@@ -195,7 +208,7 @@ pub(crate) async fn get_limits(
 pub(crate) async fn set_limits(
     state: web::Data<AppState>,
     queue: web::Path<String>,
-    JsonBody(body): JsonBody<LimitsView>,
+    JsonBody(body): JsonBody<SetLimits>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
     let kinds = state.kinds.current();
