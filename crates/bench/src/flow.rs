@@ -47,16 +47,7 @@ async fn call(
 async fn drain(d: &Deployment, tasks: Vec<Value>, timeout: Duration) -> anyhow::Result<Vec<Proc>> {
     let n = tasks.len();
     call(d, reqwest::Method::POST, "/v1/queues/default/pause", None).await?;
-    for chunk in tasks.chunks(1000) {
-        let res = d
-            .http
-            .post(format!("{}/v1/tasks/batch", d.base))
-            .json(&json!({ "tasks": chunk }))
-            .send()
-            .await?;
-        ensure!(res.status() == 202, "batch answered {}", res.status());
-        res.bytes().await?;
-    }
+    d.enqueue(n, |i| tasks[i].clone()).await?;
     let workers: Vec<Proc> = (0..WORKERS).map(|_| d.worker(100)).collect();
     // Every worker registered before the drain starts, so all three share it from the start.
     wait_for("three workers", Duration::from_secs(30), || async {

@@ -106,12 +106,7 @@ impl TaskStore {
     pub async fn set_limits(&self, queue: &str, limits: &QueueLimits) -> Result<(), StoreError> {
         if self.is_cluster() {
             // The queue set lives outside the queue's slot.
-            let mut c = self.conn.clone();
-            redis::cmd("SADD")
-                .arg(self.layout.queues())
-                .arg(queue)
-                .query_async::<()>(&mut c)
-                .await?;
+            self.register(&[queue]).await?;
         }
         let mut inv = self.invoke_in(&LIMITS, queue);
         inv.arg(queue).arg("set");

@@ -15,12 +15,7 @@ impl TaskStore {
     pub async fn pause_queue(&self, queue: &str) -> Result<DateTime<Utc>, StoreError> {
         if self.is_cluster() {
             // The queue set lives outside the queue's slot.
-            let mut c = self.conn.clone();
-            redis::cmd("SADD")
-                .arg(self.layout.queues())
-                .arg(queue)
-                .query_async::<()>(&mut c)
-                .await?;
+            self.register(&[queue]).await?;
         }
         let mut inv = self.invoke_in(&PAUSE, queue);
         inv.arg(queue).arg("pause");
