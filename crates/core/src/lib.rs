@@ -8,6 +8,7 @@
 //! - [`settings`]: layered configuration.
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
 //! - [`telemetry`]: tracing setup.
+//! - [`workflow`]: workflows (DAGs of steps) as stored: their definition and state.
 //! - [`upkeep`]: the periodic upkeep (due tasks, lapsed leases, expired ids) that worker
 //!   and api processes run.
 
@@ -18,6 +19,7 @@ pub mod store;
 pub mod task;
 pub mod telemetry;
 pub mod upkeep;
+pub mod workflow;
 
 pub use settings::Settings;
 pub use store::{StoreError, TaskStore};

@@ -131,6 +131,8 @@ mod tests {
             timeout_secs: None,
             traceparent: None,
             queued_at: None,
+            workflow: None,
+            inputs: None,
         }
     }
 

@@ -222,6 +222,7 @@ pub(crate) fn prepare(
             priority,
             concurrency_key: t.concurrency_key,
         },
+        step: None,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::task::rfc3339;
 static FETCH: std::sync::LazyLock<redis::Script> = script!("fetch.lua");
 static RELEASE: std::sync::LazyLock<redis::Script> = script!("release.lua");
 /// Items per claimed task in a fetch's reply.
-const FIELDS: usize = 8;
+const FIELDS: usize = 10;
 /// Most tasks one fetch may claim (`fetch.lua` caps it too; `worker.batch_size` is checked
 /// against it at start).
 pub const MAX_FETCH: usize = 1000;
@@ -46,6 +46,11 @@ pub struct Claimed {
     pub traceparent: Option<String>,
     /// When the task last entered `queued` (its wait before this attempt).
     pub queued_at: Option<DateTime<Utc>>,
+    /// The workflow it is a step of (its end is applied to it: docs/workflows.md).
+    pub workflow: Option<String>,
+    /// A workflow step's inputs: its dependencies' ends by step name (`None`: not a step,
+    /// or not json).
+    pub inputs: Option<Value>,
 }
 
 /// One fetch's answer.
@@ -112,7 +117,7 @@ impl TaskStore {
 }
 
 /// Decodes `{dropped, held, retry ms, (id, kind, payload, attempt, max_attempts, timeout_secs, traceparent,
-/// updated_at)...}`; every claim's token is the fetch's.
+/// updated_at, workflow, inputs)...}`; every claim's token is the fetch's.
 fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched, StoreError> {
     let mut it = reply.into_iter();
     let mut head = [0u64; 3];
@@ -145,6 +150,8 @@ fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched,
         let timeout = std::str::from_utf8(&timeout).unwrap_or_default();
         let traceparent: Vec<u8> = redis::from_redis_value(next())?;
         let queued_at: Vec<u8> = redis::from_redis_value(next())?;
+        let workflow: Vec<u8> = redis::from_redis_value(next())?;
+        let inputs: Vec<u8> = redis::from_redis_value(next())?;
         claimed.push(Claimed {
             id,
             queue: queue.to_owned(),
@@ -162,6 +169,10 @@ fn decode(queue: &str, token: &str, reply: Vec<redis::Value>) -> Result<Fetched,
                 .ok()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
+            workflow: String::from_utf8(workflow).ok().filter(|w| !w.is_empty()),
+            inputs: (!inputs.is_empty())
+                .then(|| serde_json::from_slice(&inputs).ok())
+                .flatten(),
         });
     }
     Ok(Fetched {

@@ -12,6 +12,17 @@
 /// `migrate` converts.
 pub const LAYOUT_VERSION: u32 = 2;
 
+/// How many hash tags workflows are spread over.
+pub const WORKFLOW_SHARDS: u64 = 16;
+
+/// Which of [`WORKFLOW_SHARDS`] workflow `id` lives in.
+pub(crate) fn workflow_shard(id: &str) -> u64 {
+    let h = id
+        .bytes()
+        .fold(0u64, |h, b| (h * 31 + u64::from(b)) % 2_147_483_647);
+    h % WORKFLOW_SHARDS
+}
+
 /// The name of every key errand owns, from one prefix (docs/architecture.md has the table).
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -185,6 +196,46 @@ impl Layout {
     /// Zset of every schedule id, all scored 0, so listing pages through ids in order.
     pub fn schedule_ids(&self) -> String {
         format!("{}:{{~schedules}}:ids", self.prefix)
+    }
+
+    /// The hash tag of workflow shard `shard` (of [`WORKFLOW_SHARDS`]): a workflow's hash
+    /// and its shard's indexes share it, so each workflow op is one call in one slot, and
+    /// workflows spread over a cluster's masters.
+    pub fn workflow_tag(&self, shard: u64) -> String {
+        format!("{}:{{~wf:{shard}}}:", self.prefix)
+    }
+
+    /// Hash of workflow `id` (`lua/workflow.lua` names its fields).
+    pub fn workflow(&self, id: &str) -> String {
+        format!("{}wf:{id}", self.workflow_tag(workflow_shard(id)))
+    }
+
+    /// Zset of shard `shard`'s running workflow ids by the ms upkeep looks at each if
+    /// nothing touched it before then.
+    pub fn workflows_live(&self, shard: u64) -> String {
+        format!("{}live", self.workflow_tag(shard))
+    }
+
+    /// Zset of shard `shard`'s workflow ids by creation ms (the listing).
+    pub fn workflows_index(&self, shard: u64) -> String {
+        format!("{}idx", self.workflow_tag(shard))
+    }
+
+    /// Zset of shard `shard`'s ended workflow ids by the ms their hash expires.
+    pub fn workflows_ended(&self, shard: u64) -> String {
+        format!("{}ended", self.workflow_tag(shard))
+    }
+
+    /// Zset: `queue`'s workflow outbox, the ids of steps whose task entered or left a
+    /// terminal state, by the ms the entry is due (store/workflow_ends.rs).
+    pub fn workflow_outbox(&self, queue: &str) -> String {
+        format!("{}wf:out", self.tag(queue))
+    }
+
+    /// Channel of workflow changes: lines of `<workflow> <step> <state>` (`-` for the
+    /// workflow's own).
+    pub fn workflow_events_channel(&self) -> String {
+        format!("{}:wf-events", self.prefix)
     }
 
     /// Flag of a paused queue (value: paused-at ms): while it exists fetches hand out none

@@ -30,6 +30,11 @@
 //!   `finish.lua`).
 //! - [`claim_webhooks`](TaskStore::claim_webhooks), [`settle_webhook`](TaskStore::settle_webhook):
 //!   the webhook outbox, which every terminal transition writes (`webhooks.rs`).
+//! - [`submit_workflow`](TaskStore::submit_workflow), [`workflow`](TaskStore::workflow),
+//!   [`cancel_workflow`](TaskStore::cancel_workflow) (`workflows`, `workflow.lua`): workflows,
+//!   whose steps are tasks; [`apply_workflow_ends`](TaskStore::apply_workflow_ends) and
+//!   [`sweep_workflows`](TaskStore::sweep_workflows) (`workflow_ends`, `wf_outbox.lua`): how
+//!   a step's end, written to its queue's outbox by the transition, reaches its workflow.
 //! - `schedules`: periodic schedules. `layout`: every key name. `script`: how scripts are
 //!   called and their replies decoded. `connect` (one Redis or a cluster), `error`,
 //!   `pubsub`.
@@ -69,6 +74,10 @@ mod tombstones;
 mod unique_tests;
 mod webhooks;
 mod workers;
+mod workflow_ends;
+#[cfg(test)]
+mod workflow_tests;
+mod workflows;
 
 pub use bulk::{BulkAction, BulkFilter, BulkJob};
 pub use cancel::Cancel;
@@ -77,7 +86,7 @@ pub use error::{StoreError, Unavailability};
 pub use fetch::{Claimed, Fetched, MAX_FETCH};
 pub use finish::{AttemptEnd, Outcome};
 pub use kinds::{CurrentKind, KindDefinition, RegisteredKind, Registry, WorkerKind};
-pub use layout::{LAYOUT_VERSION, Layout};
+pub use layout::{LAYOUT_VERSION, Layout, WORKFLOW_SHARDS};
 pub use lease::{Held, Renewed};
 pub use limits::{HeldBack, QueueLimits, Rate};
 pub use list::{Cursor, ListPage, ListQuery};
@@ -89,9 +98,10 @@ pub use retention::Retention;
 pub use retry::Retry;
 pub use schedules::{FireReport, ScheduleCreated, SchedulePage};
 pub use stats::{Bucket, FailedAttempt, History};
-pub use submit::{Flow, NewTask, Submitted, Unique};
+pub use submit::{Flow, NewTask, StepOf, Submitted, Unique};
 pub use webhooks::{ClaimedWebhook, Settle};
 pub use workers::{WorkerInfo, WorkerQueue};
+pub use workflows::{WORKFLOW_STALL, WorkflowSubmitted};
 
 /// Every read and write of errand's state: one cheap-to-clone handle over the connection
 /// and the key layout, shared by the api and the workers.

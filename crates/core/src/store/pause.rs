@@ -85,6 +85,7 @@ pub(crate) mod tests {
             traceparent: None,
             unique: None,
             flow: Default::default(),
+            step: None,
             callback: None,
         }
     }

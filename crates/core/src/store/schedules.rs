@@ -346,6 +346,7 @@ fn plan_tick(
         traceparent: None,
         unique: None,
         flow: Default::default(),
+        step: None,
     };
     let (id, queue) = (task.id.clone(), task.queue.clone());
     let mut fields = record_fields(&new_record(task, now));

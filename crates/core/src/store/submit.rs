@@ -40,6 +40,19 @@ pub struct NewTask {
     pub unique: Option<Unique>,
     /// Its priority and concurrency key.
     pub flow: Flow,
+    /// The workflow step it runs; `None`: a task of its own.
+    pub step: Option<StepOf>,
+}
+
+/// The workflow step a task runs (docs/workflows.md): its end is applied to the workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOf {
+    /// The workflow's id.
+    pub workflow: String,
+    /// The step's name in it.
+    pub step: String,
+    /// Its dependencies' ends by step name (a json object), what the task reads as inputs.
+    pub inputs: String,
 }
 
 /// Where a task stands in its queue's flow control (docs/flow-control.md).
@@ -130,13 +143,18 @@ impl TaskStore {
                 .unique
                 .as_ref()
                 .map(|u| (u.key.clone(), u.for_secs.saturating_mul(1000)));
+            let inputs = task.step.as_ref().map(|s| s.inputs.clone());
             let record = new_record(task, now);
+            let mut fields = record_fields(&record);
+            if let Some(inputs) = inputs {
+                fields.push(("inputs", inputs));
+            }
             items.push(Creation {
                 id: record.id.to_string(),
                 queue: record.queue.clone(),
                 due_ms: record.scheduled_for.map_or(0, |t| t.timestamp_millis()),
                 unique,
-                fields: record_fields(&record),
+                fields,
             });
             records.push(record);
         }
@@ -574,6 +592,8 @@ pub(super) fn new_record(task: NewTask, now: DateTime<Utc>) -> TaskRecord {
         webhook: None,
         priority: task.flow.priority,
         concurrency_key: task.flow.concurrency_key,
+        workflow: task.step.as_ref().map(|s| s.workflow.clone()),
+        step: task.step.map(|s| s.step),
         traceparent: task.traceparent,
     }
 }
@@ -610,6 +630,10 @@ pub(super) fn record_fields(r: &TaskRecord) -> Vec<(&'static str, String)> {
     }
     if let Some(k) = &r.concurrency_key {
         fields.push(("concurrency_key", k.clone()));
+    }
+    if let (Some(w), Some(st)) = (&r.workflow, &r.step) {
+        fields.push(("workflow", w.clone()));
+        fields.push(("step", st.clone()));
     }
     // Only when traces are on: a task without one costs no extra field.
     if let Some(tp) = &r.traceparent {

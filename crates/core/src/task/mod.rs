@@ -15,6 +15,6 @@ pub use backoff::{backoff, jitter};
 pub const DEFAULT_PRIORITY: u8 = 5;
 pub use id::{InvalidTaskId, TaskId};
 pub use queue::{InvalidQueueName, QueueName};
-pub use record::{Progress, TaskError, TaskRecord, rfc3339};
+pub use record::{CorruptRecord, Progress, TaskError, TaskRecord, rfc3339};
 pub use state::{TaskState, UnknownState};
 pub use webhook::{Callback, WebhookEvent, WebhookState, WebhookStatus};

@@ -85,6 +85,12 @@ pub struct TaskRecord {
     /// The concurrency key: the queue's `per_key` limit caps its running tasks; null for none.
     #[serde(default)]
     pub concurrency_key: Option<String>,
+    /// The workflow this task is a step of (docs/workflows.md); null for a task of its own.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// Its step's name in that workflow.
+    #[serde(default)]
+    pub step: Option<String>,
     /// The W3C `traceparent` of the submit's span when traces are on: the worker's attempt
     /// spans continue that trace. Internal (not served): a trace id is found in the logs.
     #[serde(skip)]
@@ -96,7 +102,9 @@ pub struct TaskRecord {
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt task record field `{field}`: {reason}")]
 pub struct CorruptRecord {
+    /// The field at fault.
     pub field: &'static str,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -176,6 +184,8 @@ impl TaskRecord {
                 .transpose()?
                 .unwrap_or(super::DEFAULT_PRIORITY),
             concurrency_key: opt(&mut h, "concurrency_key"),
+            workflow: opt(&mut h, "workflow"),
+            step: opt(&mut h, "step"),
             traceparent: opt(&mut h, "traceparent"),
         })
     }

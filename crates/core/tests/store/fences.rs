@@ -31,6 +31,7 @@ fn task(id: &str, max_attempts: u32) -> NewTask {
         traceparent: None,
         unique: None,
         flow: Default::default(),
+        step: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn task(id: &str, max_attempts: u32, events: Option<&[WebhookEvent]>) -> NewTask
         traceparent: None,
         unique: None,
         flow: Default::default(),
+        step: None,
     }
 }
 

@@ -396,6 +396,7 @@ mod tests {
                         traceparent: None,
                         unique: None,
                         flow: Default::default(),
+                        step: None,
                     },
                     Utc::now(),
                 )

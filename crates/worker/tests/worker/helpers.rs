@@ -68,6 +68,7 @@ pub(crate) async fn submit(
         traceparent: None,
         unique: None,
         flow: Default::default(),
+        step: None,
     };
     match store.submit(task, Utc::now()).await.expect("submit") {
         Submitted::Created(_) => id,

@@ -6,7 +6,7 @@
 -- both (the pointers and tombstones live in other slots), fenced by this call's ms.
 -- Then the queue's outbox entries whose delivery expired undelivered (no worker with
 -- webhook secrets serves the queue) are dropped, and once the queue holds nothing (no live
--- record, no pending delivery, not paused) its dead ready-list, delayed, priority, throttled
+-- record, no pending delivery or workflow end, not paused) its dead ready-list, delayed, priority, throttled
 -- and key-waiting entries go and,
 -- on a single Redis, it leaves the queue set (a cluster's caller prunes it, docs/scaling.md).
 -- ARGV[A]: queue, [A+1]: slice size, [A+2]: tombstone ms (0 = none)
@@ -60,7 +60,8 @@ for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ms - WEBHOOK_KEEP,
 end
 local empty = 0
 if handled < slice and redis.call('ZCARD', queue_index(queue)) == 0
-    and redis.call('ZCARD', due) == 0 and redis.call('EXISTS', paused_key(queue)) == 0 then
+    and redis.call('ZCARD', due) == 0 and redis.call('EXISTS', paused_key(queue)) == 0
+    and redis.call('EXISTS', wf_outbox(queue)) == 0 then
   -- Every live task is in the listing index: what the ready list, the delayed set or a
   -- state index still holds belongs to no task.
   redis.call('DEL', ready_list(queue), delayed_key(queue), throttled_key(queue), pass_key(queue))

@@ -40,7 +40,8 @@
 --   rfc3339, [A+4]: lease ms, [A+5]: fetch token
 -- Returns {dropped, held (moved to wait for a limit), ms until a held task may go (0: none
 --   held), then per claimed task: id, kind, payload, attempt, max_attempts, timeout_secs
---   or '', traceparent or '', updated_at} (just what the worker runs it with; updated_at of
+--   or '', traceparent or '', updated_at, workflow or '', inputs or ''} (just what the worker
+--   runs it with; updated_at of
 --   a queued task is when it entered the queue: its wait, for the metrics).
 local MAX_FETCH = 1000
 local queue, worker, now = ARGV[A], ARGV[A + 2], ARGV[A + 3]
@@ -51,9 +52,9 @@ local memo = fetch_memo(queue, token)
 -- What a claim needs of a record (a field read costs a scan of the record's listpack, so
 -- no more than that); a replay also reads who holds it.
 local FIELDS = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
-  'traceparent', 'updated_at', 'cancel_requested', 'concurrency_key'}
+  'traceparent', 'updated_at', 'cancel_requested', 'concurrency_key', 'workflow', 'inputs'}
 local REPLAY = {'state', 'attempt', 'max_attempts', 'kind', 'payload', 'timeout_secs',
-  'traceparent', 'updated_at', 'worker', 'claim'}
+  'traceparent', 'updated_at', 'worker', 'claim', 'workflow', 'inputs'}
 
 -- One claimed task's part of the reply, from its FIELDS as read. Every item is a string or
 -- a number (a nil would end the reply there).
@@ -62,6 +63,7 @@ local function reply(out, id, f, attempt, max)
   out[k + 1], out[k + 2], out[k + 3] = id, f[4], f[5] or ''
   out[k + 4], out[k + 5], out[k + 6] = attempt, max, f[6] or ''
   out[k + 7], out[k + 8] = f[7] or '', f[8] or ''
+  out[k + 9], out[k + 10] = f[11] or '', f[12] or ''
 end
 
 local seen = redis.call('LRANGE', memo, 0, -1)

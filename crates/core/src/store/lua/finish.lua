@@ -19,7 +19,7 @@ local ms = now_ms()
 local function finish(id, claim, attempt, outcome, body, delay, next_at, progress)
   local key = record_key(queue, id)
   local f = redis.call('HMGET', key, 'state', 'claim', 'started_ms', 'cancel_requested',
-    'result_ttl_secs', 'callback', 'concurrency_key')
+    'result_ttl_secs', 'callback', 'concurrency_key', 'workflow')
   if f[2] ~= claim or claim == '' then return 0 end
   if f[1] ~= 'running' then return 1 end
   if outcome == 'retry' and f[4] == '1' then outcome = 'cancelled' end
@@ -38,7 +38,7 @@ local function finish(id, claim, attempt, outcome, body, delay, next_at, progres
     redis.call('HSET', key, 'state', outcome, 'error', body, 'finished_at', now, 'updated_at', now)
     if progress ~= '' then redis.call('HSET', key, 'progress', progress) end
   end
-  transition(key, id, queue, 'running', outcome, ms, f[5], f[6] or false, f[7] or false)
+  transition(key, id, queue, 'running', outcome, ms, f[5], f[6] or false, f[7] or false, f[8] or false)
   count_finish(key, queue, outcome, ms, attempt, body, f[3])
   event(id, outcome)
   return 1

@@ -202,6 +202,20 @@ local function queue_webhook(key, id, queue, event, ms, raw)
   redis.call('ZADD', webhook_due(queue), ms, did)
 end
 
+-- Workflow outbox (store/workflow_ends.rs): per queue, a zset of the ids of workflow steps
+-- whose task entered or left a terminal state, by the ms the entry is due (now, or the end of
+-- an applier's lease on it). Written by `transition` in the same script call as the state
+-- change, so no crash between two calls can keep a step's end from its workflow. The
+-- record's `wf_seq` counts those changes: the workflow applies each step's newest only.
+local function wf_outbox(queue) return tag(queue) .. 'wf:out' end
+-- `wf`: the record's workflow field when the caller already read it (false: none).
+local function workflow_end(key, id, queue, ms, wf)
+  if wf == nil then wf = redis.call('HGET', key, 'workflow') end
+  if not wf or wf == '' then return end
+  redis.call('HINCRBY', key, 'wf_seq', 1)
+  redis.call('ZADD', wf_outbox(queue), ms, id)
+end
+
 -- Keeps the per-queue state indexes true as a task moves `from` -> `to` (from = nil on
 -- create), and gives a record entering a terminal state its TTL (and takes it away from a
 -- record leaving one, on manual retry). Every state change goes through here. `ms` is now
@@ -210,7 +224,8 @@ end
 -- without a zset of its own. `ttl`: the record's result_ttl_secs when the caller already
 -- read it (else it is read here); `cb` likewise the record's callback (false: none), and
 -- `ck` its concurrency key (false: none), whose hold a task leaving `running` gives up.
-local function transition(key, id, queue, from, to, ms, ttl, cb, ck)
+local function transition(key, id, queue, from, to, ms, ttl, cb, ck, wf)
+  if TERMINAL[to] or (from and TERMINAL[from]) then workflow_end(key, id, queue, ms, wf) end
   if from then
     redis.call('ZREM', state_index(queue, from), id)
     if TERMINAL[from] then redis.call('PERSIST', key) end

@@ -486,6 +486,7 @@ fn new_task(s: &Spec, now: DateTime<Utc>) -> NewTask {
             priority: s.priority,
             concurrency_key: s.key.map(Into::into),
         },
+        step: None,
     }
 }
 

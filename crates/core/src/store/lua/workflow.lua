@@ -1,0 +1,415 @@
+-- A workflow's bookkeeping (docs/workflows.md): one hash per workflow, in a slot of its own
+-- (one of store::workflows::SHARDS hash tags), never in a step's queue's slot. Steps are
+-- tasks in their own queues; what reaches this hash is each step's end, applied from the
+-- queues' outboxes (`workflow_end` in the prelude), and what leaves it is the steps to
+-- create and the tasks to cancel, which the caller does in the steps' slots. Every op is
+-- idempotent: applied twice, an end changes nothing the second time, and what must still be
+-- created is returned again until the step's task is seen.
+--
+-- The hash `H`: `state` (running | succeeded | failed | cancelled), `n` steps (spawned ones
+-- too), `ended`, `failed`, `cancelled` (steps in those states), `cancel` ('1' once
+-- requested), `created_ms`, `ended_ms`, `max_fan_out`, `ttl` (secs kept once ended),
+-- `order` (json: the submitted step names), `traceparent`; and per step `s`:
+--   task:s  the task to create (json, store::workflows::StepTask, passed back as it is)
+--   dag:s   {"after": [[dep, "fail"|"run"]...], "next": [dependents], "map": bool,
+--            "parent": map step (a spawned step)}
+--   st:s    waiting | creating | started | mapping | succeeded | failed | cancelled
+--   wait:s  dependencies not yet ended
+--   out:s   json of its end: {"id", "state", "result" | "error"} (a map step's result is
+--           its spawned steps' results, in order, and "children" their ends)
+--   seq:s   the task's wf_seq last applied (older ends are ignored)
+--   nt:s    '1': ended without a task (a dependency failed, or the workflow was cancelled)
+--   kids:s, kwait:s  a map step's spawned steps and how many have not ended
+-- A step's task id is `<workflow id>.<step>` (a spawned step's `<step>.<i>`).
+-- ARGV[A]: op, [A+1]: the workflow's tag, [A+2]: workflow id, [A+3]: how long a workflow
+-- may go untouched before upkeep looks at it (ms), then the op's own.
+local op, WT, wid = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local STALL = tonumber(ARGV[A + 3])
+local H = WT .. 'wf:' .. wid
+local LIVE, IDX, ENDED = WT .. 'live', WT .. 'idx', WT .. 'ended'
+local ms = now_ms()
+local CREATES, CANCELS, LINES = {}, {}, {}
+
+local function term(s) return s == 'succeeded' or s == 'failed' or s == 'cancelled' end
+local function get(f) return redis.call('HGET', H, f) end
+local DAGS = {}
+local function dag(name)
+  local d = DAGS[name]
+  if not d then
+    d = cjson.decode(get('dag:' .. name) or '{}')
+    DAGS[name] = d
+  end
+  return d
+end
+local function task_id(name) return wid .. '.' .. name end
+local function say(name, s) LINES[#LINES + 1] = wid .. ' ' .. name .. ' ' .. s end
+
+-- The inputs of step `name`: each dependency's end by name (a json object).
+local function inputs(name)
+  local parts = {}
+  for _, a in ipairs(dag(name).after or {}) do
+    parts[#parts + 1] = cjson.encode(a[1]) .. ':' .. (get('out:' .. a[1]) or 'null')
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local function want_create(name)
+  CREATES[#CREATES + 1] = {name, get('task:' .. name) or '{}', inputs(name)}
+end
+
+local set_state
+local function ended_without_task(name, s, kind, message)
+  redis.call('HSET', H, 'nt:' .. name, '1')
+  set_state(name, s, cjson.encode({id = task_id(name), state = s,
+    error = {kind = kind, message = message}}))
+end
+
+-- Step `name`'s dependencies have all ended: it fails (a dependency it must not run without
+-- did not succeed), is cancelled (so is the workflow), or is to be created.
+local function evaluate(name)
+  if get('cancel') == '1' then
+    return ended_without_task(name, 'cancelled', 'cancelled', 'the workflow was cancelled')
+  end
+  for _, a in ipairs(dag(name).after or {}) do
+    local ds = get('st:' .. a[1])
+    if ds ~= 'succeeded' and a[2] ~= 'run' then
+      return ended_without_task(name, 'failed', 'dependency_failed',
+        'step ' .. a[1] .. ' ended ' .. tostring(ds))
+    end
+  end
+  redis.call('HSET', H, 'st:' .. name, 'creating')
+  say(name, 'creating')
+  want_create(name)
+end
+
+-- The workflow's own state, from its steps': ended once every step has.
+local function settle()
+  local n, ended = tonumber(get('n')), tonumber(get('ended') or 0)
+  local state = get('state')
+  if ended >= n then
+    if term(state) then return end
+    local s = 'succeeded'
+    if tonumber(get('failed') or 0) > 0 then s = 'failed'
+    elseif tonumber(get('cancelled') or 0) > 0 then s = 'cancelled' end
+    local ttl = tonumber(get('ttl')) or 86400
+    redis.call('HSET', H, 'state', s, 'ended_ms', ms)
+    redis.call('EXPIRE', H, ttl)
+    redis.call('ZREM', LIVE, wid)
+    redis.call('ZADD', ENDED, ms + ttl * 1000, wid)
+    say('-', s)
+  elseif term(state) then
+    -- A step was retried: the workflow runs again, from it.
+    redis.call('HSET', H, 'state', 'running', 'ended_ms', '')
+    redis.call('PERSIST', H)
+    redis.call('ZREM', ENDED, wid)
+    redis.call('ZADD', LIVE, ms + STALL, wid)
+    say('-', 'running')
+  end
+end
+
+local child_ended, child_reopened
+-- What a step's change means for its dependents, worked through in order after it (a loop,
+-- not recursion: a failure at the head of a long chain ends every step after it).
+local WORK = {}
+local function work()
+  local i = 1
+  while WORK[i] do
+    local kind, nx = WORK[i][1], WORK[i][2]
+    if kind == 'reopen' then
+      if get('nt:' .. nx) == '1' and term(get('st:' .. nx)) then
+        redis.call('HDEL', H, 'nt:' .. nx)
+        set_state(nx, 'waiting', nil)
+      end
+    end
+    if get('st:' .. nx) == 'waiting' and (tonumber(get('wait:' .. nx)) or 0) <= 0 then
+      evaluate(nx)
+    end
+    WORK[i] = false
+    i = i + 1
+  end
+  WORK = {}
+end
+
+-- Moves step `name` to `s` (with its end `out` when terminal), and what follows from it:
+-- dependents whose dependencies have all ended are evaluated; a step leaving a terminal
+-- state (its task was retried) takes back what its end did, so what failed or was
+-- cancelled only because of it waits for it again.
+set_state = function(name, s, out)
+  local old = get('st:' .. name)
+  if old == s and (not term(s) or get('out:' .. name) == out) then return end
+  if term(old) and term(s) then
+    -- A newer end whose reopening was not seen (both in one apply): undo the old first.
+    set_state(name, 'started', nil)
+    old = 'started'
+  end
+  redis.call('HSET', H, 'st:' .. name, s)
+  say(name, s)
+  local d = dag(name)
+  if term(s) then
+    redis.call('HSET', H, 'out:' .. name, out)
+    redis.call('HINCRBY', H, 'ended', 1)
+    if s ~= 'succeeded' then redis.call('HINCRBY', H, s, 1) end
+    if d.parent then child_ended(d.parent) end
+    for _, nx in ipairs(d.next or {}) do
+      redis.call('HINCRBY', H, 'wait:' .. nx, -1)
+      WORK[#WORK + 1] = {'eval', nx}
+    end
+  elseif term(old) then
+    redis.call('HDEL', H, 'out:' .. name)
+    redis.call('HINCRBY', H, 'ended', -1)
+    if old ~= 'succeeded' then redis.call('HINCRBY', H, old, -1) end
+    if d.parent then child_reopened(d.parent) end
+    for _, nx in ipairs(d.next or {}) do
+      redis.call('HINCRBY', H, 'wait:' .. nx, 1)
+      WORK[#WORK + 1] = {'reopen', nx}
+    end
+  end
+  settle()
+end
+
+-- The reduce: once every spawned step of map step `parent` has ended, the map step ends
+-- with their results in order (succeeded only if they all did).
+child_ended = function(parent)
+  if redis.call('HINCRBY', H, 'kwait:' .. parent, -1) > 0 then return end
+  local k = tonumber(get('kids:' .. parent)) or 0
+  local results, ends, bad = {}, {}, 0
+  for i = 0, k - 1 do
+    local raw = get('out:' .. parent .. '.' .. i) or 'null'
+    ends[#ends + 1] = raw
+    local ok, e = pcall(cjson.decode, raw)
+    if ok and type(e) == 'table' and e.state == 'succeeded' and e.result ~= nil then
+      results[#results + 1] = cjson.encode(e.result)
+    else
+      results[#results + 1] = 'null'
+      if not (ok and type(e) == 'table' and e.state == 'succeeded') then bad = bad + 1 end
+    end
+  end
+  local s, tail = 'succeeded', ''
+  if bad > 0 then
+    s = 'failed'
+    tail = ',"error":' .. cjson.encode({kind = 'spawned_failed',
+      message = bad .. ' of ' .. k .. ' spawned steps did not succeed'})
+  end
+  set_state(parent, s, '{"id":' .. cjson.encode(task_id(parent)) .. ',"state":"' .. s ..
+    '","result":[' .. table.concat(results, ',') .. '],"children":[' .. table.concat(ends, ',') ..
+    ']' .. tail .. '}')
+end
+
+child_reopened = function(parent)
+  redis.call('HINCRBY', H, 'kwait:' .. parent, 1)
+  if term(get('st:' .. parent)) then set_state(parent, 'mapping', nil) end
+end
+
+local QUEUE_NAME = '^[A-Za-z0-9_.-]+$'
+-- Map step `name` succeeded with `result`: what it asked to spawn becomes steps of the
+-- workflow (the map), each created now; the step ends when they all have.
+local function spawn(name, body)
+  local ok, r = pcall(cjson.decode, body)
+  local list = ok and type(r) == 'table' and r.spawn
+  local fail = function(why)
+    set_state(name, 'failed', cjson.encode({id = task_id(name), state = 'failed',
+      error = {kind = 'invalid_spawn', message = why}}))
+  end
+  if type(list) ~= 'table' then return fail('a map step returns {"spawn": [tasks]}') end
+  local max = tonumber(get('max_fan_out')) or 1000
+  if #list > max then
+    return fail(#list .. ' tasks to spawn; the limit is ' .. max .. ' (workflows.max_fan_out)')
+  end
+  local parent = cjson.decode(get('task:' .. name) or '{}')
+  local kids = {}
+  for i, t in ipairs(list) do
+    if type(t) ~= 'table' or type(t.kind) ~= 'string' or #t.kind == 0 or #t.kind > 128 then
+      return fail('spawn[' .. (i - 1) .. '].kind: a kind name is required')
+    end
+    local q = t.queue or parent.queue
+    if type(q) ~= 'string' or #q > 64 or not string.match(q, QUEUE_NAME) then
+      return fail('spawn[' .. (i - 1) .. '].queue: [A-Za-z0-9_.-], at most 64')
+    end
+    local ma = tonumber(t.max_attempts) or parent.max_attempts
+    if ma < 1 or ma > 100 then return fail('spawn[' .. (i - 1) .. '].max_attempts: 1 to 100') end
+    local payload = t.payload
+    if payload == nil then payload = cjson.decode('{}') end
+    kids[i] = cjson.encode({kind = t.kind, queue = q, payload = payload, max_attempts = ma,
+      timeout_secs = tonumber(t.timeout_secs) or parent.timeout_secs,
+      result_ttl_secs = parent.result_ttl_secs, priority = parent.priority,
+      concurrency_key = parent.concurrency_key})
+  end
+  redis.call('HSET', H, 'kids:' .. name, #kids, 'kwait:' .. name, #kids, 'st:' .. name, 'mapping')
+  say(name, 'mapping')
+  redis.call('HINCRBY', H, 'n', #kids)
+  local pd = cjson.encode({parent = name})
+  for i, raw in ipairs(kids) do
+    local c = name .. '.' .. (i - 1)
+    redis.call('HSET', H, 'task:' .. c, raw, 'dag:' .. c, pd, 'st:' .. c, 'creating')
+    CREATES[#CREATES + 1] = {c, raw, '{}'}
+  end
+  if #kids == 0 then
+    -- Nothing to map: the reduce gets an empty list.
+    redis.call('HSET', H, 'kwait:' .. name, 1)
+    child_ended(name)
+  end
+end
+
+-- The steps still to be created among `names` (their task may not exist yet).
+local function still_creating(names)
+  for _, nx in ipairs(names) do
+    if get('st:' .. nx) == 'creating' then want_create(nx) end
+  end
+end
+
+-- What one step's task now is (`state`, its result or error json `body`, the record's
+-- `wf_seq`) applied to the workflow.
+local function apply(name, state, body, seq)
+  if not get('st:' .. name) then return end
+  seq = tonumber(seq) or 0
+  local d = dag(name)
+  if seq <= (tonumber(get('seq:' .. name)) or -1) then
+    -- Applied before: return what that apply's caller may not have created.
+    still_creating(d.next or {})
+    if get('st:' .. name) == 'mapping' then
+      local kids = {}
+      for i = 0, (tonumber(get('kids:' .. name)) or 0) - 1 do kids[#kids + 1] = name .. '.' .. i end
+      still_creating(kids)
+    end
+    return
+  end
+  redis.call('HSET', H, 'seq:' .. name, seq)
+  local cur = get('st:' .. name)
+  if not term(state) then
+    -- The task exists and has not ended (or was retried): the step is under way.
+    if cur == 'creating' or term(cur) then set_state(name, 'started', nil) end
+    return
+  end
+  if state == 'succeeded' and d.map then
+    if cur == 'mapping' then return end
+    if term(cur) then set_state(name, 'started', nil) end
+    redis.call('HSET', H, 'st:' .. name, 'started')
+    return spawn(name, body)
+  end
+  local out
+  if state == 'succeeded' then
+    out = '{"id":' .. cjson.encode(task_id(name)) .. ',"state":"succeeded","result":' ..
+      (body ~= '' and body or 'null') .. '}'
+  else
+    out = '{"id":' .. cjson.encode(task_id(name)) .. ',"state":"' .. state .. '","error":' ..
+      (body ~= '' and body or 'null') .. '}'
+  end
+  set_state(name, state, out)
+end
+
+-- Every step whose task may exist and has not ended: cancelled with the workflow.
+local function running_tasks(also_creating)
+  local names = cjson.decode(get('order') or '[]')
+  local all = {}
+  for _, s in ipairs(names) do
+    all[#all + 1] = s
+    for i = 0, (tonumber(get('kids:' .. s)) or 0) - 1 do all[#all + 1] = s .. '.' .. i end
+  end
+  local out = {}
+  for _, s in ipairs(all) do
+    local st = get('st:' .. s)
+    if st == 'started' or st == 'mapping' or (also_creating and st == 'creating') then
+      out[#out + 1] = s
+    end
+  end
+  return out
+end
+
+local function reply_creates()
+  local flat = {}
+  for _, c in ipairs(CREATES) do
+    flat[#flat + 1] = c[1]; flat[#flat + 1] = c[2]; flat[#flat + 1] = c[3]
+  end
+  return flat
+end
+
+local function flush()
+  work()
+  if #LINES > 0 then redis.call('PUBLISH', P .. 'wf-events', table.concat(LINES, '\n')) end
+  if get('state') == 'running' then redis.call('ZADD', LIVE, ms + STALL, wid) end
+end
+
+if op == 'create' then
+  -- [A+4]: max fan-out, [A+5]: ttl secs, [A+6]: traceparent, [A+7]: step count, then per
+  -- step: name, task json, dag json, dependency count. Returns {'created', creates, {}, {},
+  -- traceparent}, or {'exists', ...} when the workflow exists (nothing written).
+  if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, ''} end
+  local n, names, i = tonumber(ARGV[A + 7]), {}, A + 8
+  redis.call('HSET', H, 'id', wid, 'state', 'running', 'n', n, 'ended', 0, 'created_ms', ms,
+    'max_fan_out', ARGV[A + 4], 'ttl', ARGV[A + 5], 'traceparent', ARGV[A + 6])
+  for _ = 1, n do
+    local name, waits = ARGV[i], tonumber(ARGV[i + 3])
+    names[#names + 1] = name
+    redis.call('HSET', H, 'task:' .. name, ARGV[i + 1], 'dag:' .. name, ARGV[i + 2],
+      'wait:' .. name, waits, 'st:' .. name, waits == 0 and 'creating' or 'waiting')
+    if waits == 0 then CREATES[#CREATES + 1] = {name, ARGV[i + 1], '{}'} end
+    i = i + 4
+  end
+  redis.call('HSET', H, 'order', cjson.encode(names))
+  redis.call('ZADD', IDX, ms, wid)
+  say('-', 'running')
+  flush()
+  return {'created', reply_creates(), {}, {}, ARGV[A + 6]}
+end
+
+if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, ''} end
+
+if op == 'apply' then
+  -- Then groups of 4: step, task state ('' when its record is gone), result or error json,
+  -- wf_seq. Returns {state, creates (step, task json, inputs json...), tasks to cancel, {},
+  -- traceparent}.
+  local i = A + 4
+  while ARGV[i] do
+    apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  end
+  if get('cancel') == '1' then
+    for _, s in ipairs(running_tasks(false)) do CANCELS[#CANCELS + 1] = task_id(s) end
+  end
+elseif op == 'cancel' then
+  -- Cancels every step that has not started, and returns the tasks of those that have.
+  if not term(get('state')) then
+    redis.call('HSET', H, 'cancel', '1')
+    local names = cjson.decode(get('order') or '[]')
+    for _, s in ipairs(names) do
+      if get('st:' .. s) == 'waiting' then
+        ended_without_task(s, 'cancelled', 'cancelled', 'the workflow was cancelled')
+      end
+    end
+    for _, s in ipairs(running_tasks(true)) do CANCELS[#CANCELS + 1] = task_id(s) end
+  end
+elseif op == 'advance' then
+  -- Upkeep's look at a workflow nothing touched for a while: the steps still to create, the
+  -- tasks still to cancel, and (4th) the steps whose tasks should exist with their queues
+  -- (step, queue...), for the caller to apply their tasks' state again (a task deleted or
+  -- lost ends its step `failed`).
+  local started = {}
+  for _, s in ipairs(running_tasks(true)) do
+    if get('st:' .. s) == 'creating' then
+      if get('cancel') == '1' then
+        -- Its task may have been created after the cancel: cancelled too if so.
+        CANCELS[#CANCELS + 1] = task_id(s)
+        ended_without_task(s, 'cancelled', 'cancelled', 'the workflow was cancelled')
+      else
+        want_create(s)
+      end
+    else
+      local t = cjson.decode(get('task:' .. s) or '{}')
+      started[#started + 1] = s
+      started[#started + 1] = t.queue or ''
+      if get('cancel') == '1' then CANCELS[#CANCELS + 1] = task_id(s) end
+    end
+  end
+  flush()
+  return {get('state'), reply_creates(), CANCELS, started, get('traceparent') or ''}
+elseif op == 'created' then
+  -- Then step names whose tasks were seen: created, so no longer returned by `advance`.
+  for i = A + 4, #ARGV do
+    if get('st:' .. ARGV[i]) == 'creating' then
+      redis.call('HSET', H, 'st:' .. ARGV[i], 'started')
+      say(ARGV[i], 'started')
+    end
+  end
+end
+flush()
+return {get('state'), reply_creates(), CANCELS, {}, get('traceparent') or ''}

@@ -1,0 +1,316 @@
+//! Workflows (`workflow.lua`): create one whole, read it, list them, cancel one. Each
+//! workflow's hash lives in one of [`WORKFLOW_SHARDS`] slots of its own, apart from its
+//! steps' queues; a step is a task in its queue, created when its dependencies have ended.
+//! How a step's end reaches its workflow is `workflow_ends`.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::{
+    Flow, NewTask, StepOf, StoreError, Submitted, TaskStore,
+    layout::{WORKFLOW_SHARDS, workflow_shard},
+    script::script,
+};
+use crate::{
+    task::{TaskId, TaskState},
+    workflow::{
+        NewWorkflow, StepState, StepTask, WorkflowRecord, WorkflowState, WorkflowSummary,
+        step_task_id,
+    },
+};
+
+static WORKFLOW: std::sync::LazyLock<redis::Script> = script!("workflow.lua");
+
+/// How long a running workflow may go untouched before upkeep looks at it (creates what
+/// should exist, cancels what should not, and applies again the state of every started
+/// step's task): the bound on how long a crash between two calls can hold a workflow up.
+pub const WORKFLOW_STALL: Duration = Duration::from_secs(30);
+
+/// What a workflow submit did.
+#[derive(Debug)]
+pub enum WorkflowSubmitted {
+    /// Created; its first steps are queued.
+    Created(WorkflowRecord),
+    /// A workflow with this id exists; nothing was written.
+    Existing(WorkflowRecord),
+}
+
+/// What one `workflow.lua` call answered.
+#[derive(Debug, Default)]
+pub(super) struct Applied {
+    /// The workflow's state after the call (`gone`: no such workflow).
+    pub state: String,
+    /// Steps to create now: (step, its task, its inputs json).
+    pub creates: Vec<(String, String, String)>,
+    /// Task ids to cancel.
+    pub cancels: Vec<String>,
+    /// (`advance` only) steps whose task should exist, with their queues.
+    pub started: Vec<(String, String)>,
+    pub traceparent: Option<String>,
+}
+
+impl Applied {
+    fn decode(reply: Vec<redis::Value>) -> Result<Self, StoreError> {
+        let mut it = reply.into_iter();
+        let bad = || StoreError::Protocol("workflow: malformed reply".into());
+        let state: String = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        let flat: Vec<String> = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        let cancels: Vec<String> = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        let started: Vec<String> = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        let tp: String = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        if !flat.len().is_multiple_of(3) || !started.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let creates = flat
+            .chunks(3)
+            .map(|c| (c[0].clone(), c[1].clone(), c[2].clone()))
+            .collect();
+        let started = started
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        Ok(Self {
+            state,
+            creates,
+            cancels,
+            started,
+            traceparent: (!tp.is_empty()).then_some(tp),
+        })
+    }
+}
+
+impl TaskStore {
+    /// A `workflow.lua` call of `op` on workflow `id`, in its shard's slot.
+    pub(super) fn workflow_op<'a>(&self, op: &str, id: &str) -> redis::ScriptInvocation<'a> {
+        let mut inv = self.invoke(&WORKFLOW, &self.layout.workflow(id));
+        inv.arg(op)
+            .arg(self.layout.workflow_tag(workflow_shard(id)))
+            .arg(id)
+            .arg(WORKFLOW_STALL.as_millis() as u64);
+        inv
+    }
+
+    pub(super) async fn run_workflow_op(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Applied, StoreError> {
+        Applied::decode(self.run(inv).await?)
+    }
+
+    /// Creates workflow `wf` (checked: [`NewWorkflow::check`]) and its first steps' tasks,
+    /// or answers the workflow already stored under its id. The workflow is written in one
+    /// call before any task: a crash before its first steps are created leaves them to
+    /// upkeep ([`WORKFLOW_STALL`]), never a workflow that waits for good.
+    pub async fn submit_workflow(&self, wf: NewWorkflow) -> Result<WorkflowSubmitted, StoreError> {
+        let id = wf.id.to_string();
+        let next = wf.dependents();
+        let mut inv = self.workflow_op("create", &id);
+        inv.arg(wf.max_fan_out)
+            .arg(wf.result_ttl_secs)
+            .arg(wf.traceparent.as_deref().unwrap_or(""))
+            .arg(wf.steps.len());
+        for (i, s) in wf.steps.iter().enumerate() {
+            let after: Vec<(&str, &str)> = s
+                .after
+                .iter()
+                .map(|d| (d.step.as_str(), d.on_failure.as_str()))
+                .collect();
+            let next: Vec<&str> = next[i].iter().map(|&n| wf.steps[n].name.as_str()).collect();
+            let dag = serde_json::json!({"after": after, "next": next, "map": s.map});
+            inv.arg(&s.name)
+                .arg(serde_json::to_string(&s.task).expect("a step task serializes"))
+                .arg(dag.to_string())
+                .arg(s.after.len());
+        }
+        let made = self.run_workflow_op(&inv).await?;
+        let existed = made.state == "exists";
+        let created = self
+            .create_steps(&id, made.traceparent.as_deref(), &made.creates)
+            .await?;
+        self.mark_created(&id, &created).await?;
+        let record = self
+            .workflow(&id)
+            .await?
+            .ok_or_else(|| StoreError::Protocol("workflow: gone right after its submit".into()))?;
+        Ok(if existed {
+            WorkflowSubmitted::Existing(record)
+        } else {
+            WorkflowSubmitted::Created(record)
+        })
+    }
+
+    /// Creates the tasks of `creates` (step, task json, inputs) of workflow `wid`; returns
+    /// the steps whose task exists now (created, or already there).
+    pub(super) async fn create_steps(
+        &self,
+        wid: &str,
+        traceparent: Option<&str>,
+        creates: &[(String, String, String)],
+    ) -> Result<Vec<String>, StoreError> {
+        if creates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tasks = Vec::with_capacity(creates.len());
+        let mut names = Vec::with_capacity(creates.len());
+        for (name, task, inputs) in creates {
+            let t: StepTask = serde_json::from_str(task)
+                .map_err(|e| StoreError::Protocol(format!("workflow {wid} step {name}: {e}")))?;
+            let id = TaskId::parse(&step_task_id(wid, name))
+                .map_err(|e| StoreError::Protocol(format!("workflow {wid} step {name}: {e}")))?;
+            tasks.push(NewTask {
+                id,
+                kind: t.kind,
+                queue: t.queue,
+                payload: t.payload,
+                max_attempts: t.max_attempts,
+                timeout_secs: t.timeout_secs,
+                result_ttl_secs: t.result_ttl_secs,
+                run_at: None,
+                callback: None,
+                traceparent: traceparent.map(str::to_owned),
+                unique: None,
+                flow: Flow {
+                    priority: t.priority,
+                    concurrency_key: t.concurrency_key,
+                },
+                step: Some(StepOf {
+                    workflow: wid.to_owned(),
+                    step: name.clone(),
+                    inputs: inputs.clone(),
+                }),
+            });
+            names.push(name.clone());
+        }
+        let made = self.submit_many(tasks, Utc::now()).await?;
+        Ok(names
+            .into_iter()
+            .zip(made)
+            .filter(|(_, m)| matches!(m, Submitted::Created(_) | Submitted::Existing(_)))
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Marks `steps` of workflow `wid` as started: their tasks were seen, so upkeep's look
+    /// no longer creates them.
+    pub(super) async fn mark_created(&self, wid: &str, steps: &[String]) -> Result<(), StoreError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.workflow_op("created", wid);
+        for name in steps {
+            inv.arg(name);
+        }
+        self.run_workflow_op(&inv).await.map(|_| ())
+    }
+
+    /// Workflow `id` as it stands, with the state of each started step's task; `None` if
+    /// there is none (never, or ended longer ago than its result TTL).
+    pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        let mut c = self.conn.clone();
+        let h: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.layout.workflow(id))
+            .query_async(&mut c)
+            .await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let mut record = WorkflowRecord::from_hash(&h)?;
+        let started: Vec<usize> = (0..record.steps.len())
+            .filter(|&i| record.steps[i].state == StepState::Started)
+            .collect();
+        let states: Vec<Result<Option<String>, StoreError>> =
+            futures::stream::iter(started.iter().map(|&i| {
+                let s = &record.steps[i];
+                let key = self.layout.record(&s.task.queue, &s.task_id);
+                let mut c = self.conn.clone();
+                async move {
+                    Ok(redis::cmd("HGET")
+                        .arg(key)
+                        .arg("state")
+                        .query_async(&mut c)
+                        .await?)
+                }
+            }))
+            .buffered(32)
+            .collect()
+            .await;
+        for (&i, s) in started.iter().zip(states) {
+            record.steps[i].task_state = s?.and_then(|s| s.parse::<TaskState>().ok());
+        }
+        Ok(Some(record))
+    }
+
+    /// Workflows newest first, created before `before_ms` (a page's cursor), at most `limit`.
+    pub async fn workflows(
+        &self,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowSummary>, StoreError> {
+        let max = before_ms.map_or("+inf".to_owned(), |b| format!("({b}"));
+        let pages = futures::future::try_join_all((0..WORKFLOW_SHARDS).map(|shard| {
+            let mut c = self.conn.clone();
+            let key = self.layout.workflows_index(shard);
+            let max = max.clone();
+            async move {
+                let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(&max)
+                    .arg("-inf")
+                    .arg("BYSCORE")
+                    .arg("REV")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await?;
+                Ok::<_, StoreError>(ids)
+            }
+        }))
+        .await?;
+        let mut all: Vec<(String, f64)> = pages.into_iter().flatten().collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        all.truncate(limit);
+        let rows = futures::future::try_join_all(all.iter().map(|(id, _)| {
+            let mut c = self.conn.clone();
+            let key = self.layout.workflow(id);
+            async move {
+                let f: [Option<String>; 6] = redis::cmd("HMGET")
+                    .arg(key)
+                    .arg(&["id", "state", "created_ms", "ended_ms", "n", "ended"])
+                    .query_async(&mut c)
+                    .await?;
+                Ok::<_, StoreError>(WorkflowSummary::from_fields(&f))
+            }
+        }))
+        .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// Cancels workflow `id`: every step that has not started is cancelled, and every task
+    /// under way is cancelled as a task is (a running one by request to its worker). The
+    /// workflow ends `cancelled` once they have. `None`: no such workflow.
+    pub async fn cancel_workflow(&self, id: &str) -> Result<Option<WorkflowState>, StoreError> {
+        let done = self
+            .run_workflow_op(&self.workflow_op("cancel", id))
+            .await?;
+        if done.state == "gone" {
+            return Ok(None);
+        }
+        self.cancel_tasks(&done.cancels).await?;
+        Ok(WorkflowState::parse(&done.state))
+    }
+
+    /// Cancels each of `ids` (a task already ended or gone is left as it is).
+    pub(super) async fn cancel_tasks(&self, ids: &[String]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let cancels = futures::stream::iter(ids.iter().filter_map(|id| TaskId::parse(id).ok()))
+            .map(|id| async move { self.cancel(&id, now).await.map(|_| ()) })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        cancels.into_iter().collect()
+    }
+}
