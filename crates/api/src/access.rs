@@ -78,7 +78,7 @@ impl Keys {
 }
 
 /// The scope a request needs: reads need `read`; changing tasks (submit, cancel, retry,
-/// the tutorial routes) needs `submit`; everything else that changes state
+/// workflows, the tutorial routes) needs `submit`; everything else that changes state
 /// (schedules, queue controls, removing a kind) needs `admin`; the HTTP worker protocol
 /// (`/v1/worker/*`) needs `worker` (or `admin`).
 pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
@@ -86,7 +86,12 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
         Scope::Worker
     } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Scope::Read
-    } else if path == "/v1/tasks" || path.starts_with("/v1/tasks/") || !path.starts_with("/v1/") {
+    } else if path == "/v1/tasks"
+        || path.starts_with("/v1/tasks/")
+        || path == "/v1/workflows"
+        || path.starts_with("/v1/workflows/")
+        || !path.starts_with("/v1/")
+    {
         Scope::Submit
     } else {
         Scope::Admin
@@ -264,6 +269,8 @@ mod tests {
         assert_eq!(s(Method::POST, "/v1/tasks"), Scope::Submit);
         assert_eq!(s(Method::POST, "/v1/tasks/batch"), Scope::Submit);
         assert_eq!(s(Method::POST, "/v1/tasks/x/cancel"), Scope::Submit);
+        assert_eq!(s(Method::POST, "/v1/workflows"), Scope::Submit);
+        assert_eq!(s(Method::POST, "/v1/workflows/w/cancel"), Scope::Submit);
         assert_eq!(s(Method::POST, "/async/io"), Scope::Submit);
         assert_eq!(s(Method::POST, "/v1/schedules"), Scope::Admin);
         assert_eq!(s(Method::DELETE, "/v1/schedules/x"), Scope::Admin);

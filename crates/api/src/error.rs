@@ -86,6 +86,9 @@ pub(crate) enum ApiError {
     /// 404: no bulk action of that id on the queue (or its record expired).
     #[error("no bulk action `{0}` on this queue (or its record expired)")]
     BulkNotFound(String),
+    /// 404: no workflow of that id (never, or it ended longer ago than its result TTL).
+    #[error("no workflow `{0}` (never submitted, or ended longer ago than its result_ttl_secs)")]
+    WorkflowNotFound(String),
     /// 409: a live worker runs the kind, so it cannot be removed.
     #[error("{0}")]
     KindInUse(String),
@@ -205,6 +208,11 @@ impl ApiError {
             Self::StaleClaim(_) => (StatusCode::CONFLICT, "stale-claim", "Stale claim"),
             Self::KindNotFound(_) => (StatusCode::NOT_FOUND, "kind-not-found", "Kind not found"),
             Self::KindInUse(_) => (StatusCode::CONFLICT, "kind-in-use", "Kind in use"),
+            Self::WorkflowNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "workflow-not-found",
+                "Workflow not found",
+            ),
             Self::BulkNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "bulk-not-found",

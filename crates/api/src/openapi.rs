@@ -45,6 +45,11 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::watch::task_events,
         routes::control::cancel_task,
         routes::control::retry_task,
+        routes::workflows::submit_workflow,
+        routes::workflows::list_workflows,
+        routes::workflows::get_workflow,
+        routes::workflows::cancel_workflow,
+        routes::workflows::workflow_events,
         routes::queues::list_queues,
         routes::queues::list_workers,
         routes::queues::pause_queue,
@@ -79,9 +84,13 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::worker::HeartbeatRequest, routes::worker::HeldTask, routes::worker::ProgressIn, routes::worker::HeartbeatAnswer,
         routes::worker::CompleteRequest, routes::worker::Report, routes::worker::ReportOutcome, routes::worker::ReportError,
         routes::worker::CompleteAnswer, routes::worker::ReportResult, routes::worker::Recorded, routes::health::Health,
-        views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage)),
+        views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage,
+        routes::workflows::SubmitWorkflow, routes::workflows::StepRequest, routes::workflows::AfterRequest, routes::workflows::DependencyView,
+        routes::workflows::OnFailureView, routes::workflows::WorkflowView, routes::workflows::StepView, routes::workflows::WorkflowStateView,
+        routes::workflows::StepStateView, routes::workflows::WorkflowSummaryView, routes::workflows::WorkflowPage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
+        (name = "workflows", description = "Steps (tasks of any kind, in any queue) and the dependencies between them: chains, groups, chords and map steps, results passed along (docs/workflows.md)"),
         (name = "operations", description = "Queues and workers"),
         (name = "workers", description = "The HTTP worker protocol: workers in any language register their kinds, lease tasks, heartbeat and report (key scope `worker`; docs/http-workers.md)"),
         (name = "schedules", description = "Periodic tasks: a cron expression in a time zone submits a task at every tick"),
@@ -799,7 +808,7 @@ mod tests {
         api.merge(routes::tutorial::TutorialDoc::openapi());
         let raw = serde_json::to_value(api).unwrap();
         let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
-        for name in ["SubmitTask", "CreateSchedule"] {
+        for name in ["SubmitTask", "CreateSchedule", "StepRequest"] {
             let p = &raw["components"]["schemas"][name]["properties"];
             let range = |field: &str, lo: f64, hi: f64| {
                 let f = &p[field];
@@ -814,6 +823,10 @@ mod tests {
             range("timeout_secs", lo as f64, hi as f64);
             let (lo, hi) = bounds::RESULT_TTL_SECS.into_inner();
             range("result_ttl_secs", lo as f64, hi as f64);
+            if name != "CreateSchedule" {
+                let (lo, hi) = bounds::PRIORITY.into_inner();
+                range("priority", lo.into(), hi.into());
+            }
             if name == "SubmitTask" {
                 let (lo, hi) = bounds::DELAY_SECS.into_inner();
                 range("delay_secs", lo as f64, hi as f64);
@@ -833,7 +846,11 @@ mod tests {
                 assert_eq!(v["schema"]["pattern"], QueueName::PATTERN, "{v}");
             }
             if let Some(p) = v["pattern"].as_str() {
-                let max = if p.contains(':') {
+                let max = if p == "^[A-Za-z0-9_:-]{1,48}$" {
+                    errand_core::workflow::WorkflowId::MAX_LEN
+                } else if p == "^[A-Za-z0-9_-]{1,64}$" {
+                    errand_core::workflow::MAX_STEP_NAME
+                } else if p.contains(':') {
                     TaskId::MAX_LEN
                 } else if p.contains("_.-") {
                     QueueName::MAX_LEN

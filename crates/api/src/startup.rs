@@ -80,6 +80,14 @@ impl Application {
             store.layout().events_channel(),
             &shutdown,
         );
+        let workflow_events = Events::start(
+            settings.redis.clients()?,
+            store.layout().workflow_events_channel(),
+            &shutdown,
+        );
+        let (advancer, advancing) =
+            errand_core::advance::Advancer::start(store.clone(), shutdown.background());
+        shutdown.spawn_background(advancing);
         let keys = Arc::new(access::Keys::new(&settings.api.api_keys));
         let ui = crate::ui::Ui::new(&settings);
         let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit).map(Arc::new);
@@ -89,6 +97,8 @@ impl Application {
             kinds,
             settings,
             events,
+            workflow_events,
+            advancer,
             keys,
             rate_limiter,
             stopping: shutdown.work(),
@@ -146,6 +156,11 @@ impl Application {
                 .service(routes::tasks::list_tasks)
                 .service(routes::tasks::get_task)
                 .service(routes::watch::task_events)
+                .service(routes::workflows::submit_workflow)
+                .service(routes::workflows::list_workflows)
+                .service(routes::workflows::get_workflow)
+                .service(routes::workflows::cancel_workflow)
+                .service(routes::workflows::workflow_events)
                 .service(routes::control::cancel_task)
                 .service(routes::control::retry_task)
                 .service(routes::queues::list_queues)

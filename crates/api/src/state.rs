@@ -22,6 +22,11 @@ pub(crate) struct AppState {
     pub settings: Settings,
     /// Task events from Redis pub/sub, for long-poll and SSE.
     pub events: Events,
+    /// Workflow events (`<workflow> <step> <state>` lines), for the workflow SSE.
+    pub workflow_events: Events,
+    /// Told of every workflow step ended through this process (the HTTP worker protocol,
+    /// cancel, retry), so the next step starts at once.
+    pub advancer: errand_core::advance::Advancer,
     /// `api.api_keys`, as digests.
     pub keys: Arc<Keys>,
     /// `api.rate_limit`, when on (one budget per process, across worker threads).

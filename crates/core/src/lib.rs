@@ -4,6 +4,7 @@
 //! - [`task`]: the task record, its states and ids (the API's truth).
 //! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
 //!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
+//! - [`advance`]: the workflow advancer: a step's end applied to its workflow at once.
 //! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
 //! - [`settings`]: layered configuration.
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
@@ -12,6 +13,7 @@
 //! - [`upkeep`]: the periodic upkeep (due tasks, lapsed leases, expired ids) that worker
 //!   and api processes run.
 
+pub mod advance;
 pub mod schedule;
 pub mod settings;
 pub mod shutdown;

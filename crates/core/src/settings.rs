@@ -89,6 +89,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `schedules.*`: how workers fire periodic schedules.
     pub schedules: ScheduleSettings,
+    /// `workflows.*`: the bounds of a workflow.
+    pub workflows: WorkflowSettings,
     /// `email.*`: how `send_email` delivers.
     pub email: EmailSettings,
     /// `webhooks.*`: completion callbacks.
@@ -320,6 +322,22 @@ pub struct TaskSettings {
     pub http_destinations: DestinationPolicy,
 }
 
+/// Most steps a workflow may be submitted with, and most one map step may spawn: each
+/// bounds a script call (a workflow's create, a map step's spawn).
+pub const MAX_WORKFLOW_STEPS: usize = 10_000;
+
+/// Workflows (`/v1/workflows`, docs/workflows.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowSettings {
+    /// Most steps one workflow is submitted with (at most [`MAX_WORKFLOW_STEPS`]).
+    pub max_steps: usize,
+    /// Most tasks one map step may spawn (at most [`MAX_WORKFLOW_STEPS`]); more fails the
+    /// step `invalid_spawn`.
+    pub max_fan_out: usize,
+    /// How long an ended workflow stays readable when its submit names no TTL.
+    pub default_result_ttl_secs: u64,
+}
+
 /// How worker processes fire periodic schedules (`/v1/schedules`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduleSettings {
@@ -460,6 +478,18 @@ impl Settings {
             return bad(
                 "telemetry.otlp_endpoint must be an http:// URL (OTLP/HTTP), e.g. http://127.0.0.1:4318",
             );
+        }
+        if !(1..=MAX_WORKFLOW_STEPS).contains(&self.workflows.max_steps) {
+            return bad(&format!(
+                "workflows.max_steps must be 1 to {MAX_WORKFLOW_STEPS} (it is {})",
+                self.workflows.max_steps
+            ));
+        }
+        if !(1..=MAX_WORKFLOW_STEPS).contains(&self.workflows.max_fan_out) {
+            return bad(&format!(
+                "workflows.max_fan_out must be 1 to {MAX_WORKFLOW_STEPS} (it is {})",
+                self.workflows.max_fan_out
+            ));
         }
         if self.worker.lease_secs < 2 {
             return bad("worker.lease_secs must be at least 2");

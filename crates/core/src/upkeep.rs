@@ -3,6 +3,8 @@
 //! may run it at once: at worst they share the work.
 //! - queue scheduled and retrying tasks that are due;
 //! - re-queue running tasks whose lease lapsed (their worker died);
+//! - apply workflow steps' ends no process applied yet, and look at every workflow
+//!   nothing touched for a while (`TaskStore::sweep_workflows`), so none waits for good;
 //! - drop expired records from the listing indexes (their ids keep tombstones for
 //!   `tasks.tombstone_secs`), and a queue that holds nothing from the queue set, so the
 //!   next tick no longer visits it.
@@ -23,6 +25,7 @@ pub async fn run(
     stop: CancellationToken,
     recovered: impl Fn(u64) + Send + Sync,
 ) {
+    let mut swept = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -36,6 +39,16 @@ pub async fn run(
         };
         if let Err(e) = ticked {
             tracing::warn!(error = %e, "maintenance tick failed");
+        }
+        if swept.elapsed() >= SWEEP_EVERY {
+            swept = tokio::time::Instant::now();
+            let sweep = tokio::select! {
+                r = redis_call("workflow_sweep", store.sweep_workflows(SLICE)) => r,
+                () = stop.cancelled() => return,
+            };
+            if let Err(e) = sweep {
+                tracing::warn!(error = %e, "workflow sweep failed");
+            }
         }
     }
 }
@@ -63,6 +76,13 @@ async fn tick(store: &TaskStore, recovered: &impl Fn(u64)) -> Result<(), StoreEr
                 }
             }
         }
+        // Workflow steps' ends the finishing process did not apply (it died, or Redis
+        // failed it): due once their applier's lease lapsed (store/workflow_ends.rs).
+        for _ in 0..20 {
+            if redis_call("workflow_apply", store.apply_workflow_ends(&q, SLICE)).await? < SLICE {
+                break;
+            }
+        }
         for _ in 0..20 {
             if redis_call("expire", store.expire_indexes(&q, SLICE)).await? < SLICE {
                 break;
@@ -71,3 +91,6 @@ async fn tick(store: &TaskStore, recovered: &impl Fn(u64)) -> Result<(), StoreEr
     }
     Ok(())
 }
+
+/// How often a process looks for stalled workflows (one call per workflow shard).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);

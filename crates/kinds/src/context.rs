@@ -15,6 +15,8 @@ pub struct TaskContext {
     cancel: CancellationToken,
     /// The catalog's settings and clients; a context built outside a catalog gets defaults.
     services: Arc<Services>,
+    /// A workflow step's dependencies' ends by step name (docs/workflows.md).
+    inputs: Option<Arc<serde_json::Value>>,
 }
 
 impl TaskContext {
@@ -31,7 +33,27 @@ impl TaskContext {
             progress,
             cancel,
             services: Arc::new(Services::default()),
+            inputs: None,
         }
+    }
+
+    /// The same context for a workflow step with these inputs (`None`: not a step).
+    pub fn with_inputs(mut self, inputs: Option<serde_json::Value>) -> Self {
+        self.inputs = inputs.map(Arc::new);
+        self
+    }
+
+    /// A workflow step's inputs: for each step it runs after, by name, that step's end:
+    /// `{"id", "state", "result"}` when it succeeded, `{"id", "state", "error"}` when not
+    /// (a map step's `result` is the list of what it spawned's results). `None` for a task
+    /// outside a workflow; an empty object for a first step.
+    pub fn inputs(&self) -> Option<&serde_json::Value> {
+        self.inputs.as_deref()
+    }
+
+    /// The result of dependency `step`, when it succeeded.
+    pub fn input(&self, step: &str) -> Option<&serde_json::Value> {
+        self.inputs()?.get(step)?.get("result")
     }
 
     pub(crate) fn with_services(mut self, services: Arc<Services>) -> Self {

@@ -172,7 +172,12 @@ impl Process {
             settings.schedules.clone(),
             shutdown.work(),
         ));
+        // A workflow step's end applied to its workflow at once (errand_core::advance).
+        let (advancer, advancing) =
+            errand_core::advance::Advancer::start(store.clone(), shutdown.background());
+        shutdown.spawn_background(advancing);
         let runner = Arc::new(Runner {
+            advancer,
             store: store.clone(),
             reports,
             ends,

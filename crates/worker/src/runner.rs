@@ -29,6 +29,8 @@ use crate::{
 
 pub(crate) struct Runner {
     pub store: TaskStore,
+    /// Told of every workflow step's recorded end, so the next step starts at once.
+    pub advancer: errand_core::advance::Advancer,
     /// Progress reports and attempt ends, batched (see `batch.rs`).
     pub reports: Reports,
     pub ends: Ends,
@@ -156,7 +158,8 @@ impl Runner {
     ) -> (Ended, Option<String>) {
         let (id, attempt) = (record.id.clone(), record.attempt);
         let (tx, mut rx) = watch::channel::<Option<Progress>>(None);
-        let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone());
+        let ctx = TaskContext::new(id.clone(), attempt, tx, cancel.clone())
+            .with_inputs(record.inputs.take());
         let payload = std::mem::replace(&mut record.payload, Ok(serde_json::Value::Null));
         let fut = self
             .catalog
@@ -268,7 +271,12 @@ impl Runner {
             Some(false) => {
                 tracing::info!("attempt no longer owned the task; its outcome was not recorded");
             }
-            Some(true) => crate::metrics::task(&record.queue, &record.kind).recorded(&outcome),
+            Some(true) => {
+                crate::metrics::task(&record.queue, &record.kind).recorded(&outcome);
+                if record.workflow.is_some() {
+                    self.advancer.step_ended(&record.queue);
+                }
+            }
             None => {}
         }
     }

@@ -44,6 +44,9 @@ pub(crate) async fn cancel_task(
         }
         Cancel::Cancelled(r) => {
             crate::metrics::cancelled(&r.queue, &r.kind);
+            if r.workflow.is_some() {
+                state.advancer.step_ended(&r.queue);
+            }
             tracing::info!(task_id = %id, "task cancelled before it ran");
             Ok(HttpResponse::Ok().json(TaskView::from(*r)))
         }
@@ -78,6 +81,10 @@ pub(crate) async fn retry_task(
         ))),
         Retry::Queued(r) => {
             tracing::info!(task_id = %id, "task queued again by request");
+            // A step retried: its workflow runs again from it.
+            if r.workflow.is_some() {
+                state.advancer.step_ended(&r.queue);
+            }
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{id}")))
                 .json(TaskView::from(*r)))

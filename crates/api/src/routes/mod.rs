@@ -14,3 +14,4 @@ pub(crate) mod tasks;
 pub(crate) mod tutorial;
 pub(crate) mod watch;
 pub(crate) mod worker;
+pub(crate) mod workflows;

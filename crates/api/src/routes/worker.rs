@@ -160,6 +160,14 @@ pub(crate) struct LeasedTask {
     /// The submit's W3C trace context, when it was traced.
     #[schema(required = true)]
     pub traceparent: Option<String>,
+    /// The workflow this task is a step of; null for a task of its own (docs/workflows.md).
+    #[schema(required = true)]
+    pub workflow: Option<String>,
+    /// A workflow step's inputs: for each step it runs after, by name, that step's end
+    /// (`{"id", "state", "result"}`, or `"error"` in place of `result` when it did not
+    /// succeed); `{}` for a first step, null outside a workflow.
+    #[schema(required = true, value_type = Option<Object>)]
+    pub inputs: Option<Value>,
 }
 
 /// A worker's heartbeat: every task it holds, with progress where there is news.
@@ -573,6 +581,8 @@ pub(crate) async fn lease(
                     lease_expires_at: expires,
                     timeout_secs: c.timeout_secs,
                     traceparent: c.traceparent,
+                    workflow: c.workflow,
+                    inputs: c.inputs,
                 }
             }));
         }
@@ -843,6 +853,7 @@ pub(crate) async fn complete(
     }
     if !ends.is_empty() {
         let recorded = state.store.finish_many(&ends, now).await?;
+        step_ends(&state, ends.iter().zip(&recorded));
         for ((end, ok), i) in ends.iter().zip(recorded).zip(at_index) {
             results[i] = Some(if ok {
                 ReportResult {
@@ -902,11 +913,28 @@ pub(crate) async fn complete_one(
             crate::metrics::reported(outcome, 422);
         }
     })?;
-    if state.store.finish_many(&[end], now).await?.first() == Some(&true) {
+    if state
+        .store
+        .finish_many(std::slice::from_ref(&end), now)
+        .await?
+        .first()
+        == Some(&true)
+    {
+        step_ends(&state, [(&end, &true)]);
         crate::metrics::reported(outcome, 200);
         Ok(HttpResponse::Ok().json(Recorded { recorded: true }))
     } else {
         crate::metrics::reported(outcome, 409);
         Err(ApiError::StaleClaim(stale(&id)))
+    }
+}
+
+/// Tells the advancer of recorded ends that may be workflow steps' (a step's task id is
+/// `<workflow>.<step>`; a task of its own with a dot in its id costs one empty look).
+fn step_ends<'a>(state: &AppState, ends: impl IntoIterator<Item = (&'a AttemptEnd, &'a bool)>) {
+    for (end, ok) in ends {
+        if *ok && end.id.contains('.') {
+            state.advancer.step_ended(&end.queue);
+        }
     }
 }

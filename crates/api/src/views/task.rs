@@ -305,6 +305,13 @@ pub(crate) struct TaskView {
     /// The concurrency key the queue's `per_key` limit counts it under; null for none.
     #[schema(required = true, example = "customer-7")]
     pub concurrency_key: Option<String>,
+    /// The workflow this task is a step of (`GET /v1/workflows/{id}`); null for a task of
+    /// its own.
+    #[schema(required = true, example = "nightly-report")]
+    pub workflow: Option<String>,
+    /// Its step's name in that workflow; null for a task of its own.
+    #[schema(required = true, example = "render")]
+    pub step: Option<String>,
 }
 
 /// By value where the handler is done with the record: the payload and the result, the
@@ -351,6 +358,8 @@ impl TaskView {
             webhook: r.webhook.as_ref().map(Into::into),
             priority: r.priority,
             concurrency_key: r.concurrency_key.clone(),
+            workflow: r.workflow.clone(),
+            step: r.step.clone(),
         }
     }
 }

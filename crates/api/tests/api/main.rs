@@ -19,3 +19,4 @@ mod submit;
 mod tutorial;
 mod ui;
 mod worker_protocol;
+mod workflows;

@@ -84,7 +84,10 @@ impl TaskStore {
         }
         let n = leases.len();
         let applied = futures::stream::iter(by_wf)
-            .map(|(wid, ends)| async move { self.apply_ends(&wid, &ends).await })
+            .map(|(wid, ends)| {
+                let s = self.clone();
+                async move { s.apply_ends(&wid, &ends).await }
+            })
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
@@ -183,10 +186,11 @@ impl TaskStore {
         // The started steps' tasks as they are now, applied again: the seq fence makes a
         // known end a no-op, and a missing record is the step's end.
         let now: Vec<Result<Taken, StoreError>> =
-            futures::stream::iter(a.started.iter().map(|(step, queue)| {
-                let id = crate::workflow::step_task_id(wid, step);
-                let key = self.layout.record(queue, &id);
+            futures::stream::iter(a.started.into_iter().map(|(step, queue)| {
+                let id = crate::workflow::step_task_id(wid, &step);
+                let key = self.layout.record(&queue, &id);
                 let mut c = self.conn.clone();
+                let wid = wid.to_owned();
                 async move {
                     let f: [Option<String>; 4] = redis::cmd("HMGET")
                         .arg(key)
@@ -198,7 +202,7 @@ impl TaskStore {
                         None => Taken {
                             id,
                             lease: String::new(),
-                            workflow: wid.to_owned(),
+                            workflow: wid.clone(),
                             step: step.clone(),
                             state: "failed".into(),
                             body: gone_error(),
@@ -207,7 +211,7 @@ impl TaskStore {
                         Some(state) => Taken {
                             id,
                             lease: String::new(),
-                            workflow: wid.to_owned(),
+                            workflow: wid.clone(),
                             step: step.clone(),
                             body: if state == "succeeded" {
                                 result.unwrap_or_default()

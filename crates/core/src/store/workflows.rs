@@ -60,6 +60,11 @@ impl Applied {
         let cancels: Vec<String> = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
         let started: Vec<String> = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
         let tp: String = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        let settled: String = redis::from_redis_value(it.next().ok_or_else(bad)?)?;
+        if !settled.is_empty() {
+            // One call ends a workflow: counted once across every process.
+            metrics::counter!("errand_workflows_ended_total", "state" => settled).increment(1);
+        }
         if !flat.len().is_multiple_of(3) || !started.len().is_multiple_of(2) {
             return Err(bad());
         }
@@ -220,10 +225,18 @@ impl TaskStore {
         let started: Vec<usize> = (0..record.steps.len())
             .filter(|&i| record.steps[i].state == StepState::Started)
             .collect();
-        let states: Vec<Result<Option<String>, StoreError>> =
-            futures::stream::iter(started.iter().map(|&i| {
+        // Collected first: a stream over borrowing closures is not `Send` for every lifetime
+        // (the api's handlers need it to be).
+        #[allow(clippy::needless_collect)]
+        let keys: Vec<String> = started
+            .iter()
+            .map(|&i| {
                 let s = &record.steps[i];
-                let key = self.layout.record(&s.task.queue, &s.task_id);
+                self.layout.record(&s.task.queue, &s.task_id)
+            })
+            .collect();
+        let states: Vec<Result<Option<String>, StoreError>> =
+            futures::stream::iter(keys.into_iter().map(|key| {
                 let mut c = self.conn.clone();
                 async move {
                     Ok(redis::cmd("HGET")
@@ -306,8 +319,12 @@ impl TaskStore {
     /// Cancels each of `ids` (a task already ended or gone is left as it is).
     pub(super) async fn cancel_tasks(&self, ids: &[String]) -> Result<(), StoreError> {
         let now = Utc::now();
-        let cancels = futures::stream::iter(ids.iter().filter_map(|id| TaskId::parse(id).ok()))
-            .map(|id| async move { self.cancel(&id, now).await.map(|_| ()) })
+        let ids: Vec<TaskId> = ids.iter().filter_map(|id| TaskId::parse(id).ok()).collect();
+        let cancels = futures::stream::iter(ids)
+            .map(|id| {
+                let s = self.clone();
+                async move { s.cancel(&id, now).await.map(|_| ()) }
+            })
             .buffer_unordered(32)
             .collect::<Vec<_>>()
             .await;

@@ -29,6 +29,8 @@ local H = WT .. 'wf:' .. wid
 local LIVE, IDX, ENDED = WT .. 'live', WT .. 'idx', WT .. 'ended'
 local ms = now_ms()
 local CREATES, CANCELS, LINES = {}, {}, {}
+-- The state this call ended the workflow in ('' if it did not): counted once, by its caller.
+local SETTLED = ''
 
 local function term(s) return s == 'succeeded' or s == 'failed' or s == 'cancelled' end
 local function get(f) return redis.call('HGET', H, f) end
@@ -97,6 +99,7 @@ local function settle()
     redis.call('ZREM', LIVE, wid)
     redis.call('ZADD', ENDED, ms + ttl * 1000, wid)
     say('-', s)
+    SETTLED = s
   elseif term(state) then
     -- A step was retried: the workflow runs again, from it.
     redis.call('HSET', H, 'state', 'running', 'ended_ms', '')
@@ -104,6 +107,7 @@ local function settle()
     redis.call('ZREM', ENDED, wid)
     redis.call('ZADD', LIVE, ms + STALL, wid)
     say('-', 'running')
+    SETTLED = ''
   end
 end
 
@@ -333,7 +337,7 @@ if op == 'create' then
   -- [A+4]: max fan-out, [A+5]: ttl secs, [A+6]: traceparent, [A+7]: step count, then per
   -- step: name, task json, dag json, dependency count. Returns {'created', creates, {}, {},
   -- traceparent}, or {'exists', ...} when the workflow exists (nothing written).
-  if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, ''} end
+  if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, '', ''} end
   local n, names, i = tonumber(ARGV[A + 7]), {}, A + 8
   redis.call('HSET', H, 'id', wid, 'state', 'running', 'n', n, 'ended', 0, 'created_ms', ms,
     'max_fan_out', ARGV[A + 4], 'ttl', ARGV[A + 5], 'traceparent', ARGV[A + 6])
@@ -349,10 +353,10 @@ if op == 'create' then
   redis.call('ZADD', IDX, ms, wid)
   say('-', 'running')
   flush()
-  return {'created', reply_creates(), {}, {}, ARGV[A + 6]}
+  return {'created', reply_creates(), {}, {}, ARGV[A + 6], SETTLED}
 end
 
-if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, ''} end
+if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, '', ''} end
 
 if op == 'apply' then
   -- Then groups of 4: step, task state ('' when its record is gone), result or error json,
@@ -401,7 +405,7 @@ elseif op == 'advance' then
     end
   end
   flush()
-  return {get('state'), reply_creates(), CANCELS, started, get('traceparent') or ''}
+  return {get('state'), reply_creates(), CANCELS, started, get('traceparent') or '', SETTLED}
 elseif op == 'created' then
   -- Then step names whose tasks were seen: created, so no longer returned by `advance`.
   for i = A + 4, #ARGV do
@@ -412,4 +416,4 @@ elseif op == 'created' then
   end
 end
 flush()
-return {get('state'), reply_creates(), CANCELS, {}, get('traceparent') or ''}
+return {get('state'), reply_creates(), CANCELS, {}, get('traceparent') or '', SETTLED}
