@@ -62,6 +62,9 @@ pub(crate) enum Command {
     /// Retry, cancel or delete every task of a queue matching a state, kind and error kind,
     /// worked by the server in slices; follows it with a progress bar unless --no-wait.
     Bulk(Bulk),
+    /// Workflows: steps and the dependencies between them (docs/workflows.md).
+    #[command(subcommand)]
+    Workflow(Workflow),
     /// Worker processes alive now.
     Workers,
     /// Periodic schedules.
@@ -280,4 +283,29 @@ pub(crate) struct CreateSchedule {
     /// Create it disabled.
     #[arg(long)]
     pub(crate) disabled: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Workflow {
+    /// Submit a workflow from its JSON definition (the body of `POST /v1/workflows`); with
+    /// --wait, follow it to its end and exit with its outcome.
+    Submit {
+        /// A file holding the definition, or `-` for stdin.
+        file: String,
+        /// Follow it to its end (as `errand workflow watch`).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a workflow: each step's state and result.
+    Get { id: String },
+    /// Follow a workflow live (a progress bar on a terminal) and exit with its outcome.
+    Watch { id: String },
+    /// Cancel a workflow: steps not started never will, running ones are told to stop.
+    Cancel { id: String },
+    /// Workflows, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }

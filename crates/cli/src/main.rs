@@ -7,6 +7,7 @@ mod exit;
 mod flow;
 mod output;
 mod run;
+mod workflow;
 
 use std::process::ExitCode;
 

@@ -140,6 +140,10 @@ pub(crate) async fn run(cli: Cli) -> Res {
             pause_state(&mut out, json, &p)?;
         }
         Command::Limits(l) => return crate::flow::limits(&client, l, json, &mut out).await,
+        Command::Workflow(w) => {
+            drop(out);
+            return crate::workflow::run(&client, w, json).await;
+        }
         Command::Bulk(b) => {
             drop(out);
             return crate::flow::bulk(&client, b, json).await;

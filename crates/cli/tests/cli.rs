@@ -684,3 +684,72 @@ async fn limits_are_set_and_shown_and_a_bulk_cancel_is_followed_to_its_end() {
     assert_eq!(refused.code, 5);
     assert!(one_line_error(&refused).contains("state"));
 }
+
+/// A workflow from a file, run by the real worker to its end: a map step spawns three
+/// tasks and the step after it gets their results (read by the Rust kind from its
+/// context); a failing one exits 1; `get` and `list` show them.
+#[tokio::test]
+async fn a_workflow_is_submitted_from_a_file_and_followed_to_its_end() {
+    let e = env(true).await;
+    let dir = std::env::temp_dir().join(format!("errand-wf-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mr.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"id": "cli-mr", "steps": [
+            {"name": "split", "kind": "noop", "map": true, "payload": {"spawn": [
+                {"kind": "noop", "payload": {"part": 0}},
+                {"kind": "noop", "payload": {"part": 1}},
+                {"kind": "noop", "payload": {"part": 2}}
+            ]}},
+            {"name": "join", "kind": "gather", "after": ["split"], "on_failure": "fail"}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let ok = errand(&e, &["-o", "json", "workflow", "submit", path, "--wait"]).await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let w = ok.json();
+    assert_eq!(w["state"], "succeeded");
+    let join = w["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "join")
+        .unwrap();
+    assert_eq!(
+        join["result"]["inputs"]["split"]["result"],
+        serde_json::json!([{"part": 0}, {"part": 1}, {"part": 2}])
+    );
+
+    let bad = dir.join("fail.json");
+    std::fs::write(
+        &bad,
+        serde_json::json!({"id": "cli-fail", "steps": [
+            {"name": "a", "kind": "chaos", "payload": {"mode": "fail_permanent"}},
+            {"name": "b", "kind": "noop", "after": ["a"], "on_failure": "fail"}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let failed = errand(&e, &["workflow", "submit", bad.to_str().unwrap(), "--wait"]).await;
+    assert_eq!(failed.code, 1, "{} {}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stdout.contains("dependency_failed"),
+        "{}",
+        failed.stdout
+    );
+    let got = errand(&e, &["workflow", "get", "cli-mr"]).await;
+    assert_eq!(got.code, 0);
+    assert!(got.stdout.contains("split.2"), "{}", got.stdout);
+    let list = errand(&e, &["workflow", "list"]).await;
+    assert!(
+        list.stdout.contains("cli-fail") && list.stdout.contains("cli-mr"),
+        "{}",
+        list.stdout
+    );
+    let missing = errand(&e, &["workflow", "get", "nope"]).await;
+    assert_eq!(missing.code, 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}

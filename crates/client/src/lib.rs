@@ -365,6 +365,39 @@ impl Client {
             .await
     }
 
+    /// Submits a workflow (`POST /v1/workflows`): checked whole (422 naming the field,
+    /// e.g. `steps[1].after[0]`) before anything is written; its first steps are queued at
+    /// once. An id that exists answers that workflow and writes nothing. `w` is a
+    /// [`SubmitWorkflow`], or any JSON of its shape (the CLI sends a file's).
+    pub async fn submit_workflow(&self, w: &impl serde::Serialize) -> Result<Workflow, Error> {
+        self.json(self.request(Method::POST, "/v1/workflows").json(w))
+            .await
+    }
+
+    /// A workflow as it stands (`GET /v1/workflows/{id}`); 404 when there is none.
+    pub async fn workflow(&self, id: &str) -> Result<Workflow, Error> {
+        self.json(self.request(Method::GET, &workflow_path(id, "")))
+            .await
+    }
+
+    /// One page of workflows, newest first (`GET /v1/workflows`), created before `before`
+    /// (a page's `next_before`).
+    pub async fn workflows(&self, limit: u32, before: Option<i64>) -> Result<WorkflowPage, Error> {
+        let mut q = vec![("limit", limit.to_string())];
+        if let Some(b) = before {
+            q.push(("before", b.to_string()));
+        }
+        self.json(self.request(Method::GET, "/v1/workflows").query(&q))
+            .await
+    }
+
+    /// Cancels a workflow (`POST /v1/workflows/{id}/cancel`): what has not started never
+    /// will, running steps are told to stop. 409 when it already ended.
+    pub async fn cancel_workflow(&self, id: &str) -> Result<Workflow, Error> {
+        self.json(self.request(Method::POST, &workflow_path(id, "/cancel")))
+            .await
+    }
+
     /// Worker processes alive now, those whose heartbeat has not lapsed
     /// (`GET /v1/workers`).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
@@ -457,6 +490,10 @@ fn segment(id: &str) -> String {
 
 fn task_path(id: &str, rest: &str) -> String {
     format!("/v1/tasks/{}{rest}", segment(id))
+}
+
+fn workflow_path(id: &str, rest: &str) -> String {
+    format!("/v1/workflows/{}{rest}", segment(id))
 }
 
 fn schedule_path(id: &str, rest: &str) -> String {

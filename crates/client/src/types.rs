@@ -475,3 +475,222 @@ pub(crate) struct SchedulePage {
     pub schedules: Vec<Schedule>,
     pub next_cursor: Option<String>,
 }
+
+/// What a failed, cancelled or expired dependency does to the step after it
+/// (docs/workflows.md): there is no default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// The step fails without running (`dependency_failed`).
+    Fail,
+    /// The step runs anyway, with the dependency's error among its inputs.
+    Run,
+}
+
+/// One dependency of a step and its failure policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The step it runs after.
+    pub step: String,
+    /// What that step's failure does to this one.
+    pub on_failure: OnFailure,
+}
+
+/// One step of a workflow to submit: a task (the fields of [`SubmitTask`] but its id) and
+/// the steps it runs after.
+///
+/// ```
+/// use errand_client::{OnFailure, SubmitWorkflow, WorkflowStep};
+/// let w = SubmitWorkflow::new()
+///     .id("nightly")
+///     .step(WorkflowStep::new("fetch", "noop"))
+///     .step(WorkflowStep::new("render", "noop").after("fetch", OnFailure::Fail));
+/// assert_eq!(serde_json::to_value(&w).unwrap()["steps"][1]["after"][0]["step"], "fetch");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkflowStep {
+    /// Unique in the workflow: `[A-Za-z0-9_-]`, 1 to 64.
+    pub name: String,
+    /// A kind from [`Client::kinds`](crate::Client::kinds).
+    pub kind: String,
+    /// The kind's input (its dependencies' results come beside it as inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// Any queue; the server's default when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Attempts before the step's task is `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt time limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// 1 to 9, higher first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// The steps it runs after, each with its failure policy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Dependency>,
+    /// A map step: its result `{"spawn": [...]}` names tasks to spawn, and the steps after
+    /// it get their results as a list.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub map: bool,
+}
+
+impl WorkflowStep {
+    /// Step `name` running a task of `kind`.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            ..Self::default()
+        }
+    }
+    /// Its payload.
+    pub fn payload(mut self, p: Value) -> Self {
+        self.payload = Some(p);
+        self
+    }
+    /// Its queue.
+    pub fn queue(mut self, q: impl Into<String>) -> Self {
+        self.queue = Some(q.into());
+        self
+    }
+    /// Its attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    /// Runs after `step`; `on_failure` says what that step's failure does to this one.
+    pub fn after(mut self, step: impl Into<String>, on_failure: OnFailure) -> Self {
+        self.after.push(Dependency {
+            step: step.into(),
+            on_failure,
+        });
+        self
+    }
+    /// Makes it a map step.
+    pub fn map(mut self) -> Self {
+        self.map = true;
+        self
+    }
+}
+
+/// A workflow to submit (`POST /v1/workflows`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SubmitWorkflow {
+    /// Client-chosen id (`[A-Za-z0-9_:-]`, 1 to 48): submitting it again answers the
+    /// existing workflow and writes nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its steps.
+    pub steps: Vec<WorkflowStep>,
+    /// How long it stays readable once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_ttl_secs: Option<u64>,
+}
+
+impl SubmitWorkflow {
+    /// An empty workflow: add steps with [`SubmitWorkflow::step`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Its id.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// One more step.
+    pub fn step(mut self, s: WorkflowStep) -> Self {
+        self.steps.push(s);
+        self
+    }
+}
+
+/// One step as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// Its name (a spawned step's: `<map step>.<i>`).
+    pub name: String,
+    /// Its task's id.
+    pub task_id: String,
+    /// `waiting`, `creating`, `started`, `mapping`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Its task's state while `started`.
+    pub task_state: Option<TaskState>,
+    /// The kind it runs.
+    pub kind: String,
+    /// Its queue.
+    pub queue: String,
+    /// The steps it runs after.
+    pub after: Vec<Dependency>,
+    /// A map step.
+    pub map: bool,
+    /// The map step that spawned it.
+    pub parent: Option<String>,
+    /// Its result once succeeded.
+    pub result: Option<Value>,
+    /// Its error once failed or cancelled.
+    pub error: Option<Value>,
+    /// It ended without running.
+    pub skipped: bool,
+    /// A map step's spawned steps.
+    pub spawned: usize,
+}
+
+impl StepInfo {
+    /// Whether it has ended.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// A workflow as it stands (`GET /v1/workflows/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Its id.
+    pub id: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When its last step ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Its cancel was asked for.
+    pub cancel_requested: bool,
+    /// Its steps, each map step followed by what it spawned.
+    pub steps: Vec<StepInfo>,
+}
+
+impl Workflow {
+    /// Whether it has ended.
+    pub fn is_ended(&self) -> bool {
+        self.state != "running"
+    }
+}
+
+/// A workflow in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowSummary {
+    /// Its id.
+    pub id: String,
+    /// Its state.
+    pub state: String,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Steps, spawned ones included.
+    pub steps: usize,
+    /// Steps that have ended.
+    pub ended_steps: usize,
+}
+
+/// One page of workflows, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowPage {
+    /// The page.
+    pub workflows: Vec<WorkflowSummary>,
+    /// Pass as `before` for the next page.
+    pub next_before: Option<i64>,
+}

@@ -218,7 +218,8 @@ impl Catalog {
         let diagnostic = self.limits.diagnostic_kinds;
         let c = self
             .with::<builtin::sleep::Sleep>()
-            .with::<builtin::noop::Noop>();
+            .with::<builtin::noop::Noop>()
+            .with::<builtin::gather::Gather>();
         let c = if diagnostic {
             c.with::<builtin::chaos::Chaos>()
         } else {

@@ -3,6 +3,7 @@
 pub mod chaos;
 pub mod fan_out;
 pub mod fibonacci;
+pub mod gather;
 pub mod http_request;
 pub mod noop;
 pub mod send_email;
