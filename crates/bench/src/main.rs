@@ -8,6 +8,7 @@ mod deploy;
 mod flow;
 mod python;
 mod raw;
+mod workflows;
 mod workloads;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -20,7 +21,7 @@ use crate::workloads::Workload;
 #[derive(Parser)]
 #[command(about = "errand's benchmark harness")]
 struct Cli {
-    /// Workloads to run (W1 … W6, W8); all when none are given.
+    /// Workloads to run (W1 … W8); all when none are given.
     workloads: Vec<Workload>,
     /// Runs per figure; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -212,6 +213,42 @@ const TARGETS: &[Target] = &[
         key: "w6_python_cpu_us_per_task",
         label: "W6 Python worker CPU per task",
         unit: "us",
+        goal: None,
+    },
+    Target {
+        key: "w7a_chord_ms",
+        label: "W7a chord of 1,000 noops into 1",
+        unit: "ms",
+        goal: None,
+    },
+    Target {
+        key: "w7a_plain_ms",
+        label: "W7a 1,000 tasks then 1 (no workflow)",
+        unit: "ms",
+        goal: None,
+    },
+    Target {
+        key: "w7a_chord_vs_plain",
+        label: "W7a chord / plain",
+        unit: "x",
+        goal: Some((1.5, false)),
+    },
+    Target {
+        key: "w7b_hop_p50_ms",
+        label: "W7b chain of 100: hop p50",
+        unit: "ms",
+        goal: Some((2.0, false)),
+    },
+    Target {
+        key: "w7b_hop_p99_ms",
+        label: "W7b chain of 100: hop p99",
+        unit: "ms",
+        goal: None,
+    },
+    Target {
+        key: "w7b_ms_per_step",
+        label: "W7b chain of 100: ms a step in all",
+        unit: "ms",
         goal: None,
     },
     Target {

@@ -29,19 +29,23 @@ pub(crate) enum Workload {
     /// One Python SDK process draining noop tasks over the HTTP worker protocol.
     #[value(name = "W6", alias = "w6")]
     W6,
+    /// Workflows: a chord of 1,000 into one, and a chain of 100.
+    #[value(name = "W7", alias = "w7")]
+    W7,
     /// Flow control: a 500/s queue rate and a concurrency key of 2, three workers.
     #[value(name = "W8", alias = "w8")]
     W8,
 }
 
 impl Workload {
-    pub(crate) const ALL: [Workload; 7] = [
+    pub(crate) const ALL: [Workload; 8] = [
         Self::W1,
         Self::W2,
         Self::W3,
         Self::W4,
         Self::W5,
         Self::W6,
+        Self::W7,
         Self::W8,
     ];
 }
@@ -56,6 +60,7 @@ pub(crate) async fn run(w: Workload, tasks: usize) -> anyhow::Result<Figures> {
         Workload::W4 => w4().await,
         Workload::W5 => crate::cluster::w5(tasks).await,
         Workload::W6 => crate::python::w6(tasks).await,
+        Workload::W7 => crate::workflows::w7().await,
         Workload::W8 => crate::flow::w8(tasks).await,
     }
 }
