@@ -14,3 +14,4 @@ mod races;
 mod redis;
 mod soak;
 mod workers;
+mod workflows;
