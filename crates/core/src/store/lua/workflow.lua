@@ -278,6 +278,8 @@ local function apply(name, state, body, seq)
     return
   end
   redis.call('HSET', H, 'seq:' .. name, seq)
+  -- It has a task after all (created after a cancel marked it ended without one).
+  redis.call('HDEL', H, 'nt:' .. name)
   local cur = get('st:' .. name)
   if not term(state) then
     -- The task exists and has not ended (or was retried): the step is under way.

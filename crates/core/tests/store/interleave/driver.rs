@@ -99,6 +99,7 @@ async fn step(w: &mut World, op: Op) {
     ops::apply(w, op).await;
     let obs = invariants::observe(w).await;
     invariants::check(w, &obs);
+    super::workflows::check(w).await;
 }
 
 fn failed(w: &mut World, run: String) -> Option<Failure> {
@@ -127,6 +128,13 @@ pub(crate) async fn run(redis: &RedisServer, seed: u64, cfg: &Config) -> Result<
         ) {
             return Err(f);
         }
+    }
+    super::workflows::run_out(&mut w).await;
+    if let Some(f) = failed(
+        &mut w,
+        format!("seed {seed} (ERRAND_INTERLEAVE_SEED={seed}), running out"),
+    ) {
+        return Err(f);
     }
     Ok(w.tally)
 }

@@ -1,6 +1,7 @@
 //! The interleaving checker: the store's operations (submit, fetch, renew, progress,
 //! finish, recover, release, cancel, retry, expire, a schedule's tick, webhook claim and
-//! settle) driven as several simulated workers and clients against a real redis-server,
+//! settle, and workflows: submit, steps run and applied or not, outbox leases lapsing,
+//! upkeep's look, cancel, retry) driven as several simulated workers and clients against a real redis-server,
 //! in seeded random orders with lost replies, lapsed leases and damaged records injected,
 //! and every invariant (`invariants`) checked after every step.
 //!
@@ -21,6 +22,7 @@ mod invariants;
 mod model;
 mod ops;
 mod rng;
+mod workflows;
 
 use std::time::Instant;
 

@@ -220,6 +220,8 @@ pub(crate) struct World {
     pub(crate) tally: Tally,
     /// Per (queue, unique key), the task that took it.
     pub(crate) unique: BTreeMap<(String, String), String>,
+    /// Workflows (`workflows`).
+    pub(crate) wf: super::workflows::WfModel,
 }
 
 impl World {
@@ -311,6 +313,7 @@ impl World {
             violation: None,
             tally: Tally::default(),
             unique: BTreeMap::new(),
+            wf: Default::default(),
         }
     }
 

@@ -156,10 +156,12 @@ pub(crate) enum Op {
         lose: bool,
     },
     HookLapse(String),
+    /// A workflow op (`workflows`).
+    Wf(super::workflows::WfOp),
 }
 
 /// Every op by name, with its weight in a random run.
-const WEIGHTS: [(&str, u32); 20] = [
+const WEIGHTS: [(&str, u32); 27] = [
     ("submit", 10),
     ("resubmit", 2),
     ("fetch", 16),
@@ -180,6 +182,13 @@ const WEIGHTS: [(&str, u32); 20] = [
     ("hook_claim", 3),
     ("hook_settle", 3),
     ("hook_lapse", 1),
+    ("wf_submit", 3),
+    ("wf_work", 8),
+    ("wf_apply", 3),
+    ("wf_lapse", 2),
+    ("wf_sweep", 2),
+    ("wf_cancel", 1),
+    ("wf_retry", 2),
 ];
 
 /// Every name `ERRAND_INTERLEAVE_OFF` may list (`lost`: no lost replies).
@@ -212,6 +221,7 @@ impl Op {
             Op::HookClaim { .. } => "hook_claim",
             Op::HookSettle { .. } => "hook_settle",
             Op::HookLapse(_) => "hook_lapse",
+            Op::Wf(op) => super::workflows::name(op),
         }
     }
 }
@@ -259,6 +269,7 @@ fn possible(name: &str, w: &World) -> bool {
         "damage" => !w.in_states(&["queued"]).is_empty(),
         "hook_settle" => !w.hooks.is_empty(),
         "hook_lapse" => !w.hook_latest.is_empty(),
+        n if n.starts_with("wf_") => super::workflows::possible(n, w),
         _ => true,
     }
 }
@@ -407,6 +418,7 @@ fn build(name: &str, rng: &mut Rng, w: &mut World, lose_ok: bool) -> Op {
             let ids: Vec<String> = w.hook_latest.keys().cloned().collect();
             Op::HookLapse(rng.pick(&ids).unwrap())
         }
+        n if n.starts_with("wf_") => Op::Wf(super::workflows::build(n, rng, w)),
         _ => Op::Upkeep,
     }
 }
@@ -456,6 +468,7 @@ pub(crate) async fn apply(w: &mut World, op: Op) {
         Op::HookClaim { queue, lose } => hook_claim(w, queue, lose).await,
         Op::HookSettle { pick, done, lose } => hook_settle(w, pick, done, lose).await,
         Op::HookLapse(did) => hook_lapse(w, did).await,
+        Op::Wf(op) => super::workflows::apply(w, op).await,
     }
 }
 
