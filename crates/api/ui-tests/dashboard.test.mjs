@@ -287,6 +287,36 @@ test("the queues page shows limits and what they hold back, and runs a bulk canc
   await api("PUT", "/v1/queues/held/limits", {});
 });
 
+test("a workflow's page draws its graph and its steps' states change live", async () => {
+  const r = await api("POST", "/v1/workflows", {
+    id: "ui-flow",
+    steps: [
+      { name: "fetch", kind: "sleep", payload: { duration_secs: 1 } },
+      { name: "split", kind: "noop", map: true, after: ["fetch"], on_failure: "fail",
+        payload: { spawn: [{ kind: "sleep", payload: { duration_secs: 0.5 } }, { kind: "sleep", payload: { duration_secs: 0.5 } }] } },
+      { name: "report", kind: "gather", after: ["split"], on_failure: "fail" },
+    ],
+  });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  await page.goto(`${base}/ui/workflows/ui-flow`);
+  assert.equal(await page.locator("svg.graph g.node").count(), 3);
+  assert.equal(await page.getAttribute("svg.graph g.node[data-step=report]", "data-state"), "waiting");
+  // The page refreshes itself while the workflow runs: fetch runs, then the spawned steps.
+  await waitFor("fetch to show running", 10000, async () =>
+    (await page.getAttribute("svg.graph g.node[data-step=fetch]", "data-state")) === "running");
+  await shot("workflow-running");
+  await waitFor("the spawned steps to be drawn", 15000, async () =>
+    (await page.locator("svg.graph g.node").count()) === 5);
+  await waitFor("every step to show succeeded", 20000, async () => {
+    const states = await page.$$eval("svg.graph g.node", (ns) => ns.map((n) => n.getAttribute("data-state")));
+    return states.length === 5 && states.every((s) => s === "succeeded");
+  });
+  assert.match(await page.textContent("h1"), /succeeded/);
+  await shot("workflow-succeeded");
+  await page.goto(`${base}/ui/workflows`);
+  assert.match(await page.textContent("tr[data-workflow=ui-flow]"), /5 \/ 5/);
+});
+
 async function chartFigures() {
   return page.evaluate(() => {
     const card = document.querySelector(".card[data-queue=default]");

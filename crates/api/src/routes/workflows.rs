@@ -574,19 +574,28 @@ pub(crate) async fn cancel_workflow(
             before.state.as_str()
         )));
     }
-    state.store.cancel_workflow(&id).await?;
-    // The cancelled steps' ends reach the workflow now, not at the next upkeep tick.
+    cancel(&state, &before).await?;
+    tracing::info!(workflow_id = %id, "workflow cancel requested");
+    match state.store.workflow(&id).await? {
+        Some(r) => Ok(HttpResponse::Accepted().json(WorkflowView::from(r))),
+        None => Err(ApiError::WorkflowNotFound(id)),
+    }
+}
+
+/// Cancels workflow `before` (as read just now), and has the cancelled steps' ends reach
+/// it now rather than at the next upkeep tick. Shared with the dashboard.
+pub(crate) async fn cancel(
+    state: &AppState,
+    before: &WorkflowRecord,
+) -> Result<(), errand_core::StoreError> {
+    state.store.cancel_workflow(&before.id).await?;
     let mut queues: Vec<&str> = before.steps.iter().map(|s| s.task.queue.as_str()).collect();
     queues.sort_unstable();
     queues.dedup();
     for q in queues {
         state.advancer.step_ended(q);
     }
-    tracing::info!(workflow_id = %id, "workflow cancel requested");
-    match state.store.workflow(&id).await? {
-        Some(r) => Ok(HttpResponse::Accepted().json(WorkflowView::from(r))),
-        None => Err(ApiError::WorkflowNotFound(id)),
-    }
+    Ok(())
 }
 
 /// Re-read this often without events (missed messages, a step task's own progress).

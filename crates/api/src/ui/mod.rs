@@ -1,6 +1,7 @@
 //! The operator's dashboard, served by errand-api itself under `/ui` (docs/dashboard.md):
 //! overview with history charts, tasks (filters, paging, search by id, a task page with
-//! live progress, cancel / retry, bulk actions), queues (pause / resume), workers, kinds
+//! live progress, cancel / retry, bulk actions), queues (pause / resume), workflows (each
+//! one's graph, drawn on the server as SVG, with its steps' states), workers, kinds
 //! (the registry: schemas, live workers, queues) and schedules. HTML is rendered on the server with maud; the few lines of JavaScript
 //! (`static/app.js`) only make it live (progress over SSE, refreshing the overview), so
 //! every page also works without it. Every asset is embedded in the binary: the dashboard
@@ -68,6 +69,12 @@ impl Ui {
             .route(
                 "/ui/queues/{queue}/{action}",
                 web::post().to(pages::queue_action),
+            )
+            .route("/ui/workflows", web::get().to(pages::workflows))
+            .route("/ui/workflows/{id}", web::get().to(pages::workflow))
+            .route(
+                "/ui/workflows/{id}/cancel",
+                web::post().to(pages::workflow_cancel),
             )
             .route("/ui/workers", web::get().to(pages::workers))
             .route("/ui/kinds", web::get().to(pages::kinds))
@@ -176,6 +183,7 @@ impl Ctx {
             ("overview", "/ui", "Overview"),
             ("tasks", "/ui/tasks", "Tasks"),
             ("queues", "/ui/queues", "Queues"),
+            ("workflows", "/ui/workflows", "Workflows"),
             ("workers", "/ui/workers", "Workers"),
             ("kinds", "/ui/kinds", "Kinds"),
             ("schedules", "/ui/schedules", "Schedules"),

@@ -337,3 +337,93 @@ async fn with_redis_down_pages_are_a_503_with_retry_after() {
         );
     }
 }
+
+/// The workflow pages: the list, and a workflow's graph (a box per step, in columns, an
+/// edge per dependency) with each step's state; cancel needs the CSRF token.
+#[tokio::test]
+async fn a_workflow_page_draws_its_graph_with_each_steps_state() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .post(format!("{}/v1/workflows", app.base))
+        .json(&json!({"id": "drawn", "steps": [
+            {"name": "fetch", "kind": "noop", "queue": "uiq"},
+            {"name": "split", "kind": "noop", "queue": "uiq", "map": true, "after": ["fetch"], "on_failure": "fail"},
+            {"name": "report", "kind": "gather", "queue": "uiq", "after": ["split", {"step": "fetch", "on_failure": "run"}], "on_failure": "fail"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let res = no_redirects()
+        .get(format!("{}/ui/workflows", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let list = res.text().await.unwrap();
+    assert!(list.contains("href=\"/ui/workflows/drawn\""), "{list}");
+    let (status, html) = page(&app, &cookie, "/ui/workflows/drawn").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<svg class=\"graph\""), "{html}");
+    for (step, state) in [
+        ("fetch", "queued"),
+        ("split", "waiting"),
+        ("report", "waiting"),
+    ] {
+        assert!(
+            html.contains(&format!("data-step=\"{step}\" data-state=\"{state}\"")),
+            "{step} {state}: {html}"
+        );
+    }
+    assert_eq!(
+        html.matches("class=\"edge\"").count(),
+        3,
+        "three dependencies: {html}"
+    );
+    assert!(
+        html.contains("data-refresh=\"1\""),
+        "refreshed while running"
+    );
+    // A cancel without the form's token is refused; with it, the workflow ends.
+    let refused = no_redirects()
+        .post(format!("{}/ui/workflows/drawn/cancel", app.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let done = no_redirects()
+        .post(format!("{}/ui/workflows/drawn/cancel", app.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    errand_testkit::wait_for(
+        "the cancelled workflow to end",
+        std::time::Duration::from_secs(5),
+        || async {
+            let w: serde_json::Value = app.get("/v1/workflows/drawn").await.json().await.ok()?;
+            (w["state"] == "cancelled").then_some(())
+        },
+    )
+    .await;
+    let (status, _) = page(&app, &cookie, "/ui/workflows/no.such").await;
+    assert_eq!(status, 400);
+}

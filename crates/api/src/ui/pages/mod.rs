@@ -8,6 +8,7 @@ mod schedules;
 mod task;
 mod tasks;
 mod workers;
+mod workflows;
 
 use std::collections::HashMap;
 
@@ -106,6 +107,7 @@ pub(super) use schedules::{schedule_action, schedules};
 pub(super) use task::{task, task_action, task_events};
 pub(super) use tasks::{bulk, tasks};
 pub(super) use workers::workers;
+pub(super) use workflows::{workflow, workflow_cancel, workflows};
 
 /// A form that carries only the session's CSRF token (the action is in the path).
 #[derive(Deserialize)]
