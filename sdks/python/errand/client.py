@@ -88,6 +88,40 @@ class Client:
                 body[k] = v
         return self._request("POST", "/v1/tasks", f"submit {kind}", json=body).json()
 
+    def submit_workflow(self, steps: list[dict], *, id: str | None = None,
+                        result_ttl_secs: int | None = None) -> dict:
+        """Submits a workflow (docs/workflows.md): `steps` as the API takes them, e.g.
+        ``{"name": "b", "kind": "k", "after": ["a"], "on_failure": "fail"}``. Checked whole
+        before anything is written; answers the workflow with its first steps queued."""
+        body: dict = {"steps": [dict(s, payload=schema.to_json(s["payload"])) if "payload" in s
+                                else s for s in steps]}
+        if id is not None:
+            body["id"] = id
+        if result_ttl_secs is not None:
+            body["result_ttl_secs"] = result_ttl_secs
+        return self._request("POST", "/v1/workflows", "submit workflow", json=body).json()
+
+    def workflow(self, workflow_id: str) -> dict:
+        """The workflow: its state and each step's state, result or error."""
+        return self._request("GET", f"/v1/workflows/{workflow_id}",
+                             f"get workflow {workflow_id}").json()
+
+    def wait_workflow(self, workflow_id: str, timeout: float = 60.0) -> dict:
+        """The workflow once it has ended; `TimeoutError` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            w = self.workflow(workflow_id)
+            if w.get("state") != "running":
+                return w
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id} still running after {timeout}s")
+            time.sleep(0.1)
+
+    def cancel_workflow(self, workflow_id: str) -> dict:
+        """Cancels the workflow: steps not started never will, running ones are told to stop."""
+        return self._request("POST", f"/v1/workflows/{workflow_id}/cancel",
+                             f"cancel workflow {workflow_id}").json()
+
     def get(self, task_id: str) -> dict:
         """The task's record: state, attempt, progress, result or error."""
         return self._request("GET", f"/v1/tasks/{task_id}", f"get {task_id}").json()

@@ -29,10 +29,20 @@ class Context:
     max_attempts: int
     timeout_secs: int | None = None
     traceparent: str | None = None
+    #: The workflow this task is a step of (docs/workflows.md); None outside one.
+    workflow: str | None = None
+    #: A workflow step's inputs: for each step it runs after, by name, that step's end
+    #: (``{"id", "state", "result"}``, or ``"error"`` in place of ``"result"``).
+    inputs: dict | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _progress: dict | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _news: Callable[[], None] | None = field(default=None, repr=False)
+
+    def input(self, step: str):
+        """The result of dependency `step` when it succeeded, else None."""
+        end = (self.inputs or {}).get(step) or {}
+        return end.get("result")
 
     @property
     def is_last_attempt(self) -> bool:

@@ -372,7 +372,8 @@ class Worker:
     def _start(self, t: dict) -> None:
         ctx = Context(task_id=t["id"], kind=t["kind"], queue=t["queue"], attempt=t["attempt"],
                       max_attempts=t["max_attempts"], timeout_secs=t.get("timeout_secs"),
-                      traceparent=t.get("traceparent"))
+                      traceparent=t.get("traceparent"), workflow=t.get("workflow"),
+                      inputs=t.get("inputs"))
         ctx._news = self._progress_news
         h = _Held(leased=t, ctx=ctx)
         self._held[h.token] = h

@@ -114,4 +114,12 @@ def liar(p: dict) -> Sum:
     return {"sum": "three"}  # type: ignore[return-value]
 
 
+@worker.task(name=f"{P}total")
+def total(p: dict, ctx: Context) -> dict:
+    """A workflow step: adds up its dependencies' sums."""
+    ends = ctx.inputs or {}
+    return {"sum": sum(ctx.input(s)["sum"] for s in ends if ctx.input(s)),
+            "workflow": ctx.workflow, "from": sorted(ends)}
+
+
 worker.run()

@@ -114,3 +114,21 @@ def test_a_result_off_its_schema_fails_the_task_invalid_result(api, ns, spawn):
     assert rec["error"]["kind"] == "invalid_result"
     assert "sum" in rec["error"]["message"]
     assert "result errand refuses" in w.log()
+
+
+def test_a_workflow_step_reads_its_dependencies_results(api, ns, spawn):
+    from errand import Client
+
+    spawn()
+    c = Client(api.base)
+    w = c.submit_workflow([
+        {"name": "a", "kind": f"{ns}_add", "queue": ns, "payload": {"x": 1, "y": 2}},
+        {"name": "b", "kind": f"{ns}_aadd", "queue": ns, "payload": {"x": 10, "y": 20}},
+        {"name": "t", "kind": f"{ns}_total", "queue": ns, "after": ["a", "b"],
+         "on_failure": "fail"},
+    ], id=f"{ns}-wf")
+    assert w["state"] == "running"
+    done = c.wait_workflow(f"{ns}-wf", timeout=30)
+    assert done["state"] == "succeeded", done
+    t = next(s for s in done["steps"] if s["name"] == "t")
+    assert t["result"] == {"sum": 33, "workflow": f"{ns}-wf", "from": ["a", "b"]}
