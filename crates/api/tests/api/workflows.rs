@@ -161,6 +161,14 @@ async fn a_chord_runs_on_http_workers_with_results_passed_along() {
         (t["workflow"].as_str(), t["step"].as_str()),
         (Some("nightly"), Some("sum"))
     );
+    // Counted: the submit by the api, the end by the process whose call ended it (here
+    // the api's advancer, applying the HTTP worker's reports).
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("errand_workflows_submitted_total"), "{metrics}");
+    assert!(
+        metrics.contains(r#"errand_workflows_ended_total{state="succeeded"}"#),
+        "{metrics}"
+    );
     let list = app.json_of("/v1/workflows?limit=10").await;
     assert_eq!(list["workflows"][0]["id"], "nightly");
     assert_eq!(list["workflows"][0]["ended_steps"], 3);
