@@ -380,12 +380,12 @@ impl Client {
             .await
     }
 
-    /// One page of workflows, newest first (`GET /v1/workflows`), created before `before`
-    /// (a page's `next_before`).
-    pub async fn workflows(&self, limit: u32, before: Option<i64>) -> Result<WorkflowPage, Error> {
+    /// One page of workflows, newest first (`GET /v1/workflows`), after `cursor` (a page's
+    /// `next_cursor`).
+    pub async fn workflows(&self, limit: u32, cursor: Option<&str>) -> Result<WorkflowPage, Error> {
         let mut q = vec![("limit", limit.to_string())];
-        if let Some(b) = before {
-            q.push(("before", b.to_string()));
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_owned()));
         }
         self.json(self.request(Method::GET, "/v1/workflows").query(&q))
             .await

@@ -691,6 +691,6 @@ pub struct WorkflowSummary {
 pub struct WorkflowPage {
     /// The page.
     pub workflows: Vec<WorkflowSummary>,
-    /// Pass as `before` for the next page.
-    pub next_before: Option<i64>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
 }

@@ -307,9 +307,9 @@ impl From<WorkflowSummary> for WorkflowSummaryView {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WorkflowPage {
     pub workflows: Vec<WorkflowSummaryView>,
-    /// Pass as `before` for the next page; null when there is none.
+    /// Pass as `cursor` for the next page; null when there is none.
     #[schema(required = true)]
-    pub next_before: Option<i64>,
+    pub next_cursor: Option<String>,
 }
 
 /// Moves a step's field error under `steps[i]`.
@@ -518,7 +518,7 @@ pub(crate) async fn get_workflow(
     tag = "workflows",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
-        ("before" = Option<u64>, Query, description = "`next_before` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, body = WorkflowPage),
@@ -533,15 +533,26 @@ pub(crate) async fn list_workflows(
 ) -> Result<HttpResponse, ApiError> {
     let mut q = Query::parse(req.query_string())?;
     let limit = q.uint("limit", 1, 200)?.unwrap_or(50) as usize;
-    let before = q.uint("before", 0, i64::MAX as u64)?.map(|b| b as i64);
+    let cursor = q.str("cursor");
+    let after = cursor
+        .as_deref()
+        .map(|c| {
+            c.split_once(':')
+                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id)))
+                .ok_or_else(|| crate::routes::query::bad("cursor", "not a cursor from next_cursor"))
+        })
+        .transpose()?;
     q.finish()?;
-    let page = state.store.workflows(before, limit).await?;
-    let next_before = (page.len() == limit)
-        .then(|| page.last().map(|w| w.created_at.timestamp_millis()))
+    let page = state.store.workflows(after, limit).await?;
+    let next_cursor = (page.len() == limit)
+        .then(|| {
+            page.last()
+                .map(|w| format!("{}:{}", w.created_at.timestamp_millis(), w.id))
+        })
         .flatten();
     Ok(HttpResponse::Ok().json(WorkflowPage {
         workflows: page.into_iter().map(Into::into).collect(),
-        next_before,
+        next_cursor,
     }))
 }
 

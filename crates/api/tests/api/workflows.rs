@@ -164,7 +164,10 @@ async fn a_chord_runs_on_http_workers_with_results_passed_along() {
     // Counted: the submit by the api, the end by the process whose call ended it (here
     // the api's advancer, applying the HTTP worker's reports).
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("errand_workflows_submitted_total"), "{metrics}");
+    assert!(
+        metrics.contains("errand_workflows_submitted_total"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"errand_workflows_ended_total{state="succeeded"}"#),
         "{metrics}"

@@ -482,6 +482,23 @@ async fn crashes(s: &TaskStore, q: &str) {
     let ids: HashMap<&str, WorkflowState> = list.iter().map(|w| (w.id.as_str(), w.state)).collect();
     assert_eq!(ids.get("crash1"), Some(&WorkflowState::Failed));
     assert!(list.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    // Paged two at a time (several were created in one ms): each once, none skipped.
+    let mut paged = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = s
+            .workflows(after.as_ref().map(|(ms, id)| (*ms, id.as_str())), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after = Some((last.created_at.timestamp_millis(), last.id.clone()));
+        paged.extend(page.into_iter().map(|w| w.id));
+    }
+    let all: Vec<String> = list.iter().map(|w| w.id.clone()).collect();
+    assert_eq!(paged, all);
 }
 
 async fn all(s: &TaskStore) {

@@ -255,20 +255,22 @@ impl TaskStore {
         Ok(Some(record))
     }
 
-    /// Workflows newest first, created before `before_ms` (a page's cursor), at most `limit`.
+    /// Workflows newest first (by created ms, then id), after `after` (the created ms and
+    /// id of the last one of the page before), at most `limit`.
     pub async fn workflows(
         &self,
-        before_ms: Option<i64>,
+        after: Option<(i64, &str)>,
         limit: usize,
     ) -> Result<Vec<WorkflowSummary>, StoreError> {
-        let max = before_ms.map_or("+inf".to_owned(), |b| format!("({b}"));
+        let max = after.map_or("+inf".to_owned(), |(ms, _)| format!("({ms}"));
         let pages = futures::future::try_join_all((0..WORKFLOW_SHARDS).map(|shard| {
             let mut c = self.conn.clone();
             let key = self.layout.workflows_index(shard);
             let max = max.clone();
             async move {
-                let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                    .arg(key)
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZRANGE")
+                    .arg(&key)
                     .arg(&max)
                     .arg("-inf")
                     .arg("BYSCORE")
@@ -276,9 +278,26 @@ impl TaskStore {
                     .arg("LIMIT")
                     .arg(0)
                     .arg(limit)
-                    .arg("WITHSCORES")
-                    .query_async(&mut c)
-                    .await?;
+                    .arg("WITHSCORES");
+                // The cursor's own ms: those after it by id (a page may end inside one ms).
+                if let Some((ms, _)) = after {
+                    pipe.cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(ms)
+                        .arg(ms)
+                        .arg("BYSCORE")
+                        .arg("WITHSCORES");
+                }
+                let mut got: Vec<Vec<(String, f64)>> = pipe.query_async(&mut c).await?;
+                let same = if got.len() > 1 {
+                    got.pop().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let mut ids = got.pop().unwrap_or_default();
+                if let Some((_, id)) = after {
+                    ids.extend(same.into_iter().filter(|(w, _)| w.as_str() < id));
+                }
                 Ok::<_, StoreError>(ids)
             }
         }))

@@ -231,6 +231,10 @@ local function spawn(name, body)
     end
     local ma = tonumber(t.max_attempts) or parent.max_attempts
     if ma < 1 or ma > 100 then return fail('spawn[' .. (i - 1) .. '].max_attempts: 1 to 100') end
+    local to = tonumber(t.timeout_secs)
+    if to and (to < 1 or to > 604800) then
+      return fail('spawn[' .. (i - 1) .. '].timeout_secs: 1 to 604800')
+    end
     local payload = t.payload
     if payload == nil then payload = cjson.decode('{}') end
     kids[i] = cjson.encode({kind = t.kind, queue = q, payload = payload, max_attempts = ma,
