@@ -574,6 +574,45 @@ fn event_stream(doc: &mut Value) {
             "x-item-schema": schema_ref("TaskEvent"),
         },
     });
+    doc["components"]["schemas"]["WorkflowEvent"] = json!({
+        "description": "One server-sent event of `GET /v1/workflows/{id}/events`: `workflow` \
+            with the whole workflow as JSON, now and on every change of it or a step; the \
+            last is the one showing it ended, or `gone` (data `{}`) when it expired.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": "workflow"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": schema_ref("WorkflowView"),
+                    },
+                },
+            },
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": "gone"},
+                    "data": {"const": "{}"},
+                },
+            },
+        ],
+    });
+    let ok = &mut doc["paths"]["/v1/workflows/{id}/events"]["get"]["responses"]["200"];
+    ok["content"] = json!({
+        "text/event-stream": {
+            "schema": {
+                "type": "string",
+                "description": "The event stream as text (`event: <name>` and `data: <json>` \
+                    lines, a blank line after each event, `: keep-alive` comments). Each \
+                    event is a `WorkflowEvent` (see `x-item-schema`).",
+            },
+            "x-item-schema": schema_ref("WorkflowEvent"),
+        },
+    });
 }
 
 /// Every operation says whether it needs the key, by the rule the middleware applies; the
