@@ -228,6 +228,12 @@ const TARGETS: &[Target] = &[
         goal: None,
     },
     Target {
+        key: "w7a_submit_ms",
+        label: "W7a the chord's submit (1,001 steps)",
+        unit: "ms",
+        goal: None,
+    },
+    Target {
         key: "w7a_chord_vs_plain",
         label: "W7a chord / plain",
         unit: "x",

@@ -16,8 +16,8 @@ use super::{
 use crate::{
     task::{TaskId, TaskState},
     workflow::{
-        NewWorkflow, StepState, StepTask, WorkflowRecord, WorkflowState, WorkflowSummary,
-        step_task_id,
+        NewWorkflow, StepRecord, StepState, StepTask, WorkflowRecord, WorkflowState,
+        WorkflowSummary, step_task_id,
     },
 };
 
@@ -49,6 +49,8 @@ pub(super) struct Applied {
     /// (`advance` only) steps whose task should exist, with their queues.
     pub started: Vec<(String, String)>,
     pub traceparent: Option<String>,
+    /// (`create` only) the ms the workflow was created at (Redis's clock).
+    pub created_ms: Option<i64>,
 }
 
 impl Applied {
@@ -65,6 +67,7 @@ impl Applied {
             // One call ends a workflow: counted once across every process.
             metrics::counter!("errand_workflows_ended_total", "state" => settled).increment(1);
         }
+        let created_ms: Option<i64> = it.next().map(redis::from_redis_value::<i64>).transpose()?;
         if !flat.len().is_multiple_of(3) || !started.len().is_multiple_of(2) {
             return Err(bad());
         }
@@ -82,6 +85,7 @@ impl Applied {
             cancels,
             started,
             traceparent: (!tp.is_empty()).then_some(tp),
+            created_ms,
         })
     }
 }
@@ -131,10 +135,15 @@ impl TaskStore {
         }
         let made = self.run_workflow_op(&inv).await?;
         let existed = made.state == "exists";
+        // Left `creating` in the hash (a read shows a step whose task exists as started):
+        // an apply of the step's task, or upkeep's look, marks it.
         let created = self
             .create_steps(&id, made.traceparent.as_deref(), &made.creates)
             .await?;
-        self.mark_created(&id, &created).await?;
+        if let (false, Some(ms)) = (existed, made.created_ms) {
+            // As written: no read back (a workflow of 1,000 steps is a large hash).
+            return Ok(WorkflowSubmitted::Created(fresh(&wf, ms, &created)));
+        }
         let record = self
             .workflow(&id)
             .await?
@@ -210,7 +219,8 @@ impl TaskStore {
         self.run_workflow_op(&inv).await.map(|_| ())
     }
 
-    /// Workflow `id` as it stands, with the state of each started step's task; `None` if
+    /// Workflow `id` as it stands, with the state of each started step's task (a step still
+    /// `creating` whose task exists reads as started); `None` if
     /// there is none (never, or ended longer ago than its result TTL).
     pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
         let mut c = self.conn.clone();
@@ -222,35 +232,47 @@ impl TaskStore {
             return Ok(None);
         }
         let mut record = WorkflowRecord::from_hash(&h)?;
-        let started: Vec<usize> = (0..record.steps.len())
-            .filter(|&i| record.steps[i].state == StepState::Started)
-            .collect();
-        // Collected first: a stream over borrowing closures is not `Send` for every lifetime
-        // (the api's handlers need it to be).
-        #[allow(clippy::needless_collect)]
-        let keys: Vec<String> = started
-            .iter()
-            .map(|&i| {
-                let s = &record.steps[i];
-                self.layout.record(&s.task.queue, &s.task_id)
+        // One pipeline per queue (a queue's records share its slot), in parallel.
+        let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, st) in record.steps.iter().enumerate() {
+            if matches!(st.state, StepState::Started | StepState::Creating) {
+                by_queue.entry(st.task.queue.clone()).or_default().push(i);
+            }
+        }
+        let groups: Vec<(Vec<usize>, Vec<String>)> = by_queue
+            .into_values()
+            .map(|idx| {
+                let keys = idx
+                    .iter()
+                    .map(|&i| {
+                        let st = &record.steps[i];
+                        self.layout.record(&st.task.queue, &st.task_id)
+                    })
+                    .collect();
+                (idx, keys)
             })
             .collect();
-        let states: Vec<Result<Option<String>, StoreError>> =
-            futures::stream::iter(keys.into_iter().map(|key| {
-                let mut c = self.conn.clone();
-                async move {
-                    Ok(redis::cmd("HGET")
-                        .arg(key)
-                        .arg("state")
-                        .query_async(&mut c)
-                        .await?)
+        let states = futures::future::try_join_all(groups.iter().map(|(_, keys)| {
+            let mut c = self.conn.clone();
+            let mut pipe = redis::pipe();
+            for k in keys {
+                pipe.cmd("HGET").arg(k).arg("state");
+            }
+            async move {
+                let got: Vec<Option<String>> = pipe.query_async(&mut c).await?;
+                Ok::<_, StoreError>(got)
+            }
+        }))
+        .await?;
+        for ((idx, _), got) in groups.iter().zip(states) {
+            for (&i, st) in idx.iter().zip(got) {
+                let step = &mut record.steps[i];
+                step.task_state = st.and_then(|s| s.parse::<TaskState>().ok());
+                // Its task exists: it is under way, whatever the hash was last told.
+                if step.task_state.is_some() && step.state == StepState::Creating {
+                    step.state = StepState::Started;
                 }
-            }))
-            .buffered(32)
-            .collect()
-            .await;
-        for (&i, s) in started.iter().zip(states) {
-            record.steps[i].task_state = s?.and_then(|s| s.parse::<TaskState>().ok());
+            }
         }
         Ok(Some(record))
     }
@@ -348,5 +370,44 @@ impl TaskStore {
             .collect::<Vec<_>>()
             .await;
         cancels.into_iter().collect()
+    }
+}
+
+/// Workflow `wf` as its create wrote it at `ms`: the steps in `created` started (their tasks
+/// queued just now), the other first steps still being created, the rest waiting.
+fn fresh(wf: &NewWorkflow, ms: i64, created: &[String]) -> WorkflowRecord {
+    let created: std::collections::HashSet<&str> = created.iter().map(String::as_str).collect();
+    WorkflowRecord {
+        id: wf.id.to_string(),
+        state: WorkflowState::Running,
+        created_at: chrono::DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_else(Utc::now),
+        ended_at: None,
+        cancel_requested: false,
+        steps: wf
+            .steps
+            .iter()
+            .map(|s| {
+                let (state, task_state) = if created.contains(s.name.as_str()) {
+                    (StepState::Started, Some(TaskState::Queued))
+                } else if s.after.is_empty() {
+                    (StepState::Creating, None)
+                } else {
+                    (StepState::Waiting, None)
+                };
+                StepRecord {
+                    name: s.name.clone(),
+                    task_id: step_task_id(wf.id.as_str(), &s.name),
+                    state,
+                    task: s.task.clone(),
+                    after: s.after.clone(),
+                    map: s.map,
+                    parent: None,
+                    end: None,
+                    spawned: 0,
+                    skipped: false,
+                    task_state,
+                }
+            })
+            .collect(),
     }
 }

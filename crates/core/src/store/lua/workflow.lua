@@ -86,8 +86,8 @@ end
 
 -- The workflow's own state, from its steps': ended once every step has.
 local function settle()
-  local n, ended = tonumber(get('n')), tonumber(get('ended') or 0)
-  local state = get('state')
+  local f = redis.call('HMGET', H, 'n', 'ended', 'state')
+  local n, ended, state = tonumber(f[1]), tonumber(f[2] or 0), f[3]
   if ended >= n then
     if term(state) then return end
     local s = 'succeeded'
@@ -146,11 +146,10 @@ set_state = function(name, s, out)
     set_state(name, 'started', nil)
     old = 'started'
   end
-  redis.call('HSET', H, 'st:' .. name, s)
   say(name, s)
   local d = dag(name)
   if term(s) then
-    redis.call('HSET', H, 'out:' .. name, out)
+    redis.call('HSET', H, 'st:' .. name, s, 'out:' .. name, out)
     redis.call('HINCRBY', H, 'ended', 1)
     if s ~= 'succeeded' then redis.call('HINCRBY', H, s, 1) end
     if d.parent then child_ended(d.parent) end
@@ -158,14 +157,17 @@ set_state = function(name, s, out)
       redis.call('HINCRBY', H, 'wait:' .. nx, -1)
       WORK[#WORK + 1] = {'eval', nx}
     end
-  elseif term(old) then
-    redis.call('HDEL', H, 'out:' .. name)
-    redis.call('HINCRBY', H, 'ended', -1)
-    if old ~= 'succeeded' then redis.call('HINCRBY', H, old, -1) end
-    if d.parent then child_reopened(d.parent) end
-    for _, nx in ipairs(d.next or {}) do
-      redis.call('HINCRBY', H, 'wait:' .. nx, 1)
-      WORK[#WORK + 1] = {'reopen', nx}
+  else
+    redis.call('HSET', H, 'st:' .. name, s)
+    if term(old) then
+      redis.call('HDEL', H, 'out:' .. name)
+      redis.call('HINCRBY', H, 'ended', -1)
+      if old ~= 'succeeded' then redis.call('HINCRBY', H, old, -1) end
+      if d.parent then child_reopened(d.parent) end
+      for _, nx in ipairs(d.next or {}) do
+        redis.call('HINCRBY', H, 'wait:' .. nx, 1)
+        WORK[#WORK + 1] = {'reopen', nx}
+      end
     end
   end
   settle()
@@ -268,10 +270,13 @@ end
 -- What one step's task now is (`state`, its result or error json `body`, the record's
 -- `wf_seq`) applied to the workflow.
 local function apply(name, state, body, seq)
-  if not get('st:' .. name) then return end
+  -- One read of what the step's apply needs (each field read is a lookup of its own).
+  local f = redis.call('HMGET', H, 'st:' .. name, 'seq:' .. name, 'dag:' .. name)
+  if not f[1] then return end
   seq = tonumber(seq) or 0
-  local d = dag(name)
-  if seq <= (tonumber(get('seq:' .. name)) or -1) then
+  if not DAGS[name] then DAGS[name] = cjson.decode(f[3] or '{}') end
+  local d = DAGS[name]
+  if seq <= (tonumber(f[2]) or -1) then
     -- Applied before: return what that apply's caller may not have created.
     still_creating(d.next or {})
     if get('st:' .. name) == 'mapping' then
@@ -284,7 +289,7 @@ local function apply(name, state, body, seq)
   redis.call('HSET', H, 'seq:' .. name, seq)
   -- It has a task after all (created after a cancel marked it ended without one).
   redis.call('HDEL', H, 'nt:' .. name)
-  local cur = get('st:' .. name)
+  local cur = f[1]
   if not term(state) then
     -- The task exists and has not ended (or was retried): the step is under way.
     if cur == 'creating' or term(cur) then set_state(name, 'started', nil) end
@@ -342,7 +347,8 @@ end
 if op == 'create' then
   -- [A+4]: max fan-out, [A+5]: ttl secs, [A+6]: traceparent, [A+7]: step count, then per
   -- step: name, task json, dag json, dependency count. Returns {'created', creates, {}, {},
-  -- traceparent}, or {'exists', ...} when the workflow exists (nothing written).
+  -- traceparent, '', created ms}, or {'exists', ...} when the workflow exists (nothing
+  -- written).
   if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, '', ''} end
   local n, names, i = tonumber(ARGV[A + 7]), {}, A + 8
   redis.call('HSET', H, 'id', wid, 'state', 'running', 'n', n, 'ended', 0, 'created_ms', ms,
@@ -359,7 +365,7 @@ if op == 'create' then
   redis.call('ZADD', IDX, ms, wid)
   say('-', 'running')
   flush()
-  return {'created', reply_creates(), {}, {}, ARGV[A + 6], SETTLED}
+  return {'created', reply_creates(), {}, {}, ARGV[A + 6], SETTLED, ms}
 end
 
 if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, '', ''} end
