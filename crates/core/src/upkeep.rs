@@ -79,8 +79,14 @@ async fn tick(store: &TaskStore, recovered: &impl Fn(u64)) -> Result<(), StoreEr
         // Workflow steps' ends the finishing process did not apply (it died, or Redis
         // failed it): due once their applier's lease lapsed (store/workflow_ends.rs).
         for _ in 0..20 {
-            if redis_call("workflow_apply", store.apply_workflow_ends(&q, SLICE)).await? < SLICE {
-                break;
+            match redis_call("workflow_apply", store.apply_workflow_ends(&q, SLICE)).await {
+                Ok(n) if n >= SLICE => {}
+                Ok(_) => break,
+                // One workflow's failure must not hold up the rest of the tick.
+                Err(e) => {
+                    tracing::warn!(queue = %q, error = %e, "workflow ends not applied");
+                    break;
+                }
             }
         }
         for _ in 0..20 {

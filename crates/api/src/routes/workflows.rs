@@ -414,7 +414,9 @@ pub(crate) async fn prepare_workflow(
                 payload: task.payload,
                 max_attempts: task.max_attempts,
                 timeout_secs: task.timeout_secs,
-                result_ttl_secs: task.result_ttl_secs,
+                // A step's record never outlives its workflow: once the workflow is gone, so
+                // are its steps' tasks, and its id may be used again from scratch.
+                result_ttl_secs: task.result_ttl_secs.min(result_ttl_secs),
                 priority: task.flow.priority,
                 concurrency_key: task.flow.concurrency_key,
             },
@@ -543,13 +545,8 @@ pub(crate) async fn list_workflows(
         })
         .transpose()?;
     q.finish()?;
-    let page = state.store.workflows(after, limit).await?;
-    let next_cursor = (page.len() == limit)
-        .then(|| {
-            page.last()
-                .map(|w| format!("{}:{}", w.created_at.timestamp_millis(), w.id))
-        })
-        .flatten();
+    let (page, next) = state.store.workflows(after, limit).await?;
+    let next_cursor = next.map(|(ms, id)| format!("{ms}:{id}"));
     Ok(HttpResponse::Ok().json(WorkflowPage {
         workflows: page.into_iter().map(Into::into).collect(),
         next_cursor,

@@ -22,7 +22,7 @@ const LEASE: Duration = Duration::from_secs(10);
 
 /// The `wf_seq` a step's end is applied with when its task's record is gone: newer than any
 /// the task could have had, so it is the step's last word.
-const GONE_SEQ: u64 = 1_000_000_000_000;
+pub(super) const GONE_SEQ: u64 = 1_000_000_000_000;
 
 /// The error a step ends with when its task's record is gone before its end was applied.
 fn gone_error() -> String {
@@ -58,6 +58,7 @@ impl TaskStore {
         }
         let mut by_wf: HashMap<String, Vec<Taken>> = HashMap::new();
         let mut leases = Vec::with_capacity(flat.len() / 7);
+        let mut orphans: Vec<Taken> = Vec::new();
         for c in flat.chunks(7) {
             let mut t = Taken {
                 id: c[0].clone(),
@@ -72,6 +73,7 @@ impl TaskStore {
             if t.state.is_empty() {
                 // The record is gone: its id names its workflow and step.
                 let Some((w, s)) = t.id.split_once('.') else {
+                    orphans.push(t); // names no workflow: nothing waits for it
                     continue;
                 };
                 t.workflow = w.to_owned();
@@ -86,19 +88,44 @@ impl TaskStore {
         let applied = futures::stream::iter(by_wf)
             .map(|(wid, ends)| {
                 let s = self.clone();
-                async move { s.apply_ends(&wid, &ends).await }
+                async move {
+                    let r = s.apply_ends(&wid, &ends).await;
+                    (ends, r)
+                }
             })
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
-        applied.into_iter().collect::<Result<Vec<()>, _>>()?;
+        // One workflow's failure keeps only its own entries (taken again after the lease).
+        let mut first_err = None;
         let mut inv = self.invoke_in(&OUTBOX, queue);
         inv.arg("done").arg(queue);
-        for (id, lease) in &leases {
-            inv.arg(id).arg(lease);
+        let mut any = false;
+        for e in &orphans {
+            inv.arg(&e.id).arg(&e.lease);
+            any = true;
         }
-        let _: u64 = self.run(&inv).await?;
-        Ok(n)
+        for (ends, r) in applied {
+            match r {
+                Ok(()) => {
+                    for e in &ends {
+                        inv.arg(&e.id).arg(&e.lease);
+                        any = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "workflow ends not applied; retried after their lease");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if any {
+            let _: u64 = self.run(&inv).await?;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     /// Applies `ends` to workflow `wid`, then creates and cancels what that asks.

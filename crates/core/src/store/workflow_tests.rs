@@ -306,12 +306,17 @@ async fn map_reduce(s: &TaskStore, q: &str) {
     let decide = |c: &Claimed| {
         if c.id == "mr.split" {
             Outcome::Succeeded(
-                json!({"spawn": (0..3).map(|i| json!({"kind": "noop", "payload": {"i": i}})).collect::<Vec<_>>()}),
+                json!({"spawn": (0..3).map(|i| json!({"kind": "noop", "payload": {"i": i, "tags": [], "big": 12345678901234567u64}})).collect::<Vec<_>>()}),
             )
         } else if c.id.starts_with("mr.split.") {
-            Outcome::Succeeded(
-                json!({"square": c.payload.as_ref().unwrap()["i"].as_u64().unwrap().pow(2)}),
-            )
+            // The payload arrives exactly as the map step returned it.
+            let p = c.payload.as_ref().unwrap();
+            assert_eq!(
+                (&p["tags"], &p["big"]),
+                (&json!([]), &json!(12345678901234567u64)),
+                "{p}"
+            );
+            Outcome::Succeeded(json!({"square": p["i"].as_u64().unwrap().pow(2), "none": []}))
         } else {
             echo(c)
         }
@@ -325,7 +330,7 @@ async fn map_reduce(s: &TaskStore, q: &str) {
     assert_eq!(join.id, "mr.join");
     assert_eq!(
         join.inputs.as_ref().unwrap()["split"]["result"],
-        json!([{"square": 0}, {"square": 1}, {"square": 4}])
+        json!([{"square": 0, "none": []}, {"square": 1, "none": []}, {"square": 4, "none": []}])
     );
 
     let wf = workflow(
@@ -348,6 +353,57 @@ async fn map_reduce(s: &TaskStore, q: &str) {
         "invalid_spawn"
     );
     assert_eq!(state_of(&r, "join"), StepState::Failed);
+
+    // Numbers that are not whole, or not numbers, are refused whole, never half spawned.
+    for (i, bad) in [
+        json!({"max_attempts": 2.5}),
+        json!({"timeout_secs": "nan"}),
+        json!({"max_attempts": 0}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = step("split", q, &[], json!({}));
+        m.map = true;
+        let id = format!("odd{i}");
+        submit(s, workflow(&id, vec![m])).await;
+        let mut entry = json!({"kind": "noop"});
+        for (k, v) in bad.as_object().unwrap() {
+            entry[k] = v.clone();
+        }
+        let odd = move |_: &Claimed| Outcome::Succeeded(json!({"spawn": [entry.clone()]}));
+        let (r, _) = run_to_end(s, &id, &[q], odd).await;
+        assert_eq!(r.state, WorkflowState::Failed, "{bad}");
+        assert_eq!(r.steps.len(), 1, "nothing spawned for {bad}");
+        assert_eq!(
+            r.steps[0].end.as_ref().unwrap()["error"]["kind"],
+            "invalid_spawn"
+        );
+    }
+
+    // A cancel while the map step runs: it spawns nothing and ends cancelled.
+    let mut m = step("split", q, &[], json!({}));
+    m.map = true;
+    submit(s, workflow("mcancel", vec![m])).await;
+    let f = s
+        .fetch(
+            q,
+            10,
+            "w",
+            LEASE,
+            &TaskId::generate().to_string(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.claimed.len(), 1);
+    s.cancel_workflow("mcancel").await.unwrap();
+    let spawn = Outcome::Succeeded(json!({"spawn": [{"kind": "noop"}, {"kind": "noop"}]}));
+    assert!(s.finish(&f.claimed[0], &spawn, Utc::now()).await.unwrap());
+    while s.apply_workflow_ends(q, 100).await.unwrap() > 0 {}
+    let r = get(s, "mcancel").await;
+    assert_eq!(r.state, WorkflowState::Cancelled);
+    assert_eq!(r.steps.len(), 1, "nothing spawned after the cancel");
 }
 
 /// Marks every entry of the outbox and every live workflow due now: what a lapsed lease,
@@ -477,8 +533,19 @@ async fn crashes(s: &TaskStore, q: &str) {
         .await
         .unwrap();
     assert_eq!(live, None);
+    // A task submitted on its own under a step's id is not that step's: the step fails.
+    let mut own = super::pause::tests::task(q);
+    own.id = TaskId::parse("taken.a").unwrap();
+    s.submit(own, Utc::now()).await.unwrap();
+    submit(s, workflow("taken", vec![step("a", q, &[], json!({}))])).await;
+    let r = get(s, "taken").await;
+    assert_eq!(r.state, WorkflowState::Failed);
+    assert_eq!(
+        r.steps[0].end.as_ref().unwrap()["error"]["kind"],
+        "id_taken"
+    );
     // Listing: newest first.
-    let list = s.workflows(None, 100).await.unwrap();
+    let (list, _) = s.workflows(None, 100).await.unwrap();
     let ids: HashMap<&str, WorkflowState> = list.iter().map(|w| (w.id.as_str(), w.state)).collect();
     assert_eq!(ids.get("crash1"), Some(&WorkflowState::Failed));
     assert!(list.windows(2).all(|w| w[0].created_at >= w[1].created_at));
@@ -486,16 +553,15 @@ async fn crashes(s: &TaskStore, q: &str) {
     let mut paged = Vec::new();
     let mut after: Option<(i64, String)> = None;
     loop {
-        let page = s
+        let (page, next) = s
             .workflows(after.as_ref().map(|(ms, id)| (*ms, id.as_str())), 2)
             .await
             .unwrap();
-        if page.is_empty() {
-            break;
-        }
-        let last = page.last().unwrap();
-        after = Some((last.created_at.timestamp_millis(), last.id.clone()));
         paged.extend(page.into_iter().map(|w| w.id));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
     }
     let all: Vec<String> = list.iter().map(|w| w.id.clone()).collect();
     assert_eq!(paged, all);

@@ -37,13 +37,26 @@ pub enum WorkflowSubmitted {
     Existing(WorkflowRecord),
 }
 
+/// A step `workflow.lua` says to create.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Create {
+    pub step: String,
+    /// Its task (json, [`StepTask`]).
+    pub task: String,
+    /// Its inputs (json).
+    pub inputs: String,
+    /// A spawned step's map step's raw result (its entry's payload is taken from it, as
+    /// the map step returned it); '' for a step of the definition.
+    pub spawned_from: String,
+}
+
 /// What one `workflow.lua` call answered.
 #[derive(Debug, Default)]
 pub(super) struct Applied {
     /// The workflow's state after the call (`gone`: no such workflow).
     pub state: String,
-    /// Steps to create now: (step, its task, its inputs json).
-    pub creates: Vec<(String, String, String)>,
+    /// Steps to create now.
+    pub creates: Vec<Create>,
     /// Task ids to cancel.
     pub cancels: Vec<String>,
     /// (`advance` only) steps whose task should exist, with their queues.
@@ -68,12 +81,17 @@ impl Applied {
             metrics::counter!("errand_workflows_ended_total", "state" => settled).increment(1);
         }
         let created_ms: Option<i64> = it.next().map(redis::from_redis_value::<i64>).transpose()?;
-        if !flat.len().is_multiple_of(3) || !started.len().is_multiple_of(2) {
+        if !flat.len().is_multiple_of(4) || !started.len().is_multiple_of(2) {
             return Err(bad());
         }
         let creates = flat
-            .chunks(3)
-            .map(|c| (c[0].clone(), c[1].clone(), c[2].clone()))
+            .chunks(4)
+            .map(|c| Create {
+                step: c[0].clone(),
+                task: c[1].clone(),
+                inputs: c[2].clone(),
+                spawned_from: c[3].clone(),
+            })
             .collect();
         let started = started
             .chunks(2)
@@ -155,24 +173,60 @@ impl TaskStore {
         })
     }
 
-    /// Creates the tasks of `creates` (step, task json, inputs) of workflow `wid`; returns
-    /// the steps whose task exists now (created, or already there).
+    /// Creates the tasks of `creates` of workflow `wid`; returns the steps whose task exists
+    /// now (created, or already there). A step that cannot be created ends `failed`: its
+    /// task does not read (`invalid_step`), or its id is another task's (`id_taken`: a task
+    /// submitted on its own under `<workflow>.<step>`).
     pub(super) async fn create_steps(
         &self,
         wid: &str,
         traceparent: Option<&str>,
-        creates: &[(String, String, String)],
+        creates: &[Create],
     ) -> Result<Vec<String>, StoreError> {
         if creates.is_empty() {
             return Ok(Vec::new());
         }
         let mut tasks = Vec::with_capacity(creates.len());
         let mut names = Vec::with_capacity(creates.len());
-        for (name, task, inputs) in creates {
-            let t: StepTask = serde_json::from_str(task)
-                .map_err(|e| StoreError::Protocol(format!("workflow {wid} step {name}: {e}")))?;
-            let id = TaskId::parse(&step_task_id(wid, name))
-                .map_err(|e| StoreError::Protocol(format!("workflow {wid} step {name}: {e}")))?;
+        let mut refused: Vec<(String, &'static str, String)> = Vec::new();
+        // Each map step's raw result parsed once, however many entries it spawned.
+        let mut sources: HashMap<&str, Option<serde_json::Value>> = HashMap::new();
+        for c in creates {
+            let name = &c.step;
+            let mut t: StepTask = match serde_json::from_str(&c.task) {
+                Ok(t) => t,
+                Err(e) => {
+                    refused.push((
+                        name.clone(),
+                        "invalid_step",
+                        format!("its task does not read: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            if !c.spawned_from.is_empty() {
+                let src = sources
+                    .entry(c.spawned_from.as_str())
+                    .or_insert_with(|| serde_json::from_str(&c.spawned_from).ok());
+                let i = name
+                    .rsplit_once('.')
+                    .and_then(|(_, i)| i.parse::<usize>().ok());
+                t.payload = match (src.as_ref(), i) {
+                    (Some(v), Some(i)) => v["spawn"][i]
+                        .get("payload")
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::json!({})),
+                    _ => serde_json::json!({}),
+                };
+            }
+            let Ok(id) = TaskId::parse(&step_task_id(wid, name)) else {
+                refused.push((
+                    name.clone(),
+                    "invalid_step",
+                    "its task id is not valid".into(),
+                ));
+                continue;
+            };
             tasks.push(NewTask {
                 id,
                 kind: t.kind,
@@ -192,18 +246,57 @@ impl TaskStore {
                 step: Some(StepOf {
                     workflow: wid.to_owned(),
                     step: name.clone(),
-                    inputs: inputs.clone(),
+                    inputs: c.inputs.clone(),
                 }),
             });
             names.push(name.clone());
         }
-        let made = self.submit_many(tasks, Utc::now()).await?;
-        Ok(names
-            .into_iter()
-            .zip(made)
-            .filter(|(_, m)| matches!(m, Submitted::Created(_) | Submitted::Existing(_)))
-            .map(|(n, _)| n)
-            .collect())
+        let made = if tasks.is_empty() {
+            Vec::new()
+        } else {
+            self.submit_many(tasks, Utc::now()).await?
+        };
+        let mut exist = Vec::with_capacity(names.len());
+        for (n, m) in names.into_iter().zip(made) {
+            match m {
+                Submitted::Created(_) => exist.push(n),
+                Submitted::Existing(r) | Submitted::Duplicate(r)
+                    if r.workflow.as_deref() == Some(wid)
+                        && r.step.as_deref() == Some(n.as_str()) =>
+                {
+                    exist.push(n);
+                }
+                Submitted::Existing(r) | Submitted::Duplicate(r) => refused.push((
+                    n,
+                    "id_taken",
+                    format!(
+                        "task `{}` is not this workflow's step (it was submitted on its own)",
+                        r.id
+                    ),
+                )),
+            }
+        }
+        if !refused.is_empty() {
+            let mut inv = self.workflow_op("apply", wid);
+            for (step, kind, message) in &refused {
+                tracing::warn!(
+                    workflow_id = wid,
+                    step,
+                    kind,
+                    message,
+                    "a workflow step cannot be created"
+                );
+                inv.arg(step)
+                    .arg("failed")
+                    .arg(serde_json::json!({"kind": kind, "message": message}).to_string())
+                    .arg(super::workflow_ends::GONE_SEQ);
+            }
+            let again = self.run_workflow_op(&inv).await?;
+            // What that failure readied (a step that runs on failure) is created too.
+            let more = Box::pin(self.create_steps(wid, traceparent, &again.creates)).await?;
+            exist.extend(more);
+        }
+        Ok(exist)
     }
 
     /// Marks `steps` of workflow `wid` as started: their tasks were seen, so upkeep's look
@@ -278,12 +371,14 @@ impl TaskStore {
     }
 
     /// Workflows newest first (by created ms, then id), after `after` (the created ms and
-    /// id of the last one of the page before), at most `limit`.
+    /// id of the last one of the page before), at most `limit`; and where the next page
+    /// starts, when there may be one (a workflow whose hash expired before upkeep dropped it
+    /// from the listing is left out, but still moves the cursor on).
     pub async fn workflows(
         &self,
         after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Vec<WorkflowSummary>, StoreError> {
+    ) -> Result<(Vec<WorkflowSummary>, Option<(i64, String)>), StoreError> {
         let max = after.map_or("+inf".to_owned(), |(ms, _)| format!("({ms}"));
         let pages = futures::future::try_join_all((0..WORKFLOW_SHARDS).map(|shard| {
             let mut c = self.conn.clone();
@@ -327,6 +422,9 @@ impl TaskStore {
         let mut all: Vec<(String, f64)> = pages.into_iter().flatten().collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
         all.truncate(limit);
+        let next = (all.len() == limit)
+            .then(|| all.last().map(|(id, ms)| (*ms as i64, id.clone())))
+            .flatten();
         let rows = futures::future::try_join_all(all.iter().map(|(id, _)| {
             let mut c = self.conn.clone();
             let key = self.layout.workflow(id);
@@ -340,7 +438,7 @@ impl TaskStore {
             }
         }))
         .await?;
-        Ok(rows.into_iter().flatten().collect())
+        Ok((rows.into_iter().flatten().collect(), next))
     }
 
     /// Cancels workflow `id`: every step that has not started is cancelled, and every task

@@ -44,7 +44,7 @@ pub(in crate::ui) async fn workflows(
         Ok(c) => c,
         Err(login) => return Ok(login.response()),
     };
-    let page = state.store.workflows(None, 100).await?;
+    let (page, _) = state.store.workflows(None, 100).await?;
     let body = html! {
         h1 { "Workflows" }
         (notice(&q))

@@ -13,6 +13,8 @@
 --   task:s  the task to create (json, store::workflows::StepTask, passed back as it is)
 --   dag:s   {"after": [[dep, "fail"|"run"]...], "next": [dependents], "map": bool,
 --            "parent": map step (a spawned step)}
+--   res:s   a map step's and a spawned step's raw result (the reduce joins them unparsed)
+--   cx:s    '1' once a cancel of the workflow cancelled its task
 --   st:s    waiting | creating | started | mapping | succeeded | failed | cancelled
 --   wait:s  dependencies not yet ended
 --   out:s   json of its end: {"id", "state", "result" | "error"} (a map step's result is
@@ -29,6 +31,8 @@ local H = WT .. 'wf:' .. wid
 local LIVE, IDX, ENDED = WT .. 'live', WT .. 'idx', WT .. 'ended'
 local ms = now_ms()
 local CREATES, CANCELS, LINES = {}, {}, {}
+-- An end applied before was sent again: every step still `creating` is returned.
+local REAPPLIED = false
 -- The state this call ended the workflow in ('' if it did not): counted once, by its caller.
 local SETTLED = ''
 
@@ -55,8 +59,13 @@ local function inputs(name)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- A step to create: its task, its inputs, and for a spawned step the raw result of its
+-- map step (the caller takes the entry's payload from it exactly: decoding and encoding it
+-- here would turn `[]` into `{}` and round large numbers).
 local function want_create(name)
-  CREATES[#CREATES + 1] = {name, get('task:' .. name) or '{}', inputs(name)}
+  local parent = dag(name).parent
+  local src = parent and (get('res:' .. parent) or '') or ''
+  CREATES[#CREATES + 1] = {name, get('task:' .. name) or '{}', inputs(name), src}
 end
 
 local set_state
@@ -180,14 +189,15 @@ child_ended = function(parent)
   local k = tonumber(get('kids:' .. parent)) or 0
   local results, ends, bad = {}, {}, 0
   for i = 0, k - 1 do
-    local raw = get('out:' .. parent .. '.' .. i) or 'null'
-    ends[#ends + 1] = raw
-    local ok, e = pcall(cjson.decode, raw)
-    if ok and type(e) == 'table' and e.state == 'succeeded' and e.result ~= nil then
-      results[#results + 1] = cjson.encode(e.result)
+    local kid = parent .. '.' .. i
+    local f = redis.call('HMGET', H, 'out:' .. kid, 'st:' .. kid, 'res:' .. kid)
+    ends[#ends + 1] = f[1] or 'null'
+    -- The raw result as the task stored it (never decoded and encoded again).
+    if f[2] == 'succeeded' then
+      results[#results + 1] = (f[3] and f[3] ~= '') and f[3] or 'null'
     else
       results[#results + 1] = 'null'
-      if not (ok and type(e) == 'table' and e.state == 'succeeded') then bad = bad + 1 end
+      bad = bad + 1
     end
   end
   local s, tail = 'succeeded', ''
@@ -207,6 +217,14 @@ child_reopened = function(parent)
 end
 
 local QUEUE_NAME = '^[A-Za-z0-9_.-]+$'
+-- Most steps one workflow may hold, spawned ones included (settings' MAX_WORKFLOW_STEPS).
+local MOST_STEPS = 10000
+-- `x` as a whole number, or nil (nan, fractions, strings and infinities are not).
+local function whole(x)
+  x = tonumber(x)
+  if not x or x ~= x or x ~= math.floor(x) or x == math.huge or x == -math.huge then return nil end
+  return x
+end
 -- Map step `name` succeeded with `result`: what it asked to spawn becomes steps of the
 -- workflow (the map), each created now; the step ends when they all have.
 local function spawn(name, body)
@@ -221,6 +239,15 @@ local function spawn(name, body)
   if #list > max then
     return fail(#list .. ' tasks to spawn; the limit is ' .. max .. ' (workflows.max_fan_out)')
   end
+  -- However many map steps spawn, one workflow stays one hash a read can take whole.
+  if (tonumber(get('n')) or 0) + #list > MOST_STEPS then
+    return fail('the workflow would have more than ' .. MOST_STEPS .. ' steps')
+  end
+  if get('cancel') == '1' then
+    -- Cancelled while the map step ran: nothing is spawned.
+    return set_state(name, 'cancelled', cjson.encode({id = task_id(name), state = 'cancelled',
+      error = {kind = 'cancelled', message = 'the workflow was cancelled'}}))
+  end
   local parent = cjson.decode(get('task:' .. name) or '{}')
   local kids = {}
   for i, t in ipairs(list) do
@@ -231,39 +258,36 @@ local function spawn(name, body)
     if type(q) ~= 'string' or #q > 64 or not string.match(q, QUEUE_NAME) then
       return fail('spawn[' .. (i - 1) .. '].queue: [A-Za-z0-9_.-], at most 64')
     end
-    local ma = tonumber(t.max_attempts) or parent.max_attempts
-    if ma < 1 or ma > 100 then return fail('spawn[' .. (i - 1) .. '].max_attempts: 1 to 100') end
-    local to = tonumber(t.timeout_secs)
-    if to and (to < 1 or to > 604800) then
-      return fail('spawn[' .. (i - 1) .. '].timeout_secs: 1 to 604800')
+    local ma = t.max_attempts == nil and parent.max_attempts or whole(t.max_attempts)
+    if not ma or ma < 1 or ma > 100 then
+      return fail('spawn[' .. (i - 1) .. '].max_attempts: a whole number, 1 to 100')
     end
-    local payload = t.payload
-    if payload == nil then payload = cjson.decode('{}') end
-    kids[i] = cjson.encode({kind = t.kind, queue = q, payload = payload, max_attempts = ma,
-      timeout_secs = tonumber(t.timeout_secs) or parent.timeout_secs,
-      result_ttl_secs = parent.result_ttl_secs, priority = parent.priority,
+    local to = parent.timeout_secs
+    if t.timeout_secs ~= nil then
+      to = whole(t.timeout_secs)
+      if not to or to < 1 or to > 604800 then
+        return fail('spawn[' .. (i - 1) .. '].timeout_secs: a whole number, 1 to 604800')
+      end
+    end
+    -- The payload is left out here: the caller takes it from the map step's raw result.
+    kids[i] = cjson.encode({kind = t.kind, queue = q, payload = false, max_attempts = ma,
+      timeout_secs = to, result_ttl_secs = parent.result_ttl_secs, priority = parent.priority,
       concurrency_key = parent.concurrency_key})
   end
-  redis.call('HSET', H, 'kids:' .. name, #kids, 'kwait:' .. name, #kids, 'st:' .. name, 'mapping')
+  redis.call('HSET', H, 'kids:' .. name, #kids, 'kwait:' .. name, #kids, 'st:' .. name, 'mapping',
+    'res:' .. name, body)
   say(name, 'mapping')
   redis.call('HINCRBY', H, 'n', #kids)
   local pd = cjson.encode({parent = name})
   for i, raw in ipairs(kids) do
     local c = name .. '.' .. (i - 1)
     redis.call('HSET', H, 'task:' .. c, raw, 'dag:' .. c, pd, 'st:' .. c, 'creating')
-    CREATES[#CREATES + 1] = {c, raw, '{}'}
+    CREATES[#CREATES + 1] = {c, raw, '{}', body}
   end
   if #kids == 0 then
     -- Nothing to map: the reduce gets an empty list.
     redis.call('HSET', H, 'kwait:' .. name, 1)
     child_ended(name)
-  end
-end
-
--- The steps still to be created among `names` (their task may not exist yet).
-local function still_creating(names)
-  for _, nx in ipairs(names) do
-    if get('st:' .. nx) == 'creating' then want_create(nx) end
   end
 end
 
@@ -277,13 +301,9 @@ local function apply(name, state, body, seq)
   if not DAGS[name] then DAGS[name] = cjson.decode(f[3] or '{}') end
   local d = DAGS[name]
   if seq <= (tonumber(f[2]) or -1) then
-    -- Applied before: return what that apply's caller may not have created.
-    still_creating(d.next or {})
-    if get('st:' .. name) == 'mapping' then
-      local kids = {}
-      for i = 0, (tonumber(get('kids:' .. name)) or 0) - 1 do kids[#kids + 1] = name .. '.' .. i end
-      still_creating(kids)
-    end
+    -- Applied before (its applier died, or another got there too): return every step still
+    -- to be created, however far down the graph that apply readied it.
+    REAPPLIED = true
     return
   end
   redis.call('HSET', H, 'seq:' .. name, seq)
@@ -303,6 +323,7 @@ local function apply(name, state, body, seq)
   end
   local out
   if state == 'succeeded' then
+    if d.parent then redis.call('HSET', H, 'res:' .. name, body) end
     out = '{"id":' .. cjson.encode(task_id(name)) .. ',"state":"succeeded","result":' ..
       (body ~= '' and body or 'null') .. '}'
   else
@@ -334,6 +355,7 @@ local function reply_creates()
   local flat = {}
   for _, c in ipairs(CREATES) do
     flat[#flat + 1] = c[1]; flat[#flat + 1] = c[2]; flat[#flat + 1] = c[3]
+    flat[#flat + 1] = c[4] or ''
   end
   return flat
 end
@@ -358,7 +380,7 @@ if op == 'create' then
     names[#names + 1] = name
     redis.call('HSET', H, 'task:' .. name, ARGV[i + 1], 'dag:' .. name, ARGV[i + 2],
       'wait:' .. name, waits, 'st:' .. name, waits == 0 and 'creating' or 'waiting')
-    if waits == 0 then CREATES[#CREATES + 1] = {name, ARGV[i + 1], '{}'} end
+    if waits == 0 then CREATES[#CREATES + 1] = {name, ARGV[i + 1], '{}', ''} end
     i = i + 4
   end
   redis.call('HSET', H, 'order', cjson.encode(names))
@@ -379,8 +401,16 @@ if op == 'apply' then
     apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
     i = i + 4
   end
+  if REAPPLIED then
+    for _, s in ipairs(running_tasks(true)) do
+      if get('st:' .. s) == 'creating' then want_create(s) end
+    end
+  end
   if get('cancel') == '1' then
-    for _, s in ipairs(running_tasks(false)) do CANCELS[#CANCELS + 1] = task_id(s) end
+    -- Each step's task is cancelled once from here (upkeep's look cancels again if needed).
+    for _, s in ipairs(running_tasks(true)) do
+      if redis.call('HSETNX', H, 'cx:' .. s, '1') == 1 then CANCELS[#CANCELS + 1] = task_id(s) end
+    end
   end
 elseif op == 'cancel' then
   -- Cancels every step that has not started, and returns the tasks of those that have.
@@ -409,7 +439,8 @@ elseif op == 'advance' then
       else
         want_create(s)
       end
-    else
+    elseif get('st:' .. s) == 'started' then
+      -- (A `mapping` step's task has ended: its spawned steps are what runs.)
       local t = cjson.decode(get('task:' .. s) or '{}')
       started[#started + 1] = s
       started[#started + 1] = t.queue or ''
