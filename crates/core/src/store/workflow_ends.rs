@@ -138,8 +138,13 @@ impl TaskStore {
         if applied.state == "gone" {
             return Ok(()); // ended and expired: nothing is waiting for these
         }
-        self.create_steps(wid, applied.traceparent.as_deref(), &applied.creates)
-            .await?;
+        self.create_steps(
+            wid,
+            applied.traceparent.as_deref(),
+            &applied.creates,
+            &applied.sources,
+        )
+        .await?;
         self.cancel_tasks(&applied.cancels).await
     }
 
@@ -203,7 +208,7 @@ impl TaskStore {
             return Ok(());
         }
         let made = self
-            .create_steps(wid, a.traceparent.as_deref(), &a.creates)
+            .create_steps(wid, a.traceparent.as_deref(), &a.creates, &a.sources)
             .await?;
         self.mark_created(wid, &made).await?;
         self.cancel_tasks(&a.cancels).await?;

@@ -45,8 +45,8 @@ pub(super) struct Create {
     pub task: String,
     /// Its inputs (json).
     pub inputs: String,
-    /// A spawned step's map step's raw result (its entry's payload is taken from it, as
-    /// the map step returned it); '' for a step of the definition.
+    /// A spawned step's map step (its entry's payload is taken from that step's raw result,
+    /// as it returned it: [`Applied::sources`]); '' for a step of the definition.
     pub spawned_from: String,
 }
 
@@ -62,8 +62,10 @@ pub(super) struct Applied {
     /// (`advance` only) steps whose task should exist, with their queues.
     pub started: Vec<(String, String)>,
     pub traceparent: Option<String>,
-    /// (`create` only) the ms the workflow was created at (Redis's clock).
+    /// The call's ms (Redis's clock): for `create`, when the workflow was created.
     pub created_ms: Option<i64>,
+    /// Map step -> its raw result, for the spawned steps among `creates`.
+    pub sources: HashMap<String, String>,
 }
 
 impl Applied {
@@ -81,6 +83,18 @@ impl Applied {
             metrics::counter!("errand_workflows_ended_total", "state" => settled).increment(1);
         }
         let created_ms: Option<i64> = it.next().map(redis::from_redis_value::<i64>).transpose()?;
+        let src: Vec<String> = it
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()?
+            .unwrap_or_default();
+        if !src.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let sources = src
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
         if !flat.len().is_multiple_of(4) || !started.len().is_multiple_of(2) {
             return Err(bad());
         }
@@ -104,6 +118,7 @@ impl Applied {
             started,
             traceparent: (!tp.is_empty()).then_some(tp),
             created_ms,
+            sources,
         })
     }
 }
@@ -156,7 +171,12 @@ impl TaskStore {
         // Left `creating` in the hash (a read shows a step whose task exists as started):
         // an apply of the step's task, or upkeep's look, marks it.
         let created = self
-            .create_steps(&id, made.traceparent.as_deref(), &made.creates)
+            .create_steps(
+                &id,
+                made.traceparent.as_deref(),
+                &made.creates,
+                &made.sources,
+            )
             .await?;
         if let (false, Some(ms)) = (existed, made.created_ms) {
             // As written: no read back (a workflow of 1,000 steps is a large hash).
@@ -182,6 +202,7 @@ impl TaskStore {
         wid: &str,
         traceparent: Option<&str>,
         creates: &[Create],
+        sources: &HashMap<String, String>,
     ) -> Result<Vec<String>, StoreError> {
         if creates.is_empty() {
             return Ok(Vec::new());
@@ -190,7 +211,7 @@ impl TaskStore {
         let mut names = Vec::with_capacity(creates.len());
         let mut refused: Vec<(String, &'static str, String)> = Vec::new();
         // Each map step's raw result parsed once, however many entries it spawned.
-        let mut sources: HashMap<&str, Option<serde_json::Value>> = HashMap::new();
+        let mut parsed: HashMap<&str, Option<serde_json::Value>> = HashMap::new();
         for c in creates {
             let name = &c.step;
             let mut t: StepTask = match serde_json::from_str(&c.task) {
@@ -205,9 +226,11 @@ impl TaskStore {
                 }
             };
             if !c.spawned_from.is_empty() {
-                let src = sources
-                    .entry(c.spawned_from.as_str())
-                    .or_insert_with(|| serde_json::from_str(&c.spawned_from).ok());
+                let src = parsed.entry(c.spawned_from.as_str()).or_insert_with(|| {
+                    sources
+                        .get(&c.spawned_from)
+                        .and_then(|raw| serde_json::from_str(raw).ok())
+                });
                 let i = name
                     .rsplit_once('.')
                     .and_then(|(_, i)| i.parse::<usize>().ok());
@@ -293,7 +316,9 @@ impl TaskStore {
             }
             let again = self.run_workflow_op(&inv).await?;
             // What that failure readied (a step that runs on failure) is created too.
-            let more = Box::pin(self.create_steps(wid, traceparent, &again.creates)).await?;
+            let more =
+                Box::pin(self.create_steps(wid, traceparent, &again.creates, &again.sources))
+                    .await?;
             exist.extend(more);
         }
         Ok(exist)

@@ -62,10 +62,13 @@ end
 -- A step to create: its task, its inputs, and for a spawned step the raw result of its
 -- map step (the caller takes the entry's payload from it exactly: decoding and encoding it
 -- here would turn `[]` into `{}` and round large numbers).
+-- Each map step's raw result goes in the reply once (SOURCES), however many of its spawned
+-- steps are created; a create names its map step.
+local SOURCES = {}
 local function want_create(name)
   local parent = dag(name).parent
-  local src = parent and (get('res:' .. parent) or '') or ''
-  CREATES[#CREATES + 1] = {name, get('task:' .. name) or '{}', inputs(name), src}
+  if parent and not SOURCES[parent] then SOURCES[parent] = get('res:' .. parent) or '' end
+  CREATES[#CREATES + 1] = {name, get('task:' .. name) or '{}', inputs(name), parent or ''}
 end
 
 local set_state
@@ -276,13 +279,14 @@ local function spawn(name, body)
   end
   redis.call('HSET', H, 'kids:' .. name, #kids, 'kwait:' .. name, #kids, 'st:' .. name, 'mapping',
     'res:' .. name, body)
+  SOURCES[name] = body
   say(name, 'mapping')
   redis.call('HINCRBY', H, 'n', #kids)
   local pd = cjson.encode({parent = name})
   for i, raw in ipairs(kids) do
     local c = name .. '.' .. (i - 1)
     redis.call('HSET', H, 'task:' .. c, raw, 'dag:' .. c, pd, 'st:' .. c, 'creating')
-    CREATES[#CREATES + 1] = {c, raw, '{}', body}
+    CREATES[#CREATES + 1] = {c, raw, '{}', name}
   end
   if #kids == 0 then
     -- Nothing to map: the reduce gets an empty list.
@@ -351,12 +355,21 @@ local function running_tasks(also_creating)
   return out
 end
 
+-- Every reply: {state, creates (step, task json, inputs json, map step or ''...), tasks to
+-- cancel, (advance) started steps and their queues, traceparent, the state this call ended
+-- the workflow in or '', this call's ms, the map steps' raw results (step, raw...)}.
 local function reply_creates()
   local flat = {}
   for _, c in ipairs(CREATES) do
     flat[#flat + 1] = c[1]; flat[#flat + 1] = c[2]; flat[#flat + 1] = c[3]
     flat[#flat + 1] = c[4] or ''
   end
+  return flat
+end
+
+local function sources()
+  local flat = {}
+  for k, v in pairs(SOURCES) do flat[#flat + 1] = k; flat[#flat + 1] = v end
   return flat
 end
 
@@ -371,7 +384,7 @@ if op == 'create' then
   -- step: name, task json, dag json, dependency count. Returns {'created', creates, {}, {},
   -- traceparent, '', created ms}, or {'exists', ...} when the workflow exists (nothing
   -- written).
-  if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, '', ''} end
+  if redis.call('EXISTS', H) == 1 then return {'exists', {}, {}, {}, '', '', ms, {}} end
   local n, names, i = tonumber(ARGV[A + 7]), {}, A + 8
   redis.call('HSET', H, 'id', wid, 'state', 'running', 'n', n, 'ended', 0, 'created_ms', ms,
     'max_fan_out', ARGV[A + 4], 'ttl', ARGV[A + 5], 'traceparent', ARGV[A + 6])
@@ -387,10 +400,10 @@ if op == 'create' then
   redis.call('ZADD', IDX, ms, wid)
   say('-', 'running')
   flush()
-  return {'created', reply_creates(), {}, {}, ARGV[A + 6], SETTLED, ms}
+  return {'created', reply_creates(), {}, {}, ARGV[A + 6], SETTLED, ms, {}}
 end
 
-if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, '', ''} end
+if redis.call('EXISTS', H) == 0 then return {'gone', {}, {}, {}, '', '', ms, {}} end
 
 if op == 'apply' then
   -- Then groups of 4: step, task state ('' when its record is gone), result or error json,
@@ -448,7 +461,8 @@ elseif op == 'advance' then
     end
   end
   flush()
-  return {get('state'), reply_creates(), CANCELS, started, get('traceparent') or '', SETTLED}
+  return {get('state'), reply_creates(), CANCELS, started, get('traceparent') or '', SETTLED, ms,
+    sources()}
 elseif op == 'created' then
   -- Then step names whose tasks were seen: created, so no longer returned by `advance`.
   for i = A + 4, #ARGV do
@@ -459,4 +473,4 @@ elseif op == 'created' then
   end
 end
 flush()
-return {get('state'), reply_creates(), CANCELS, {}, get('traceparent') or '', SETTLED}
+return {get('state'), reply_creates(), CANCELS, {}, get('traceparent') or '', SETTLED, ms, sources()}
