@@ -54,6 +54,9 @@ async fn random_interleavings_keep_every_invariant() {
         started.elapsed().as_secs_f64(),
         tally.figures()
     );
+    if !tally.errors.is_empty() {
+        println!("interleave: store errors: {:?}", tally.errors);
+    }
     assert!(
         tally.claims > 0 && tally.stale_refused > 0 && tally.lapses > 0,
         "the runs never exercised the fences: {}",

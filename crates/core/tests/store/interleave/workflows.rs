@@ -430,7 +430,11 @@ pub(crate) async fn check(w: &mut World) {
             if !pending {
                 let ok = if TERMINAL.contains(&ts) {
                     if s.map && ts == "succeeded" {
+                        // A map step is its task and what it spawned: either can fail it, and
+                        // one that succeeds after the workflow's cancel spawns nothing and
+                        // ends cancelled.
                         matches!(s.state.as_str(), "mapping" | "succeeded" | "failed")
+                            || (rec.cancel_requested && s.state.as_str() == "cancelled")
                     } else {
                         s.state.as_str() == ts
                     }
