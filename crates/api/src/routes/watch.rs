@@ -21,9 +21,21 @@ use crate::{
 };
 
 /// Re-read the record this often even without events (lost messages, reconnects).
-const FALLBACK: Duration = Duration::from_secs(2);
+pub(crate) const FALLBACK: Duration = Duration::from_secs(2);
 /// An SSE comment this often keeps proxies from closing an idle stream.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A server-sent event stream of `body`, unbuffered by proxies (every stream errand serves).
+pub(crate) fn event_stream<S>(body: S) -> HttpResponse
+where
+    S: futures::Stream<Item = Result<web::Bytes, std::convert::Infallible>> + 'static,
+{
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
 
 fn is_terminal_event(e: &str) -> bool {
     matches!(e, "succeeded" | "failed" | "cancelled" | "reconnected")
@@ -166,9 +178,5 @@ pub(crate) async fn task_events(
             }
         }
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+    Ok(event_stream(body))
 }

@@ -3,8 +3,6 @@
 //! as a task submit would be, the graph as a whole, and nothing is written unless all of it
 //! passes.
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
@@ -606,9 +604,7 @@ pub(crate) async fn cancel(
     Ok(())
 }
 
-/// Re-read this often without events (missed messages, a step task's own progress).
-const FALLBACK: Duration = Duration::from_secs(2);
-const KEEPALIVE: Duration = Duration::from_secs(15);
+use super::watch::{FALLBACK, KEEPALIVE, event_stream};
 
 /// Server-sent events for one workflow: `event: workflow` with the whole workflow now, then
 /// again on every change of a step or of the workflow; the stream ends once it has ended.
@@ -690,9 +686,5 @@ pub(crate) async fn workflow_events(
             }
         }
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+    Ok(event_stream(body))
 }
