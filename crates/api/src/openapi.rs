@@ -562,18 +562,7 @@ fn event_stream(doc: &mut Value) {
             },
         ],
     });
-    let ok = &mut doc["paths"]["/v1/tasks/{id}/events"]["get"]["responses"]["200"];
-    ok["content"] = json!({
-        "text/event-stream": {
-            "schema": {
-                "type": "string",
-                "description": "The event stream as text (`event: <name>` and `data: <json>` \
-                    lines, a blank line after each event, `: keep-alive` comments). Each \
-                    event is a `TaskEvent` (see `x-item-schema`).",
-            },
-            "x-item-schema": schema_ref("TaskEvent"),
-        },
-    });
+    stream_of(doc, "/v1/tasks/{id}/events", "TaskEvent");
     doc["components"]["schemas"]["WorkflowEvent"] = json!({
         "description": "One server-sent event of `GET /v1/workflows/{id}/events`: `workflow` \
             with the whole workflow as JSON, now and on every change of it or a step; the \
@@ -601,16 +590,21 @@ fn event_stream(doc: &mut Value) {
             },
         ],
     });
-    let ok = &mut doc["paths"]["/v1/workflows/{id}/events"]["get"]["responses"]["200"];
-    ok["content"] = json!({
+    stream_of(doc, "/v1/workflows/{id}/events", "WorkflowEvent");
+}
+
+/// The 200 of the event stream at `path`: text, each event a `schema` (`x-item-schema`,
+/// what OpenAPI 3.2 calls `itemSchema`).
+fn stream_of(doc: &mut Value, path: &str, schema: &str) {
+    doc["paths"][path]["get"]["responses"]["200"]["content"] = json!({
         "text/event-stream": {
             "schema": {
                 "type": "string",
-                "description": "The event stream as text (`event: <name>` and `data: <json>` \
+                "description": format!("The event stream as text (`event: <name>` and `data: <json>` \
                     lines, a blank line after each event, `: keep-alive` comments). Each \
-                    event is a `WorkflowEvent` (see `x-item-schema`).",
+                    event is a `{schema}` (see `x-item-schema`)."),
             },
-            "x-item-schema": schema_ref("WorkflowEvent"),
+            "x-item-schema": schema_ref(schema),
         },
     });
 }
