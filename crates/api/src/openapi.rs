@@ -26,7 +26,8 @@ use errand_core::{
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::{access::needs_key, error::Problem, routes, views};
+use crate::{access::needs_key, error::Problem, routes};
+use errand_wire as wire;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -74,20 +75,20 @@ Errors are `application/problem+json` (RFC 9457) and name the offending field.",
         routes::health::healthz,
         routes::health::readyz,
     ),
-    components(schemas(Problem, views::TaskView, views::TaskStateView, views::ProgressView, views::TaskErrorView, views::CallbackView, views::WebhookEventView, views::WebhookStateView, views::WebhookStatusView, routes::tasks::SubmitTask, routes::tasks::TaskPage,
-        routes::batch::SubmitBatch, routes::batch::BatchItem, routes::batch::BatchResult,
-        routes::queues::QueueInfo, routes::queues::QueueList, routes::queues::QueuePause, routes::queues::WorkerList,
-        routes::bulk::StartBulk, routes::bulk::BulkView, routes::bulk::BulkActionView, routes::limits::RateView, routes::limits::LimitsView, routes::limits::SetLimits, routes::limits::QueueLimitsView, routes::limits::HeldView, routes::limits::KeyWaiting,
-        views::WorkerView, views::WorkerQueueView, views::WorkerKindView, views::KindView,
+    components(schemas(Problem, wire::TaskRecord, wire::TaskState, wire::Progress, wire::TaskError, wire::Callback, wire::WebhookEvent, wire::WebhookState, wire::WebhookStatus, wire::SubmitTask, wire::TaskPage,
+        wire::SubmitBatch, wire::BatchItem, wire::BatchResult,
+        wire::QueueInfo, wire::QueueList, wire::QueuePause, wire::WorkerList,
+        wire::StartBulk, wire::BulkJob, wire::BulkAction, wire::Rate, wire::Limits, wire::SetLimits, wire::QueueLimits, wire::Held, wire::KeyWaiting,
+        wire::WorkerInfo, wire::WorkerQueue, wire::WorkerKind, wire::KindInfo,
         routes::worker::RegisterWorker, routes::worker::QueueSpec, routes::worker::KindSpec, routes::worker::Registered,
         routes::worker::LeaseRequest, routes::worker::Leased, routes::worker::LeasedTask,
         routes::worker::HeartbeatRequest, routes::worker::HeldTask, routes::worker::ProgressIn, routes::worker::HeartbeatAnswer,
         routes::worker::CompleteRequest, routes::worker::Report, routes::worker::ReportOutcome, routes::worker::ReportError,
         routes::worker::CompleteAnswer, routes::worker::ReportResult, routes::worker::Recorded, routes::health::Health,
-        views::ScheduleView, views::MisfireView, routes::schedules::CreateSchedule, routes::schedules::SchedulePage,
-        routes::workflows::SubmitWorkflow, routes::workflows::StepRequest, routes::workflows::AfterRequest, routes::workflows::DependencyView,
-        routes::workflows::OnFailureView, routes::workflows::WorkflowView, routes::workflows::StepView, routes::workflows::WorkflowStateView,
-        routes::workflows::StepStateView, routes::workflows::WorkflowSummaryView, routes::workflows::WorkflowPage)),
+        wire::Schedule, wire::Misfire, wire::CreateSchedule, wire::SchedulePage,
+        wire::SubmitWorkflow, wire::WorkflowStep, wire::After, wire::Dependency,
+        wire::OnFailure, wire::Workflow, wire::StepInfo, wire::WorkflowState,
+        wire::StepState, wire::WorkflowSummary, wire::WorkflowPage)),
     tags(
         (name = "tasks", description = "Submit tasks and read them back"),
         (name = "workflows", description = "Steps (tasks of any kind, in any queue) and the dependencies between them: chains, groups, chords and map steps, results passed along (docs/workflows.md)"),
@@ -265,7 +266,7 @@ impl Branch<'_> {
     }
 }
 
-/// Replaces `SubmitTask`, `CreateSchedule` and `TaskRecord` by unions over the catalog's
+/// Replaces `wire::SubmitTask`, `wire::CreateSchedule` and `TaskRecord` by unions over the catalog's
 /// kinds, discriminated on `kind`. The derived schemas serve as each branch's base, so a
 /// field added to the Rust type appears in every branch.
 fn kind_unions(doc: &mut Value, kinds: &[DocKind]) {
@@ -841,7 +842,11 @@ mod tests {
         api.merge(routes::tutorial::TutorialDoc::openapi());
         let raw = serde_json::to_value(api).unwrap();
         let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
-        for name in ["SubmitTask", "CreateSchedule", "StepRequest"] {
+        for name in [
+            "SubmitTask",
+            "CreateSchedule",
+            "StepRequest",
+        ] {
             let p = &raw["components"]["schemas"][name]["properties"];
             let range = |field: &str, lo: f64, hi: f64| {
                 let f = &p[field];

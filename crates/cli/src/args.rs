@@ -1,6 +1,6 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
-use errand_client::{TaskState, WebhookEvent};
+use errand_client::{BulkAction, TaskState, WebhookEvent};
 
 /// The command line for errand, a Redis-backed task queue.
 ///
@@ -149,8 +149,8 @@ pub(crate) struct Bulk {
     pub(crate) queue: String,
     /// retry (failed or cancelled tasks), cancel (waiting or running ones) or delete
     /// (terminal ones).
-    #[arg(value_parser = ["retry", "cancel", "delete"])]
-    pub(crate) action: String,
+    #[arg(value_parser = parse_action)]
+    pub(crate) action: BulkAction,
     /// The state to act on (default: failed for retry and delete, queued for cancel).
     #[arg(long, value_parser = parse_state)]
     pub(crate) state: Option<TaskState>,
@@ -162,6 +162,11 @@ pub(crate) struct Bulk {
     /// Print the job and return at once instead of following it.
     #[arg(long)]
     pub(crate) no_wait: bool,
+}
+
+fn parse_action(s: &str) -> Result<BulkAction, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}`: one of retry, cancel, delete"))
 }
 
 /// `COUNT/PERIOD`, the period a number with `ms`, `s`, `m` or `h`.

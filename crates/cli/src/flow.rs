@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use errand_client::{BulkJob, Client, Limits, QueueLimits, Rate, StartBulk};
+use errand_client::{BulkJob, Client, QueueLimits, Rate, SetLimits, StartBulk};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
@@ -35,7 +35,7 @@ pub(crate) async fn limits(
 ) -> Res {
     let setting = l.clear || l.rate.is_some() || !l.kind_rate.is_empty() || l.per_key.is_some();
     let q: QueueLimits = if setting {
-        let limits = Limits {
+        let limits = SetLimits {
             rate: l.rate.map(|(count, period_ms)| Rate {
                 count,
                 period_ms,
@@ -95,7 +95,7 @@ pub(crate) async fn limits(
 pub(crate) async fn bulk(client: &Client, b: args::Bulk, json: bool) -> Res {
     let start = StartBulk {
         action: b.action,
-        state: b.state,
+        state: b.state.map(|s| s.as_str().to_owned()),
         kind: b.kind,
         error_kind: b.error_kind,
     };

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use errand_client::{Client, Workflow};
+use errand_client::{Client, StepState, Workflow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ pub(crate) async fn run(client: &Client, cmd: args::Workflow, json: bool) -> Res
                     .map(|w| {
                         vec![
                             w.id.clone(),
-                            w.state.clone(),
+                            w.state.to_string(),
                             format!("{}/{}", w.ended_steps, w.steps),
                             w.created_at
                                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -113,9 +113,9 @@ fn show(out: &mut impl Write, json: bool, w: &Workflow) -> Result<(), CliError> 
         .steps
         .iter()
         .map(|s| {
-            let state = match (&s.state[..], s.task_state) {
-                ("started", Some(t)) => t.as_str().to_owned(),
-                (st, _) => st.to_owned(),
+            let state = match (s.state, s.task_state) {
+                (StepState::Started, Some(t)) => t.as_str().to_owned(),
+                (st, _) => st.as_str().to_owned(),
             };
             let after: Vec<&str> = s.after.iter().map(|d| d.step.as_str()).collect();
             vec![

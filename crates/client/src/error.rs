@@ -1,23 +1,7 @@
-use serde::Deserialize;
+//! What a client call can end in besides success: a refusal with its problem body, no
+//! answer, or an answer this client cannot read.
 
-/// A problem+json body (RFC 9457) as errand's API sends it on every refusal.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct Problem {
-    /// A URI naming the problem type, e.g. `https://errand.dev/problems/invalid-field`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary of the problem type, the same for every occurrence (e.g. `Invalid
-    /// field`); for people, not for branching (use `kind` or `status`).
-    pub title: String,
-    /// The HTTP status code of the answer, repeated in the body.
-    pub status: u16,
-    /// What went wrong with this request in particular, for people: the message to show.
-    pub detail: String,
-    /// The offending field, as a JSON path into the request (`id` for the path), e.g.
-    /// `payload.duration_secs`; `None` when the refusal is not about one field.
-    #[serde(default)]
-    pub field: Option<String>,
-}
+use errand_wire::Problem;
 
 /// Everything a client call can end in besides success.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,9 @@
 //! errand-client: a typed async client for errand's HTTP API.
 //!
-//! The records it hands back are errand-core's own types ([`TaskRecord`], [`Schedule`],
-//! [`WorkerInfo`]), the very structs the server serializes, so a field added to the API
-//! reaches clients without a copy to keep in step. Request bodies and the few response
-//! envelopes that live in errand-api (which pulls in actix-web) are declared here, in
-//! [`types`], with the same field names.
+//! The bodies it sends and the records it hands back are errand-wire's types
+//! ([`SubmitTask`], [`TaskRecord`], [`Schedule`], [`WorkerInfo`], …), the very structs the
+//! server reads and writes, so a field added to the API reaches clients without a copy to
+//! keep in step. It links nothing of the server (no Redis, no apalis, no OpenTelemetry).
 //!
 //! ```no_run
 //! use errand_client::{Client, SubmitTask};
@@ -46,17 +45,10 @@ use futures::{Stream, StreamExt, TryStreamExt, stream};
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde::de::DeserializeOwned;
 
-pub use errand_core::{
-    schedule::{Misfire, Schedule},
-    store::{WorkerInfo, WorkerQueue},
-    task::{
-        Callback, Progress, TaskError, TaskId, TaskRecord, TaskState, WebhookEvent, WebhookState,
-        WebhookStatus,
-    },
-};
-pub use error::{Error, Problem};
+pub use errand_wire::*;
+pub use error::Error;
 pub use sse::TaskEvent;
-pub use types::*;
+pub use types::ListTasks;
 
 /// A boxed stream, so the client's streams can be stored and passed around by name.
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>>;
@@ -341,7 +333,7 @@ impl Client {
 
     /// Replaces `queue`'s limits (`PUT /v1/queues/{queue}/limits`, admin scope): every
     /// worker's next fetch holds to them. 422 ([`Error::Api`]) naming a limit that does not fit.
-    pub async fn set_limits(&self, queue: &str, limits: &Limits) -> Result<QueueLimits, Error> {
+    pub async fn set_limits(&self, queue: &str, limits: &SetLimits) -> Result<QueueLimits, Error> {
         self.json(
             self.request(Method::PUT, &format!("/v1/queues/{queue}/limits"))
                 .json(limits),

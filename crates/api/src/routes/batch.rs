@@ -4,50 +4,24 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use errand_core::store::Submitted;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::tasks::{SubmitTask, prepare};
+use super::tasks::prepare;
 use crate::{
     error::{ApiError, Problem},
     extract::parse_json,
     state::AppState,
-    views::{TaskIdView, TaskStateView},
+    views::IntoWire,
 };
-
-/// Tasks to submit together.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"tasks": [{"kind": "noop", "payload": {"i": 1}}, {"kind": "sleep", "payload": {"duration_secs": 1}, "id": "job-2"}]}))]
-pub(crate) struct SubmitBatch {
-    /// 1 to `api.max_batch` tasks (default 1000), each as for `POST /v1/tasks`.
-    pub tasks: Vec<SubmitTask>,
-}
-
-/// What became of one task of a batch, in request order.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BatchItem {
-    pub id: TaskIdView,
-    pub state: TaskStateView,
-    /// False when a task with this id already existed (nothing was enqueued for it).
-    pub created: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BatchResult {
-    pub tasks: Vec<BatchItem>,
-    pub created: usize,
-    pub existing: usize,
-}
+use errand_wire as wire;
 
 /// Submits up to `api.max_batch` tasks atomically per task and in one Redis round trip. The
 /// whole batch is validated first: one invalid task rejects the batch (422 naming
 /// `tasks[i].field`) and nothing is enqueued.
 #[utoipa::path(
     tag = "tasks",
-    request_body = SubmitBatch,
+    request_body = wire::SubmitBatch,
     responses(
-        (status = 202, description = "Accepted; per-task outcome in request order", body = BatchResult),
+        (status = 202, description = "Accepted; per-task outcome in request order", body = wire::BatchResult),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body, batch or a payload too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -74,7 +48,7 @@ pub(crate) async fn submit_batch(
         }
         body.extend_from_slice(&chunk);
     }
-    let batch: SubmitBatch = parse_json(&req, &body)?;
+    let batch: wire::SubmitBatch = parse_json(&req, &body)?;
     let max = state.settings.api.max_batch;
     if batch.tasks.is_empty() {
         return Err(ApiError::invalid("tasks", "give at least one task"));
@@ -107,27 +81,27 @@ pub(crate) async fn submit_batch(
     crate::access::charge(&state, &req, tasks.len())?;
     let submitted =
         errand_core::telemetry::redis_call("submit", state.store.submit_many(tasks, now)).await?;
-    let items: Vec<BatchItem> = submitted
+    let items: Vec<wire::BatchItem> = submitted
         .into_iter()
         .map(|s| match s {
             Submitted::Created(r) => {
                 crate::metrics::submitted(&r.queue, &r.kind);
-                BatchItem {
-                    id: (&r.id).into(),
-                    state: r.state.into(),
+                wire::BatchItem {
+                    id: r.id.into_wire(),
+                    state: r.state.into_wire(),
                     created: true,
                 }
             }
-            Submitted::Existing(r) | Submitted::Duplicate(r) => BatchItem {
-                id: (&r.id).into(),
-                state: r.state.into(),
+            Submitted::Existing(r) | Submitted::Duplicate(r) => wire::BatchItem {
+                id: r.id.into_wire(),
+                state: r.state.into_wire(),
                 created: false,
             },
         })
         .collect();
     let created = items.iter().filter(|i| i.created).count();
     tracing::info!(created, total = items.len(), "batch accepted");
-    Ok(HttpResponse::Accepted().json(BatchResult {
+    Ok(HttpResponse::Accepted().json(wire::BatchResult {
         existing: items.len() - created,
         created,
         tasks: items,

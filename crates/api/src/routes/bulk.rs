@@ -3,133 +3,20 @@
 //! process, with its progress readable from any (docs/flow-control.md).
 
 use actix_web::{HttpResponse, get, http::header, post, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use errand_core::{
     store::{BulkAction, BulkFilter, BulkJob},
     task::{TaskId, TaskState},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::queues::queue_name;
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     state::AppState,
-    views::TaskStateView,
+    views::{IntoStore, IntoWire},
 };
-
-/// What a bulk action does to each match.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum BulkActionView {
-    /// Queue a failed or cancelled task again with a fresh budget (states `failed`,
-    /// `cancelled`; default `failed`).
-    Retry,
-    /// Cancel a task that has not ended; a running one by request to its worker (states
-    /// `queued`, `scheduled`, `retrying`, `running`; default `queued`).
-    Cancel,
-    /// Remove a terminal record now; its id then reads as expired (states `failed`,
-    /// `cancelled`, `succeeded`; default `failed`).
-    Delete,
-}
-
-impl From<BulkActionView> for BulkAction {
-    fn from(a: BulkActionView) -> Self {
-        match a {
-            BulkActionView::Retry => Self::Retry,
-            BulkActionView::Cancel => Self::Cancel,
-            BulkActionView::Delete => Self::Delete,
-        }
-    }
-}
-
-impl From<BulkAction> for BulkActionView {
-    fn from(a: BulkAction) -> Self {
-        match a {
-            BulkAction::Retry => Self::Retry,
-            BulkAction::Cancel => Self::Cancel,
-            BulkAction::Delete => Self::Delete,
-        }
-    }
-}
-
-/// A bulk action to start.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"action": "retry", "state": "failed", "error_kind": "timeout"}))]
-pub(crate) struct StartBulk {
-    pub action: BulkActionView,
-    /// The state of the tasks to act on; the action's default when left out.
-    #[schema(value_type = Option<TaskStateView>)]
-    pub state: Option<String>,
-    /// Only tasks of this kind (canonical name or alias).
-    pub kind: Option<String>,
-    /// Only tasks whose last error has this kind (`timeout`, `worker_lost`, or one a kind
-    /// defines).
-    #[schema(example = "timeout")]
-    pub error_kind: Option<String>,
-}
-
-/// A bulk action and how far it got.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BulkView {
-    #[schema(example = "01a23b10-5e2a-7c31-9f44-0d7a3b9c1e22")]
-    pub id: String,
-    #[schema(example = "default")]
-    pub queue: String,
-    pub action: BulkActionView,
-    pub state: TaskStateView,
-    /// Null: every kind.
-    #[schema(required = true)]
-    pub kind: Option<String>,
-    /// Null: any error.
-    #[schema(required = true)]
-    pub error_kind: Option<String>,
-    /// `running`; `done`; `interrupted` (the api process working it stopped: start it
-    /// again, it acts only on what still matches); `failed` (see `error`).
-    #[schema(example = "running")]
-    pub status: String,
-    /// Tasks in `state` when it started: about what `examined` runs up to.
-    pub total: u64,
-    /// Records looked at so far.
-    pub examined: u64,
-    /// Of those, the ones that matched.
-    pub matched: u64,
-    /// Matches acted on.
-    pub done: u64,
-    /// Matches whose state changed before their turn, left as they are.
-    pub skipped: u64,
-    pub started_at: DateTime<Utc>,
-    /// Null while it runs.
-    #[schema(required = true)]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Why it failed; null otherwise.
-    #[schema(required = true)]
-    pub error: Option<String>,
-}
-
-impl From<BulkJob> for BulkView {
-    fn from(j: BulkJob) -> Self {
-        Self {
-            id: j.id,
-            queue: j.queue,
-            action: j.action.into(),
-            state: j.filter.state.into(),
-            kind: j.filter.kind,
-            error_kind: j.filter.error_kind,
-            status: j.status,
-            total: j.total,
-            examined: j.examined,
-            matched: j.matched,
-            done: j.done,
-            skipped: j.skipped,
-            started_at: j.started_at,
-            finished_at: j.finished_at,
-            error: j.error,
-        }
-    }
-}
+use errand_wire as wire;
 
 /// Starts a bulk action on a queue's matching tasks and answers at once (202, with its
 /// `Location`); this api process works it in slices of 500, each one short script call,
@@ -138,9 +25,9 @@ impl From<BulkJob> for BulkView {
 #[utoipa::path(
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
-    request_body = StartBulk,
+    request_body = wire::StartBulk,
     responses(
-        (status = 202, description = "Started", body = BulkView),
+        (status = 202, description = "Started", body = wire::BulkJob),
         (status = 400, description = "Malformed queue name or body", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A state the action does not apply to, or an unknown kind", body = Problem, content_type = "application/problem+json"),
@@ -151,10 +38,10 @@ impl From<BulkJob> for BulkView {
 pub(crate) async fn start_bulk(
     state: web::Data<AppState>,
     queue: web::Path<String>,
-    JsonBody(body): JsonBody<StartBulk>,
+    JsonBody(body): JsonBody<wire::StartBulk>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
-    let action: BulkAction = body.action.into();
+    let action: BulkAction = body.action.into_store();
     let task_state: TaskState = match body.state {
         Some(s) => s.parse().map_err(|e: errand_core::task::UnknownState| {
             ApiError::invalid("state", e.to_string())
@@ -194,7 +81,7 @@ pub(crate) async fn start_bulk(
     let location = format!("/v1/queues/{name}/bulk/{}", job.id);
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, location))
-        .json(BulkView::from(job)))
+        .json(job.into_wire()))
 }
 
 /// Records a job and starts working it in this process (until the process stops: then it
@@ -227,7 +114,7 @@ pub(crate) async fn begin(
         ("id" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,128}$", description = "The bulk action's id"),
     ),
     responses(
-        (status = 200, body = BulkView),
+        (status = 200, body = wire::BulkJob),
         (status = 400, description = "Malformed queue name or id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such bulk action (or its record expired)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -245,7 +132,7 @@ pub(crate) async fn get_bulk(
         detail: format!("path parameter `id`: {e}"),
     })?;
     match state.store.bulk(name, &id).await? {
-        Some(job) => Ok(HttpResponse::Ok().json(BulkView::from(job))),
+        Some(job) => Ok(HttpResponse::Ok().json(job.into_wire())),
         None => Err(ApiError::BulkNotFound(id)),
     }
 }

@@ -8,18 +8,19 @@ use super::tasks::{missing, parse_id};
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
-    views::{TaskIdView, TaskView},
+    views::IntoWire,
 };
+use errand_wire as wire;
 
 /// Cancels a task. One that has not started never will (200, `cancelled`). A running one is
 /// told to stop (202, still `running` with `cancel_requested`); it ends `cancelled` within a
 /// second. A terminal task cannot be cancelled (409).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskIdView, Path, description = "Task id")),
+    params(("id" = wire::TaskId, Path, description = "Task id")),
     responses(
-        (status = 200, description = "Cancelled before it started", body = TaskView),
-        (status = 202, description = "Running: its worker is stopping it", body = TaskView),
+        (status = 200, description = "Cancelled before it started", body = wire::TaskRecord),
+        (status = 202, description = "Running: its worker is stopping it", body = wire::TaskRecord),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already terminal", body = Problem, content_type = "application/problem+json"),
@@ -40,7 +41,7 @@ pub(crate) async fn cancel_task(
         ))),
         Cancel::Requested(r) => {
             tracing::info!(task_id = %id, "cancel requested for running task");
-            Ok(HttpResponse::Accepted().json(TaskView::from(*r)))
+            Ok(HttpResponse::Accepted().json((*r).into_wire()))
         }
         Cancel::Cancelled(r) => {
             crate::metrics::cancelled(&r.queue, &r.kind);
@@ -48,7 +49,7 @@ pub(crate) async fn cancel_task(
                 state.advancer.step_ended(&r.queue);
             }
             tracing::info!(task_id = %id, "task cancelled before it ran");
-            Ok(HttpResponse::Ok().json(TaskView::from(*r)))
+            Ok(HttpResponse::Ok().json((*r).into_wire()))
         }
     }
 }
@@ -57,9 +58,9 @@ pub(crate) async fn cancel_task(
 /// of `max_attempts`; result, error and progress are cleared. Other states are 409.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = TaskIdView, Path, description = "Task id")),
+    params(("id" = wire::TaskId, Path, description = "Task id")),
     responses(
-        (status = 202, description = "Queued again", body = TaskView,
+        (status = 202, description = "Queued again", body = wire::TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +88,7 @@ pub(crate) async fn retry_task(
             }
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{id}")))
-                .json(TaskView::from(*r)))
+                .json((*r).into_wire()))
         }
     }
 }

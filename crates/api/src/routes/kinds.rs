@@ -1,18 +1,19 @@
 use actix_web::{HttpResponse, delete, get, web};
 
-use crate::{error::ApiError, state::AppState, views::KindView};
+use crate::{error::ApiError, state::AppState, views::IntoWire};
+use errand_wire as wire;
 
 /// The kind registry: every kind a worker registered (and errand's built-in kinds), with
 /// its aliases, idempotency, payload and result JSON Schema, and the live workers that run
 /// it.
 #[utoipa::path(tag = "tasks", responses(
-    (status = 200, body = Vec<KindView>),
+    (status = 200, body = Vec<wire::KindInfo>),
     (status = 503, description = "Redis unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/kinds")]
 pub(crate) async fn list_kinds(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let s = state.kinds.refresh(&state.store).await?;
-    let kinds: Vec<KindView> = s.kinds.values().map(|k| KindView::from(&**k)).collect();
+    let kinds: Vec<wire::KindInfo> = s.kinds.values().map(|k| (&**k).into_wire()).collect();
     Ok(HttpResponse::Ok().json(kinds))
 }
 

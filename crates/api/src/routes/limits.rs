@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, put, web};
-use errand_core::store::{HeldBack, QueueLimits, Rate};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use errand_core::store::{QueueLimits, Rate};
 
 use super::queues::queue_name;
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     state::AppState,
+    views::IntoWire,
 };
+use errand_wire as wire;
 
 /// Bounds of a rate and a key limit (the schema states the same numbers).
 const MAX_COUNT: u32 = 1_000_000;
@@ -22,120 +22,7 @@ const MAX_PERIOD_MS: u64 = 86_400_000;
 const MAX_BURST: u32 = 1_000_000;
 const MAX_PER_KEY: u32 = 100_000;
 
-/// `count` tasks per `period_ms` across every worker, `burst` of them at once after an
-/// idle spell (GCRA: in any window of `w` ms at most `burst + w * count / period_ms` start).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"count": 500, "period_ms": 1000, "burst": 50}))]
-pub(crate) struct RateView {
-    /// Tasks per period (1 to 1000000).
-    #[schema(minimum = 1, maximum = 1000000)]
-    pub count: u32,
-    /// The period in ms (1 to 86400000, a day).
-    #[schema(minimum = 1, maximum = 86400000)]
-    pub period_ms: u64,
-    /// Most at once after an idle spell (1 to 1000000); default 1.
-    #[serde(default = "one")]
-    #[schema(minimum = 1, maximum = 1000000)]
-    pub burst: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// A queue's limits to set. A `PUT` replaces them all: a limit left out (or null) is
-/// removed.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"rate": {"count": 500, "period_ms": 1000, "burst": 50}, "kinds": {"thumbnail": {"count": 10, "period_ms": 1000, "burst": 1}}, "per_key": 2}))]
-pub(crate) struct SetLimits {
-    /// The whole queue's rate; left out or null for none.
-    pub rate: Option<RateView>,
-    /// Per kind (registered names or aliases), on top of the queue's rate.
-    #[serde(default)]
-    pub kinds: BTreeMap<String, RateView>,
-    /// Most running tasks per concurrency key (1 to 100000); left out or null for no limit.
-    #[schema(minimum = 1, maximum = 100000)]
-    pub per_key: Option<u32>,
-}
-
-/// Every limit of a queue.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub(crate) struct LimitsView {
-    /// The whole queue's rate; null for none.
-    #[schema(required = true)]
-    pub rate: Option<RateView>,
-    /// Per kind (registered names), on top of the queue's rate.
-    pub kinds: BTreeMap<String, RateView>,
-    /// Most running tasks per concurrency key (1 to 100000); null for no limit.
-    #[schema(required = true, minimum = 1, maximum = 100000)]
-    pub per_key: Option<u32>,
-}
-
-/// A concurrency key and how many of its tasks wait for it.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeyWaiting {
-    #[schema(example = "customer-7")]
-    pub key: String,
-    pub waiting: u64,
-}
-
-/// What the limits hold back now: tasks still `queued`, none of their attempts used.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HeldView {
-    /// Tasks whose kind is out of tokens, waiting for the next.
-    pub throttled: u64,
-    /// Tasks waiting for a running task of their concurrency key to end.
-    pub waiting_for_key: u64,
-    /// The keys with the most waiting tasks (at most 20).
-    pub keys: Vec<KeyWaiting>,
-}
-
-impl From<HeldBack> for HeldView {
-    fn from(h: HeldBack) -> Self {
-        Self {
-            throttled: h.throttled,
-            waiting_for_key: h.waiting_for_key,
-            keys: h
-                .keys
-                .into_iter()
-                .map(|(key, waiting)| KeyWaiting { key, waiting })
-                .collect(),
-        }
-    }
-}
-
-/// A queue's limits and what they hold back.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct QueueLimitsView {
-    #[schema(example = "default")]
-    pub queue: String,
-    pub limits: LimitsView,
-    pub held: HeldView,
-}
-
-impl From<Rate> for RateView {
-    fn from(r: Rate) -> Self {
-        Self {
-            count: r.count,
-            period_ms: r.period_ms,
-            burst: r.burst,
-        }
-    }
-}
-
-impl From<QueueLimits> for LimitsView {
-    fn from(l: QueueLimits) -> Self {
-        Self {
-            rate: l.rate.map(Into::into),
-            kinds: l.kinds.into_iter().map(|(k, r)| (k, r.into())).collect(),
-            per_key: l.per_key,
-        }
-    }
-}
-
-fn rate(field: &str, r: RateView) -> Result<Rate, ApiError> {
+fn rate(field: &str, r: wire::Rate) -> Result<Rate, ApiError> {
     if !(1..=MAX_COUNT).contains(&r.count) {
         return Err(ApiError::invalid(
             format!("{field}.count"),
@@ -161,12 +48,12 @@ fn rate(field: &str, r: RateView) -> Result<Rate, ApiError> {
     })
 }
 
-async fn answer(state: &AppState, queue: &str) -> Result<QueueLimitsView, ApiError> {
+async fn answer(state: &AppState, queue: &str) -> Result<wire::QueueLimits, ApiError> {
     let (limits, held) = futures::try_join!(state.store.limits(queue), state.store.held(queue))?;
-    Ok(QueueLimitsView {
+    Ok(wire::QueueLimits {
         queue: queue.to_owned(),
-        limits: limits.into(),
-        held: held.into(),
+        limits: limits.into_wire(),
+        held: held.into_wire(),
     })
 }
 
@@ -175,7 +62,7 @@ async fn answer(state: &AppState, queue: &str) -> Result<QueueLimitsView, ApiErr
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
-        (status = 200, body = QueueLimitsView),
+        (status = 200, body = wire::QueueLimits),
         (status = 400, description = "Malformed queue name", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -195,9 +82,9 @@ pub(crate) async fn get_limits(
 #[utoipa::path(
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
-    request_body = SetLimits,
+    request_body = wire::SetLimits,
     responses(
-        (status = 200, description = "Set", body = QueueLimitsView),
+        (status = 200, description = "Set", body = wire::QueueLimits),
         (status = 400, description = "Malformed queue name or body", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A limit does not fit, or names an unknown kind", body = Problem, content_type = "application/problem+json"),
@@ -208,7 +95,7 @@ pub(crate) async fn get_limits(
 pub(crate) async fn set_limits(
     state: web::Data<AppState>,
     queue: web::Path<String>,
-    JsonBody(body): JsonBody<SetLimits>,
+    JsonBody(body): JsonBody<wire::SetLimits>,
 ) -> Result<HttpResponse, ApiError> {
     let name = queue_name(&queue)?;
     let kinds = state.kinds.current();

@@ -1,54 +1,21 @@
 //! Operating views: queues and workers.
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, get, post, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use errand_core::task::QueueName;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
-    views::WorkerView,
+    views::IntoWire,
 };
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct QueueInfo {
-    #[schema(example = "default")]
-    pub name: String,
-    /// Live tasks per state (terminal ones until their record expires).
-    #[schema(example = json!({"scheduled": 0, "queued": 12, "running": 4, "retrying": 1, "succeeded": 950, "failed": 3, "cancelled": 0}))]
-    pub counts: BTreeMap<String, u64>,
-    /// How long the longest-waiting queued task has waited, in ms; null if none waits.
-    #[schema(required = true)]
-    pub oldest_queued_age_ms: Option<u64>,
-    /// Paused: workers take none of its tasks until it is resumed (submits still accepted).
-    pub paused: bool,
-}
-
-/// A queue's pause state after a pause or resume.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct QueuePause {
-    #[schema(example = "default")]
-    pub name: String,
-    pub paused: bool,
-    /// When it was paused; null when it is not.
-    #[schema(required = true)]
-    pub paused_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct QueueList {
-    pub queues: Vec<QueueInfo>,
-}
+use errand_wire as wire;
 
 /// Every queue ever submitted to, with its tasks counted by state.
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, body = QueueList),
+        (status = 200, body = wire::QueueList),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -57,11 +24,11 @@ pub(crate) async fn list_queues(state: web::Data<AppState>) -> Result<HttpRespon
     let stats = state.store.queues(Utc::now()).await?;
     let names: Vec<String> = stats.iter().map(|q| q.name.clone()).collect();
     let paused = state.store.paused(&names).await?;
-    Ok(HttpResponse::Ok().json(QueueList {
+    Ok(HttpResponse::Ok().json(wire::QueueList {
         queues: stats
             .into_iter()
             .zip(paused)
-            .map(|(q, paused)| QueueInfo {
+            .map(|(q, paused)| wire::QueueInfo {
                 name: q.name,
                 counts: q
                     .counts
@@ -93,7 +60,7 @@ pub(crate) fn queue_name(raw: &str) -> Result<&str, ApiError> {
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
-        (status = 200, description = "Paused", body = QueuePause),
+        (status = 200, description = "Paused", body = wire::QueuePause),
         (status = 400, description = "Malformed queue name", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -106,7 +73,7 @@ pub(crate) async fn pause_queue(
     let name = queue_name(&queue)?;
     let at = state.store.pause_queue(name).await?;
     tracing::info!(queue = name, "queue paused");
-    Ok(HttpResponse::Ok().json(QueuePause {
+    Ok(HttpResponse::Ok().json(wire::QueuePause {
         name: name.to_owned(),
         paused: true,
         paused_at: Some(at),
@@ -119,7 +86,7 @@ pub(crate) async fn pause_queue(
     tag = "operations",
     params(("queue" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
-        (status = 200, description = "Not paused (any more)", body = QueuePause),
+        (status = 200, description = "Not paused (any more)", body = wire::QueuePause),
         (status = 400, description = "Malformed queue name", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -132,30 +99,25 @@ pub(crate) async fn resume_queue(
     let name = queue_name(&queue)?;
     state.store.resume_queue(name).await?;
     tracing::info!(queue = name, "queue resumed");
-    Ok(HttpResponse::Ok().json(QueuePause {
+    Ok(HttpResponse::Ok().json(wire::QueuePause {
         name: name.to_owned(),
         paused: false,
         paused_at: None,
     }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WorkerList {
-    pub workers: Vec<WorkerView>,
-}
-
 /// Worker processes alive now (their heartbeat, every few seconds, has not lapsed).
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, body = WorkerList),
+        (status = 200, body = wire::WorkerList),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/workers")]
 pub(crate) async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let workers = state.store.workers().await?;
-    Ok(HttpResponse::Ok().json(WorkerList {
-        workers: workers.iter().map(WorkerView::from).collect(),
+    Ok(HttpResponse::Ok().json(wire::WorkerList {
+        workers: workers.iter().map(IntoWire::into_wire).collect(),
     }))
 }

@@ -7,83 +7,26 @@ use errand_core::{
     schedule::{CronSpec, Misfire, NewSchedule, ScheduleId, ScheduleTemplate},
     store::ScheduleCreated,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
 
 use super::{
     query::{self, Query},
-    tasks::{SubmitTask, prepare},
+    tasks::prepare,
 };
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     registry::Snapshot,
     state::AppState,
-    views::{MisfireView, ScheduleIdView, ScheduleView},
+    views::IntoWire,
 };
-
-// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
-// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
-/// A schedule to create.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"id": "heartbeat", "cron": "*/10 * * * * *", "kind": "noop", "payload": {"ping": true}}))]
-pub(crate) struct CreateSchedule {
-    /// Client-chosen id (`[A-Za-z0-9._-]`, at most 100); server-made when absent. Creating
-    /// the same id again with the same definition answers 200 with the stored schedule;
-    /// with a different one, 409.
-    #[schema(example = "heartbeat", pattern = "^[A-Za-z0-9._-]{1,100}$")]
-    pub id: Option<String>,
-    /// Cron expression: 5 fields (`minute hour day-of-month month day-of-week`), or 6 with
-    /// a seconds field first; `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` too.
-    #[schema(example = "*/10 * * * * *")]
-    pub cron: String,
-    /// IANA time zone the expression is read in (default `UTC`).
-    #[schema(example = "Europe/Paris")]
-    pub timezone: Option<String>,
-    /// A kind from `GET /v1/kinds` (aliases accepted).
-    #[schema(example = "noop")]
-    pub kind: String,
-    /// The kind's input, validated now, submitted unchanged at every tick.
-    #[serde(default)]
-    #[schema(value_type = Object, example = json!({"ping": true}))]
-    pub payload: Option<Value>,
-    /// Queue the tasks go to (`[A-Za-z0-9_.-]`, at most 64); default `default`.
-    #[schema(example = "default", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub queue: Option<String>,
-    /// Default true; a disabled schedule fires nothing until enabled.
-    pub enabled: Option<bool>,
-    /// What a worker does with ticks missed while no worker ran: `run_once` (default: one
-    /// run for all of them, then on from now) or `skip` (drop them).
-    #[schema(value_type = Option<MisfireView>)]
-    pub misfire: Option<String>,
-    /// As for a task: attempts per run (1 to 100).
-    #[schema(minimum = 1, maximum = 100)]
-    pub max_attempts: Option<u32>,
-    /// As for a task: per-attempt time limit (1 to 604800 s).
-    #[schema(minimum = 1, maximum = 604800)]
-    pub timeout_secs: Option<u64>,
-    /// As for a task: how long each run's record stays readable once terminal.
-    #[schema(minimum = 1, maximum = 2592000)]
-    pub result_ttl_secs: Option<u64>,
-}
-
-/// One page of schedules, in id order.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SchedulePage {
-    pub schedules: Vec<ScheduleView>,
-    /// Pass as `cursor` for the next page; null on the last.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
+use errand_wire as wire;
 
 /// Validates a schedule and applies defaults; the task part goes through the same checks
 /// as a submit, so a schedule can never fire a task a submit would refuse.
 fn define(
     state: &AppState,
     kinds: &Snapshot,
-    s: CreateSchedule,
+    s: wire::CreateSchedule,
 ) -> Result<(NewSchedule, CronSpec), ApiError> {
     let id = match s.id {
         Some(id) => ScheduleId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?,
@@ -103,7 +46,7 @@ fn define(
         state,
         kinds,
         None,
-        SubmitTask {
+        wire::SubmitTask {
             kind: s.kind,
             payload: s.payload,
             queue: s.queue,
@@ -153,11 +96,11 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
 /// Creates a schedule. Its first tick is the first match of `cron` after now.
 #[utoipa::path(
     tag = "schedules",
-    request_body = CreateSchedule,
+    request_body = wire::CreateSchedule,
     responses(
-        (status = 201, description = "Created", body = ScheduleView,
+        (status = 201, description = "Created", body = wire::Schedule,
          headers(("Location" = String, description = "/v1/schedules/{id}"))),
-        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = ScheduleView,
+        (status = 200, description = "A schedule with this id and the same definition exists; nothing changed", body = wire::Schedule,
          headers(("Location" = String, description = "/v1/schedules/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A schedule with this id exists, defined differently", body = Problem, content_type = "application/problem+json"),
@@ -170,7 +113,7 @@ fn parse_id(raw: &str) -> Result<ScheduleId, ApiError> {
 #[post("/v1/schedules")]
 pub(crate) async fn create_schedule(
     state: web::Data<AppState>,
-    JsonBody(body): JsonBody<CreateSchedule>,
+    JsonBody(body): JsonBody<wire::CreateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
     let kinds = state
         .kinds
@@ -184,11 +127,11 @@ pub(crate) async fn create_schedule(
             tracing::info!(schedule_id = %s.id, cron = %s.cron, timezone = %s.timezone, kind = %s.kind, "schedule created");
             Ok(HttpResponse::Created()
                 .insert_header(location(&s.id))
-                .json(ScheduleView::from(&s)))
+                .json((&s).into_wire()))
         }
         ScheduleCreated::Existing(s) if s.definition() == def => Ok(HttpResponse::Ok()
             .insert_header(location(&s.id))
-            .json(ScheduleView::from(&s))),
+            .json((&s).into_wire())),
         ScheduleCreated::Existing(s) => Err(ApiError::ScheduleExists(format!(
             "schedule `{}` exists with a different definition; delete it first to redefine it",
             s.id
@@ -201,10 +144,10 @@ pub(crate) async fn create_schedule(
     tag = "schedules",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 100)"),
-        ("cursor" = Option<ScheduleIdView>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<wire::ScheduleId>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, body = SchedulePage),
+        (status = 200, body = wire::SchedulePage),
         (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -224,8 +167,8 @@ pub(crate) async fn list_schedules(
         .transpose()?;
     q.finish()?;
     let page = state.store.list_schedules(after.as_ref(), limit).await?;
-    Ok(HttpResponse::Ok().json(SchedulePage {
-        schedules: page.schedules.iter().map(ScheduleView::from).collect(),
+    Ok(HttpResponse::Ok().json(wire::SchedulePage {
+        schedules: page.schedules.iter().map(IntoWire::into_wire).collect(),
         next_cursor: page.next.map(String::from),
     }))
 }
@@ -233,9 +176,9 @@ pub(crate) async fn list_schedules(
 /// A schedule: its definition, the tick it waits for and the task it fired last.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
+    params(("id" = wire::ScheduleId, Path, description = "Schedule id")),
     responses(
-        (status = 200, body = ScheduleView),
+        (status = 200, body = wire::Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -248,7 +191,7 @@ pub(crate) async fn get_schedule(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     match state.store.schedule(&id).await? {
-        Some(s) => Ok(HttpResponse::Ok().json(ScheduleView::from(&s))),
+        Some(s) => Ok(HttpResponse::Ok().json((&s).into_wire())),
         None => Err(ApiError::ScheduleNotFound(id.to_string())),
     }
 }
@@ -256,7 +199,7 @@ pub(crate) async fn get_schedule(
 /// Deletes a schedule: it fires no more. Tasks it already fired are untouched.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
+    params(("id" = wire::ScheduleId, Path, description = "Schedule id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -287,7 +230,7 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
     {
         Some(s) => {
             tracing::info!(schedule_id = %id, enabled, "schedule toggled");
-            Ok(HttpResponse::Ok().json(ScheduleView::from(&s)))
+            Ok(HttpResponse::Ok().json((&s).into_wire()))
         }
         None => Err(ApiError::ScheduleNotFound(id.to_string())),
     }
@@ -297,9 +240,9 @@ async fn set_enabled(state: &AppState, raw: &str, enabled: bool) -> Result<HttpR
 /// was disabled are not run. Enabling an enabled schedule changes nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
+    params(("id" = wire::ScheduleId, Path, description = "Schedule id")),
     responses(
-        (status = 200, description = "Enabled", body = ScheduleView),
+        (status = 200, description = "Enabled", body = wire::Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -316,9 +259,9 @@ pub(crate) async fn enable_schedule(
 /// Disables a schedule: it keeps its definition and history and fires nothing.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = ScheduleIdView, Path, description = "Schedule id")),
+    params(("id" = wire::ScheduleId, Path, description = "Schedule id")),
     responses(
-        (status = 200, description = "Disabled", body = ScheduleView),
+        (status = 200, description = "Disabled", body = wire::Schedule),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such schedule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),

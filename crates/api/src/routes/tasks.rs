@@ -6,10 +6,8 @@ use errand_core::{
     store::{Cursor, Flow, ListQuery, NewTask, Submitted, Unique},
     task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
-use utoipa::ToSchema;
 
 use super::{
     query::{self, Query},
@@ -20,67 +18,9 @@ use crate::{
     extract::JsonBody,
     registry::Snapshot,
     state::AppState,
-    views::{CallbackView, TaskIdView, TaskStateView, TaskView},
+    views::{IntoStore, IntoWire},
 };
-
-// The numbers and patterns in `#[schema]` are literals (utoipa takes no consts); a test in
-// `openapi` holds them to `errand_core::task::bounds`, `QueueName` and the id types.
-/// A task to run.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"kind": "sleep", "payload": {"duration_secs": 5}}))]
-pub(crate) struct SubmitTask {
-    /// A kind from `GET /v1/kinds` (aliases accepted).
-    #[schema(example = "sleep")]
-    pub kind: String,
-    /// The kind's input; validated against its schema at submit time.
-    #[serde(default)]
-    #[schema(value_type = Object, example = json!({"duration_secs": 5}))]
-    pub payload: Option<Value>,
-    /// Queue name (`[A-Za-z0-9_.-]`, at most 64); default `default`.
-    #[schema(example = "default", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub queue: Option<String>,
-    /// Client-chosen id: submitting the same id again returns the existing task (200) and
-    /// enqueues nothing. Same as the `Idempotency-Key` header.
-    #[schema(example = "order-42-receipt", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
-    pub id: Option<String>,
-    /// Attempts before the task is `failed` (1 to 100).
-    #[schema(minimum = 1, maximum = 100)]
-    pub max_attempts: Option<u32>,
-    /// Per-attempt time limit in seconds (1 to 604800).
-    #[schema(minimum = 1, maximum = 604800)]
-    pub timeout_secs: Option<u64>,
-    /// Run no earlier than this many seconds from now (exclusive with `run_at`).
-    #[schema(maximum = 31536000)]
-    pub delay_secs: Option<u64>,
-    /// Run no earlier than this time (RFC 3339; exclusive with `delay_secs`).
-    pub run_at: Option<DateTime<Utc>>,
-    /// How long the record stays readable once terminal (1 to 2592000 s).
-    #[schema(minimum = 1, maximum = 2592000)]
-    pub result_ttl_secs: Option<u64>,
-    /// A signed webhook POSTed to `url` when the task ends with one of `events`
-    /// (docs/webhooks.md). The URL must pass `webhooks.destinations` (422 naming
-    /// `callback.url` otherwise).
-    pub callback: Option<CallbackView>,
-    /// Unique for a while (with `unique_for_secs`): while the task that took this key in
-    /// this queue lives and the window lasts, a submit with the same key answers that task
-    /// (200) and creates nothing; after it, a new task (docs/flow-control.md).
-    #[schema(example = "refresh:customer-7", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
-    pub unique_key: Option<String>,
-    /// How long `unique_key` is held from the submit that took it (1 to 2592000 s).
-    #[schema(minimum = 1, maximum = 2592000)]
-    pub unique_for_secs: Option<u64>,
-    /// 1 to 9, default 5: higher first. When several priorities wait, each gets a share of
-    /// the fetches proportional to 4^priority, so lower ones are slowed, never starved
-    /// (docs/flow-control.md).
-    #[schema(minimum = 1, maximum = 9, example = 7)]
-    pub priority: Option<u8>,
-    /// A concurrency key (a customer, a tenant): at most the queue's `per_key` limit of
-    /// tasks with this key run at once, across all workers; the others wait without holding
-    /// back other keys' tasks (docs/flow-control.md).
-    #[schema(example = "customer-7", pattern = "^[A-Za-z0-9._:-]{1,128}$")]
-    pub concurrency_key: Option<String>,
-}
+use errand_wire as wire;
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
@@ -108,7 +48,7 @@ pub(crate) fn prepare(
     state: &AppState,
     kinds: &Snapshot,
     header_key: Option<String>,
-    t: SubmitTask,
+    t: wire::SubmitTask,
     now: DateTime<Utc>,
 ) -> Result<NewTask, ApiError> {
     let id = match (t.id, header_key) {
@@ -198,7 +138,7 @@ pub(crate) fn prepare(
         // The same alphabet and length as ids: the key is part of a Redis key.
         TaskId::parse(k).map_err(|e| ApiError::invalid("concurrency_key", e.to_string()))?;
     }
-    let callback: Option<Callback> = t.callback.map(Into::into);
+    let callback: Option<Callback> = t.callback.map(IntoStore::into_store);
     if let Some(cb) = &callback {
         state
             .settings
@@ -229,12 +169,12 @@ pub(crate) fn prepare(
 /// Submit a task. Answers at once with the record; a worker runs it.
 #[utoipa::path(
     tag = "tasks",
-    request_body = SubmitTask,
+    request_body = wire::SubmitTask,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `id`", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses(
-        (status = 202, description = "Accepted and queued (or scheduled)", body = TaskView,
+        (status = 202, description = "Accepted and queued (or scheduled)", body = wire::TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
-        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = TaskView,
+        (status = 200, description = "A task with this id already exists; nothing was enqueued", body = wire::TaskRecord,
          headers(("Location" = String, description = "/v1/tasks/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or payload too large", body = Problem, content_type = "application/problem+json"),
@@ -249,7 +189,7 @@ pub(crate) async fn submit_task(
     state: web::Data<AppState>,
     req: HttpRequest,
     // A `Result`, so a rate-limited caller hears 429 before anything about its body.
-    body: Result<JsonBody<SubmitTask>, ApiError>,
+    body: Result<JsonBody<wire::SubmitTask>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::charge(&state, &req, 1)?;
     let now = Utc::now();
@@ -278,11 +218,11 @@ pub(crate) async fn submit_task(
             tracing::info!(task_id = %r.id, kind = %r.kind, queue = %r.queue, "task accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-                .json(TaskView::from(r)))
+                .json(r.into_wire()))
         }
         Submitted::Existing(r) | Submitted::Duplicate(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
-            .json(TaskView::from(r))),
+            .json(r.into_wire())),
     }
 }
 
@@ -309,11 +249,11 @@ pub(crate) async fn missing(state: &AppState, id: &TaskId) -> ApiError {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("id" = TaskIdView, Path, description = "Task id"),
+        ("id" = wire::TaskId, Path, description = "Task id"),
         ("wait" = Option<u64>, Query, description = "Long-poll: wait up to this many seconds (at most api.max_wait_secs) for the task to end"),
     ),
     responses(
-        (status = 200, body = TaskView),
+        (status = 200, body = wire::TaskRecord),
         (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or its record expired (type task-expired)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -336,19 +276,9 @@ pub(crate) async fn get_task(
         _ => errand_core::telemetry::redis_call("get", state.store.get(&id)).await?,
     };
     match record {
-        Some(r) => Ok(HttpResponse::Ok().json(TaskView::from(r))),
+        Some(r) => Ok(HttpResponse::Ok().json(r.into_wire())),
         None => Err(missing(&state, &id).await),
     }
-}
-
-/// One page of tasks.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TaskPage {
-    pub tasks: Vec<TaskView>,
-    /// Pass as `cursor` for the next page; null when there is none. A page may hold fewer
-    /// than `limit` tasks (each call examines a bounded number of entries) and still have one.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
 }
 
 /// Lists tasks, newest first. Filtered by `state`, the order is by when each task entered
@@ -356,14 +286,14 @@ pub(crate) struct TaskPage {
 #[utoipa::path(
     tag = "tasks",
     params(
-        ("state" = Option<TaskStateView>, Query, description = "Only tasks in this state"),
+        ("state" = Option<wire::TaskState>, Query, description = "Only tasks in this state"),
         ("queue" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Only tasks of this queue"),
         ("kind" = Option<String>, Query, description = "Only tasks of this kind (an alias stands for its kind)"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, body = TaskPage),
+        (status = 200, body = wire::TaskPage),
         (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -410,8 +340,8 @@ pub(crate) async fn list_tasks(
         budget: (limit * 10).max(1000),
     };
     let page = errand_core::telemetry::redis_call("list", state.store.list(&query)).await?;
-    Ok(HttpResponse::Ok().json(TaskPage {
-        tasks: page.tasks.into_iter().map(TaskView::from).collect(),
+    Ok(HttpResponse::Ok().json(wire::TaskPage {
+        tasks: page.tasks.into_iter().map(IntoWire::into_wire).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
 }

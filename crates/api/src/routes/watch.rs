@@ -14,11 +14,12 @@ use futures::stream;
 use tokio::time::Instant;
 
 use super::tasks::{missing, parse_id};
-use crate::views::TaskView;
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
+    views::IntoWire,
 };
+use errand_wire as wire;
 
 /// Re-read the record this often even without events (lost messages, reconnects).
 pub(crate) const FALLBACK: Duration = Duration::from_secs(2);
@@ -86,7 +87,7 @@ pub(crate) async fn until_terminal(
 // The document describes the body as a string and each event as `TaskEvent` (openapi.rs).
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = crate::views::TaskIdView, Path, description = "Task id")),
+    params(("id" = wire::TaskId, Path, description = "Task id")),
     responses(
         (status = 200, description = "An event stream (`TaskEvent`s): the record now, then on every change until the task ends", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -142,7 +143,7 @@ pub(crate) async fn task_events(
                 s.done = r.state.is_terminal();
                 let frame = format!(
                     "event: {name}\ndata: {}\n\n",
-                    serde_json::to_string(&TaskView::from(&r)).unwrap_or_default()
+                    serde_json::to_string(&(&r).into_wire()).unwrap_or_default()
                 );
                 s.last = Some(r);
                 if changed {

@@ -7,308 +7,19 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
     store::WorkflowSubmitted,
-    workflow::{
-        Dependency, NewWorkflow, OnFailure, StepRecord, StepSpec, StepTask, WorkflowId,
-        WorkflowRecord, WorkflowState, WorkflowSummary,
-    },
+    workflow::{Dependency, NewWorkflow, StepSpec, StepTask, WorkflowId, WorkflowRecord},
 };
 use futures::stream;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::time::Instant;
-use utoipa::ToSchema;
 
-use super::{
-    query::Query,
-    tasks::{SubmitTask, prepare},
-};
+use super::{query::Query, tasks::prepare};
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     state::AppState,
-    views::TaskStateView,
+    views::{IntoStore, IntoWire},
 };
-
-/// What a failed, cancelled or expired dependency does to the step after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum OnFailureView {
-    /// The step fails without running (`dependency_failed`), and so does what must not run
-    /// without it.
-    Fail,
-    /// The step runs anyway, with the dependency's error among its inputs.
-    Run,
-}
-
-impl From<OnFailureView> for OnFailure {
-    fn from(v: OnFailureView) -> Self {
-        match v {
-            OnFailureView::Fail => OnFailure::Fail,
-            OnFailureView::Run => OnFailure::Run,
-        }
-    }
-}
-
-impl From<OnFailure> for OnFailureView {
-    fn from(v: OnFailure) -> Self {
-        match v {
-            OnFailure::Fail => OnFailureView::Fail,
-            OnFailure::Run => OnFailureView::Run,
-        }
-    }
-}
-
-/// A step it runs after: a name (the step's `on_failure` applies), or a name with its own
-/// policy.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub(crate) enum AfterRequest {
-    // The step's name (the step's `on_failure` applies).
-    Name(String),
-    // The step's name and what its failure does to this one. (Plain comments: a doc
-    // comment would sit beside the variant's $ref in the document.)
-    With(DependencyView),
-}
-
-/// One dependency and its failure policy.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DependencyView {
-    /// The step it runs after.
-    pub step: String,
-    pub on_failure: OnFailureView,
-}
-
-/// One step: a task (the same fields as `POST /v1/tasks`, but no id: a step's task id is
-/// `<workflow>.<step>`) and the steps it runs after.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "render", "kind": "noop", "after": ["fetch"], "on_failure": "fail"}))]
-pub(crate) struct StepRequest {
-    /// Unique in the workflow: `[A-Za-z0-9_-]`, 1 to 64.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub name: String,
-    /// A kind from `GET /v1/kinds`.
-    pub kind: String,
-    /// The kind's input, validated against its schema now. The step's inputs (its
-    /// dependencies' results) come beside it, not in it.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub payload: Option<Value>,
-    /// Any queue (`[A-Za-z0-9_.-]`, at most 64); default `default`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub queue: Option<String>,
-    #[schema(minimum = 1, maximum = 100)]
-    pub max_attempts: Option<u32>,
-    #[schema(minimum = 1, maximum = 604800)]
-    pub timeout_secs: Option<u64>,
-    #[schema(minimum = 1, maximum = 2592000)]
-    pub result_ttl_secs: Option<u64>,
-    #[schema(minimum = 1, maximum = 9)]
-    pub priority: Option<u8>,
-    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
-    pub concurrency_key: Option<String>,
-    /// The steps it runs after (none: it starts with the workflow).
-    #[serde(default)]
-    pub after: Vec<AfterRequest>,
-    /// What a dependency named without its own policy does when it does not succeed.
-    /// Required when `after` names any that way: there is no default.
-    pub on_failure: Option<OnFailureView>,
-    /// A map step: its result is `{"spawn": [{"kind", "payload", "queue"?, "max_attempts"?,
-    /// "timeout_secs"?}...]}`; each becomes a step, and the steps after this one get their
-    /// results as a list (at most `workflows.max_fan_out`).
-    #[serde(default)]
-    pub map: bool,
-}
-
-/// A workflow to run.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"id": "order-42", "steps": [
-    {"name": "charge", "kind": "noop"},
-    {"name": "ship", "kind": "noop", "after": ["charge"], "on_failure": "fail"}
-]}))]
-pub(crate) struct SubmitWorkflow {
-    /// Client-chosen id (`[A-Za-z0-9_:-]`, 1 to 48): submitting it again answers the
-    /// existing workflow (200) and writes nothing.
-    #[schema(pattern = "^[A-Za-z0-9_:-]{1,48}$")]
-    pub id: Option<String>,
-    /// 1 to `workflows.max_steps` steps.
-    pub steps: Vec<StepRequest>,
-    /// How long the workflow stays readable once ended (1 to 2592000 s).
-    #[schema(minimum = 1, maximum = 2592000)]
-    pub result_ttl_secs: Option<u64>,
-}
-
-/// Where a workflow is.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum WorkflowStateView {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl From<WorkflowState> for WorkflowStateView {
-    fn from(s: WorkflowState) -> Self {
-        match s {
-            WorkflowState::Running => Self::Running,
-            WorkflowState::Succeeded => Self::Succeeded,
-            WorkflowState::Failed => Self::Failed,
-            WorkflowState::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-/// Where a step is: `waiting` for dependencies, `creating` its task, `started` (its task
-/// exists: see `task_state`), `mapping` (a map step's spawned steps run), or ended.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum StepStateView {
-    Waiting,
-    Creating,
-    Started,
-    Mapping,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl From<errand_core::workflow::StepState> for StepStateView {
-    fn from(s: errand_core::workflow::StepState) -> Self {
-        use errand_core::workflow::StepState as S;
-        match s {
-            S::Waiting => Self::Waiting,
-            S::Creating => Self::Creating,
-            S::Started => Self::Started,
-            S::Mapping => Self::Mapping,
-            S::Succeeded => Self::Succeeded,
-            S::Failed => Self::Failed,
-            S::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-/// One step as it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct StepView {
-    pub name: String,
-    /// Its task (`GET /v1/tasks/{task_id}`), once `started`.
-    pub task_id: String,
-    pub state: StepStateView,
-    /// Its task's state, while `started`.
-    #[schema(required = true)]
-    pub task_state: Option<TaskStateView>,
-    pub kind: String,
-    pub queue: String,
-    pub after: Vec<DependencyView>,
-    pub map: bool,
-    /// The map step that spawned it.
-    #[schema(required = true)]
-    pub parent: Option<String>,
-    /// Its result once succeeded (a map step's: its spawned steps' results, in order).
-    #[schema(required = true, value_type = Option<Object>)]
-    pub result: Option<Value>,
-    /// Its error once failed or cancelled (`dependency_failed`, `expired`, `invalid_spawn`,
-    /// `spawned_failed`, or its task's).
-    #[schema(required = true, value_type = Option<Object>)]
-    pub error: Option<Value>,
-    /// It ended without running (a dependency failed, or the workflow was cancelled).
-    pub skipped: bool,
-    /// A map step's spawned steps.
-    pub spawned: usize,
-}
-
-impl From<StepRecord> for StepView {
-    fn from(s: StepRecord) -> Self {
-        let mut end = s.end.unwrap_or(Value::Null);
-        Self {
-            task_id: s.task_id,
-            state: s.state.into(),
-            task_state: s.task_state.map(Into::into),
-            kind: s.task.kind,
-            queue: s.task.queue,
-            after: s
-                .after
-                .into_iter()
-                .map(|d| DependencyView {
-                    step: d.step,
-                    on_failure: d.on_failure.into(),
-                })
-                .collect(),
-            map: s.map,
-            parent: s.parent,
-            result: end.get_mut("result").map(Value::take),
-            error: end.get_mut("error").map(Value::take),
-            skipped: s.skipped,
-            spawned: s.spawned,
-            name: s.name,
-        }
-    }
-}
-
-/// A workflow as it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WorkflowView {
-    pub id: String,
-    pub state: WorkflowStateView,
-    pub created_at: DateTime<Utc>,
-    /// When its last step ended; null while running.
-    #[schema(required = true)]
-    pub ended_at: Option<DateTime<Utc>>,
-    pub cancel_requested: bool,
-    /// The submitted steps in order, each map step followed by what it spawned.
-    pub steps: Vec<StepView>,
-}
-
-impl From<WorkflowRecord> for WorkflowView {
-    fn from(r: WorkflowRecord) -> Self {
-        Self {
-            id: r.id,
-            state: r.state.into(),
-            created_at: r.created_at,
-            ended_at: r.ended_at,
-            cancel_requested: r.cancel_requested,
-            steps: r.steps.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-/// A workflow in a listing.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WorkflowSummaryView {
-    pub id: String,
-    pub state: WorkflowStateView,
-    pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Steps, spawned ones included.
-    pub steps: usize,
-    pub ended_steps: usize,
-}
-
-impl From<WorkflowSummary> for WorkflowSummaryView {
-    fn from(s: WorkflowSummary) -> Self {
-        Self {
-            id: s.id,
-            state: s.state.into(),
-            created_at: s.created_at,
-            ended_at: s.ended_at,
-            steps: s.steps,
-            ended_steps: s.ended_steps,
-        }
-    }
-}
-
-/// One page of workflows, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WorkflowPage {
-    pub workflows: Vec<WorkflowSummaryView>,
-    /// Pass as `cursor` for the next page; null when there is none.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
+use errand_wire as wire;
 
 /// Moves a step's field error under `steps[i]`.
 fn under(i: usize, e: ApiError) -> ApiError {
@@ -325,7 +36,7 @@ fn under(i: usize, e: ApiError) -> ApiError {
 /// Checks a whole submit: every step as a task submit, then the graph.
 pub(crate) async fn prepare_workflow(
     state: &AppState,
-    w: SubmitWorkflow,
+    w: wire::SubmitWorkflow,
     now: DateTime<Utc>,
 ) -> Result<NewWorkflow, ApiError> {
     let id = match w.id {
@@ -361,11 +72,11 @@ pub(crate) async fn prepare_workflow(
         let mut after = Vec::with_capacity(s.after.len());
         for (j, a) in s.after.into_iter().enumerate() {
             after.push(match a {
-                AfterRequest::With(d) => Dependency {
+                wire::After::With(d) => Dependency {
                     step: d.step,
-                    on_failure: d.on_failure.into(),
+                    on_failure: d.on_failure.into_store(),
                 },
-                AfterRequest::Name(step) => Dependency {
+                wire::After::Name(step) => Dependency {
                     step,
                     on_failure: s
                         .on_failure
@@ -377,7 +88,7 @@ pub(crate) async fn prepare_workflow(
                                 ),
                             )
                         })?
-                        .into(),
+                        .into_store(),
                 },
             });
         }
@@ -385,7 +96,7 @@ pub(crate) async fn prepare_workflow(
             state,
             &kinds,
             None,
-            SubmitTask {
+            wire::SubmitTask {
                 kind: s.kind,
                 payload: s.payload,
                 queue: s.queue,
@@ -440,11 +151,11 @@ pub(crate) async fn prepare_workflow(
 /// once.
 #[utoipa::path(
     tag = "workflows",
-    request_body = SubmitWorkflow,
+    request_body = wire::SubmitWorkflow,
     responses(
-        (status = 202, description = "Accepted; its first steps are queued", body = WorkflowView,
+        (status = 202, description = "Accepted; its first steps are queued", body = wire::Workflow,
          headers(("Location" = String, description = "/v1/workflows/{id}"))),
-        (status = 200, description = "A workflow with this id exists; nothing was written", body = WorkflowView,
+        (status = 200, description = "A workflow with this id exists; nothing was written", body = wire::Workflow,
          headers(("Location" = String, description = "/v1/workflows/{id}"))),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or a payload too large", body = Problem, content_type = "application/problem+json"),
@@ -458,7 +169,7 @@ pub(crate) async fn prepare_workflow(
 pub(crate) async fn submit_workflow(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Result<JsonBody<SubmitWorkflow>, ApiError>,
+    body: Result<JsonBody<wire::SubmitWorkflow>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::charge(&state, &req, 1)?;
     let JsonBody(submit) = body?;
@@ -477,7 +188,7 @@ pub(crate) async fn submit_workflow(
     };
     Ok(resp
         .insert_header((header::LOCATION, format!("/v1/workflows/{}", r.id)))
-        .json(WorkflowView::from(r)))
+        .json(r.into_wire()))
 }
 
 fn parse_workflow_id(raw: &str) -> Result<String, ApiError> {
@@ -495,7 +206,7 @@ fn parse_workflow_id(raw: &str) -> Result<String, ApiError> {
     tag = "workflows",
     params(("id" = String, Path, description = "Workflow id", pattern = "^[A-Za-z0-9_:-]{1,48}$")),
     responses(
-        (status = 200, body = WorkflowView),
+        (status = 200, body = wire::Workflow),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -508,7 +219,7 @@ pub(crate) async fn get_workflow(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_workflow_id(&id)?;
     match state.store.workflow(&id).await? {
-        Some(r) => Ok(HttpResponse::Ok().json(WorkflowView::from(r))),
+        Some(r) => Ok(HttpResponse::Ok().json(r.into_wire())),
         None => Err(ApiError::WorkflowNotFound(id)),
     }
 }
@@ -521,7 +232,7 @@ pub(crate) async fn get_workflow(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, body = WorkflowPage),
+        (status = 200, body = wire::WorkflowPage),
         (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
@@ -545,8 +256,8 @@ pub(crate) async fn list_workflows(
     q.finish()?;
     let (page, next) = state.store.workflows(after, limit).await?;
     let next_cursor = next.map(|(ms, id)| format!("{ms}:{id}"));
-    Ok(HttpResponse::Ok().json(WorkflowPage {
-        workflows: page.into_iter().map(Into::into).collect(),
+    Ok(HttpResponse::Ok().json(wire::WorkflowPage {
+        workflows: page.into_iter().map(IntoWire::into_wire).collect(),
         next_cursor,
     }))
 }
@@ -558,7 +269,7 @@ pub(crate) async fn list_workflows(
     tag = "workflows",
     params(("id" = String, Path, description = "Workflow id", pattern = "^[A-Za-z0-9_:-]{1,48}$")),
     responses(
-        (status = 202, description = "Cancelling: the workflow as it stands", body = WorkflowView),
+        (status = 202, description = "Cancelling: the workflow as it stands", body = wire::Workflow),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already ended", body = Problem, content_type = "application/problem+json"),
@@ -583,7 +294,7 @@ pub(crate) async fn cancel_workflow(
     cancel(&state, &before).await?;
     tracing::info!(workflow_id = %id, "workflow cancel requested");
     match state.store.workflow(&id).await? {
-        Some(r) => Ok(HttpResponse::Accepted().json(WorkflowView::from(r))),
+        Some(r) => Ok(HttpResponse::Accepted().json(r.into_wire())),
         None => Err(ApiError::WorkflowNotFound(id)),
     }
 }
@@ -653,7 +364,7 @@ pub(crate) async fn workflow_events(
         loop {
             if let Some(r) = s.pending.take() {
                 s.done = r.state.is_terminal();
-                let json = serde_json::to_string(&WorkflowView::from(r)).unwrap_or_default();
+                let json = serde_json::to_string(&r.into_wire()).unwrap_or_default();
                 if json != s.last {
                     s.last = json;
                     s.keepalive = Instant::now() + KEEPALIVE;

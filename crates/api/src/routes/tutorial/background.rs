@@ -12,6 +12,7 @@ use crate::{
     error::{ApiError, Problem},
     routes::query::{self, Query},
 };
+use errand_wire as wire;
 
 /// Longest in-process task accepted. In-process work should be short; anything longer
 /// belongs on the queue, where a restart does not lose it.
@@ -25,7 +26,7 @@ pub(crate) const MAX_DURATION_SECS: u64 = 3600;
     tag = "tutorial",
     context_path = "/tasks",
     params(
-        ("task_id" = crate::views::TaskIdView, Query, description = "Your id for the task: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = wire::TaskId, Query, description = "Your id for the task: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, minimum = 0, maximum = 3600, description = "Seconds to sleep, 0 to 3600"),
     ),
     responses(
@@ -73,7 +74,7 @@ pub(crate) async fn start_simple(
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/tasks",
-    params(("task_id" = crate::views::TaskIdView, Path, description = "The id given at start")),
+    params(("task_id" = wire::TaskId, Path, description = "The id given at start")),
     responses(
         (status = 200, body = BackgroundStatus),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),

@@ -22,13 +22,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use errand_wire as wire;
+
 use super::required;
-use crate::views::ProgressView;
+use crate::views::IntoWire;
 use crate::{
     error::{ApiError, Problem},
     routes::{
         query::{self, Query},
-        tasks::{SubmitTask, missing, prepare},
+        tasks::{missing, prepare},
     },
     state::AppState,
 };
@@ -79,7 +81,7 @@ pub(crate) struct CeleryTask {
     /// While `STARTED`: how far it has got; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub progress: Option<ProgressView>,
+    pub progress: Option<wire::Progress>,
 }
 
 impl From<TaskRecord> for CeleryTask {
@@ -101,7 +103,7 @@ impl From<TaskRecord> for CeleryTask {
                 .progress
                 .filter(|_| status == CeleryStatus::Started)
                 .as_ref()
-                .map(Into::into),
+                .map(IntoWire::into_wire),
         }
     }
 }
@@ -114,7 +116,7 @@ impl From<TaskRecord> for CeleryTask {
     tag = "tutorial",
     context_path = "/tasks",
     params(
-        ("task_id" = crate::views::TaskIdView, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
+        ("task_id" = wire::TaskId, Query, description = "The task's id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"),
         ("duration" = u64, Query, description = "Seconds to sleep, 0 to tasks.max_sleep_secs (default 86400)"),
     ),
     responses(
@@ -140,7 +142,7 @@ pub(crate) async fn submit_celery_task(
         .ok_or_else(|| required("duration"))?;
     q.finish()?;
     // Built through serde so that fields added to `SubmitTask` later keep their defaults.
-    let submit: SubmitTask = serde_json::from_value(json!({
+    let submit: wire::SubmitTask = serde_json::from_value(json!({
         "kind": "long_running",
         "id": task_id,
         "payload": {"duration_secs": duration},
@@ -171,7 +173,7 @@ pub(crate) async fn submit_celery_task(
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/tasks",
-    params(("task_id" = crate::views::TaskIdView, Path, description = "Task id")),
+    params(("task_id" = wire::TaskId, Path, description = "Task id")),
     responses(
         (status = 200, body = CeleryTask),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
