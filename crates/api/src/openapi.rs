@@ -23,11 +23,11 @@ use errand_core::{
     Settings,
     task::{TaskState, WebhookEvent},
 };
+use errand_wire as wire;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::{access::needs_key, error::Problem, routes};
-use errand_wire as wire;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -842,11 +842,7 @@ mod tests {
         api.merge(routes::tutorial::TutorialDoc::openapi());
         let raw = serde_json::to_value(api).unwrap();
         let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
-        for name in [
-            "SubmitTask",
-            "CreateSchedule",
-            "StepRequest",
-        ] {
+        for name in ["SubmitTask", "CreateSchedule", "StepRequest"] {
             let p = &raw["components"]["schemas"][name]["properties"];
             let range = |field: &str, lo: f64, hi: f64| {
                 let f = &p[field];

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use errand_core::store::Submitted;
+use errand_wire as wire;
 use futures::StreamExt;
 
 use super::tasks::prepare;
@@ -12,7 +13,6 @@ use crate::{
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Submits up to `api.max_batch` tasks atomically per task and in one Redis round trip. The
 /// whole batch is validated first: one invalid task rejects the batch (422 naming

@@ -8,6 +8,7 @@ use errand_core::{
     store::{BulkAction, BulkFilter, BulkJob},
     task::{TaskId, TaskState},
 };
+use errand_wire as wire;
 
 use super::queues::queue_name;
 use crate::{
@@ -16,7 +17,6 @@ use crate::{
     state::AppState,
     views::{IntoStore, IntoWire},
 };
-use errand_wire as wire;
 
 /// Starts a bulk action on a queue's matching tasks and answers at once (202, with its
 /// `Location`); this api process works it in slices of 500, each one short script call,

@@ -3,14 +3,14 @@
 use actix_web::{HttpResponse, http::header, post, web};
 use chrono::Utc;
 use errand_core::store::{Cancel, Retry};
+use errand_wire as wire;
 
-use super::tasks::{missing, parse_id};
+use super::lookup::{missing, parse_id};
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Cancels a task. One that has not started never will (200, `cancelled`). A running one is
 /// told to stop (202, still `running` with `cancel_requested`); it ends `cancelled` within a

@@ -1,7 +1,8 @@
 use actix_web::{HttpResponse, delete, get, web};
 
-use crate::{error::ApiError, state::AppState, views::IntoWire};
 use errand_wire as wire;
+
+use crate::{error::ApiError, state::AppState, views::IntoWire};
 
 /// The kind registry: every kind a worker registered (and errand's built-in kinds), with
 /// its aliases, idempotency, payload and result JSON Schema, and the live workers that run

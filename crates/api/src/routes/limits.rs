@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, put, web};
 use errand_core::store::{QueueLimits, Rate};
+use errand_wire as wire;
 
 use super::queues::queue_name;
 use crate::{
@@ -14,7 +15,6 @@ use crate::{
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Bounds of a rate and a key limit (the schema states the same numbers).
 const MAX_COUNT: u32 = 1_000_000;

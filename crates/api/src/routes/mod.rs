@@ -7,6 +7,7 @@ pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod kinds;
 pub(crate) mod limits;
+pub(crate) mod lookup;
 pub(crate) mod query;
 pub(crate) mod queues;
 pub(crate) mod schedules;

@@ -3,13 +3,13 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::Utc;
 use errand_core::task::QueueName;
+use errand_wire as wire;
 
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Every queue ever submitted to, with its tasks counted by state.
 #[utoipa::path(

@@ -7,6 +7,7 @@ use errand_core::{
     schedule::{CronSpec, Misfire, NewSchedule, ScheduleId, ScheduleTemplate},
     store::ScheduleCreated,
 };
+use errand_wire as wire;
 
 use super::{
     query::{self, Query},
@@ -19,7 +20,6 @@ use crate::{
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Validates a schedule and applies defaults; the task part goes through the same checks
 /// as a submit, so a schedule can never fire a task a submit would refuse.

@@ -1,3 +1,6 @@
+//! Tasks: submit one (`POST /v1/tasks`), read one (with `?wait=` long-poll), and list them.
+//! `prepare` is every submit route's check of a task (batch, schedules, workflow steps).
+
 use std::{ops::RangeInclusive, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
@@ -6,10 +9,12 @@ use errand_core::{
     store::{Cursor, Flow, ListQuery, NewTask, Submitted, Unique},
     task::{Callback, QueueName, TaskId, TaskState, bounds},
 };
+use errand_wire as wire;
 use serde_json::Value;
 use tracing::Instrument;
 
 use super::{
+    lookup::{missing, parse_id},
     query::{self, Query},
     watch,
 };
@@ -20,7 +25,6 @@ use crate::{
     state::AppState,
     views::{IntoStore, IntoWire},
 };
-use errand_wire as wire;
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
@@ -223,24 +227,6 @@ pub(crate) async fn submit_task(
         Submitted::Existing(r) | Submitted::Duplicate(r) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/v1/tasks/{}", r.id)))
             .json(r.into_wire())),
-    }
-}
-
-pub(crate) fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
-    TaskId::parse(raw).map_err(|e| ApiError::BadRequest {
-        field: Some("id".into()),
-        detail: e.to_string(),
-    })
-}
-
-/// Why an id has no record: it expired (if still remembered) or never existed.
-pub(crate) async fn missing(state: &AppState, id: &TaskId) -> ApiError {
-    match state.store.expired_at(id).await {
-        Ok(Some(at)) => ApiError::Expired {
-            id: id.to_string(),
-            at: errand_core::task::rfc3339(at),
-        },
-        _ => ApiError::NotFound(id.to_string()),
     }
 }
 

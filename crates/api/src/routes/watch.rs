@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, get, http::header, web};
 use errand_core::task::{TaskId, TaskRecord};
+use errand_wire as wire;
 use futures::stream;
 use tokio::time::Instant;
 
-use super::tasks::{missing, parse_id};
+use super::lookup::{missing, parse_id};
 use crate::{
     error::{ApiError, Problem},
     state::AppState,
     views::IntoWire,
 };
-use errand_wire as wire;
 
 /// Re-read the record this often even without events (lost messages, reconnects).
 pub(crate) const FALLBACK: Duration = Duration::from_secs(2);

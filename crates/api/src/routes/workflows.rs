@@ -9,6 +9,7 @@ use errand_core::{
     store::WorkflowSubmitted,
     workflow::{Dependency, NewWorkflow, StepSpec, StepTask, WorkflowId, WorkflowRecord},
 };
+use errand_wire as wire;
 use futures::stream;
 use tokio::time::Instant;
 
@@ -19,7 +20,6 @@ use crate::{
     state::AppState,
     views::{IntoStore, IntoWire},
 };
-use errand_wire as wire;
 
 /// Moves a step's field error under `steps[i]`.
 fn under(i: usize, e: ApiError) -> ApiError {

@@ -5,6 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use errand_core::task::TaskId;
+use errand_wire as wire;
 
 use super::required;
 use crate::{
@@ -12,7 +13,6 @@ use crate::{
     error::{ApiError, Problem},
     routes::query::{self, Query},
 };
-use errand_wire as wire;
 
 /// Longest in-process task accepted. In-process work should be short; anything longer
 /// belongs on the queue, where a restart does not lose it.

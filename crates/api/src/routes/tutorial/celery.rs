@@ -18,19 +18,19 @@ use errand_core::{
     store::Submitted,
     task::{TaskId, TaskRecord, TaskState},
 };
+use errand_wire as wire;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-
-use errand_wire as wire;
 
 use super::required;
 use crate::views::IntoWire;
 use crate::{
     error::{ApiError, Problem},
     routes::{
+        lookup::missing,
         query::{self, Query},
-        tasks::{missing, prepare},
+        tasks::prepare,
     },
     state::AppState,
 };
