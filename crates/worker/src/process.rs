@@ -18,12 +18,24 @@ use errand_kinds::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backend, host_name, leases, leases::Running, metrics, process_name, runner::Runner, scheduler,
-    webhooks,
+    backend,
+    identity::{host_name, process_name},
+    leases,
+    leases::Running,
+    metrics,
+    runner::Runner,
+    scheduler, webhooks,
 };
 
 /// How long the stop's own heartbeat ("stopping") may take.
 const ANNOUNCE: Duration = Duration::from_secs(1);
+
+/// How long the worker's loops get to end once asked (the [`Shutdown`]'s join deadline): a
+/// webhook attempt in flight, a Redis call, and a margin.
+pub fn join_deadline(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.webhooks.timeout_ms + settings.redis.response_timeout_ms)
+        + Duration::from_secs(5)
+}
 
 /// A started worker: its loops run on the shutdown's trackers.
 pub(crate) struct Process {
