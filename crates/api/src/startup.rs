@@ -18,7 +18,7 @@ pub struct Application {
     port: u16,
     server: Server,
     /// Owns the stop: the signals (when listened for), the background loops (the layout
-    /// migration, the events subscription) and the token long-polls and streams end on.
+    /// migration, the events subscription, the metrics upkeep) and the token long-polls and streams end on.
     shutdown: Shutdown,
     /// `api.shutdown_grace_secs`.
     grace: Duration,
@@ -91,7 +91,12 @@ impl Application {
         let keys = Arc::new(access::Keys::new(&settings.api.api_keys));
         let ui = crate::ui::Ui::new(&settings);
         let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit).map(Arc::new);
-        crate::metrics::install();
+        // Histogram samples wait in buffers until drained: drain them even when nobody
+        // scrapes, so an unscraped api does not grow.
+        shutdown.spawn_background(errand_core::prometheus::upkeep(
+            crate::metrics::install(),
+            shutdown.background(),
+        ));
         let shared = AppState {
             store,
             kinds,

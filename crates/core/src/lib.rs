@@ -5,6 +5,7 @@
 //! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
 //!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
 //! - [`advance`]: the workflow advancer: a step's end applied to its workflow at once.
+//! - [`prometheus`]: the process's Prometheus recorder (its install, buckets, upkeep).
 //! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
 //! - [`settings`]: layered configuration.
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
@@ -14,6 +15,7 @@
 //!   and api processes run.
 
 pub mod advance;
+pub mod prometheus;
 pub mod schedule;
 pub mod settings;
 pub mod shutdown;
