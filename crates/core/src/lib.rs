@@ -11,6 +11,7 @@
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
 //! - [`telemetry`]: tracing setup.
 //! - [`workflow`]: workflows (DAGs of steps) as stored: their definition and state.
+//! - [`until_ready`]: a start-up call retried while Redis is not ready, until a stop.
 //! - [`upkeep`]: the periodic upkeep (due tasks, lapsed leases, expired ids) that worker
 //!   and api processes run.
 
@@ -22,6 +23,7 @@ pub mod shutdown;
 pub mod store;
 pub mod task;
 pub mod telemetry;
+pub mod until_ready;
 pub mod upkeep;
 pub mod workflow;
 
