@@ -26,8 +26,8 @@ use actix_web::{
     web,
 };
 use chrono::Utc;
-use errand_core::telemetry::redis_call;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use errand_core::{prometheus, telemetry::redis_call};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::state::AppState;
 
@@ -39,13 +39,6 @@ const REPORTED: &str = "errand_http_worker_reports_total";
 const HTTP_REQUESTS: &str = "errand_http_requests_total";
 const HTTP_SECONDS: &str = "errand_http_request_duration_seconds";
 
-/// Latency buckets (seconds) for every `_seconds` histogram: 1 ms to 10 min, because task
-/// run times and queue waits span that range while HTTP and Redis sit at the low end.
-pub(crate) const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 600.0,
-];
-
 /// Most distinct (queue, kind) pairs given series of their own; queue names come from
 /// clients, so past this the queue label reads `_other` and the series count stays bounded.
 const MAX_QUEUE_KINDS: usize = 500;
@@ -55,30 +48,17 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static SLOT_QUEUES: std::sync::Mutex<std::collections::BTreeSet<String>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-/// Installs the process's recorder (once) and returns the handle that renders it.
+/// The process's recorder (errand_core::prometheus), the api's metrics described the first
+/// time; returns the handle that renders it (and that each app's upkeep drains, on its
+/// [`Shutdown`](errand_core::shutdown::Shutdown)).
 pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
-                .expect("static, non-empty buckets")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Histogram samples wait in buffers until drained: drain them even when nobody
-            // scrapes, so an unscraped api does not grow.
-            let upkeep = handle.clone();
-            let _ = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(std::time::Duration::from_secs(5));
-                        upkeep.run_upkeep();
-                    }
-                });
             // Another recorder already installed (an embedding process) keeps its place.
-            if ::metrics::set_global_recorder(recorder).is_err() {
+            let handle = prometheus::install().unwrap_or_else(|displaced| {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
-            }
+                displaced.handle
+            });
             describe();
             // Present from the start, so `increase()` sees the first recovery.
             counter!(RECOVERED).absolute(0);

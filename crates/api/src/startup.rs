@@ -18,7 +18,7 @@ pub struct Application {
     port: u16,
     server: Server,
     /// Owns the stop: the signals (when listened for), the background loops (the layout
-    /// migration, the events subscription) and the token long-polls and streams end on.
+    /// migration, the events subscription, the metrics upkeep) and the token long-polls and streams end on.
     shutdown: Shutdown,
     /// `api.shutdown_grace_secs`.
     grace: Duration,
@@ -91,7 +91,12 @@ impl Application {
         let keys = Arc::new(access::Keys::new(&settings.api.api_keys));
         let ui = crate::ui::Ui::new(&settings);
         let rate_limiter = access::RateLimiter::new(&settings.api.rate_limit).map(Arc::new);
-        crate::metrics::install();
+        // Histogram samples wait in buffers until drained: drain them even when nobody
+        // scrapes, so an unscraped api does not grow.
+        shutdown.spawn_background(errand_core::prometheus::upkeep(
+            crate::metrics::install(),
+            shutdown.background(),
+        ));
         let shared = AppState {
             store,
             kinds,
@@ -297,31 +302,25 @@ const JOIN_DEADLINE: Duration = Duration::from_secs(5);
 /// The longest serving waits for the migration's first look at Redis.
 const FIRST_LOOK: Duration = Duration::from_secs(2);
 
-/// Runs the layout migration, again after a pause while Redis is unreachable, until done
-/// or `stop` (which also ends a call in flight: each migration step is one atomic script,
-/// and the next start redoes what this one did not).
-/// `looked` is told once the first attempt is over, done or not.
+/// Runs the layout migration until done or `stop`, retried while Redis is unreachable
+/// ([`errand_core::until_ready`]); `looked` is told once the first attempt is over, done or
+/// not.
 async fn migrate_until_done(
     store: TaskStore,
     stop: CancellationToken,
     looked: tokio::sync::oneshot::Sender<()>,
 ) {
-    let mut pause = Duration::from_millis(200);
+    let store = &store;
     let mut looked = Some(looked);
-    loop {
-        let migrated = tokio::select! {
-            r = store.migrate() => r,
-            () = stop.cancelled() => return,
-        };
-        if let Some(l) = looked.take() {
-            let _ = l.send(());
+    errand_core::until_ready::retry("layout migration", stop.cancelled(), move || {
+        let looked = looked.take();
+        async move {
+            let migrated = store.migrate().await;
+            if let Some(l) = looked {
+                let _ = l.send(());
+            }
+            migrated
         }
-        let Err(e) = migrated else { return };
-        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "layout migration failed; trying again");
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = stop.cancelled() => return,
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
+    })
+    .await;
 }

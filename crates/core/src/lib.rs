@@ -5,21 +5,25 @@
 //! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
 //!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
 //! - [`advance`]: the workflow advancer: a step's end applied to its workflow at once.
+//! - [`prometheus`]: the process's Prometheus recorder (its install, buckets, upkeep).
 //! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
 //! - [`settings`]: layered configuration.
 //! - [`shutdown`]: a process's stop in phases, owning every background loop.
 //! - [`telemetry`]: tracing setup.
 //! - [`workflow`]: workflows (DAGs of steps) as stored: their definition and state.
+//! - [`until_ready`]: a start-up call retried while Redis is not ready, until a stop.
 //! - [`upkeep`]: the periodic upkeep (due tasks, lapsed leases, expired ids) that worker
 //!   and api processes run.
 
 pub mod advance;
+pub mod prometheus;
 pub mod schedule;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod task;
 pub mod telemetry;
+pub mod until_ready;
 pub mod upkeep;
 pub mod workflow;
 

@@ -12,16 +12,20 @@
 //! # Layout
 //! - `catalog`: [`Catalog`], kinds erased to JSON in and JSON out, and their definitions.
 //! - `context`: [`TaskContext`], what a running task sees; [`Failure`], how it fails.
+//! - `resolver`: [`PolicyResolver`], name resolution behind a destination policy (the
+//!   worker's webhook client uses it too).
 //! - `services`: what the built-in kinds share in a process (HTTP client, mail transport).
 //! - [`builtin`]: errand's own kinds, one per file.
 
 pub mod builtin;
 mod catalog;
 mod context;
+mod resolver;
 mod services;
 
 pub use catalog::{Catalog, Invalid, KindInfo, Limits, is_kind_name};
 pub use context::{Failure, FailureKind, TaskContext};
+pub use resolver::PolicyResolver;
 
 use std::future::Future;
 

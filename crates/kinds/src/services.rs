@@ -3,41 +3,21 @@
 //! transport (one SMTP connection pool). Clients are built on first use, inside the runtime
 //! that uses them, so the API process, which never runs kinds, never builds them.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, OnceLock},
-};
+use std::sync::{Arc, OnceLock};
 
-use errand_core::settings::{DestinationPolicy, EmailSettings, Unresolved};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use errand_core::settings::{DestinationPolicy, EmailSettings};
 
 use crate::{
-    Failure, Limits,
+    Failure, Limits, PolicyResolver,
     builtin::http_request::{DestinationDenied, check_destination},
     builtin::send_email::Mailer,
 };
 
-/// Resolves names like the system does, then drops every address `tasks.http_destinations`
-/// refuses: the check sits where the address is chosen, so a name that resolves (or is
-/// re-pointed) to a private address is never connected to.
-struct PolicyResolver(Arc<DestinationPolicy>);
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move { resolved(policy.resolve(name.as_str()).await) })
-    }
-}
-
-/// The policy's answer in reqwest's terms; a refusal travels as [`DestinationDenied`] so
-/// the task fails with `destination_denied`, not as a connect error.
-fn resolved(
-    r: Result<Vec<SocketAddr>, Unresolved>,
-) -> Result<Addrs, Box<dyn std::error::Error + Send + Sync>> {
-    match r {
-        Ok(addrs) => Ok(Box::new(addrs.into_iter())),
-        Err(Unresolved::Refused(why)) => Err(Box::new(DestinationDenied(why))),
-        Err(Unresolved::Lookup(e)) => Err(Box::new(e)),
+/// A refusal at resolution travels as [`DestinationDenied`], so the task fails with
+/// `destination_denied`, not as a connect error.
+impl From<String> for DestinationDenied {
+    fn from(why: String) -> Self {
+        Self(why)
     }
 }
 
@@ -86,7 +66,9 @@ impl Services {
                     .user_agent(concat!("errand/", env!("CARGO_PKG_VERSION")));
                 if !policy.is_open() {
                     builder = builder
-                        .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+                        .dns_resolver(Arc::new(PolicyResolver::<DestinationDenied>::new(
+                            policy.clone(),
+                        )))
                         .redirect(redirect_policy(policy));
                 }
                 builder

@@ -6,7 +6,11 @@ use std::time::Duration;
 use errand_core::{Settings, shutdown::Shutdown};
 use errand_kinds::{Catalog, Limits, TaskKind};
 
-use crate::{DrainReport, drain, join_deadline, metrics, process::Process};
+use crate::{
+    drain::{self, DrainReport},
+    metrics,
+    process::{Process, join_deadline},
+};
 
 /// errand's worker, run from your own binary. See [`Worker::builder`].
 #[derive(Debug)]
@@ -114,7 +118,7 @@ impl WorkerBuilder {
     }
 
     /// Runs the worker in this process until its queues are idle, then stops it (see
-    /// [`drain()`](crate::drain())): for your kinds' tests.
+    /// [`drain()`](crate::drain::drain())): for your kinds' tests.
     pub async fn drain(self, within: Duration) -> anyhow::Result<DrainReport> {
         self.checked()?;
         drain::with(self.settings, self.catalog, within).await

@@ -7,7 +7,7 @@ use errand_core::{Settings, shutdown::Shutdown, store::QueueStats, task::TaskSta
 
 use errand_kinds::{Catalog, Limits};
 
-use crate::{join_deadline, process::Process};
+use crate::process::{Process, join_deadline};
 
 /// What [`drain`] left behind.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl DrainReport {
 /// Runs the real worker in this process until the queues of `settings.worker.queues` have
 /// no task queued, running or retrying (retries are waited for; `scheduled` tasks are not),
 /// then stops it as a signal would, with the built-in kinds (or yours:
-/// [`WorkerBuilder::drain`](crate::WorkerBuilder::drain)). For tests that need the worker's behaviour but not its
+/// [`WorkerBuilder::drain`](crate::builder::WorkerBuilder::drain)). For tests that need the worker's behaviour but not its
 /// process. Fails if that does not happen `within`.
 pub async fn drain(settings: Settings, within: Duration) -> anyhow::Result<DrainReport> {
     let catalog = Catalog::new(Limits::from(&settings.tasks));

@@ -66,6 +66,7 @@
 //! - `webhooks`: completion webhooks of the served queues delivered, signed, with retries.
 //! - `process`: one worker process: every loop started on a [`Shutdown`], stopped in its
 //!   phases.
+//! - `identity`: the process's name, as its heartbeat and claims carry it.
 //! - `drain`: [`drain()`], the same worker run in-process until its queues are idle (for tests).
 //! - `metrics`: the Prometheus listener (`worker.metrics_addr`) and what it counts.
 //!
@@ -76,6 +77,7 @@ mod backend;
 mod batch;
 mod builder;
 mod drain;
+mod identity;
 mod leases;
 mod metrics;
 mod outcome;
@@ -85,8 +87,6 @@ mod scheduler;
 mod wake;
 mod webhooks;
 
-use std::time::Duration;
-
 pub use errand_core::{Settings, shutdown::Shutdown, telemetry};
 /// The kind API: [`TaskKind`](kinds::TaskKind), [`TaskContext`](kinds::TaskContext),
 /// [`Failure`](kinds::Failure), and the built-in kinds.
@@ -94,23 +94,7 @@ pub use errand_kinds as kinds;
 
 pub use crate::builder::{Worker, WorkerBuilder};
 pub use crate::drain::{DrainReport, drain};
-
-/// A name unique to this process start: host, pid and a ULID.
-pub(crate) fn process_name() -> String {
-    format!(
-        "{}:{}:{}",
-        host_name(),
-        std::process::id(),
-        ulid::Ulid::generate()
-    )
-}
-
-fn host_name() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "host".into())
-}
+pub use crate::process::join_deadline;
 
 /// Runs the worker with errand's built-in kinds until `shutdown` is requested (a signal,
 /// see [`Shutdown::listen_for_signals`]), then stops in its phases: what the
@@ -121,11 +105,4 @@ pub async fn run_until_stopped(settings: Settings, shutdown: Shutdown) -> anyhow
         .shutdown(shutdown)
         .run_until_stopped()
         .await
-}
-
-/// How long the worker's loops get to end once asked (the [`Shutdown`]'s join deadline): a
-/// webhook attempt in flight, a Redis call, and a margin.
-pub fn join_deadline(settings: &Settings) -> Duration {
-    Duration::from_millis(settings.webhooks.timeout_ms + settings.redis.response_timeout_ms)
-        + Duration::from_secs(5)
 }

@@ -13,12 +13,12 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     net::SocketAddr,
-    sync::{Arc, LazyLock, Mutex, RwLock},
+    sync::{Arc, LazyLock, Once, RwLock},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use errand_core::{shutdown::Shutdown, store::Outcome};
+use errand_core::{prometheus, shutdown::Shutdown, store::Outcome};
 use hyper::{
     Method, Request, Response, StatusCode,
     body::Incoming,
@@ -28,25 +28,15 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, TcpStream};
-
-/// Latency buckets (seconds), the api's too: 1 ms to 10 min.
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 600.0,
-];
-
-/// How often the recorder's upkeep runs: the exporter's own listener ran it this often
-/// (its default `upkeep_timeout`), and without it histogram samples pile up between scrapes.
-const UPKEEP: Duration = Duration::from_secs(5);
 
 /// The exposition's content type: Prometheus text format 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4";
 
-/// The process's recorder, once installed: the metrics facade takes one global recorder,
-/// while every worker started in the process serves it on its own listener.
-static RECORDER: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+/// The worker's metrics described once per process: every worker started in the process
+/// serves the one recorder on its own listener.
+static DESCRIBED: Once = Once::new();
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MetricsError {
@@ -58,7 +48,7 @@ pub(crate) enum MetricsError {
         source: std::io::Error,
     },
     #[error("cannot install the metrics recorder: {0}")]
-    Recorder(#[from] metrics_exporter_prometheus::BuildError),
+    Recorder(#[from] prometheus::Displaced),
 }
 
 /// Binds `addr` (port 0 picks a free one, logged as bound), installs the recorder (once per
@@ -70,39 +60,33 @@ pub(crate) async fn install(addr: &str, shutdown: &Shutdown) -> Result<(), Metri
     let listener = TcpListener::bind(addr).await.map_err(cannot)?;
     let bound = listener.local_addr().map_err(cannot)?;
     let handle = recorder()?;
+    shutdown.spawn_background(prometheus::upkeep(handle.clone(), shutdown.background()));
     shutdown.spawn_background(listen(listener, handle, shutdown.clone()));
     tracing::info!(addr = %bound, "serving metrics at /metrics");
     Ok(())
 }
 
-/// The process's recorder, installed by the first call.
+/// The process's recorder (errand_core::prometheus), this worker's metrics described the
+/// first time.
 fn recorder() -> Result<PrometheusHandle, MetricsError> {
-    let mut installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(handle) = &*installed {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
-        .install_recorder()?;
-    *installed = Some(handle.clone());
-    describe();
-    // Present from the start at 0, so `rate()` and `increase()` see the first event.
-    counter!("errand_kinds_recovered_total").absolute(0);
-    counter!("errand_schedules_fired_total").absolute(0);
+    let handle = prometheus::install()?;
+    DESCRIBED.call_once(|| {
+        describe();
+        // Present from the start at 0, so `rate()` and `increase()` see the first event.
+        counter!("errand_kinds_recovered_total").absolute(0);
+        counter!("errand_schedules_fired_total").absolute(0);
+    });
     Ok(handle)
 }
 
-/// Accepts scrapes and runs the recorder's upkeep until [`Shutdown::background`]; each
+/// Accepts scrapes until [`Shutdown::background`]; each
 /// connection is a background task of its own, closed gracefully (an idle keep-alive at
 /// once) on the same token.
 async fn listen(listener: TcpListener, handle: PrometheusHandle, shutdown: Shutdown) {
     let stop = shutdown.background();
-    let mut upkeep = tokio::time::interval(UPKEEP);
-    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = upkeep.tick() => handle.run_upkeep(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     shutdown.spawn_background(connection(stream, handle.clone(), stop.clone()));

@@ -13,17 +13,30 @@ use errand_core::{
     Settings, TaskStore,
     shutdown::{Abandoned, Shutdown},
     store::{self, WorkerInfo, WorkerKind, WorkerQueue},
+    until_ready,
 };
 use errand_kinds::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backend, host_name, leases, leases::Running, metrics, process_name, runner::Runner, scheduler,
-    webhooks,
+    backend,
+    identity::{host_name, process_name},
+    leases,
+    leases::Running,
+    metrics,
+    runner::Runner,
+    scheduler, webhooks,
 };
 
 /// How long the stop's own heartbeat ("stopping") may take.
 const ANNOUNCE: Duration = Duration::from_secs(1);
+
+/// How long the worker's loops get to end once asked (the [`Shutdown`]'s join deadline): a
+/// webhook attempt in flight, a Redis call, and a margin.
+pub fn join_deadline(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.webhooks.timeout_ms + settings.redis.response_timeout_ms)
+        + Duration::from_secs(5)
+}
 
 /// A started worker: its loops run on the shutdown's trackers.
 pub(crate) struct Process {
@@ -60,19 +73,10 @@ impl Process {
         // An older layout is converted before any of its tasks is fetched. While Redis is
         // unreachable this waits, and a stop ends the wait (a migration step is one atomic
         // script: one cut short is redone by the next start).
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let migrated = tokio::select! {
-                r = store.migrate() => r,
-                () = shutdown.requested() => return Ok(None),
-            };
-            let Err(e) = migrated else { break };
-            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "layout migration failed; trying again");
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = shutdown.requested() => return Ok(None),
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
+        let migrated =
+            until_ready::retry("layout migration", shutdown.requested(), || store.migrate());
+        if migrated.await.is_none() {
+            return Ok(None);
         }
         let catalog = catalog.with_email(settings.email.clone());
         let name = process_name();
@@ -80,19 +84,11 @@ impl Process {
         // time this worker could run them; with Redis unreachable this waits, like the
         // migration.
         let kinds = catalog.definitions();
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let registered = tokio::select! {
-                r = store.register_kinds(&kinds, &name, true) => r,
-                () = shutdown.requested() => return Ok(None),
-            };
-            let Err(e) = registered else { break };
-            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "kind registration failed; trying again");
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = shutdown.requested() => return Ok(None),
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
+        let registered = until_ready::retry("kind registration", shutdown.requested(), || {
+            store.register_kinds(&kinds, &name, true)
+        });
+        if registered.await.is_none() {
+            return Ok(None);
         }
         tracing::info!(kinds = ?kinds.iter().map(|k| &k.name).collect::<Vec<_>>(), "kinds registered");
         let running = Running::default();

@@ -13,11 +13,11 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use errand_core::{
     TaskStore,
-    settings::{DestinationPolicy, Unresolved, WebhookSettings, policy_message},
+    settings::{WebhookSettings, policy_message},
     store::{ClaimedWebhook, Settle},
     task::{WebhookState, WebhookStatus},
 };
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use errand_kinds::PolicyResolver;
 use serde_json::json;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -298,7 +298,7 @@ fn client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error>
         .connect_timeout(settings.timeout())
         .redirect(reqwest::redirect::Policy::none());
     if !settings.destinations.is_open() {
-        b = b.dns_resolver(Arc::new(PolicyResolver(Arc::new(
+        b = b.dns_resolver(Arc::new(PolicyResolver::<Refused>::new(Arc::new(
             settings.destinations.clone(),
         ))));
     }
@@ -317,25 +317,9 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Resolves like the system does, then drops every address the policy refuses: the check
-/// sits where the address is chosen, so a name that resolves (or is re-pointed) to a
-/// private address is never connected to.
-struct PolicyResolver(Arc<DestinationPolicy>);
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move { resolved(policy.resolve(name.as_str()).await) })
-    }
-}
-
-/// The resolver's answer in reqwest's types (the return type does the boxing).
-fn resolved(
-    r: Result<Vec<std::net::SocketAddr>, Unresolved>,
-) -> Result<Addrs, Box<dyn std::error::Error + Send + Sync>> {
-    match r {
-        Ok(addrs) => Ok(Box::new(addrs.into_iter())),
-        Err(Unresolved::Refused(why)) => Err(Box::new(Refused(policy_message(&why)))),
-        Err(Unresolved::Lookup(e)) => Err(Box::new(e)),
+/// The policy's reason, worded for `webhooks.destinations`.
+impl From<String> for Refused {
+    fn from(why: String) -> Self {
+        Self(policy_message(&why))
     }
 }
