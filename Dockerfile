@@ -35,6 +35,8 @@ COPY --from=manifests /src/ ./
 RUN cargo build --release --locked -p errand-api -p errand-worker -p report-kinds
 
 # errand itself. The sources are touched so cargo never takes the blank build for current.
+# The release profile builds without debug info (symbols kept), so the binaries are copied
+# as they are (docs/deploy.md, "What ships").
 COPY crates/ crates/
 COPY examples/ examples/
 COPY config/ config/

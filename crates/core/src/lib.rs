@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! - [`task`]: the task record, its states and ids (the API's truth).
-//! - [`store`]: the Redis task store: guarded transitions as Lua scripts, and the hand-off
-//!   of jobs to apalis-redis (the only module that knows apalis-redis's key layout).
+//! - [`store`]: the Redis task store: errand's own records, ready lists and indexes, every
+//!   transition a guarded Lua script; its `migrate` converts older layouts (the untagged
+//!   one, and what apalis-redis, the backend before errand's own, left behind).
 //! - [`advance`]: the workflow advancer: a step's end applied to its workflow at once.
 //! - [`prometheus`]: the process's Prometheus recorder (its install, buckets, upkeep).
 //! - [`schedule`]: periodic schedules: cron parsing, time zones, the misfire policy.
