@@ -65,9 +65,7 @@ impl RedisCluster {
                     .kill_on_drop(true)
                     .spawn()
                     .unwrap_or_else(|e| panic!("cannot start `{bin}` ({e})"));
-                let client =
-                    redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
-                match wait_own_redis(&mut child, &client, true).await {
+                match wait_own_redis(&mut child, port, None, true).await {
                     Ok(()) => break (port, child),
                     Err(status) if attempt < 5 => {
                         eprintln!("cluster node on port {port} exited ({status}); another port");

@@ -12,6 +12,7 @@
 //!   [`free_port`].
 
 pub mod api;
+#[cfg(feature = "client")]
 pub mod cluster;
 mod deployment;
 mod log_lines;
@@ -19,6 +20,7 @@ mod output;
 mod ports;
 mod process;
 mod redis_server;
+mod resp;
 pub mod smtp;
 mod tls;
 mod wait;
@@ -29,6 +31,7 @@ pub use output::Output;
 pub use ports::free_port;
 pub use process::{Proc, bin_path};
 pub use redis_server::RedisServer;
+#[cfg(feature = "client")]
 pub(crate) use redis_server::wait_own_redis;
 pub use tls::Tls;
 pub use wait::wait_for;

@@ -12,7 +12,7 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::process::{Child, Command};
 
-use crate::{Tls, free_port};
+use crate::{Tls, free_port, resp};
 
 /// A private redis-server, killed (and its directory removed) on drop.
 #[derive(Debug)]
@@ -68,6 +68,7 @@ impl RedisServer {
 
     /// TLS only (`--port 0 --tls-port …`), with a certificate from a CA made for this
     /// server: connect with `rediss://` trusting [`Tls::ca_file`].
+    #[cfg(feature = "client")]
     pub async fn start_tls(args: &[&str]) -> Self {
         let mut s = Self::unstarted(args);
         let (tls, tls_args) = Tls::issue(s.dir.path());
@@ -91,7 +92,7 @@ impl RedisServer {
     async fn spawn_on_port(&mut self, wait_ready: bool, fresh: bool) {
         for attempt in 1.. {
             let mut child = self.spawn_child();
-            match wait_own_redis(&mut child, &self.client(), wait_ready).await {
+            match self.wait_started(&mut child, wait_ready).await {
                 Ok(()) => {
                     self.child = Some(child);
                     return;
@@ -164,7 +165,20 @@ impl RedisServer {
         self.tls.as_ref()
     }
 
+    async fn wait_started(
+        &self,
+        child: &mut Child,
+        wait_ready: bool,
+    ) -> Result<(), std::process::ExitStatus> {
+        #[cfg(feature = "client")]
+        if self.tls.is_some() {
+            return wait_own_tls_redis(child, &self.client(), wait_ready).await;
+        }
+        wait_own_redis(child, self.port, self.password.as_deref(), wait_ready).await
+    }
+
     /// A client for the harness itself: the password and the test CA included.
+    #[cfg(feature = "client")]
     pub fn client(&self) -> redis::Client {
         let scheme = if self.tls.is_some() {
             "rediss"
@@ -191,6 +205,7 @@ impl RedisServer {
     }
 
     /// A connection of the test's own, to look at or change keys directly.
+    #[cfg(feature = "client")]
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         self.client()
             .get_multiplexed_async_connection()
@@ -242,10 +257,40 @@ impl RedisServer {
     }
 }
 
-/// Waits until `child` answers on `client`'s port, or returns its exit status if it exits
-/// first. The answer must come from `child` itself (`INFO`'s `process_id`): on a port taken
-/// since it was probed, another test's server would answer PING.
+/// Waits until `child` answers on `port`, or returns its exit status if it exits first.
+/// The answer must come from `child` itself (`INFO`'s `process_id`): on a port taken since
+/// it was probed, another test's server would answer PING. Spoken in plain RESP over TCP,
+/// so the harness needs no Redis client of its own (the `client` feature adds one, which
+/// TLS servers are probed with).
 pub(crate) async fn wait_own_redis(
+    child: &mut Child,
+    port: u16,
+    password: Option<&str>,
+    wait_ready: bool,
+) -> Result<(), std::process::ExitStatus> {
+    let pid = child.id().expect("just spawned");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Err(status);
+        }
+        match resp::probe(port, password, pid).await {
+            Some(resp::Probe::Ready) => return Ok(()),
+            // Up, but still loading: what a test restarting it slowly wants.
+            Some(resp::Probe::Loading) if !wait_ready => return Ok(()),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 10s waiting for redis-server (pid {pid}) to answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_own_redis`] for a TLS server, through the Redis client (plain RESP cannot reach it).
+#[cfg(feature = "client")]
+async fn wait_own_tls_redis(
     child: &mut Child,
     client: &redis::Client,
     wait_ready: bool,
@@ -263,13 +308,11 @@ pub(crate) async fn wait_own_redis(
                 .await;
             let own = match &info {
                 Ok(info) => info.contains(&format!("process_id:{pid}\r\n")),
-                // Still loading, so freshly started: ours, as `child` is alive.
                 Err(e) => e.code() == Some("LOADING"),
             };
             if own {
                 match redis::cmd("PING").query_async::<String>(&mut c).await {
                     Ok(_) => return Ok(()),
-                    // Up, but still loading: what a test restarting it slowly wants.
                     Err(e) if !wait_ready && e.code() == Some("LOADING") => return Ok(()),
                     Err(_) => {}
                 }

@@ -1,6 +1,6 @@
 //! A certificate authority made for one test Redis, and the server certificate it signed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A test certificate authority and the server certificate it signed (for 127.0.0.1 and
 /// localhost), as PEM files in the server's directory.
@@ -15,7 +15,8 @@ pub struct Tls {
 impl Tls {
     /// Makes the CA and the server certificate, writes them as PEM files into `dir`, and
     /// returns them with the `redis-server` arguments that serve them.
-    pub(crate) fn issue(dir: &Path) -> (Self, [String; 8]) {
+    #[cfg(feature = "client")]
+    pub(crate) fn issue(dir: &std::path::Path) -> (Self, [String; 8]) {
         let ca_key = rcgen::KeyPair::generate().expect("ca key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
