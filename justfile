@@ -30,7 +30,7 @@ observability-test: ensure-redis
     cargo build --bins
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p errand-e2e --test observability --no-fail-fast --no-capture; else cargo test -p errand-e2e --test observability --no-fail-fast -- --nocapture; fi
 
-# Benchmarks (release build): `just bench` runs W1–W6, `just bench W2` one of them.
+# Benchmarks (release build): `just bench` runs W1–W8, `just bench W2` one of them.
 # Prints a table with the targets and writes target/bench/results.json.
 bench *workloads: ensure-redis
     cargo build --release --bins

@@ -1,3 +1,5 @@
+//! The command line (clap): every command, its flags, and their parsers.
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use errand_client::{BulkAction, TaskState, WebhookEvent};

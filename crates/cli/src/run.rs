@@ -1,3 +1,6 @@
+//! The task commands: submit, get, wait, watch (a progress bar fed by SSE), list, cancel,
+//! retry, and the operating views.
+
 use std::{
     io::{IsTerminal, Read, Write},
     time::{Duration, Instant},

@@ -38,7 +38,7 @@ pub async fn run(
             () = stop.cancelled() => return,
         };
         if let Err(e) = ticked {
-            tracing::warn!(error = %e, "maintenance tick failed");
+            tracing::warn!(error = %e, "upkeep tick failed");
         }
         if swept.elapsed() >= SWEEP_EVERY {
             swept = tokio::time::Instant::now();

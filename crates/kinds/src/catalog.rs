@@ -1,3 +1,6 @@
+//! `Catalog`: the kinds one process knows, their registered definitions, and running an
+//! attempt of one.
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use errand_core::settings::DestinationPolicy;

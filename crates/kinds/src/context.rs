@@ -1,3 +1,6 @@
+//! What a running attempt sees (`TaskContext`: payload, inputs, progress, cancel) and how it
+//! fails (`Failure`, `FailureKind`).
+
 use std::{fmt, sync::Arc};
 
 use errand_core::task::{Progress, TaskError};

@@ -33,7 +33,7 @@ impl fmt::Display for TaskId {
 }
 
 /// Where a task is in its life. Who moves it:
-/// - `scheduled`: submitted with a delay; the worker-side promoter queues it when due.
+/// - `scheduled`: submitted with a delay; upkeep (in any worker or api process) queues it when due.
 /// - `queued`: waiting for a worker; a worker moves it to `running`.
 /// - `running`: a worker holds its lease; the worker ends it, or another worker takes it over
 ///   (as a new attempt) when the lease lapses.

@@ -1,3 +1,6 @@
+//! Liveness (`/healthz`, never touches Redis) and readiness (`/readyz`, Redis must answer
+//! a read and take a write).
+
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;

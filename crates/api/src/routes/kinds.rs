@@ -1,3 +1,6 @@
+//! The kind registry over HTTP: list the kinds workers registered, and drop one nothing
+//! runs any more.
+
 use actix_web::{HttpResponse, delete, get, web};
 
 use errand_wire as wire;

@@ -1,3 +1,6 @@
+//! The suite's harness: an api on port 0 over a private Redis, and the problem+json check
+//! every refusal test uses.
+
 use std::path::PathBuf;
 
 use errand_api::startup::Application;

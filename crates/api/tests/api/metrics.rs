@@ -1,3 +1,5 @@
+//! `/metrics`: the counters and histograms the api exports, scraped as text.
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

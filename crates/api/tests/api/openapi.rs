@@ -1,3 +1,5 @@
+//! The OpenAPI documents: served, complete, and true to the routes and bounds.
+
 use serde_json::Value;
 
 use crate::helpers::spawn_app;

@@ -1,3 +1,5 @@
+//! Redis unavailable or refusing writes: 503 with Retry-After, and recovery by itself.
+
 use std::time::{Duration, Instant};
 
 use errand_testkit::wait_for;

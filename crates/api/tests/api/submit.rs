@@ -1,3 +1,5 @@
+//! Submitting a task: defaults, idempotency, and a 4xx naming the field for each bad input.
+
 use errand_core::settings::{ApiKey, Scope};
 use serde_json::{Value, json};
 

@@ -1,3 +1,6 @@
+//! `StoreError`: what a store call ends in, and which Redis replies mean "not now" (the
+//! api's 503 with Retry-After) rather than a fault.
+
 use redis::{ErrorKind, RedisError};
 
 use crate::task::record::CorruptRecord;

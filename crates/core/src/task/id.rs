@@ -1,3 +1,5 @@
+//! A task's id: server-made (UUIDv7) or the client's, in a key- and URL-safe alphabet.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

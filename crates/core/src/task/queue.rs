@@ -1,3 +1,5 @@
+//! A queue's name, checked once at the edge.
+
 use std::fmt;
 
 /// A queue's name: it names Redis keys and sits in URL paths unescaped, hence the short,
