@@ -278,7 +278,7 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
 /// Why a dashboard request failed, as a page.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UiError {
-    /// 503 + Retry-After (`api.retry_after_secs`, written by `error::retry_after`).
+    /// 503 + Retry-After (`api.retry_after_secs`, written by the `retry_after` middleware).
     #[error("Redis is unavailable ({0}); this page will work again once it is back")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -305,7 +305,7 @@ impl From<StoreError> for UiError {
 }
 
 impl UiError {
-    /// Whether the page carries `Retry-After` (written by `error::retry_after`).
+    /// Whether the page carries `Retry-After` (written by the `retry_after` middleware).
     pub(crate) fn retry_after(&self) -> Option<crate::error::RetryAfter> {
         matches!(self, Self::Unavailable(_)).then_some(crate::error::RetryAfter::Configured)
     }
