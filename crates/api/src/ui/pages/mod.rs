@@ -18,7 +18,7 @@ use errand_core::task::{InvalidQueueName, TaskState};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{UiError, charts};
+use super::{UiError, charts, guard::CsrfToken};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -114,4 +114,10 @@ pub(super) use workflows::{workflow, workflow_cancel, workflows};
 pub(super) struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+impl CsrfToken for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
