@@ -3,22 +3,17 @@
 //!
 //! Handlers return `Result<_, ApiError>` and use `?` on store calls ([`From<StoreError>`]).
 //! Each variant's status, problem type and title are one row of [`ApiError::meta`]; the
-//! `Retry-After` header is written by [`retry_after`] alone, because the configured hint
-//! (`api.retry_after_secs`) lives in the app state, which an error cannot reach.
+//! `Retry-After` header is written by the `retry_after` middleware alone (`retry_after.rs`),
+//! because the configured hint (`api.retry_after_secs`) lives in the app state, which an
+//! error cannot reach: so this module knows neither the state nor the dashboard.
 
 use actix_web::{
     HttpResponse, ResponseError,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
     http::{StatusCode, header},
-    middleware::Next,
-    web,
 };
 use errand_core::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use crate::state::AppState;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -240,7 +235,8 @@ impl ApiError {
         }
     }
 
-    /// Whether the response carries `Retry-After`, and with what (written by [`retry_after`]).
+    /// Whether the response carries `Retry-After`, and with what (written by the
+    /// `retry_after` middleware).
     pub(crate) fn retry_after(&self) -> Option<RetryAfter> {
         match self {
             Self::RateLimited {
@@ -288,37 +284,6 @@ impl ResponseError for ApiError {
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
     }
-}
-
-/// The one writer of `Retry-After`: an error response (API or dashboard) that asks for
-/// one gets it here, with the configured `api.retry_after_secs` where the error could not
-/// know it. Middleware, because an error renders without the app state.
-pub(crate) async fn retry_after(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let configured = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.api.retry_after_secs);
-    let mut res = next.call(req).await?;
-    let hint = res.response().error().and_then(|e| {
-        e.as_error::<ApiError>()
-            .and_then(ApiError::retry_after)
-            .or_else(|| {
-                e.as_error::<crate::ui::UiError>()
-                    .and_then(|e| e.retry_after())
-            })
-    });
-    let secs = match hint {
-        Some(RetryAfter::Secs(s)) => Some(s),
-        Some(RetryAfter::Configured) => configured,
-        None => None,
-    };
-    if let Some(secs) = secs {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-    }
-    Ok(res)
 }
 
 #[cfg(test)]

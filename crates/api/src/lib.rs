@@ -5,6 +5,7 @@
 //! - `routes`: one module per resource.
 //! - `access`: API keys (scopes, constant-time match) and the submit rate limit.
 //! - `error`: `ApiError`, mapped to problem+json in one place.
+//! - `retry_after`: the middleware that writes every `Retry-After` (API and dashboard).
 //! - `extract`: `JsonBody`, the JSON request body every submit route reads.
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json` and `/docs`.
 //! - `metrics`: `GET /metrics` (Prometheus), the HTTP middleware that feeds it.
@@ -22,6 +23,7 @@ mod metrics;
 pub mod openapi;
 mod redoc;
 mod registry;
+mod retry_after;
 mod routes;
 pub mod startup;
 mod state;

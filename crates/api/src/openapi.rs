@@ -27,7 +27,7 @@ use errand_wire as wire;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::{access::needs_key, error::Problem, routes};
+use crate::{access::scope::needs_key, error::Problem, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -149,6 +149,27 @@ impl Documents {
         let product = product(&full);
         Self { full, product }
     }
+}
+
+/// The documents for the kinds registered now, built once per registry snapshot: a kind a
+/// worker registers gets its typed branch without the api being restarted.
+pub(crate) async fn documents(
+    state: &crate::state::AppState,
+) -> Result<std::sync::Arc<Documents>, errand_core::StoreError> {
+    state
+        .kinds
+        .derived(&state.store, |snapshot, kinds| {
+            let docs: Vec<DocKind> = snapshot
+                .kinds
+                .values()
+                .map(|k| DocKind {
+                    definition: k.definition().clone(),
+                    payload_optional: k.payload_optional(kinds),
+                })
+                .collect();
+            Documents::build(&docs, &state.settings)
+        })
+        .await
 }
 
 /// `/openapi.json`: every route, with the tutorial's tag last and grouped apart.

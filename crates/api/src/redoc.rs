@@ -112,7 +112,7 @@ async fn page(
 ) -> Result<HttpResponse, ApiError> {
     Ok(match &**assets {
         Assets::Ready { .. } => {
-            let docs = state.kinds.documents(&state.store).await?;
+            let docs = crate::openapi::documents(&state).await?;
             HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))

@@ -13,6 +13,7 @@
 //! kind.
 
 use std::{
+    any::Any,
     collections::{BTreeMap, HashMap},
     fmt::Write as _,
     sync::{Arc, Mutex, OnceLock, RwLock},
@@ -28,7 +29,7 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::ApiError, openapi};
+use crate::error::ApiError;
 
 /// A kind that the registry knows, ready to validate.
 pub(crate) struct Kind {
@@ -63,8 +64,9 @@ pub(crate) struct Snapshot {
     pub kinds: BTreeMap<String, Arc<Kind>>,
     /// Alias -> canonical name.
     aliases: BTreeMap<String, String>,
-    /// The OpenAPI documents for these kinds, built on first use.
-    docs: OnceLock<Arc<openapi::Documents>>,
+    /// What is built from these kinds on first use (the OpenAPI documents, see
+    /// `openapi::documents`), typed by its one user so the registry need not know it.
+    derived: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// Whether this came from Redis (the empty one before the first read did not).
     loaded: bool,
 }
@@ -74,7 +76,7 @@ impl Snapshot {
         Self {
             kinds: BTreeMap::new(),
             aliases: BTreeMap::new(),
-            docs: OnceLock::new(),
+            derived: OnceLock::new(),
             loaded: false,
         }
     }
@@ -119,7 +121,6 @@ pub(crate) struct Kinds {
     /// Whether the built-in kinds were seeded: the first read does it, so no submit can
     /// meet a registry without them.
     seeded: std::sync::atomic::AtomicBool,
-    settings: Settings,
 }
 
 impl std::fmt::Debug for Kinds {
@@ -146,7 +147,6 @@ impl Kinds {
             reading: tokio::sync::Mutex::new(()),
             started: std::sync::atomic::AtomicU64::new(0),
             seeded: std::sync::atomic::AtomicBool::new(false),
-            settings: settings.clone(),
         }
     }
 
@@ -215,25 +215,19 @@ impl Kinds {
         }
     }
 
-    /// The OpenAPI documents for the kinds registered now.
-    pub(crate) async fn documents(
+    /// What `build` makes of the kinds registered now, built once per snapshot (a kind a
+    /// worker registers makes a new snapshot, so it is built again). One type per process:
+    /// the OpenAPI documents.
+    pub(crate) async fn derived<T: Any + Send + Sync>(
         &self,
         store: &TaskStore,
-    ) -> Result<Arc<openapi::Documents>, StoreError> {
+        build: impl FnOnce(&Snapshot, &Self) -> T,
+    ) -> Result<Arc<T>, StoreError> {
         let s = self.snapshot(store).await?;
-        Ok(s.docs
-            .get_or_init(|| {
-                let kinds: Vec<openapi::DocKind> = s
-                    .kinds
-                    .values()
-                    .map(|k| openapi::DocKind {
-                        definition: k.definition().clone(),
-                        payload_optional: k.payload_optional(self),
-                    })
-                    .collect();
-                Arc::new(openapi::Documents::build(&kinds, &self.settings))
-            })
-            .clone())
+        let any = s.derived.get_or_init(|| Arc::new(build(&s, self))).clone();
+        Ok(any
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("one derived type per snapshot")))
     }
 
     /// Reads the registry and makes it the snapshot: the answer is as fresh as the call.
@@ -294,7 +288,7 @@ impl Kinds {
         let s = Arc::new(Snapshot {
             kinds,
             aliases,
-            docs: OnceLock::new(),
+            derived: OnceLock::new(),
             loaded: true,
         });
         *self.snapshot.write().expect("kinds lock") = s.clone();

@@ -124,7 +124,7 @@ impl Application {
                 ..shared.clone()
             });
             App::new()
-                .wrap(from_fn(crate::error::retry_after))
+                .wrap(from_fn(crate::retry_after::retry_after))
                 .wrap(from_fn(access::guard))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(crate::metrics::track))

@@ -6,7 +6,7 @@ use errand_core::{Settings, TaskStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    access::{Keys, RateLimiter},
+    access::{keys::Keys, rate_limit::RateLimiter},
     events::Events,
     registry::Kinds,
 };

@@ -14,6 +14,7 @@
 
 mod auth;
 mod charts;
+mod guard;
 mod pages;
 
 use actix_web::{
@@ -26,6 +27,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub(crate) use auth::Auth;
 use auth::Session;
+use guard::view_route;
 
 const CSS: &str = include_str!("static/app.css");
 const JS: &str = include_str!("static/app.js");
@@ -49,36 +51,36 @@ impl Ui {
     pub(crate) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.0.clone())
             .route("/", web::get().to(pages::landing))
-            .route("/ui", web::get().to(pages::overview))
+            .route("/ui", view_route(pages::overview))
             .service(web::redirect("/ui/", "/ui"))
             .route("/ui/static/app.css", web::get().to(css))
             .route("/ui/static/app.js", web::get().to(js))
             .route("/ui/login", web::get().to(pages::login_form))
             .route("/ui/login", web::post().to(pages::login))
             .route("/ui/logout", web::post().to(pages::logout))
-            .route("/ui/tasks", web::get().to(pages::tasks))
+            .route("/ui/tasks", view_route(pages::tasks))
             .route("/ui/tasks/bulk", web::post().to(pages::bulk))
-            .route("/ui/tasks/{id}", web::get().to(pages::task))
+            .route("/ui/tasks/{id}", view_route(pages::task))
             .route("/ui/tasks/{id}/events", web::get().to(pages::task_events))
             .route(
                 "/ui/tasks/{id}/{action}",
                 web::post().to(pages::task_action),
             )
-            .route("/ui/queues", web::get().to(pages::queues))
+            .route("/ui/queues", view_route(pages::queues))
             .route("/ui/queues/bulk", web::post().to(pages::queue_bulk))
             .route(
                 "/ui/queues/{queue}/{action}",
                 web::post().to(pages::queue_action),
             )
-            .route("/ui/workflows", web::get().to(pages::workflows))
-            .route("/ui/workflows/{id}", web::get().to(pages::workflow))
+            .route("/ui/workflows", view_route(pages::workflows))
+            .route("/ui/workflows/{id}", view_route(pages::workflow))
             .route(
                 "/ui/workflows/{id}/cancel",
                 web::post().to(pages::workflow_cancel),
             )
-            .route("/ui/workers", web::get().to(pages::workers))
-            .route("/ui/kinds", web::get().to(pages::kinds))
-            .route("/ui/schedules", web::get().to(pages::schedules))
+            .route("/ui/workers", view_route(pages::workers))
+            .route("/ui/kinds", view_route(pages::kinds))
+            .route("/ui/schedules", view_route(pages::schedules))
             .route(
                 "/ui/schedules/{id}/{action}",
                 web::post().to(pages::schedule_action),
@@ -102,7 +104,7 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// What a dashboard request runs with: its session, the CSRF token for its forms, and the
+/// What a dashboard request runs with (a page view takes it as an argument, `guard.rs`): its session, the CSRF token for its forms, and the
 /// cookie to set when the session was just handed out.
 pub(crate) struct Ctx {
     session: Session,
@@ -112,25 +114,6 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// A page view: the session, or (with keys, none valid) a redirect to the login form.
-    pub(crate) fn view(auth: &Auth, req: &HttpRequest) -> Result<Self, ToLogin> {
-        let now = chrono::Utc::now().timestamp();
-        if let Some(session) = auth.session(req, now) {
-            return Ok(Self::of(auth, session, None));
-        }
-        if auth.keyed() {
-            let next = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/ui");
-            return Err(ToLogin(format!("/ui/login?next={}", pages::enc(next))));
-        }
-        let session = Session::open(now);
-        let cookie = auth.cookie(&session, secure(req));
-        Ok(Self::of(auth, session, Some(cookie)))
-    }
-
     /// A form post: a valid session whose scope covers `needs`, and its CSRF token.
     pub(crate) fn act(
         auth: &Auth,
@@ -234,15 +217,6 @@ impl Ctx {
     }
 }
 
-/// A page view without a session while keys are configured: where the login form is.
-pub(crate) struct ToLogin(String);
-
-impl ToLogin {
-    pub(crate) fn response(self) -> HttpResponse {
-        see_other(&self.0)
-    }
-}
-
 /// Attributes of `<main>` the script reads.
 #[derive(Default)]
 pub(crate) struct Main {
@@ -278,7 +252,7 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
 /// Why a dashboard request failed, as a page.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UiError {
-    /// 503 + Retry-After (`api.retry_after_secs`, written by `error::retry_after`).
+    /// 503 + Retry-After (`api.retry_after_secs`, written by the `retry_after` middleware).
     #[error("Redis is unavailable ({0}); this page will work again once it is back")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -305,7 +279,7 @@ impl From<StoreError> for UiError {
 }
 
 impl UiError {
-    /// Whether the page carries `Retry-After` (written by `error::retry_after`).
+    /// Whether the page carries `Retry-After` (written by the `retry_after` middleware).
     pub(crate) fn retry_after(&self) -> Option<crate::error::RetryAfter> {
         matches!(self, Self::Unavailable(_)).then_some(crate::error::RetryAfter::Configured)
     }
@@ -357,4 +331,17 @@ pub(crate) fn bare_page(title: &str, main: Markup) -> Markup {
             body { (main) }
         }
     }
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

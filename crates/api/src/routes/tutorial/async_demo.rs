@@ -58,6 +58,20 @@ async fn io_operation(name: &'static str, delay: Duration, t0: Instant) -> Step 
     }
 }
 
+/// The query both timed routes take, as the OpenAPI document describes it (`delay` reads
+/// it, rejecting any other parameter).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "only described here: `delay` reads the query itself"
+)]
+struct DelayQuery {
+    /// Each operation's duration, 0 to 10000 ms (default 1000)
+    #[param(minimum = 0, maximum = 10000, nullable = false)]
+    delay_ms: Option<u64>,
+}
+
 fn delay(req: &HttpRequest) -> Result<Duration, ApiError> {
     let mut q = Query::parse(req.query_string())?;
     let delay_ms = q
@@ -67,12 +81,22 @@ fn delay(req: &HttpRequest) -> Result<Duration, ApiError> {
     Ok(Duration::from_millis(delay_ms))
 }
 
+/// The answer of both routes, timed to now.
+fn timeline(mode: &'static str, delay: Duration, t0: Instant, steps: Vec<Step>) -> HttpResponse {
+    HttpResponse::Ok().json(Timeline {
+        mode,
+        delay_ms: ms(delay),
+        steps,
+        total_ms: ms(t0.elapsed()),
+    })
+}
+
 /// Three independent operations awaited one after another: the total is their sum
 /// (~3 s at the default 1 s each). Right for dependent steps, wasteful for independent ones.
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/async",
-    params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
+    params(DelayQuery),
     responses(
         (status = 200, body = Timeline),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -86,12 +110,7 @@ pub(crate) async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, A
     for name in STEPS {
         steps.push(io_operation(name, delay, t0).await);
     }
-    Ok(HttpResponse::Ok().json(Timeline {
-        mode: "sequential",
-        delay_ms: ms(delay),
-        steps,
-        total_ms: ms(t0.elapsed()),
-    }))
+    Ok(timeline("sequential", delay, t0, steps))
 }
 
 /// The same three operations under `tokio::join!`: all start at once and the total is
@@ -99,7 +118,7 @@ pub(crate) async fn await_sequential(req: HttpRequest) -> Result<HttpResponse, A
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/async",
-    params(("delay_ms" = Option<u64>, Query, minimum = 0, maximum = 10000, description = "Each operation's duration, 0 to 10000 ms (default 1000)")),
+    params(DelayQuery),
     responses(
         (status = 200, body = Timeline),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -114,12 +133,7 @@ pub(crate) async fn gather_concurrent(req: HttpRequest) -> Result<HttpResponse, 
         io_operation(STEPS[1], delay, t0),
         io_operation(STEPS[2], delay, t0),
     );
-    Ok(HttpResponse::Ok().json(Timeline {
-        mode: "concurrent",
-        delay_ms: ms(delay),
-        steps: vec![a, b, c],
-        total_ms: ms(t0.elapsed()),
-    }))
+    Ok(timeline("concurrent", delay, t0, vec![a, b, c]))
 }
 
 /// The answer of `/async/basic`.

@@ -4,14 +4,13 @@
 //! For work that must survive any of that, use the queue (`/tasks/celery/*`, `/v1/tasks`).
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
-use errand_core::task::TaskId;
 use errand_wire as wire;
 
-use super::required;
+use super::{path_task_id, query_task_id, required};
 use crate::{
     background::{BackgroundStatus, BackgroundTasks, Refused},
     error::{ApiError, Problem},
-    routes::query::{self, Query},
+    routes::query::Query,
 };
 
 /// Longest in-process task accepted. In-process work should be short; anything longer
@@ -43,8 +42,7 @@ pub(crate) async fn start_simple(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = Query::parse(req.query_string())?;
-    let task_id = q.str("task_id").ok_or_else(|| required("task_id"))?;
-    let task_id = TaskId::parse(&task_id).map_err(|e| query::bad("task_id", &e.to_string()))?;
+    let task_id = query_task_id(&mut q)?;
     let duration = q
         .uint("duration", 0, MAX_DURATION_SECS)?
         .ok_or_else(|| required("duration"))?;
@@ -86,10 +84,7 @@ pub(crate) async fn simple_status(
     registry: web::Data<BackgroundTasks>,
     task_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = TaskId::parse(&task_id).map_err(|e| ApiError::BadRequest {
-        field: Some("task_id".into()),
-        detail: e.to_string(),
-    })?;
+    let id = path_task_id(&task_id)?;
     match registry.get(id.as_str()) {
         Some(s) => Ok(HttpResponse::Ok().json(s)),
         None => Err(ApiError::NotFound(id.to_string())),

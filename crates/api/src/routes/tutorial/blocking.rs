@@ -58,6 +58,23 @@ pub(crate) struct ProbeReport {
     pub cpu_rounds: Option<u64>,
 }
 
+/// The query both routes take, as the OpenAPI document describes it (`params` reads it,
+/// rejecting any other parameter).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "only described here: `params` reads the query itself"
+)]
+struct ProbeQuery {
+    /// How long the work runs, 1 to 10000 ms (default 500)
+    #[param(minimum = 1, maximum = 10000, nullable = false)]
+    ms: Option<u64>,
+    /// `sleep` (default) or `cpu`
+    #[param(nullable = false)]
+    work: Option<Work>,
+}
+
 fn params(req: &HttpRequest) -> Result<(Work, Duration), ApiError> {
     let mut q = Query::parse(req.query_string())?;
     let ms = q.uint("ms", 1, MAX_MS)?.unwrap_or(DEFAULT_MS);
@@ -108,26 +125,46 @@ fn run(work: Work, dur: Duration) -> Option<u64> {
     }
 }
 
-async fn report(
-    mode: &'static str,
+/// One measured request: its work, the clock, and the probe spawned just before the work
+/// starts; both routes run the same measurement and differ only in where the work runs.
+struct Measured {
     work: Work,
     dur: Duration,
     t0: Instant,
     probe: JoinHandle<Duration>,
-    cpu_rounds: Option<u64>,
-) -> Result<HttpResponse, ApiError> {
-    let late = probe
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("probe task failed: {e}")))?;
-    Ok(HttpResponse::Ok().json(ProbeReport {
-        mode,
-        work,
-        work_ms: dur.as_millis() as u64,
-        probe_timer_ms: PROBE_TIMER.as_millis() as u64,
-        probe_delay_ms: late.as_millis() as u64,
-        total_ms: t0.elapsed().as_millis() as u64,
-        cpu_rounds,
-    }))
+}
+
+impl Measured {
+    /// Reads the query, then starts the clock and the probe.
+    fn start(req: &HttpRequest) -> Result<Self, ApiError> {
+        let (work, dur) = params(req)?;
+        Ok(Self {
+            work,
+            dur,
+            t0: Instant::now(),
+            probe: spawn_probe(),
+        })
+    }
+
+    async fn report(
+        self,
+        mode: &'static str,
+        cpu_rounds: Option<u64>,
+    ) -> Result<HttpResponse, ApiError> {
+        let late = self
+            .probe
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("probe task failed: {e}")))?;
+        Ok(HttpResponse::Ok().json(ProbeReport {
+            mode,
+            work: self.work,
+            work_ms: self.dur.as_millis() as u64,
+            probe_timer_ms: PROBE_TIMER.as_millis() as u64,
+            probe_delay_ms: late.as_millis() as u64,
+            total_ms: self.t0.elapsed().as_millis() as u64,
+            cpu_rounds,
+        }))
+    }
 }
 
 /// The mistake, on purpose: the work runs right in the async handler, so this HTTP worker's
@@ -136,10 +173,7 @@ async fn report(
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/async",
-    params(
-        ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),
-        ("work" = Option<Work>, Query, description = "`sleep` (default) or `cpu`"),
-    ),
+    params(ProbeQuery),
     responses(
         (status = 200, body = ProbeReport),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -147,11 +181,9 @@ async fn report(
 )]
 #[get("/blocking")]
 pub(crate) async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (work, dur) = params(&req)?;
-    let t0 = Instant::now();
-    let probe = spawn_probe();
-    let rounds = run(work, dur);
-    report("blocking", work, dur, t0, probe, rounds).await
+    let m = Measured::start(&req)?;
+    let rounds = run(m.work, m.dur);
+    m.report("blocking", rounds).await
 }
 
 /// The fix: the same work on tokio's blocking thread pool (`spawn_blocking`). The handler
@@ -159,10 +191,7 @@ pub(crate) async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError>
 #[utoipa::path(
     tag = "tutorial",
     context_path = "/async",
-    params(
-        ("ms" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "How long the work runs, 1 to 10000 ms (default 500)"),
-        ("work" = Option<Work>, Query, description = "`sleep` (default) or `cpu`"),
-    ),
+    params(ProbeQuery),
     responses(
         (status = 200, body = ProbeReport),
         (status = 400, description = "Bad query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -170,11 +199,10 @@ pub(crate) async fn blocking(req: HttpRequest) -> Result<HttpResponse, ApiError>
 )]
 #[get("/offloaded")]
 pub(crate) async fn offloaded(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (work, dur) = params(&req)?;
-    let t0 = Instant::now();
-    let probe = spawn_probe();
+    let m = Measured::start(&req)?;
+    let (work, dur) = (m.work, m.dur);
     let rounds = tokio::task::spawn_blocking(move || run(work, dur))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("blocking work failed: {e}")))?;
-    report("offloaded", work, dur, t0, probe, rounds).await
+    m.report("offloaded", rounds).await
 }

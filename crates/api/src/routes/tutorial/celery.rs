@@ -16,23 +16,19 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use chrono::Utc;
 use errand_core::{
     store::Submitted,
-    task::{TaskId, TaskRecord, TaskState},
+    task::{TaskRecord, TaskState},
 };
 use errand_wire as wire;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::required;
-use crate::views::IntoWire;
+use super::{path_task_id, query_task_id, required};
 use crate::{
     error::{ApiError, Problem},
-    routes::{
-        lookup::missing,
-        query::{self, Query},
-        tasks::prepare,
-    },
+    routes::{lookup::missing, query::Query, tasks::prepare},
     state::AppState,
+    views::IntoWire,
 };
 
 /// A task's state in Celery's words.
@@ -135,8 +131,7 @@ pub(crate) async fn submit_celery_task(
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let mut q = Query::parse(req.query_string())?;
-    let task_id = q.str("task_id").ok_or_else(|| required("task_id"))?;
-    TaskId::parse(&task_id).map_err(|e| query::bad("task_id", &e.to_string()))?;
+    let task_id = query_task_id(&mut q)?;
     let duration = q
         .uint("duration", 0, state.settings.tasks.max_sleep_secs)?
         .ok_or_else(|| required("duration"))?;
@@ -144,7 +139,7 @@ pub(crate) async fn submit_celery_task(
     // Built through serde so that fields added to `SubmitTask` later keep their defaults.
     let submit: wire::SubmitTask = serde_json::from_value(json!({
         "kind": "long_running",
-        "id": task_id,
+        "id": task_id.as_str(),
         "payload": {"duration_secs": duration},
     }))
     .map_err(|e| ApiError::Internal(e.into()))?;
@@ -186,10 +181,7 @@ pub(crate) async fn get_celery_task(
     state: web::Data<AppState>,
     task_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = TaskId::parse(&task_id).map_err(|e| ApiError::BadRequest {
-        field: Some("task_id".into()),
-        detail: e.to_string(),
-    })?;
+    let id = path_task_id(&task_id)?;
     let record = state.store.get(&id).await?;
     match record {
         Some(r) => Ok(HttpResponse::Ok().json(CeleryTask::from(r))),

@@ -23,7 +23,9 @@ pub(crate) mod celery;
 use actix_web::web;
 use utoipa::OpenApi;
 
-use crate::{background::BackgroundTasks, error::ApiError};
+use errand_core::task::TaskId;
+
+use crate::{background::BackgroundTasks, error::ApiError, routes::query::Query};
 
 /// What the tutorial routes share across HTTP workers: the process's background-task registry.
 #[derive(Clone)]
@@ -93,4 +95,18 @@ pub(crate) struct TutorialDoc;
 /// A required query parameter that was not given.
 fn required(name: &str) -> ApiError {
     super::query::bad(name, "required")
+}
+
+/// The required `task_id` query parameter, as a task id.
+fn query_task_id(q: &mut Query) -> Result<TaskId, ApiError> {
+    let task_id = q.str("task_id").ok_or_else(|| required("task_id"))?;
+    TaskId::parse(&task_id).map_err(|e| super::query::bad("task_id", &e.to_string()))
+}
+
+/// The `{task_id}` of a status route's path, as a task id.
+fn path_task_id(task_id: &str) -> Result<TaskId, ApiError> {
+    TaskId::parse(task_id).map_err(|e| ApiError::BadRequest {
+        field: Some("task_id".into()),
+        detail: e.to_string(),
+    })
 }

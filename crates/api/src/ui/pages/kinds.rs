@@ -1,21 +1,13 @@
 //! `/ui/kinds`: the kind registry: what each kind takes (its payload schema), who runs it
 //! and on which queues, and the kinds whose tasks wait because no live worker runs them.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use maud::html;
 
 use super::{Data, ts};
-use crate::ui::{Auth, Ctx, Main, UiError};
+use crate::ui::{Ctx, Main, UiError};
 
-pub(in crate::ui) async fn kinds(
-    state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
-) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
+pub(in crate::ui) async fn kinds(state: Data, ctx: Ctx) -> Result<HttpResponse, UiError> {
     let snapshot = state.kinds.refresh(&state.store).await?;
     let body = html! {
         h1 { "Kinds" }

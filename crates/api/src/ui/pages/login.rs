@@ -2,12 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use chrono::Utc;
-use errand_core::settings::Scope;
 use maud::html;
 use serde::Deserialize;
 
 use super::{CsrfForm, Params, param};
-use crate::ui::{Auth, Ctx, UiError, see_other};
+use crate::ui::guard::{Post, Read};
+use crate::ui::{Auth, UiError, see_other};
 
 fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -86,11 +86,9 @@ pub(in crate::ui) async fn login(
 }
 
 pub(in crate::ui) async fn logout(
-    auth: web::Data<Auth>,
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    _: Post<CsrfForm, Read>,
 ) -> Result<HttpResponse, UiError> {
-    Ctx::act(&auth, &req, &form.csrf, Scope::Read)?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/ui/login"))
         .insert_header((

@@ -18,7 +18,7 @@ use errand_core::task::{InvalidQueueName, TaskState};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{UiError, charts};
+use super::{UiError, charts, guard::CsrfToken};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -35,18 +35,7 @@ fn bad_queue(e: InvalidQueueName) -> UiError {
     }
 }
 
-/// Percent-encodes a query value.
-pub(super) fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(super) use super::enc;
 
 fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     q.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
@@ -114,4 +103,10 @@ pub(super) use workflows::{workflow, workflow_cancel, workflows};
 pub(super) struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+impl CsrfToken for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }

@@ -1,22 +1,17 @@
 //! `/ui`: every queue at a glance, with the last hour's charts.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use chrono::Utc;
 use maud::html;
 
 use super::{Data, Params, enc, param};
-use crate::ui::{Auth, Ctx, Main, UiError, charts};
+use crate::ui::{Ctx, Main, UiError, charts};
 
 pub(in crate::ui) async fn overview(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let day = param(&q, "range") == Some("day");
     let (points, width) = if day { (96, 15) } else { (60, 1) };
     let now = Utc::now();

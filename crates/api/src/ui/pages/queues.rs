@@ -1,7 +1,7 @@
 //! `/ui/queues`: per-queue counts, limits and what they hold back, pause and resume, and
 //! bulk actions over a whole queue with their progress.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use errand_core::{
     settings::Scope,
@@ -11,18 +11,14 @@ use errand_core::{
 use maud::html;
 
 use super::{CsrfForm, Data, Params, ago, bad_queue, enc, notice};
-use crate::ui::{Auth, Ctx, Main, UiError, charts, see_other};
+use crate::ui::guard::{Admin, CsrfToken, Post};
+use crate::ui::{Ctx, Main, UiError, charts, see_other};
 
 pub(in crate::ui) async fn queues(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let now = Utc::now();
     let queues = state.store.queues(now).await?;
     let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
@@ -133,13 +129,10 @@ pub(in crate::ui) async fn queues(
 
 pub(in crate::ui) async fn queue_action(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    _: Post<CsrfForm, Admin>,
 ) -> Result<HttpResponse, UiError> {
     let (queue, action) = path.into_inner();
-    Ctx::act(&auth, &req, &form.csrf, Scope::Admin)?;
     QueueName::parse(&queue).map_err(bad_queue)?;
     let msg = match action.as_str() {
         "pause" => {
@@ -202,15 +195,18 @@ pub(in crate::ui) struct BulkForm {
     error_kind: String,
 }
 
+impl CsrfToken for BulkForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /ui/queues/bulk`: starts a bulk action (admin), then back to the page, which
 /// shows its progress.
 pub(in crate::ui) async fn queue_bulk(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
-    form: web::Form<BulkForm>,
+    form: Post<BulkForm, Admin>,
 ) -> Result<HttpResponse, UiError> {
-    Ctx::act(&auth, &req, &form.csrf, Scope::Admin)?;
     QueueName::parse(&form.queue).map_err(bad_queue)?;
     let bad = |detail: String| UiError::BadRequest {
         field: "what",

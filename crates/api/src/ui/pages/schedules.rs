@@ -1,23 +1,19 @@
 //! `/ui/schedules`: schedules, enable/disable and delete.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use errand_core::settings::Scope;
 use maud::html;
 
 use super::{CsrfForm, Data, Params, enc, notice, opt_ts, param};
-use crate::ui::{Auth, Ctx, Main, UiError, see_other};
+use crate::ui::guard::{Admin, Post};
+use crate::ui::{Ctx, Main, UiError, see_other};
 
 pub(in crate::ui) async fn schedules(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let after = param(&q, "after")
         .map(|a| {
             errand_core::schedule::ScheduleId::parse(a).map_err(|e| UiError::BadRequest {
@@ -72,13 +68,10 @@ pub(in crate::ui) async fn schedules(
 
 pub(in crate::ui) async fn schedule_action(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    _: Post<CsrfForm, Admin>,
 ) -> Result<HttpResponse, UiError> {
     let (id, action) = path.into_inner();
-    Ctx::act(&auth, &req, &form.csrf, Scope::Admin)?;
     let sid = errand_core::schedule::ScheduleId::parse(&id).map_err(|e| UiError::BadRequest {
         field: "id",
         detail: e.to_string(),

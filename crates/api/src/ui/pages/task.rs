@@ -12,6 +12,7 @@ use errand_core::{
 use maud::{Markup, html};
 
 use super::{CsrfForm, Data, Params, badge, enc, notice, opt_ts, ts};
+use crate::ui::guard::{Post, Submit};
 use crate::ui::{Auth, Ctx, Main, UiError, charts, see_other};
 
 fn json_block(v: &serde_json::Value) -> Markup {
@@ -20,15 +21,10 @@ fn json_block(v: &serde_json::Value) -> Markup {
 
 pub(in crate::ui) async fn task(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     id: web::Path<String>,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let id = TaskId::parse(&id).map_err(|e| UiError::BadRequest {
         field: "id",
         detail: e.to_string(),
@@ -249,13 +245,10 @@ pub(in crate::ui) async fn task_events(
 
 pub(in crate::ui) async fn task_action(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    _: Post<CsrfForm, Submit>,
 ) -> Result<HttpResponse, UiError> {
     let (id, action) = path.into_inner();
-    Ctx::act(&auth, &req, &form.csrf, Scope::Submit)?;
     let id = TaskId::parse(&id).map_err(|e| UiError::BadRequest {
         field: "id",
         detail: e.to_string(),

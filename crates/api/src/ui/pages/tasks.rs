@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use chrono::Utc;
 use errand_core::{
     settings::Scope,
@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::{BULK_LIMIT, Data, PAGE, Params, ago, bad_queue, badge, enc, notice, param};
 use crate::state::AppState;
-use crate::ui::{Auth, Ctx, Main, UiError, see_other};
+use crate::ui::guard::{CsrfToken, Post, Submit};
+use crate::ui::{Ctx, Main, UiError, see_other};
 
 struct Filters {
     state: Option<TaskState>,
@@ -48,6 +49,19 @@ impl Filters {
             queue,
             kind,
         })
+    }
+
+    /// The store's listing of the tasks these filters match: a page of the list, or the
+    /// slice a bulk action changes.
+    fn list(&self, after: Option<Cursor>, limit: usize, budget: usize) -> ListQuery {
+        ListQuery {
+            state: self.state,
+            queue: self.queue.clone(),
+            kind: self.kind.clone(),
+            after,
+            limit,
+            budget,
+        }
     }
 
     fn query(&self) -> String {
@@ -88,14 +102,9 @@ fn progress_cell(r: &TaskRecord) -> Markup {
 
 pub(in crate::ui) async fn tasks(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     if let Some(id) = param(&q, "id") {
         return match TaskId::parse(id) {
             Ok(id) => Ok(see_other(&format!("/ui/tasks/{}", enc(id.as_str())))),
@@ -114,17 +123,7 @@ pub(in crate::ui) async fn tasks(
             })
         })
         .transpose()?;
-    let page = state
-        .store
-        .list(&ListQuery {
-            state: f.state,
-            queue: f.queue.clone(),
-            kind: f.kind.clone(),
-            after,
-            limit: PAGE,
-            budget: 1000,
-        })
-        .await?;
+    let page = state.store.list(&f.list(after, PAGE, 1000)).await?;
     let queues = state.store.queues(Utc::now()).await?;
     let known = state.kinds.current();
     let kinds: Vec<&str> = known.names().collect();
@@ -210,13 +209,16 @@ pub(in crate::ui) struct BulkForm {
     filters: HashMap<String, String>,
 }
 
+impl CsrfToken for BulkForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(in crate::ui) async fn bulk(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
-    form: web::Form<BulkForm>,
+    form: Post<BulkForm, Submit>,
 ) -> Result<HttpResponse, UiError> {
-    let _ctx = Ctx::act(&auth, &req, &form.csrf, Scope::Submit)?;
     let f = Filters::parse(&state, &form.filters)?;
     let retry = match form.action.as_str() {
         "retry" => true,
@@ -230,14 +232,7 @@ pub(in crate::ui) async fn bulk(
     };
     let page = state
         .store
-        .list(&ListQuery {
-            state: f.state,
-            queue: f.queue.clone(),
-            kind: f.kind.clone(),
-            after: None,
-            limit: BULK_LIMIT,
-            budget: BULK_LIMIT * 10,
-        })
+        .list(&f.list(None, BULK_LIMIT, BULK_LIMIT * 10))
         .await?;
     let (mut done, mut skipped) = (0, 0);
     let now = Utc::now();

@@ -1,21 +1,13 @@
 //! `/ui/workers`: the live worker registry.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use chrono::Utc;
 use maud::html;
 
 use super::{Data, ago, enc, ts};
-use crate::ui::{Auth, Ctx, Main, UiError};
+use crate::ui::{Ctx, Main, UiError};
 
-pub(in crate::ui) async fn workers(
-    state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
-) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
+pub(in crate::ui) async fn workers(state: Data, ctx: Ctx) -> Result<HttpResponse, UiError> {
     let now = Utc::now();
     let workers = state.store.workers().await?;
     let body = html! {

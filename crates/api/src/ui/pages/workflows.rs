@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use errand_core::{
     settings::Scope,
@@ -14,7 +14,8 @@ use errand_core::{
 use maud::{Markup, html};
 
 use super::{CsrfForm, Data, Params, enc, notice, opt_ts, ts};
-use crate::ui::{Auth, Ctx, Main, UiError, see_other};
+use crate::ui::guard::{Post, Submit};
+use crate::ui::{Ctx, Main, UiError, see_other};
 
 /// Graphs of more steps than this are left to the table (a browser draws them poorly).
 const MOST_DRAWN: usize = 300;
@@ -36,14 +37,9 @@ fn parse(id: &str) -> Result<WorkflowId, UiError> {
 
 pub(in crate::ui) async fn workflows(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let (page, _) = state.store.workflows(None, 100).await?;
     let body = html! {
         h1 { "Workflows" }
@@ -198,15 +194,10 @@ fn truncate(s: &str, n: usize) -> String {
 
 pub(in crate::ui) async fn workflow(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     path: web::Path<String>,
     q: Params,
+    ctx: Ctx,
 ) -> Result<HttpResponse, UiError> {
-    let ctx = match Ctx::view(&auth, &req) {
-        Ok(c) => c,
-        Err(login) => return Ok(login.response()),
-    };
     let id = parse(&path)?;
     let Some(r) = state.store.workflow(id.as_str()).await? else {
         return Err(UiError::NotFound(format!(
@@ -274,12 +265,9 @@ pub(in crate::ui) async fn workflow(
 
 pub(in crate::ui) async fn workflow_cancel(
     state: Data,
-    auth: web::Data<Auth>,
-    req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    _: Post<CsrfForm, Submit>,
 ) -> Result<HttpResponse, UiError> {
-    Ctx::act(&auth, &req, &form.csrf, Scope::Submit)?;
     let id = parse(&path)?;
     let Some(before) = state.store.workflow(id.as_str()).await? else {
         return Err(UiError::NotFound(format!("no workflow `{id}`")));
