@@ -19,11 +19,13 @@
 //! - [`queue`]: queue counts, pause state, flow-control limits.
 //! - [`bulk`]: bulk actions.
 //! - [`worker`]: worker processes as their heartbeats describe them.
+//! - [`http_worker`]: the HTTP worker protocol: register, lease, heartbeat, complete.
 //! - [`kind`]: task kinds from the registry.
 //! - [`problem`]: the problem+json body of every refusal.
 #![allow(missing_docs)]
 
 pub mod bulk;
+pub mod http_worker;
 pub mod kind;
 pub mod problem;
 pub mod queue;
@@ -33,6 +35,11 @@ pub mod worker;
 pub mod workflow;
 
 pub use bulk::{BulkAction, BulkJob, StartBulk};
+pub use http_worker::{
+    CompleteAnswer, CompleteRequest, HeartbeatAnswer, HeartbeatRequest, HeldTask, KindSpec,
+    LeaseRequest, Leased, LeasedTask, ProgressIn, QueueSpec, Recorded, RegisterWorker, Registered,
+    Report, ReportError, ReportOutcome, ReportResult,
+};
 pub use kind::KindInfo;
 pub use problem::Problem;
 pub use queue::{

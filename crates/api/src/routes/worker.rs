@@ -12,28 +12,30 @@
 //! The token handed out is opaque to the worker: the claim token with the attempt, the
 //! task's attempt budget, queue and kind (`Lease`), so a report needs only id and token and
 //! the api reads nothing before it writes.
+//!
+//! The bodies are errand-wire's (`http_worker`); `views` converts them to and from the store's.
 
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use errand_core::{
-    store::{
-        AttemptEnd, Held, KindDefinition, Outcome, ProgressReport, WorkerInfo, WorkerKind,
-        WorkerQueue,
-    },
-    task::{Progress, QueueName, TaskError, backoff, jitter},
+    store::{AttemptEnd, Held, Outcome, ProgressReport, WorkerInfo, WorkerKind},
+    task::{QueueName, TaskError, backoff, jitter},
 };
 use errand_kinds::is_kind_name;
-use serde::{Deserialize, Serialize};
+use errand_wire::{
+    CompleteAnswer, CompleteRequest, HeartbeatAnswer, HeartbeatRequest, LeaseRequest, Leased,
+    Recorded, RegisterWorker, Registered, Report, ReportOutcome, ReportResult,
+};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, Problem},
     extract::JsonBody,
     registry::{Kinds, compile},
     state::AppState,
+    views::{IntoStore, IntoWire},
 };
 
 /// Where the problem types live (as `ApiError`'s).
@@ -43,273 +45,6 @@ const PROBLEMS: &str = "https://errand.dev/problems/";
 const MAX_PER_REQUEST: usize = 1000;
 /// Longest a lease may wait for tasks.
 const MAX_WAIT_MS: u64 = 30_000;
-
-/// A worker announcing itself and the kinds it runs.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "resizer", "queues": [{"name": "images", "concurrency": 8}],
-    "kinds": [{"name": "resize", "payload_schema": {"type": "object", "required": ["width"],
-    "properties": {"width": {"type": "integer", "minimum": 1}}}}]}))]
-pub(crate) struct RegisterWorker {
-    /// A label for people (`/v1/workers`, the dashboard): 1 to 32 of `A-Z a-z 0-9 _ - . :`.
-    pub name: Option<String>,
-    /// The queues it leases from, with how many of their tasks it runs at once.
-    pub queues: Vec<QueueSpec>,
-    /// The kinds it runs, registered as Rust workers' are: submits of them are validated
-    /// against `payload_schema` from now on.
-    pub kinds: Vec<KindSpec>,
-}
-
-/// One queue a worker serves.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct QueueSpec {
-    /// The queue's name.
-    #[schema(example = "default")]
-    pub name: String,
-    /// Most of its tasks the worker runs at once (1 to 10,000).
-    #[schema(minimum = 1, maximum = 10000)]
-    pub concurrency: usize,
-}
-
-/// A kind an HTTP worker runs.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct KindSpec {
-    /// Canonical name: 1 to 64 of `A-Z a-z 0-9 _ - . :`.
-    pub name: String,
-    /// Other names a submit may use.
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    /// One line for people.
-    #[serde(default)]
-    pub summary: String,
-    /// Whether running it twice has the effect of running it once.
-    #[serde(default)]
-    pub idempotent: bool,
-    /// JSON Schema (2020-12) every payload must meet.
-    #[schema(value_type = Value)]
-    pub payload_schema: Value,
-    /// JSON Schema every result must meet (default: any).
-    #[schema(value_type = Option<Value>)]
-    pub result_schema: Option<Value>,
-    /// A payload it accepts, for the docs.
-    #[schema(value_type = Option<Value>)]
-    pub example: Option<Value>,
-}
-
-/// A registered worker: its id, and how often it must be heard from.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Registered {
-    /// The worker's id: send it with every lease, heartbeat and complete.
-    #[schema(example = "http:resizer:01JD6S8Q3M6Z4W1D2K8E9T0ABC")]
-    pub worker: String,
-    /// How long a lease lasts without a heartbeat.
-    pub lease_secs: f64,
-    /// How often to send a heartbeat (with or without tasks); the registration lapses after
-    /// four missed ones.
-    pub heartbeat_secs: f64,
-}
-
-/// A request for tasks.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LeaseRequest {
-    /// The id `register` answered.
-    pub worker: String,
-    /// Queues to lease from (default: the registered ones).
-    pub queues: Option<Vec<String>>,
-    /// Most tasks to take (1 to 1,000; default 1): the worker's free slots.
-    #[schema(minimum = 1, maximum = 1000)]
-    pub max: Option<usize>,
-    /// How long to wait for a task when none is ready (0 to 30,000 ms; default 0).
-    #[schema(minimum = 0, maximum = 30000)]
-    pub wait_ms: Option<u64>,
-}
-
-/// Tasks leased.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Leased {
-    /// Now `running` under this worker, each with its lease; may be empty.
-    pub tasks: Vec<LeasedTask>,
-}
-
-/// One leased task: what the worker runs it with.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LeasedTask {
-    /// The task id.
-    pub id: String,
-    /// Its queue.
-    pub queue: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its input (validated against the kind's schema at submit).
-    #[schema(value_type = Value)]
-    pub payload: Value,
-    /// This attempt's number, 1 for the first.
-    pub attempt: u32,
-    /// Attempts the task may have in all.
-    pub max_attempts: u32,
-    /// The claim token of this attempt (opaque): send it with every heartbeat and report.
-    pub token: String,
-    /// When the lease lapses unless a heartbeat extends it.
-    pub lease_expires_at: DateTime<Utc>,
-    /// The attempt's time limit in seconds, if the task has one.
-    #[schema(required = true)]
-    pub timeout_secs: Option<u64>,
-    /// The submit's W3C trace context, when it was traced.
-    #[schema(required = true)]
-    pub traceparent: Option<String>,
-    /// The workflow this task is a step of; null for a task of its own (docs/workflows.md).
-    #[schema(required = true)]
-    pub workflow: Option<String>,
-    /// A workflow step's inputs: for each step it runs after, by name, that step's end
-    /// (`{"id", "state", "result"}`, or `"error"` in place of `result` when it did not
-    /// succeed); `{}` for a first step, null outside a workflow.
-    #[schema(required = true, value_type = Option<Object>)]
-    pub inputs: Option<Value>,
-}
-
-/// A worker's heartbeat: every task it holds, with progress where there is news.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HeartbeatRequest {
-    /// The id `register` answered.
-    pub worker: String,
-    /// Tasks held now (at most 1,000).
-    #[serde(default)]
-    pub tasks: Vec<HeldTask>,
-}
-
-/// A task a worker holds.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HeldTask {
-    /// The task id.
-    pub id: String,
-    /// The token its lease gave.
-    pub token: String,
-    /// Progress to record.
-    pub progress: Option<ProgressIn>,
-}
-
-/// Progress reported by a task.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProgressIn {
-    /// 0 to 100.
-    #[schema(minimum = 0, maximum = 100)]
-    pub percent: u8,
-    /// What the task says it is doing.
-    pub message: Option<String>,
-}
-
-/// What a heartbeat found.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HeartbeatAnswer {
-    /// Held tasks whose cancel a client requested: stop them and report them `cancelled`.
-    pub cancel: Vec<String>,
-    /// Tasks no longer held (the lease lapsed and another worker took over, or they were
-    /// given back): stop them and report nothing, it would be refused.
-    pub lost: Vec<String>,
-    /// When the leases extended now lapse.
-    pub lease_expires_at: DateTime<Utc>,
-}
-
-/// Attempts ended, many at once.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CompleteRequest {
-    /// The id `register` answered.
-    pub worker: String,
-    /// 1 to 1,000 reports.
-    pub reports: Vec<Report>,
-}
-
-/// How one attempt ended.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Report {
-    /// The task id (optional in the single-task route, which has it in its path).
-    pub id: Option<String>,
-    /// The token its lease gave.
-    pub token: String,
-    /// `succeeded`, `failed` or `cancelled`.
-    pub outcome: ReportOutcome,
-    /// `succeeded`: the result, checked against the kind's result schema.
-    #[schema(value_type = Option<Value>)]
-    pub result: Option<Value>,
-    /// `failed`: why.
-    pub error: Option<ReportError>,
-    /// `failed`: whether another attempt may succeed (default true). Retried while
-    /// attempts remain.
-    pub retryable: Option<bool>,
-    /// `failed` and retried: how long to wait first (default: errand's exponential
-    /// backoff), 0 to 604,800 s.
-    #[schema(minimum = 0, maximum = 604800)]
-    pub retry_in_secs: Option<f64>,
-    /// `cancelled`: what the task said.
-    pub message: Option<String>,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ReportOutcome {
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl ReportOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// A failure as a worker reports it.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReportError {
-    /// A category (`timeout`, `http_status`, an exception's class name …).
-    pub kind: String,
-    /// For people.
-    pub message: String,
-}
-
-/// What became of each report, in order.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CompleteAnswer {
-    pub results: Vec<ReportResult>,
-}
-
-/// What became of one report: `status` 200 recorded (a replay too), 409 the token no
-/// longer holds the task, 422 the report does not fit (a result off its schema: nothing
-/// recorded; report the task failed instead).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ReportResult {
-    pub id: String,
-    pub status: u16,
-    /// The problem type, when not 200.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// The field at fault, for a 422.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// The single-task answer: recorded.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Recorded {
-    pub recorded: bool,
-}
 
 /// What the opaque token carries: `<claim>~<attempt>~<max>~<queue>~<kind>` (none of the
 /// parts can hold `~`).
@@ -391,7 +126,7 @@ pub(crate) async fn register(
     }
     let mut queues = Vec::with_capacity(r.queues.len());
     for (i, q) in r.queues.iter().enumerate() {
-        let name = QueueName::parse(&q.name)
+        QueueName::parse(&q.name)
             .map_err(|e| ApiError::invalid(format!("queues[{i}].name"), e.to_string()))?;
         if !(1..=errand_core::settings::MAX_CONCURRENCY).contains(&q.concurrency) {
             return Err(ApiError::invalid(
@@ -399,17 +134,15 @@ pub(crate) async fn register(
                 format!("must be 1 to {}", errand_core::settings::MAX_CONCURRENCY),
             ));
         }
-        queues.push(WorkerQueue {
-            name: name.to_string(),
-            concurrency: q.concurrency,
-        });
+        queues.push(q.into_store());
     }
     if r.kinds.is_empty() || r.kinds.len() > MAX_PER_REQUEST {
         return Err(ApiError::invalid("kinds", "give 1 to 1000 kinds"));
     }
     let mut defs = Vec::with_capacity(r.kinds.len());
     for (i, k) in r.kinds.into_iter().enumerate() {
-        for (n, name) in std::iter::once(&k.name).chain(&k.aliases).enumerate() {
+        let def = k.into_store();
+        for (n, name) in std::iter::once(&def.name).chain(&def.aliases).enumerate() {
             if !is_kind_name(name) {
                 let field = if n == 0 {
                     format!("kinds[{i}].name")
@@ -419,12 +152,9 @@ pub(crate) async fn register(
                 return Err(ApiError::invalid(field, "1 to 64 of A-Z a-z 0-9 _ - . :"));
             }
         }
-        let result_schema = k
-            .result_schema
-            .unwrap_or_else(|| Value::Object(Default::default()));
         for (what, schema) in [
-            ("payload_schema", &k.payload_schema),
-            ("result_schema", &result_schema),
+            ("payload_schema", &def.payload_schema),
+            ("result_schema", &def.result_schema),
         ] {
             compile(schema).map_err(|e| {
                 ApiError::invalid(
@@ -433,17 +163,7 @@ pub(crate) async fn register(
                 )
             })?;
         }
-        defs.push(KindDefinition {
-            payload_name: String::new(),
-            result_name: String::new(),
-            name: k.name,
-            aliases: k.aliases,
-            summary: k.summary,
-            idempotent: k.idempotent,
-            payload_schema: k.payload_schema,
-            result_schema,
-            example: k.example.unwrap_or(Value::Null),
-        });
+        defs.push(def);
     }
     let name = format!("http:{label}:{}", ulid::Ulid::generate());
     state.store.register_kinds(&defs, &name, true).await?;
@@ -560,30 +280,17 @@ pub(crate) async fn lease(
                 .partition(|c| me.kinds.iter().any(|k| k.name == c.kind));
             unknown_kinds(&state, &me, foreign).await?;
             let expires = now + chrono::Duration::from_std(lease_for).unwrap_or_default();
-            tasks.extend(run.into_iter().map(|c| {
+            tasks.extend(run.into_iter().map(|mut c| {
+                // The worker gets the lease's token in place of the bare claim token.
                 let token = Lease {
-                    claim: c.token,
+                    claim: std::mem::take(&mut c.token),
                     attempt: c.attempt,
                     max_attempts: c.max_attempts,
                     queue: c.queue.clone(),
                     kind: c.kind.clone(),
                 }
                 .token();
-                LeasedTask {
-                    id: c.id,
-                    queue: c.queue,
-                    kind: c.kind,
-                    // A record whose payload is not JSON reaches the worker as null.
-                    payload: c.payload.unwrap_or(Value::Null),
-                    attempt: c.attempt,
-                    max_attempts: c.max_attempts,
-                    token,
-                    lease_expires_at: expires,
-                    timeout_secs: c.timeout_secs,
-                    traceparent: c.traceparent,
-                    workflow: c.workflow,
-                    inputs: c.inputs,
-                }
+                (c, token, expires).into_wire()
             }));
         }
         let now = tokio::time::Instant::now();
@@ -696,11 +403,8 @@ pub(crate) async fn heartbeat(
                 id: t.id.clone(),
                 queue: l.queue.clone(),
                 token: l.claim.clone(),
-                json: serde_json::to_string(&Progress {
-                    percent: p.percent,
-                    message: p.message.clone(),
-                })
-                .map_err(|e| ApiError::Internal(e.into()))?,
+                json: serde_json::to_string(&p.into_store())
+                    .map_err(|e| ApiError::Internal(e.into()))?,
             });
         }
         held.push(Held {
@@ -772,10 +476,7 @@ fn attempt_end(
                 ));
             }
             failure(
-                TaskError {
-                    kind: e.kind,
-                    message: e.message,
-                },
+                e.into_store(),
                 r.retryable.unwrap_or(true),
                 r.retry_in_secs,
                 l.attempt,

@@ -6,6 +6,7 @@
 //! Two traits rather than `From`: both sides are other crates' types, which Rust's orphan
 //! rule keeps `From` from joining here.
 
+mod http_worker;
 mod kind;
 mod queue;
 mod schedule;
