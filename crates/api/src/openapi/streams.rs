@@ -16,49 +16,40 @@ pub(super) fn event_stream(doc: &mut Value) {
     let states: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
     let mut change = states.clone();
     change.push("progress");
-    doc["components"]["schemas"]["TaskEvent"] = json!({
-        "description": "One server-sent event of `GET /v1/tasks/{id}/events`. `event` is the \
+    doc["components"]["schemas"]["TaskEvent"] = event(
+        "One server-sent event of `GET /v1/tasks/{id}/events`. `event` is the \
             state the task entered, or `progress` for a progress report; `data` is the full \
             task record as JSON. The last event is a terminal state, or `gone` (data `{}`) \
             when the record disappeared.",
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["event", "data"],
-                "properties": {
-                    "event": {"type": "string", "enum": change},
-                    "data": {
-                        "type": "string",
-                        "contentMediaType": "application/json",
-                        "contentSchema": schema_ref("TaskRecord"),
-                    },
-                },
-            },
-            {
-                "type": "object",
-                "required": ["event", "data"],
-                "properties": {
-                    "event": {"const": "gone"},
-                    "data": {"const": "{}"},
-                },
-            },
-        ],
-    });
+        json!({"type": "string", "enum": change}),
+        "TaskRecord",
+    );
     stream_of(doc, "/v1/tasks/{id}/events", "TaskEvent");
-    doc["components"]["schemas"]["WorkflowEvent"] = json!({
-        "description": "One server-sent event of `GET /v1/workflows/{id}/events`: `workflow` \
+    doc["components"]["schemas"]["WorkflowEvent"] = event(
+        "One server-sent event of `GET /v1/workflows/{id}/events`: `workflow` \
             with the whole workflow as JSON, now and on every change of it or a step; the \
             last is the one showing it ended, or `gone` (data `{}`) when it expired.",
+        json!({"const": "workflow"}),
+        "WorkflowView",
+    );
+    stream_of(doc, "/v1/workflows/{id}/events", "WorkflowEvent");
+}
+
+/// One event of a stream: `event` names it and `data` is a `data` component as JSON text,
+/// or it is the `gone` both streams end with when their subject disappeared.
+fn event(description: &str, event: Value, data: &str) -> Value {
+    json!({
+        "description": description,
         "oneOf": [
             {
                 "type": "object",
                 "required": ["event", "data"],
                 "properties": {
-                    "event": {"const": "workflow"},
+                    "event": event,
                     "data": {
                         "type": "string",
                         "contentMediaType": "application/json",
-                        "contentSchema": schema_ref("WorkflowView"),
+                        "contentSchema": schema_ref(data),
                     },
                 },
             },
@@ -71,8 +62,7 @@ pub(super) fn event_stream(doc: &mut Value) {
                 },
             },
         ],
-    });
-    stream_of(doc, "/v1/workflows/{id}/events", "WorkflowEvent");
+    })
 }
 
 /// The 200 of the event stream at `path`: text, each event a `schema` (`x-item-schema`,
